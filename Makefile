@@ -1,0 +1,110 @@
+# Sheepfold: one non-recursive makefile for sheep, collie, libsd, formats and tests.
+#   make            build sheep and collie (build/)
+#   make SANITIZE=1 the same with ASan+UBSan (build-san/)
+#   make check      unit + functional tests (one pass under sanitizers)
+#   make demo       start a local 3-node cluster and show it
+#   make bench      throughput figures against a local-disk peer
+#   make deps       install the Debian packages the build and tests need
+#   make V=1        show full command lines
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PKGS    := libcpg libcfg libquorum liburcu zlib libcurl libzstd libcrypto
+TEST_PKGS := cunit
+
+ifeq ($(SANITIZE),1)
+BUILD   := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+SANFLAGS :=
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CUNIT_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
+           -D_FILE_OFFSET_BITS=64 -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -pthread -MMD -MP
+LDFLAGS += $(SANFLAGS) -pthread
+LDLIBS  := $(PKG_LIBS) -lm
+
+ifneq ($(V),1)
+Q := @
+quiet = @printf '  %-7s %s\n' $(1) $(2);
+endif
+
+LIB_SRCS     := $(sort $(wildcard lib/*.c))
+FORMATS_SRCS := $(sort $(wildcard formats/*.c))
+SHEEP_SRCS   := $(sort $(wildcard sheep/*.c sheep/cluster/*.c))
+COLLIE_SRCS  := $(sort $(wildcard collie/*.c))
+UNIT_SRCS    := $(sort $(wildcard tests/unit/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+LIBSD      := $(BUILD)/libsd.a
+LIBFORMATS := $(BUILD)/libsdformats.a
+SHEEP      := $(BUILD)/sheep
+COLLIE     := $(BUILD)/collie
+UNIT       := $(BUILD)/unit-tests
+
+.PHONY: all check check-unit check-functional check-long bench demo deps install clean
+all: $(SHEEP) $(COLLIE)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call quiet,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBSD): $(call obj,$(LIB_SRCS))
+	$(call quiet,AR,$@)rm -f $@ && ar rcs $@ $^
+
+$(LIBFORMATS): $(call obj,$(FORMATS_SRCS))
+	$(call quiet,AR,$@)rm -f $@ && ar rcs $@ $^
+
+$(SHEEP): $(call obj,$(SHEEP_SRCS)) $(LIBSD)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(COLLIE): $(call obj,$(COLLIE_SRCS)) $(LIBFORMATS) $(LIBSD)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNIT): $(call obj,$(UNIT_SRCS)) $(LIBFORMATS) $(LIBSD)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CUNIT_LIBS)
+
+# check: unit tests plain and under sanitizers, then every functional scenario
+# (the sanitizer-built sheep and collie run scenarios listed in tests/functional/san).
+check: all $(UNIT)
+	$(UNIT)
+	$(MAKE) SANITIZE=1 all build-san/unit-tests
+	build-san/unit-tests
+	tests/functional/check
+
+check-unit: $(UNIT)
+	$(UNIT)
+
+check-functional: all
+	tests/functional/check
+
+check-long: all
+	LONG=1 tests/functional/check
+
+bench: all
+	tests/bench/run
+
+demo: all
+	tests/demo
+
+deps:
+	@tests/deps.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(SHEEP) $(DESTDIR)$(PREFIX)/sbin/sheep
+	install -m 755 $(COLLIE) $(DESTDIR)$(PREFIX)/bin/collie
+	install -m 644 man/sheep.8 man/collie.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,59 @@
+/* collie.h: the admin CLI's command table types and the helpers every command file shares. */
+#ifndef COLLIE_H
+#define COLLIE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* exit statuses (as sheepdog's collie/dog) */
+#define EXIT_OK        0
+#define EXIT_FAILURE_  1   /* any failure, bad argument included */
+#define EXIT_SYSFAIL   2
+#define EXIT_EXISTS    3
+#define EXIT_FULL      4
+#define EXIT_MISSING   5
+
+/* Option keys: a letter for short options ('c'), or a value >= 256 for long-only ones. */
+struct collie_option {
+	int key;
+	const char *long_name;    /* may be NULL */
+	int has_arg;              /* 0 no, 1 required */
+	const char *arg_name;     /* "COPIES"; shown in help */
+	const char *help;
+};
+
+#define CMD_CLUSTER 0x1   /* talks to a sheep: takes -a ADDR, -p PORT, -r */
+
+struct subcommand {
+	const char *name;
+	const char *synopsis;                 /* positional arguments and options, for usage */
+	const char *help;                     /* one line */
+	const struct collie_option *options;  /* terminated by {0}; NULL for none */
+	unsigned flags;
+	int min_args, max_args;               /* positional arguments after the verb; -1 = unlimited */
+	int (*fn)(int argc, char **argv);     /* positional arguments only; returns an exit status */
+};
+
+struct command {
+	const char *name;
+	const char *help;
+	const struct subcommand *subs;        /* terminated by {NULL} */
+};
+
+extern const struct command cluster_command, node_command, vdi_command, image_command;
+
+/* Options of the running subcommand, parsed by main: NULL if absent, the argument or "" if present.
+ * A repeated option keeps all its arguments joined with ','. */
+const char *opt(int key);
+bool opt_set(int key);
+
+/* the sheep collie talks to, and output mode */
+extern const char *sd_addr;
+extern int sd_port;
+extern bool raw_output;
+
+/* one-line error to stderr, prefixed "collie: " */
+void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,36 @@
+/* sd_client.h: the client side of the sheepdog protocol (VDI lookup, object I/O, inode upkeep),
+ * used by collie, the formats library's sheepdog: source and sink, the NBD export and tests. */
+#ifndef SD_CLIENT_H
+#define SD_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "sheepdog_proto.h"
+
+struct sd_vdi;   /* an open VDI: a connection pool plus a cached inode */
+
+/* All functions return 0 or a positive SD_RES_* code; sd_strerror() names it.
+ * A negative value is -errno from the local system (connect failed etc). */
+const char *sd_strerror(int res);
+
+/* Create a VDI of size bytes. copies 0 = the cluster default. */
+int sd_vdi_create(const char *host, int port, const char *name, uint64_t size,
+		  int copies, bool prealloc, uint32_t *vid_out);
+/* Open by name; snap = NULL/"" for the working VDI, else a tag or a decimal snapshot id.
+ * A snapshot opens read-only. */
+int sd_vdi_open(const char *host, int port, const char *name, const char *snap,
+		bool writable, struct sd_vdi **out);
+uint64_t sd_vdi_size(const struct sd_vdi *vdi);
+uint32_t sd_vdi_id(const struct sd_vdi *vdi);
+int sd_vdi_pread(struct sd_vdi *vdi, void *buf, size_t len, uint64_t offset);
+/* Writes allocate objects as needed and update the inode; durable after sd_vdi_flush(). */
+int sd_vdi_pwrite(struct sd_vdi *vdi, const void *buf, size_t len, uint64_t offset);
+/* Is the object covering offset allocated? *run gets the length (from offset) of the run with the
+ * same answer, up to len. Unallocated reads as zeros. */
+int sd_vdi_block_status(struct sd_vdi *vdi, uint64_t offset, uint64_t len, bool *allocated, uint64_t *run);
+int sd_vdi_flush(struct sd_vdi *vdi);
+int sd_vdi_delete(const char *host, int port, const char *name, const char *snap);
+void sd_vdi_close(struct sd_vdi *vdi);
+
+#endif
