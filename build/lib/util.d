@@ -1,0 +1,2 @@
+build/lib/util.o: lib/util.c include/util.h
+include/util.h:

@@ -1,0 +1,155 @@
+/* internal_proto.h: sheep-to-sheep and sheep-to-collie opcodes, node identity and their payloads. */
+#ifndef INTERNAL_PROTO_H
+#define INTERNAL_PROTO_H
+
+#include <stdint.h>
+#include "sheepdog_proto.h"
+
+/* internal opcodes (numbers as the original project used them) */
+#define SD_OP_GET_NODE_LIST        0x82
+#define SD_OP_MAKE_FS              0x84
+#define SD_OP_SHUTDOWN             0x85
+#define SD_OP_STAT_SHEEP           0x86
+#define SD_OP_STAT_CLUSTER         0x87
+#define SD_OP_GET_VDI_ATTR         0x89
+#define SD_OP_FORCE_RECOVER        0x8A
+#define SD_OP_STAT_RECOVERY        0x97
+#define SD_OP_NOTIFY_VDI_DEL       0x99
+#define SD_OP_KILL_NODE            0x9A
+#define SD_OP_GET_OBJ_LIST         0xA1
+#define SD_OP_GET_EPOCH            0xA2
+#define SD_OP_CREATE_AND_WRITE_PEER 0xA3
+#define SD_OP_READ_PEER            0xA4
+#define SD_OP_WRITE_PEER           0xA5
+#define SD_OP_REMOVE_PEER          0xA6
+#define SD_OP_ENABLE_RECOVER       0xA8
+#define SD_OP_DISABLE_RECOVER      0xA9
+#define SD_OP_GET_VDI_COPIES       0xAB
+#define SD_OP_COMPLETE_RECOVERY    0xAC
+#define SD_OP_FLUSH_NODES          0xAD
+#define SD_OP_FLUSH_PEER           0xAE
+#define SD_OP_NOTIFY_VDI_ADD       0xAF
+#define SD_OP_GET_HASH             0xB4
+#define SD_OP_EXIST                0xBD
+#define SD_OP_REPAIR_REPLICA       0xC5
+#define SD_OP_OIDS_EXIST           0xC6
+
+/* internal flags */
+#define SD_FLAG_CMD_RECOVERY 0x80
+
+/* internal results */
+#define SD_RES_OLD_NODE_VER   0x81
+#define SD_RES_NEW_NODE_VER   0x82
+#define SD_RES_NOT_FORMATTED  0x83
+#define SD_RES_INVALID_CTIME  0x84
+#define SD_RES_INVALID_EPOCH  0x85
+#define SD_RES_NETWORK_ERROR  0x86
+#define SD_RES_BUFFER_SMALL   0x88
+#define SD_RES_NO_SUPPORT     0x8B
+#define SD_RES_KILLED         0x8D
+#define SD_RES_AGAIN          0x8F
+#define SD_RES_STALE_OBJ      0x90
+
+/* the largest payload a request may carry or ask for: a whole inode object, rounded up */
+#define SD_MAX_DATA_LENGTH    (16u << 20)
+#define SD_MAX_NODES          1024
+#define SD_DEFAULT_VNODES     128
+#define SD_DEFAULT_COPIES     3
+
+/* A node: where it listens and how it weighs on the ring. addr is IPv6 or IPv4-mapped. */
+struct sd_node {
+	uint8_t  addr[16];
+	uint16_t port;
+	uint16_t nr_vnodes;
+	uint32_t zone;
+	uint64_t space;      /* store capacity in bytes */
+	uint16_t nbd_port;   /* 0: no NBD export */
+	uint8_t  reserved[14];
+};
+SD_CHECK(sizeof(struct sd_node) == 48);
+
+/* cluster status */
+enum sd_status {
+	SD_STATUS_WAIT_FOR_FORMAT = 0,
+	SD_STATUS_OK = 1,
+	SD_STATUS_WAIT = 2,       /* waiting for the nodes of the last epoch */
+	SD_STATUS_SHUTDOWN = 3,
+	SD_STATUS_KILLED = 4,
+	SD_STATUS_HALT = 5,
+};
+
+/* GET_NODE_LIST / STAT_SHEEP response union */
+struct sd_node_rsp {
+	uint8_t  proto_ver, opcode;
+	uint16_t flags;
+	uint32_t epoch, id, data_length;
+	uint32_t result;
+	uint32_t nr_nodes;
+	uint32_t local_idx;
+	uint32_t __pad;
+	uint64_t store_size;
+	uint64_t store_free;
+};
+SD_CHECK(sizeof(struct sd_node_rsp) == 48);
+
+/* STAT_CLUSTER response union: cluster state; payload = epoch log entries, newest first */
+struct sd_cluster_rsp {
+	uint8_t  proto_ver, opcode;
+	uint16_t flags;
+	uint32_t epoch, id, data_length;
+	uint32_t result;
+	uint8_t  status;
+	uint8_t  nr_copies;
+	uint8_t  block_size_shift;
+	uint8_t  recovery_disabled;
+	uint64_t ctime;
+	uint32_t nr_entries;
+	uint32_t __pad[3];
+};
+SD_CHECK(sizeof(struct sd_cluster_rsp) == 48);
+
+/* MAKE_FS request union */
+struct sd_cluster_req {
+	uint8_t  proto_ver, opcode;
+	uint16_t flags;
+	uint32_t epoch, id, data_length;
+	uint32_t __pad0;
+	uint32_t __pad1;
+	uint64_t ctime;
+	uint8_t  copies;
+	uint8_t  copy_policy;
+	uint8_t  block_size_shift;
+	uint8_t  __pad2[13];
+};
+SD_CHECK(sizeof(struct sd_cluster_req) == 48);
+
+/* one epoch log entry, on disk and on the wire */
+struct epoch_log {
+	uint64_t ctime;       /* cluster creation time */
+	uint64_t time;        /* seconds since the epoch when this epoch began */
+	uint32_t epoch;
+	uint32_t nr_nodes;
+	struct sd_node nodes[SD_MAX_NODES];
+};
+#define EPOCH_LOG_HDR_SIZE offsetof(struct epoch_log, nodes)
+
+/* VDI state, as GET_VDI_COPIES returns it */
+struct vdi_state {
+	uint32_t vid;
+	uint8_t  nr_copies;
+	uint8_t  block_size_shift;
+	uint8_t  snapshot;
+	uint8_t  deleted;
+};
+
+static inline uint32_t node_id_hash32(const struct sd_node *n)
+{
+	uint8_t key[18];
+	for (int i = 0; i < 16; i++)
+		key[i] = n->addr[i];
+	key[16] = n->port & 0xff;
+	key[17] = n->port >> 8;
+	return (uint32_t)sd_hash(key, sizeof(key));
+}
+
+#endif

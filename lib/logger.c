@@ -1,0 +1,86 @@
+/* logger.c: one log stream per process; a line per message with time, level and function. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "logger.h"
+
+static FILE *log_fp;
+static int log_level = LOG_INFO_;
+static const char *log_prog = "sheep";
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *level_names[] = {
+	[LOG_EMERG_] = "EMERG", [1] = "ALERT", [2] = "CRIT", [LOG_ERR_] = "ERROR",
+	[LOG_WARN_] = "WARN", [5] = "NOTICE", [LOG_INFO_] = "INFO", [LOG_DEBUG_] = "DEBUG",
+};
+
+int log_open(const char *path, int level, const char *prog)
+{
+	log_level = level;
+	if (prog)
+		log_prog = prog;
+	if (!path) {
+		log_fp = NULL;
+		return 0;
+	}
+	FILE *fp = fopen(path, "a");
+	if (!fp)
+		return -errno;
+	setvbuf(fp, NULL, _IOLBF, 0);
+	log_fp = fp;
+	return 0;
+}
+
+void log_close(void)
+{
+	if (log_fp)
+		fclose(log_fp);
+	log_fp = NULL;
+}
+
+void log_set_level(int level) { log_level = level; }
+int log_get_level(void) { return log_level; }
+
+int log_level_from_name(const char *name)
+{
+	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+		if (level_names[i] && !strcasecmp(name, level_names[i]))
+			return i;
+	if (!strcasecmp(name, "warning"))
+		return LOG_WARN_;
+	if (name[0] >= '0' && name[0] <= '7' && !name[1])
+		return name[0] - '0';
+	return -1;
+}
+
+void log_write(int level, const char *func, int line, const char *fmt, ...)
+{
+	char msg[2048], stamp[64];
+	struct timeval tv;
+	struct tm tm;
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+
+	pthread_mutex_lock(&log_lock);
+	FILE *fp = log_fp ? log_fp : stderr;
+	fprintf(fp, "%s.%06ld %s %s %s(%d) %s\n", stamp, (long)tv.tv_usec, log_prog,
+		level >= 0 && level <= 7 && level_names[level] ? level_names[level] : "?",
+		func, line, msg);
+	pthread_mutex_unlock(&log_lock);
+	errno = saved;
+}
