@@ -42,7 +42,7 @@ SHEEP_SRCS   := $(sort $(wildcard sheep/*.c sheep/cluster/*.c))
 COLLIE_SRCS  := $(sort $(wildcard collie/*.c))
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*.c))
 
-obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBSD      := $(BUILD)/libsd.a
 LIBFORMATS := $(BUILD)/libsdformats.a
@@ -53,7 +53,7 @@ UNIT       := $(BUILD)/unit-tests
 .PHONY: all check check-unit check-functional check-long bench demo deps install clean
 all: $(SHEEP) $(COLLIE)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call quiet,CC,$<)$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -31,4 +31,9 @@ void sockfd_cache_put(const struct sd_node *n, int fd);     /* give back a healt
 void sockfd_cache_del(const struct sd_node *n, int fd);     /* close a broken fd */
 void sockfd_cache_drop_node(const struct sd_node *n);       /* close all idle fds of a node */
 
+
+/* the two halves of exec_req, for fanning out to several peers at once */
+int send_req(int fd, const struct sd_req *hdr, const void *data, uint32_t wlen);
+int recv_rsp(int fd, struct sd_rsp *rsp, void *buf, uint32_t bufsize);
+
 #endif

@@ -170,6 +170,25 @@ struct sd_inode {
 	uint32_t data_vdi_id[SD_INODE_DATA_INDEX];
 };
 
+/* the inode without its index: what listing and lookup read */
+struct sd_inode_header {
+	char     name[SD_MAX_VDI_LEN];
+	char     tag[SD_MAX_VDI_TAG_LEN];
+	uint64_t create_time;
+	uint64_t snap_ctime;
+	uint64_t vm_clock_nsec;
+	uint64_t vdi_size;
+	uint64_t vm_state_size;
+	uint8_t  copy_policy;
+	uint8_t  store_policy;
+	uint8_t  nr_copies;
+	uint8_t  block_size_shift;
+	uint32_t snap_id;
+	uint32_t vdi_id;
+	uint32_t parent_vdi_id;
+	uint32_t reserved_area[1024];
+};
+
 struct sheepdog_vdi_attr {
 	char     name[SD_MAX_VDI_LEN];
 	char     tag[SD_MAX_VDI_TAG_LEN];
@@ -233,6 +252,7 @@ SD_CHECK(offsetof(struct sd_inode, parent_vdi_id) == 564);
 SD_CHECK(offsetof(struct sd_inode, reserved_area) == 568);
 SD_CHECK(offsetof(struct sd_inode, data_vdi_id) == 4664);
 SD_CHECK(sizeof(struct sd_inode) == 4664 + 4 * (1 << 20));
+SD_CHECK(sizeof(struct sd_inode_header) == 4664);
 SD_CHECK(offsetof(struct sheepdog_vdi_attr, ctime) == 512);
 SD_CHECK(offsetof(struct sheepdog_vdi_attr, snap_id) == 520);
 SD_CHECK(offsetof(struct sheepdog_vdi_attr, value_len) == 524);

@@ -198,10 +198,9 @@ static int drain(int fd, uint32_t len)
 	return 0;
 }
 
-int exec_req(int fd, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
+int send_req(int fd, const struct sd_req *hdr, const void *data, uint32_t wlen)
 {
-	uint32_t wlen = (hdr->flags & SD_FLAG_CMD_WRITE) ? hdr->data_length : 0;
-	struct iovec iov[2] = { { hdr, sizeof(*hdr) }, { data, wlen } };
+	struct iovec iov[2] = { { (void *)hdr, sizeof(*hdr) }, { (void *)data, wlen } };
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = wlen ? 2 : 1 };
 	size_t total = sizeof(*hdr) + wlen, sent = 0;
 
@@ -223,17 +222,30 @@ int exec_req(int fd, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd
 			msg.msg_iov->iov_len -= n;
 		}
 	}
+	return 0;
+}
+
+int recv_rsp(int fd, struct sd_rsp *rsp, void *buf, uint32_t bufsize)
+{
 	if (xread(fd, rsp, sizeof(*rsp)) != sizeof(*rsp))
 		return -1;
 	if (rsp->data_length) {
 		uint32_t take = MIN(rsp->data_length, bufsize);
-		if (take && xread(fd, data, take) != (ssize_t)take)
+		if (take && xread(fd, buf, take) != (ssize_t)take)
 			return -1;
 		if (rsp->data_length > take && drain(fd, rsp->data_length - take) < 0)
 			return -1;
 		rsp->data_length = take;
 	}
 	return 0;
+}
+
+int exec_req(int fd, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
+{
+	uint32_t wlen = (hdr->flags & SD_FLAG_CMD_WRITE) ? hdr->data_length : 0;
+	if (send_req(fd, hdr, data, wlen) < 0)
+		return -1;
+	return recv_rsp(fd, rsp, data, bufsize);
 }
 
 /* --- the per-peer fd cache --- */

@@ -1,2 +1,0 @@
-build/lib/util.o: lib/util.c include/util.h
-include/util.h:

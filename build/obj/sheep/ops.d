@@ -1,0 +1,18 @@
+build/obj/sheep/ops.o: sheep/ops.c sheep/sheep_priv.h \
+ include/sheepdog_proto.h include/internal_proto.h \
+ include/sheepdog_proto.h include/logger.h include/event.h include/work.h \
+ include/util.h include/net.h include/internal_proto.h include/ring.h \
+ include/util.h sheep/cluster.h
+sheep/sheep_priv.h:
+include/sheepdog_proto.h:
+include/internal_proto.h:
+include/sheepdog_proto.h:
+include/logger.h:
+include/event.h:
+include/work.h:
+include/util.h:
+include/net.h:
+include/internal_proto.h:
+include/ring.h:
+include/util.h:
+sheep/cluster.h:

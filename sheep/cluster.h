@@ -1,0 +1,45 @@
+/* cluster.h: the cluster driver interface (corosync, local) and the callbacks it drives. */
+#ifndef CLUSTER_H
+#define CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* a process in the group: corosync node id (0 for local) and pid */
+struct cluster_id {
+	uint64_t nodeid;
+	uint32_t pid;
+	uint32_t pad;
+};
+
+static inline int cluster_id_cmp(const struct cluster_id *a, const struct cluster_id *b)
+{
+	if (a->nodeid != b->nodeid)
+		return a->nodeid < b->nodeid ? -1 : 1;
+	if (a->pid != b->pid)
+		return a->pid < b->pid ? -1 : 1;
+	return 0;
+}
+
+struct cluster_driver {
+	const char *name;
+	/* connect (opts after "name:" or NULL); registers its fd with the event loop */
+	int (*init)(const char *opts);
+	/* join the group: a membership event including ourselves follows */
+	int (*join)(void);
+	int (*leave)(void);
+	/* multicast msg to every member, ourselves included, in one total order */
+	int (*send)(const void *msg, size_t len);
+	struct cluster_id (*my_id)(void);
+};
+
+extern const struct cluster_driver cdrv_corosync, cdrv_local;
+
+/* Callbacks into group.c, on the main thread, in the driver's total order.
+ * members is the whole group after the change. */
+void sd_confchg(const struct cluster_id *members, size_t nr_members,
+		const struct cluster_id *left, size_t nr_left,
+		const struct cluster_id *joined, size_t nr_joined);
+void sd_deliver(const struct cluster_id *from, const void *msg, size_t len);
+
+#endif

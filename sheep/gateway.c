@@ -1,0 +1,377 @@
+/* gateway.c: client object I/O. The gateway picks an object's replicas on the ring of the current
+ * epoch, sends the peer op to all of them at once (doing its own share locally), and answers
+ * after every replica has answered. A peer on another epoch, or a lost connection, makes it wait
+ * for the membership to settle and try again on the new ring. Reads go to one replica (the local
+ * one first), then the others, then holders of earlier epochs. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sheep_priv.h"
+
+#define GATEWAY_RETRY_SECONDS 60
+
+int oid_copies(uint64_t oid)
+{
+	struct vdi_state st;
+	if (vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.nr_copies)
+		return st.nr_copies;
+	return sys->nr_copies ? sys->nr_copies : 1;
+}
+
+static bool is_local_node(const struct sd_node *n)
+{
+	return !node_cmp(n, &sys->this_node);
+}
+
+int peer_exec(const struct sd_node *n, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
+{
+	int fd = sockfd_cache_get(n);
+	if (fd < 0)
+		return SD_RES_NETWORK_ERROR;
+	if (exec_req(fd, hdr, data, bufsize, rsp) < 0) {
+		sockfd_cache_del(n, fd);
+		return SD_RES_NETWORK_ERROR;
+	}
+	sockfd_cache_put(n, fd);
+	return rsp->result;
+}
+
+static bool retryable(int res)
+{
+	return res == SD_RES_OLD_NODE_VER || res == SD_RES_NEW_NODE_VER ||
+	       res == SD_RES_NETWORK_ERROR || res == SD_RES_WAIT_FOR_JOIN || res == SD_RES_KILLED;
+}
+
+/* wait up to a second for the epoch to move past e */
+static void wait_epoch_change(uint32_t e)
+{
+	for (int i = 0; i < 100 && sys_epoch() == e; i++)
+		usleep(10000);
+}
+
+int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+
+/* send one peer op to every replica of oid in the current epoch */
+static int fanout_write(uint8_t peer_opcode, uint64_t oid, uint16_t flags, const void *buf,
+			uint32_t len, uint32_t offset, int copies)
+{
+	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
+	int ret;
+again:
+	ret = SD_RES_SUCCESS;
+	struct vnode_info *vi = get_vnode_info();
+	uint32_t epoch = sys_epoch();
+	int idx[SD_MAX_COPIES], fds[SD_MAX_COPIES], res[SD_MAX_COPIES];
+	int nr = ring_pick_nodes(vi, oid, copies, idx), local = -1;
+	if (!nr) {
+		put_vnode_info(vi);
+		return SD_RES_HALT;
+	}
+	struct sd_req hdr = {
+		.proto_ver = SD_SHEEP_PROTO_VER, .opcode = peer_opcode, .flags = flags,
+		.epoch = epoch, .data_length = len,
+	};
+	hdr.obj.oid = oid;
+	hdr.obj.offset = offset;
+	hdr.obj.copies = copies;
+	if (len)
+		hdr.flags |= SD_FLAG_CMD_WRITE;
+	for (int i = 0; i < nr; i++) {
+		const struct sd_node *n = &vi->nodes[idx[i]];
+		fds[i] = -1;
+		res[i] = SD_RES_SUCCESS;
+		if (is_local_node(n)) {
+			local = i;
+			continue;
+		}
+		fds[i] = sockfd_cache_get(n);
+		if (fds[i] < 0 || send_req(fds[i], &hdr, buf, len) < 0) {
+			if (fds[i] >= 0)
+				sockfd_cache_del(n, fds[i]);
+			fds[i] = -1;
+			res[i] = SD_RES_NETWORK_ERROR;
+		}
+	}
+	if (local >= 0) {
+		struct sd_rsp rsp = { 0 };
+		res[local] = peer_handle(&hdr, (void *)buf, &rsp);
+	}
+	for (int i = 0; i < nr; i++) {
+		if (fds[i] < 0)
+			continue;
+		struct sd_rsp rsp;
+		const struct sd_node *n = &vi->nodes[idx[i]];
+		if (recv_rsp(fds[i], &rsp, NULL, 0) < 0) {
+			sockfd_cache_del(n, fds[i]);
+			res[i] = SD_RES_NETWORK_ERROR;
+		} else {
+			sockfd_cache_put(n, fds[i]);
+			res[i] = rsp.result;
+		}
+	}
+	put_vnode_info(vi);
+	bool retry = false;
+	for (int i = 0; i < nr; i++) {
+		if (res[i] == SD_RES_SUCCESS)
+			continue;
+		if (peer_opcode == SD_OP_REMOVE_PEER && res[i] == SD_RES_NO_OBJ)
+			continue;
+		if (retryable(res[i]))
+			retry = true;
+		else if (ret == SD_RES_SUCCESS)
+			ret = res[i];
+	}
+	if (retry && ret == SD_RES_SUCCESS) {
+		if (now_ns() > deadline || sys->shutting_down)
+			return SD_RES_EIO;
+		sd_debug("retrying %016" PRIx64 " at epoch %u", oid, epoch);
+		wait_epoch_change(epoch);
+		goto again;
+	}
+	return ret;
+}
+
+/* read from one node: local store directly, else a READ_PEER */
+static int read_from(const struct sd_node *n, uint64_t oid, void *buf, uint32_t len, uint32_t offset,
+		     uint32_t epoch)
+{
+	struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_READ_PEER,
+			      .epoch = epoch, .data_length = len };
+	hdr.obj.oid = oid;
+	hdr.obj.offset = offset;
+	if (is_local_node(n)) {
+		struct sd_rsp rsp = { 0 };
+		return peer_handle(&hdr, buf, &rsp);
+	}
+	struct sd_rsp rsp;
+	int ret = peer_exec(n, &hdr, buf, len, &rsp);
+	if (ret == SD_RES_SUCCESS && rsp.data_length < len)
+		memset((char *)buf + rsp.data_length, 0, len - rsp.data_length);
+	return ret;
+}
+
+/* Try the replicas of earlier epochs that are still members (data not yet moved). */
+static int read_from_old_epochs(const struct vnode_info *cur, uint64_t oid, void *buf, uint32_t len,
+				uint32_t offset, int copies)
+{
+	struct epoch_log *log = xzalloc(sizeof(*log));
+	int ret = SD_RES_NO_OBJ;
+	uint32_t e = sys_epoch();
+	for (uint32_t old = e ? e - 1 : 0; old >= 1 && e - old <= 64; old--) {
+		if (epoch_log_read(old, log) < 0)
+			break;
+		struct vnode_info *ovi = ring_build(log->nodes, log->nr_nodes);
+		if (!ovi)
+			break;
+		int idx[SD_MAX_COPIES];
+		int nr = ring_pick_nodes(ovi, oid, copies, idx);
+		for (int i = 0; i < nr; i++) {
+			const struct sd_node *n = &ovi->nodes[idx[i]];
+			if (ring_find_node(cur, n) < 0)
+				continue;    /* gone */
+			int r = read_from(n, oid, buf, len, offset, e);
+			if (r == SD_RES_SUCCESS) {
+				ring_free(ovi);
+				ret = r;
+				goto out;
+			}
+		}
+		ring_free(ovi);
+	}
+out:
+	free(log);
+	return ret;
+}
+
+int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+{
+	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
+	int copies = oid_copies(oid);
+	for (;;) {
+		struct vnode_info *vi = get_vnode_info();
+		uint32_t epoch = sys_epoch();
+		int idx[SD_MAX_COPIES], nr = ring_pick_nodes(vi, oid, copies, idx);
+		int ret = SD_RES_NO_OBJ, last_err = SD_RES_SUCCESS;
+		bool retry = false;
+		if (!nr) {
+			put_vnode_info(vi);
+			return SD_RES_HALT;
+		}
+		/* local replica first */
+		for (int i = 1; i < nr; i++)
+			if (is_local_node(&vi->nodes[idx[i]])) {
+				int t = idx[0];
+				idx[0] = idx[i];
+				idx[i] = t;
+			}
+		for (int i = 0; i < nr; i++) {
+			ret = read_from(&vi->nodes[idx[i]], oid, buf, len, offset, epoch);
+			if (ret == SD_RES_SUCCESS)
+				break;
+			if (retryable(ret))
+				retry = true;
+			else if (ret != SD_RES_NO_OBJ)
+				last_err = ret;
+		}
+		if (ret != SD_RES_SUCCESS)
+			ret = read_from_old_epochs(vi, oid, buf, len, offset, copies);
+		put_vnode_info(vi);
+		if (ret == SD_RES_SUCCESS)
+			return ret;
+		if (retry && now_ns() < deadline && !sys->shutting_down) {
+			wait_epoch_change(epoch);
+			continue;
+		}
+		return last_err != SD_RES_SUCCESS ? last_err : (retry ? SD_RES_EIO : SD_RES_NO_OBJ);
+	}
+}
+
+int gateway_write_obj(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync)
+{
+	return fanout_write(create ? SD_OP_CREATE_AND_WRITE_PEER : SD_OP_WRITE_PEER, oid,
+			    sync ? 0 : SD_FLAG_CMD_CACHE, buf, len, offset, oid_copies(oid));
+}
+
+int gateway_remove_obj(uint64_t oid)
+{
+	return fanout_write(SD_OP_REMOVE_PEER, oid, 0, NULL, 0, 0, oid_copies(oid));
+}
+
+/* FLUSH_PEER to every node: each syncs its store */
+int gateway_flush_all(void)
+{
+	struct vnode_info *vi = get_vnode_info();
+	int ret = SD_RES_SUCCESS;
+	for (int i = 0; i < vi->nr_nodes; i++) {
+		const struct sd_node *n = &vi->nodes[i];
+		int r;
+		if (is_local_node(n)) {
+			r = store_flush();
+		} else {
+			struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_FLUSH_PEER,
+					      .epoch = sys_epoch() };
+			struct sd_rsp rsp;
+			r = peer_exec(n, &hdr, NULL, 0, &rsp);
+		}
+		if (r != SD_RES_SUCCESS && r != SD_RES_NETWORK_ERROR)
+			ret = r;
+	}
+	put_vnode_info(vi);
+	return ret;
+}
+
+static bool range_ok(uint64_t oid, uint32_t offset, uint32_t len)
+{
+	return (uint64_t)offset + len <= obj_size_of(oid);
+}
+
+static int check_obj_req(const struct sd_req *rq)
+{
+	uint64_t oid = rq->obj.oid;
+	uint32_t vid = oid_to_vid(oid);
+	if (!vid)
+		return SD_RES_INVALID_PARMS;
+	if (!range_ok(oid, rq->obj.offset, rq->data_length))
+		return SD_RES_INVALID_PARMS;
+	if (rq->obj.copies > SD_MAX_COPIES)
+		return SD_RES_INVALID_PARMS;
+	return SD_RES_SUCCESS;
+}
+
+/* ---- the client-facing object ops (process_work of GATEWAY rows) ---- */
+
+int gateway_read(struct request *req)
+{
+	int ret = check_obj_req(&req->rq);
+	if (ret)
+		return ret;
+	ret = gateway_read_obj(req->rq.obj.oid, req->data, req->rq.data_length, req->rq.obj.offset);
+	if (ret == SD_RES_SUCCESS)
+		req->rp.data_length = req->rq.data_length;
+	return ret;
+}
+
+static bool snapshot_vid(uint32_t vid)
+{
+	struct vdi_state st;
+	return vdi_state_lookup(vid, &st) == 0 && st.snapshot;
+}
+
+int gateway_write(struct request *req)
+{
+	const struct sd_req *rq = &req->rq;
+	int ret = check_obj_req(rq);
+	if (ret)
+		return ret;
+	if (!(rq->flags & SD_FLAG_CMD_WRITE))
+		return SD_RES_INVALID_PARMS;
+	if (is_data_obj(rq->obj.oid) && snapshot_vid(oid_to_vid(rq->obj.oid)))
+		return SD_RES_READONLY;
+	return gateway_write_obj(rq->obj.oid, req->data, rq->data_length, rq->obj.offset, false,
+				 !(rq->flags & SD_FLAG_CMD_CACHE));
+}
+
+int gateway_create_and_write(struct request *req)
+{
+	const struct sd_req *rq = &req->rq;
+	uint64_t oid = rq->obj.oid;
+	int ret = check_obj_req(rq);
+	bool sync = !(rq->flags & SD_FLAG_CMD_CACHE);
+	if (ret)
+		return ret;
+	if (is_data_obj(oid) && snapshot_vid(oid_to_vid(oid)))
+		return SD_RES_READONLY;
+	if (rq->flags & SD_FLAG_CMD_COW) {
+		/* copy-on-write: the whole base object with the new data laid over it */
+		uint64_t size = obj_size_of(oid);
+		if (!rq->obj.cow_oid || !is_data_obj(rq->obj.cow_oid) || obj_size_of(rq->obj.cow_oid) != size)
+			return SD_RES_INVALID_PARMS;
+		char *full = xmalloc(size);
+		ret = gateway_read_obj(rq->obj.cow_oid, full, size, 0);
+		if (ret == SD_RES_SUCCESS) {
+			memcpy(full + rq->obj.offset, req->data, rq->data_length);
+			ret = gateway_write_obj(oid, full, size, 0, true, sync);
+		}
+		free(full);
+		return ret;
+	}
+	return gateway_write_obj(oid, req->data, (rq->flags & SD_FLAG_CMD_WRITE) ? rq->data_length : 0,
+				 rq->obj.offset, true, sync);
+}
+
+int gateway_remove(struct request *req)
+{
+	if (!oid_to_vid(req->rq.obj.oid))
+		return SD_RES_INVALID_PARMS;
+	return gateway_remove_obj(req->rq.obj.oid);
+}
+
+/* DISCARD_OBJ: drop the inode's reference to a data object, and the object if the VDI owns it */
+int gateway_discard(struct request *req)
+{
+	uint64_t oid = req->rq.obj.oid;
+	uint32_t vid = oid_to_vid(oid), idx = data_oid_to_idx(oid), owner = 0;
+	if (!vid || !is_data_obj(oid) || idx >= SD_INODE_DATA_INDEX)
+		return SD_RES_INVALID_PARMS;
+	uint32_t off = SD_INODE_HEADER_SIZE + idx * sizeof(uint32_t);
+	int ret = gateway_read_obj(vid_to_vdi_oid(vid), &owner, sizeof(owner), off);
+	if (ret)
+		return ret;
+	if (!owner)
+		return SD_RES_SUCCESS;
+	uint32_t zero = 0;
+	ret = gateway_write_obj(vid_to_vdi_oid(vid), &zero, sizeof(zero), off, false, true);
+	if (ret)
+		return ret;
+	if (owner == vid)
+		gateway_remove_obj(oid);
+	return SD_RES_SUCCESS;
+}
+
+int gateway_flush(struct request *req)
+{
+	return gateway_flush_all();
+}

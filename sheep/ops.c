@@ -1,0 +1,317 @@
+/* ops.c: the opcode table. Every opcode sheep answers is one row here: its type (where it runs),
+ * the work done on a worker thread and the work done on the main thread. Request handling looks
+ * an opcode up here and nowhere else. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sheep_priv.h"
+
+int gateway_read(struct request *req);
+int gateway_write(struct request *req);
+int gateway_create_and_write(struct request *req);
+int gateway_remove(struct request *req);
+int gateway_discard(struct request *req);
+int gateway_flush(struct request *req);
+int peer_op(struct request *req);
+
+/* ---- VDI ops ---- */
+
+static int main_new_vdi(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	struct vdi_state st = { .vid = rp->vdi.vdi_id, .nr_copies = rp->vdi.copies,
+				.block_size_shift = rp->vdi.block_size_shift };
+	vdi_bit_set(st.vid);
+	vdi_state_set(&st);
+	if (rp->vdi.attr_id) {
+		/* the VDI that became a snapshot */
+		struct vdi_state old;
+		if (vdi_state_lookup(rp->vdi.attr_id, &old) == 0) {
+			old.snapshot = 1;
+			vdi_state_set(&old);
+		}
+	}
+	rp->vdi.attr_id = 0;
+	return SD_RES_SUCCESS;
+}
+
+static int main_del_vdi(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	struct vdi_state st;
+	if (vdi_state_lookup(rp->vdi.vdi_id, &st) == 0) {
+		st.deleted = 1;
+		vdi_state_set(&st);
+	}
+	return SD_RES_SUCCESS;
+}
+
+static int main_notify_vdi_add(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	uint32_t vid = rq->vdi.base_vdi_id;
+	if (!vid || vid >= SD_NR_VDIS)
+		return SD_RES_INVALID_PARMS;
+	struct vdi_state st = { .vid = vid, .nr_copies = rq->vdi.copies, .block_size_shift = rq->vdi.block_size_shift,
+				.snapshot = rq->vdi.snapid ? 1 : 0, .deleted = rq->vdi.type ? 1 : 0 };
+	vdi_bit_set(vid);
+	vdi_state_set(&st);
+	return SD_RES_SUCCESS;
+}
+
+/* GET_VDI_INFO and LOCK_VDI: payload name[256] + tag[256]; snapid in the header */
+static int local_get_vdi_info(struct request *req)
+{
+	const struct sd_req *rq = &req->rq;
+	uint32_t len = (rq->flags & SD_FLAG_CMD_WRITE) ? rq->data_length : 0;
+	char name[SD_MAX_VDI_LEN + 1] = "", tag[SD_MAX_VDI_TAG_LEN + 1] = "";
+	uint32_t vid;
+	if (len < 1 || !req->data)
+		return SD_RES_INVALID_PARMS;
+	snprintf(name, sizeof(name), "%.*s", (int)MIN(len, SD_MAX_VDI_LEN), (char *)req->data);
+	if (len > SD_MAX_VDI_LEN)
+		snprintf(tag, sizeof(tag), "%.*s", (int)MIN(len - SD_MAX_VDI_LEN, SD_MAX_VDI_TAG_LEN),
+			 (char *)req->data + SD_MAX_VDI_LEN);
+	if (!name[0])
+		return SD_RES_INVALID_PARMS;
+	struct sd_inode_header hdr;
+	int ret = vdi_lookup(name, tag, rq->vdi.snapid, &vid, &hdr);
+	if (ret)
+		return ret;
+	req->rp.vdi.vdi_id = vid;
+	req->rp.vdi.copies = hdr.nr_copies;
+	req->rp.vdi.block_size_shift = hdr.block_size_shift;
+	req->rp.data_length = 0;
+	return SD_RES_SUCCESS;
+}
+
+static int main_release_vdi(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	return SD_RES_SUCCESS;
+}
+
+static int main_read_vdis(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	if (rq->data_length < SD_NR_VDIS / 8)
+		return SD_RES_BUFFER_SMALL;
+	vdi_bitmap_copy(data);
+	rp->data_length = SD_NR_VDIS / 8;
+	return SD_RES_SUCCESS;
+}
+
+static int main_get_vdi_copies(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	struct vdi_state *list;
+	size_t nr;
+	vdi_state_list(&list, &nr);
+	if (nr * sizeof(*list) > rq->data_length) {
+		free(list);
+		return SD_RES_BUFFER_SMALL;
+	}
+	memcpy(data, list, nr * sizeof(*list));
+	rp->data_length = nr * sizeof(*list);
+	free(list);
+	return SD_RES_SUCCESS;
+}
+
+static int main_cluster_default(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	rp->cluster_default.nr_copies = sys->nr_copies;
+	rp->cluster_default.copy_policy = 0;
+	rp->cluster_default.block_size_shift = sys->block_size_shift;
+	return SD_RES_SUCCESS;
+}
+
+/* ---- cluster and node ops ---- */
+
+static int main_get_node_list(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	struct sd_node nodes[SD_MAX_NODES];
+	struct sd_node_rsp *nr = (struct sd_node_rsp *)rp;
+	int n = group_node_list(nodes, SD_MAX_NODES);
+	if (n * sizeof(struct sd_node) > rq->data_length)
+		return SD_RES_BUFFER_SMALL;
+	memcpy(data, nodes, n * sizeof(struct sd_node));
+	nr->nr_nodes = n;
+	nr->local_idx = group_local_idx();
+	rp->data_length = n * sizeof(struct sd_node);
+	return SD_RES_SUCCESS;
+}
+
+static int prepare_make_fs(struct request *req)
+{
+	struct sd_cluster_req *cr = (struct sd_cluster_req *)&req->rq;
+	if (cr->copies < 1 || cr->copies > SD_MAX_COPIES)
+		return SD_RES_INVALID_PARMS;
+	if (cr->block_size_shift && (cr->block_size_shift < 20 || cr->block_size_shift > 31))
+		return SD_RES_INVALID_PARMS;
+	if (!cr->block_size_shift)
+		cr->block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
+	uint64_t now = wall_ns();
+	cr->ctime = (now / 1000000000ull) << 32 | (now % 1000000000ull);
+	return SD_RES_SUCCESS;
+}
+
+static int main_make_fs(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	const struct sd_cluster_req *cr = (const struct sd_cluster_req *)rq;
+	struct sd_node nodes[SD_MAX_NODES];
+	int n = group_node_list(nodes, SD_MAX_NODES);
+	store_wipe();
+	epoch_log_remove_all();
+	vdi_bitmap_clear_all();
+	vdi_state_clear_all();
+	sys->ctime = cr->ctime;
+	sys->nr_copies = cr->copies;
+	sys->block_size_shift = cr->block_size_shift;
+	struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
+				    .block_size_shift = sys->block_size_shift, .last_epoch = 1 };
+	config_save(&cfg);
+	epoch_log_write(1, nodes, n);
+	atomic_store(&sys->epoch, 1);
+	atomic_store(&sys->status, SD_STATUS_OK);
+	set_vnode_info(nodes, n);
+	sd_info("cluster formatted: %u copies, %d nodes", cr->copies, n);
+	return SD_RES_SUCCESS;
+}
+
+static void shutdown_now(void *unused)
+{
+	sd_info("shutting down");
+	group_leave();
+	log_close();
+	_exit(0);
+}
+
+static int main_shutdown(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	atomic_store(&sys->status, SD_STATUS_SHUTDOWN);
+	sys->shutting_down = true;
+	if (sys->ctime) {
+		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
+					    .block_size_shift = sys->block_size_shift, .last_epoch = sys_epoch(),
+					    .shutdown = 1 };
+		config_save(&cfg);
+	}
+	store_flush();
+	add_timer(300, shutdown_now, NULL);
+	return SD_RES_SUCCESS;
+}
+
+static int local_stat_sheep(struct request *req)
+{
+	struct sd_node_rsp *nr = (struct sd_node_rsp *)&req->rp;
+	uint64_t size, used;
+	int ret = store_stat(&size, &used);
+	if (ret)
+		return ret;
+	nr->store_size = size;
+	nr->store_free = size - used;
+	return SD_RES_SUCCESS;
+}
+
+static int local_stat_cluster(struct request *req)
+{
+	struct sd_cluster_rsp *cr = (struct sd_cluster_rsp *)&req->rp;
+	struct epoch_log *log = xzalloc(sizeof(*log));
+	uint32_t used = 0;
+	cr->status = atomic_load(&sys->status);
+	cr->nr_copies = sys->nr_copies;
+	cr->block_size_shift = sys->block_size_shift;
+	cr->recovery_disabled = sys->recovery_disabled;
+	cr->ctime = sys->ctime;
+	for (uint32_t e = sys_epoch(); e >= 1; e--) {
+		if (epoch_log_read(e, log) < 0)
+			continue;
+		size_t sz = EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node);
+		if (used + sz > req->rq.data_length)
+			break;
+		memcpy((char *)req->data + used, log, sz);
+		used += sz;
+		cr->nr_entries++;
+	}
+	free(log);
+	req->rp.data_length = used;
+	return SD_RES_SUCCESS;
+}
+
+static int local_get_epoch(struct request *req)
+{
+	struct epoch_log *log = xzalloc(sizeof(*log));
+	int ret = SD_RES_NO_TAG;
+	if (epoch_log_read(req->rq.obj.tgt_epoch, log) == 0) {
+		size_t sz = EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node);
+		if (sz > req->rq.data_length) {
+			ret = SD_RES_BUFFER_SMALL;
+		} else {
+			memcpy(req->data, log, sz);
+			req->rp.data_length = sz;
+			ret = SD_RES_SUCCESS;
+		}
+	}
+	free(log);
+	return ret;
+}
+
+static int local_get_obj_list(struct request *req)
+{
+	uint64_t *oids;
+	size_t nr;
+	int ret = store_list(&oids, &nr);
+	if (ret)
+		return ret;
+	if (nr * sizeof(uint64_t) > req->rq.data_length) {
+		free(oids);
+		return SD_RES_BUFFER_SMALL;
+	}
+	memcpy(req->data, oids, nr * sizeof(uint64_t));
+	req->rp.data_length = nr * sizeof(uint64_t);
+	free(oids);
+	return SD_RES_SUCCESS;
+}
+
+static int local_exist(struct request *req)
+{
+	return store_exists(req->rq.obj.oid) ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
+}
+
+static const struct sd_op_template sd_ops[256] = {
+	/* client-facing object I/O: the gateway fans out to replicas */
+	[SD_OP_CREATE_AND_WRITE_OBJ] = { "CREATE_AND_WRITE_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_create_and_write, NULL },
+	[SD_OP_READ_OBJ]       = { "READ_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_read, NULL },
+	[SD_OP_WRITE_OBJ]      = { "WRITE_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_write, NULL },
+	[SD_OP_REMOVE_OBJ]     = { "REMOVE_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_remove, NULL },
+	[SD_OP_DISCARD_OBJ]    = { "DISCARD_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_discard, NULL },
+	[SD_OP_FLUSH_VDI]      = { "FLUSH_VDI", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_flush, NULL },
+	/* VDIs */
+	[SD_OP_NEW_VDI]        = { "NEW_VDI", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_create_work, main_new_vdi },
+	[SD_OP_DEL_VDI]        = { "DEL_VDI", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_delete_work, main_del_vdi },
+	[SD_OP_LOCK_VDI]       = { "LOCK_VDI", SD_OP_TYPE_LOCAL, true, false, NULL, local_get_vdi_info, NULL },
+	[SD_OP_GET_VDI_INFO]   = { "GET_VDI_INFO", SD_OP_TYPE_LOCAL, true, false, NULL, local_get_vdi_info, NULL },
+	[SD_OP_RELEASE_VDI]    = { "RELEASE_VDI", SD_OP_TYPE_LOCAL, true, false, NULL, NULL, main_release_vdi },
+	[SD_OP_READ_VDIS]      = { "READ_VDIS", SD_OP_TYPE_LOCAL, true, true, NULL, NULL, main_read_vdis },
+	[SD_OP_GET_CLUSTER_DEFAULT] = { "GET_CLUSTER_DEFAULT", SD_OP_TYPE_LOCAL, true, false, NULL, NULL, main_cluster_default },
+	[SD_OP_NOTIFY_VDI_ADD] = { "NOTIFY_VDI_ADD", SD_OP_TYPE_CLUSTER, true, true, NULL, NULL, main_notify_vdi_add },
+	[SD_OP_GET_VDI_COPIES] = { "GET_VDI_COPIES", SD_OP_TYPE_LOCAL, false, true, NULL, NULL, main_get_vdi_copies },
+	/* cluster and node administration */
+	[SD_OP_GET_NODE_LIST]  = { "GET_NODE_LIST", SD_OP_TYPE_LOCAL, false, true, NULL, NULL, main_get_node_list },
+	[SD_OP_MAKE_FS]        = { "MAKE_FS", SD_OP_TYPE_CLUSTER, false, false, prepare_make_fs, NULL, main_make_fs },
+	[SD_OP_SHUTDOWN]       = { "SHUTDOWN", SD_OP_TYPE_CLUSTER, false, false, NULL, NULL, main_shutdown },
+	[SD_OP_STAT_SHEEP]     = { "STAT_SHEEP", SD_OP_TYPE_LOCAL, false, true, NULL, local_stat_sheep, NULL },
+	[SD_OP_STAT_CLUSTER]   = { "STAT_CLUSTER", SD_OP_TYPE_LOCAL, false, true, NULL, local_stat_cluster, NULL },
+	[SD_OP_GET_EPOCH]      = { "GET_EPOCH", SD_OP_TYPE_LOCAL, false, true, NULL, local_get_epoch, NULL },
+	[SD_OP_GET_OBJ_LIST]   = { "GET_OBJ_LIST", SD_OP_TYPE_LOCAL, false, true, NULL, local_get_obj_list, NULL },
+	[SD_OP_EXIST]          = { "EXIST", SD_OP_TYPE_LOCAL, false, true, NULL, local_exist, NULL },
+	/* peer I/O on the local store */
+	[SD_OP_CREATE_AND_WRITE_PEER] = { "CREATE_AND_WRITE_PEER", SD_OP_TYPE_PEER, true, false, NULL, peer_op, NULL },
+	[SD_OP_READ_PEER]      = { "READ_PEER", SD_OP_TYPE_PEER, true, true, NULL, peer_op, NULL },
+	[SD_OP_WRITE_PEER]     = { "WRITE_PEER", SD_OP_TYPE_PEER, true, false, NULL, peer_op, NULL },
+	[SD_OP_REMOVE_PEER]    = { "REMOVE_PEER", SD_OP_TYPE_PEER, true, false, NULL, peer_op, NULL },
+	[SD_OP_FLUSH_PEER]     = { "FLUSH_PEER", SD_OP_TYPE_PEER, false, true, NULL, peer_op, NULL },
+};
+
+const struct sd_op_template *get_sd_op(uint8_t opcode)
+{
+	return sd_ops[opcode].name ? &sd_ops[opcode] : NULL;
+}

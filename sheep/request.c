@@ -1,0 +1,427 @@
+/* request.c: client connections on the main loop. Each connection reads whole requests
+ * (header, then payload), checks them, hands them to the opcode's queue, and writes replies in
+ * completion order. A request the server cannot parse past is answered and the connection
+ * closed; any other bad request gets an error result and the stream goes on. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sheep_priv.h"
+
+enum rx_state { RX_HDR, RX_DATA, RX_DRAIN };
+
+struct client_info {
+	int fd;
+	int refcnt;
+	bool closing;        /* no more reads; close when the replies are out */
+	bool dead;           /* socket gone */
+	enum rx_state rx_state;
+	struct sd_req rx_hdr;
+	size_t rx_off;
+	struct request *rx_req;
+	uint32_t drain_left;
+	uint32_t drain_result;
+	struct list_head tx_queue;
+	struct request *tx_req;
+	size_t tx_off;
+	uint32_t events;
+	int inflight;        /* requests read but not yet queued for reply */
+};
+
+static void client_tx(struct client_info *ci);
+
+static void client_put(struct client_info *ci)
+{
+	if (--ci->refcnt)
+		return;
+	if (ci->rx_req)
+		free_request(ci->rx_req);
+	free(ci);
+}
+
+/* Close the socket and drop the replies still queued. The caller holds a reference. */
+static void client_close(struct client_info *ci)
+{
+	if (ci->dead)
+		return;
+	ci->dead = true;
+	unregister_event(ci->fd);
+	close(ci->fd);
+	struct list_head *pos, *n;
+	list_for_each_safe(pos, n, &ci->tx_queue) {
+		struct request *r = list_entry(pos, struct request, list);
+		list_del(&r->list);
+		free_request(r);
+		ci->refcnt--;
+	}
+	if (ci->tx_req) {
+		free_request(ci->tx_req);
+		ci->tx_req = NULL;
+		ci->refcnt--;
+	}
+	ci->refcnt--;   /* the connection's own reference; the caller's keeps ci alive */
+}
+
+static void update_events(struct client_info *ci)
+{
+	uint32_t ev = EPOLLRDHUP;
+	if (!ci->closing)
+		ev |= EPOLLIN;
+	if (ci->tx_req || !list_empty(&ci->tx_queue))
+		ev |= EPOLLOUT;
+	if (ev != ci->events) {
+		ci->events = ev;
+		modify_event(ci->fd, ev);
+	}
+}
+
+struct request *alloc_local_request(const struct sd_req *hdr, const void *data, uint32_t size)
+{
+	struct request *req = xzalloc(sizeof(*req));
+	req->rq = *hdr;
+	req->data_size = size;
+	if (size) {
+		req->data = xzalloc(size);
+		if (data)
+			memcpy(req->data, data, size);
+	}
+	req->op = get_sd_op(hdr->opcode);
+	INIT_LIST_HEAD(&req->list);
+	return req;
+}
+
+void free_request(struct request *req)
+{
+	free(req->data);
+	free(req);
+}
+
+/* main thread: the request is finished; queue its reply */
+void request_done(struct request *req)
+{
+	struct client_info *ci = req->ci;
+	if (!ci) {
+		if (req->local_done)
+			req->local_done(req);
+		else
+			free_request(req);
+		return;
+	}
+	if (ci->dead) {
+		free_request(req);
+		client_put(ci);
+		return;
+	}
+	ci->inflight--;
+	req->rp.proto_ver = req->rq.proto_ver;
+	req->rp.opcode = req->rq.opcode;
+	req->rp.id = req->rq.id;
+	req->rp.epoch = sys_epoch();
+	if (req->rp.result != SD_RES_SUCCESS && !(req->op && req->op->type == SD_OP_TYPE_LOCAL))
+		req->rp.data_length = 0;
+	if (req->rp.data_length > req->data_size)
+		req->rp.data_length = req->data_size;
+	list_add_tail(&req->list, &ci->tx_queue);
+	if (ci->closing) {
+		ci->refcnt++;
+		client_tx(ci);
+		client_put(ci);
+	} else {
+		update_events(ci);
+	}
+}
+
+static void reply_now(struct client_info *ci, const struct sd_req *hdr, uint32_t result)
+{
+	struct request *req = xzalloc(sizeof(*req));
+	req->rq = *hdr;
+	req->rp.result = result;
+	req->ci = ci;
+	INIT_LIST_HEAD(&req->list);
+	ci->refcnt++;
+	ci->inflight++;
+	request_done(req);
+}
+
+static void worker_fn(struct work *w)
+{
+	struct request *req = container_of(w, struct request, work);
+	req->rp.result = req->op->process_work(req);
+}
+
+static void worker_done(struct work *w)
+{
+	struct request *req = container_of(w, struct request, work);
+	if (req->rp.result == SD_RES_SUCCESS && req->op->process_main)
+		req->rp.result = req->op->process_main(&req->rq, &req->rp, req->data);
+	request_done(req);
+}
+
+/* A request that must wait for a format or a shutdown is refused early here. */
+static int check_request_state(const struct request *req)
+{
+	int status = atomic_load(&sys->status);
+	if (status == SD_STATUS_SHUTDOWN && !req->op->admin)
+		return SD_RES_SHUTDOWN;
+	if (req->op->needs_format && status == SD_STATUS_WAIT_FOR_FORMAT)
+		return SD_RES_WAIT_FOR_FORMAT;
+	if (req->op->needs_format && status == SD_STATUS_HALT)
+		return SD_RES_HALT;
+	return SD_RES_SUCCESS;
+}
+
+void queue_request(struct request *req)
+{
+	int ret = check_request_state(req);
+	if (ret != SD_RES_SUCCESS) {
+		req->rp.result = ret;
+		request_done(req);
+		return;
+	}
+	req->work.fn = worker_fn;
+	req->work.done = worker_done;
+	switch (req->op->type) {
+	case SD_OP_TYPE_GATEWAY:
+		queue_work(sys->gateway_wq, &req->work);
+		break;
+	case SD_OP_TYPE_PEER:
+		queue_work(sys->io_wq, &req->work);
+		break;
+	case SD_OP_TYPE_LOCAL:
+		if (req->op->process_work)
+			queue_work(sys->gateway_wq, &req->work);
+		else
+			worker_done(&req->work);
+		break;
+	case SD_OP_TYPE_CLUSTER:
+		cluster_queue_request(req);
+		break;
+	}
+}
+
+/* A header is in: check it. Returns 0 to read/dispatch, or the result to answer with. */
+static int check_header(const struct sd_req *hdr)
+{
+	const struct sd_op_template *op = get_sd_op(hdr->opcode);
+	if (hdr->opcode < 0x80 ? hdr->proto_ver > SD_PROTO_VER : hdr->proto_ver > SD_SHEEP_PROTO_VER)
+		return SD_RES_VER_MISMATCH;
+	if (!op)
+		return SD_RES_INVALID_PARMS;
+	if (hdr->data_length > SD_MAX_DATA_LENGTH)
+		return SD_RES_INVALID_PARMS;
+	return 0;
+}
+
+static void start_request(struct client_info *ci)
+{
+	const struct sd_req *hdr = &ci->rx_hdr;
+	int res = check_header(hdr);
+	bool has_payload = hdr->flags & SD_FLAG_CMD_WRITE;
+
+	if (res) {
+		char what[32];
+		snprintf(what, sizeof(what), "0x%02x", hdr->opcode);
+		sd_debug("refusing request op %s len %u: result 0x%x", what, hdr->data_length, res);
+		if (has_payload && hdr->data_length) {
+			if (hdr->data_length > SD_MAX_DATA_LENGTH) {
+				/* cannot skip that much safely: answer, then close */
+				reply_now(ci, hdr, res);
+				ci->closing = true;
+				return;
+			}
+			ci->rx_state = RX_DRAIN;
+			ci->drain_left = hdr->data_length;
+			ci->drain_result = res;
+			return;
+		}
+		reply_now(ci, hdr, res);
+		return;
+	}
+	struct request *req = xzalloc(sizeof(*req));
+	req->rq = *hdr;
+	req->op = get_sd_op(hdr->opcode);
+	req->ci = ci;
+	INIT_LIST_HEAD(&req->list);
+	req->data_size = hdr->data_length;
+	if (req->data_size)
+		req->data = xzalloc(req->data_size);
+	ci->refcnt++;
+	ci->inflight++;
+	if (has_payload && hdr->data_length) {
+		ci->rx_req = req;
+		ci->rx_state = RX_DATA;
+		ci->rx_off = 0;
+		return;
+	}
+	queue_request(req);
+}
+
+static void client_tx(struct client_info *ci);
+
+static void client_rx(struct client_info *ci)
+{
+	for (int rounds = 0; rounds < 64 && !ci->dead && !ci->closing; rounds++) {
+		ssize_t n;
+		switch (ci->rx_state) {
+		case RX_HDR:
+			n = read(ci->fd, (char *)&ci->rx_hdr + ci->rx_off, sizeof(ci->rx_hdr) - ci->rx_off);
+			break;
+		case RX_DATA:
+			n = read(ci->fd, (char *)ci->rx_req->data + ci->rx_off, ci->rx_req->rq.data_length - ci->rx_off);
+			break;
+		default: {
+			char buf[65536];
+			n = read(ci->fd, buf, MIN(sizeof(buf), ci->drain_left));
+			break;
+		}
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			client_close(ci);
+			return;
+		}
+		if (n == 0) {
+			/* the peer is done sending: finish what it asked, then close */
+			ci->closing = true;
+			client_tx(ci);
+			return;
+		}
+		switch (ci->rx_state) {
+		case RX_HDR:
+			ci->rx_off += n;
+			if (ci->rx_off == sizeof(ci->rx_hdr)) {
+				ci->rx_off = 0;
+				start_request(ci);
+			}
+			break;
+		case RX_DATA:
+			ci->rx_off += n;
+			if (ci->rx_off == ci->rx_req->rq.data_length) {
+				struct request *req = ci->rx_req;
+				ci->rx_req = NULL;
+				ci->rx_state = RX_HDR;
+				ci->rx_off = 0;
+				queue_request(req);
+			}
+			break;
+		case RX_DRAIN:
+			ci->drain_left -= n;
+			if (!ci->drain_left) {
+				ci->rx_state = RX_HDR;
+				reply_now(ci, &ci->rx_hdr, ci->drain_result);
+			}
+			break;
+		}
+	}
+}
+
+static void client_tx(struct client_info *ci)
+{
+	while (!ci->dead) {
+		if (!ci->tx_req) {
+			if (list_empty(&ci->tx_queue))
+				break;
+			ci->tx_req = list_first_entry(&ci->tx_queue, struct request, list);
+			list_del(&ci->tx_req->list);
+			ci->tx_off = 0;
+		}
+		struct request *req = ci->tx_req;
+		size_t total = sizeof(req->rp) + req->rp.data_length;
+		struct iovec iov[2];
+		int cnt = 0;
+		if (ci->tx_off < sizeof(req->rp)) {
+			iov[cnt].iov_base = (char *)&req->rp + ci->tx_off;
+			iov[cnt++].iov_len = sizeof(req->rp) - ci->tx_off;
+			if (req->rp.data_length) {
+				iov[cnt].iov_base = req->data;
+				iov[cnt++].iov_len = req->rp.data_length;
+			}
+		} else {
+			iov[cnt].iov_base = (char *)req->data + (ci->tx_off - sizeof(req->rp));
+			iov[cnt++].iov_len = total - ci->tx_off;
+		}
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = cnt };
+		ssize_t n = sendmsg(ci->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			client_close(ci);
+			return;
+		}
+		ci->tx_off += n;
+		if (ci->tx_off == total) {
+			ci->tx_req = NULL;
+			free_request(req);
+			client_put(ci);
+		}
+	}
+	if (ci->dead)
+		return;
+	if (ci->closing && !ci->tx_req && list_empty(&ci->tx_queue) && !ci->inflight) {
+		client_close(ci);
+		return;
+	}
+	update_events(ci);
+}
+
+static void client_handler(int fd, uint32_t events, void *data)
+{
+	struct client_info *ci = data;
+	ci->refcnt++;
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		client_close(ci);
+	} else {
+		if (events & EPOLLIN)
+			client_rx(ci);
+		if (!ci->dead && (events & EPOLLOUT))
+			client_tx(ci);
+		if (!ci->dead && (events & EPOLLRDHUP) && !(events & EPOLLIN)) {
+			ci->closing = true;
+			client_tx(ci);
+		}
+		if (!ci->dead)
+			update_events(ci);
+	}
+	client_put(ci);
+}
+
+static void listen_handler(int fd, uint32_t events, void *data)
+{
+	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0) {
+		if (errno != EAGAIN)
+			sd_warn("accept: %m");
+		return;
+	}
+	if (sys->shutting_down) {
+		close(cfd);
+		return;
+	}
+	int on = 1;
+	setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	set_keepalive(cfd);
+	struct client_info *ci = xzalloc(sizeof(*ci));
+	ci->fd = cfd;
+	ci->refcnt = 1;
+	ci->events = EPOLLIN | EPOLLRDHUP;
+	INIT_LIST_HEAD(&ci->tx_queue);
+	if (register_event(cfd, client_handler, ci, ci->events) < 0) {
+		close(cfd);
+		free(ci);
+	}
+}
+
+int create_listen_port(const char *bindaddr, int port)
+{
+	int fd = listen_tcp(bindaddr, port);
+	if (fd < 0)
+		return fd;
+	set_nonblocking(fd);
+	sys->listen_fd = fd;
+	return register_event(fd, listen_handler, NULL, EPOLLIN);
+}

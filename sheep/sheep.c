@@ -1,0 +1,378 @@
+/* sheep.c: the daemon's entry point: options, the store directory and its lock, daemonizing
+ * (the parent exits only once the node has joined, with the child's verdict), and the main loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "sheep_priv.h"
+
+static struct system_info sys_info = {
+	.vinfo_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+struct system_info *sys = &sys_info;
+
+static int ready_fd = -1;   /* write end of the pipe to the waiting parent */
+
+/* ---- the current ring ---- */
+
+struct vnode_info *get_vnode_info(void)
+{
+	pthread_mutex_lock(&sys->vinfo_lock);
+	struct vnode_info *vi = sys->vinfo;
+	vi->refcnt++;
+	pthread_mutex_unlock(&sys->vinfo_lock);
+	return vi;
+}
+
+void put_vnode_info(struct vnode_info *vi)
+{
+	pthread_mutex_lock(&sys->vinfo_lock);
+	bool last = --vi->refcnt == 0;
+	pthread_mutex_unlock(&sys->vinfo_lock);
+	if (last)
+		ring_free(vi);
+}
+
+void set_vnode_info(const struct sd_node *nodes, int nr)
+{
+	struct vnode_info *vi = ring_build(nodes, nr);
+	if (!vi) {
+		sd_emerg("out of memory building the ring");
+		abort();
+	}
+	vi->refcnt = 1;
+	pthread_mutex_lock(&sys->vinfo_lock);
+	struct vnode_info *old = sys->vinfo;
+	sys->vinfo = vi;
+	pthread_mutex_unlock(&sys->vinfo_lock);
+	if (old)
+		put_vnode_info(old);
+}
+
+/* the node has joined (or founded) the cluster: release a waiting parent */
+void sheep_ready(void)
+{
+	if (ready_fd >= 0) {
+		char ok = 0;
+		if (write(ready_fd, &ok, 1) < 0)
+			sd_warn("cannot notify the parent: %m");
+		close(ready_fd);
+		ready_fd = -1;
+	}
+}
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"Usage: sheep [OPTION]... DIR\n"
+		"Run a Sheepfold storage node that keeps its objects, epochs and log in DIR.\n\n"
+		"  -p, --port PORT        listen on PORT (default 7000)\n"
+		"  -b, --bindaddr ADDR    listen on ADDR only (default: all addresses)\n"
+		"  -y, --myaddr ADDR      address other nodes use to reach this one\n"
+		"  -c, --cluster DRIVER   corosync (default) or local[:DIR] (one machine, no corosync)\n"
+		"  -z, --zone ZONE        failure zone (replicas go to distinct zones; default: one per node)\n"
+		"  -V, --vnodes N         virtual nodes on the ring (default 128; 0 = gateway only)\n"
+		"  -l, --loglevel LEVEL   emerg, err, warn, info (default) or debug, or 0-7\n"
+		"  -o, --log FILE         log to FILE (default DIR/sheep.log)\n"
+		"  -f, --foreground       stay in the foreground and log to stderr unless -o\n"
+		"  -P, --pidfile FILE     write the daemon's pid to FILE\n"
+		"  -h, --help             show this help\n"
+		"  -v, --version          show the version\n");
+}
+
+static const struct option long_opts[] = {
+	{ "port", required_argument, NULL, 'p' },
+	{ "bindaddr", required_argument, NULL, 'b' },
+	{ "myaddr", required_argument, NULL, 'y' },
+	{ "cluster", required_argument, NULL, 'c' },
+	{ "zone", required_argument, NULL, 'z' },
+	{ "vnodes", required_argument, NULL, 'V' },
+	{ "loglevel", required_argument, NULL, 'l' },
+	{ "log", required_argument, NULL, 'o' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "pidfile", required_argument, NULL, 'P' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'v' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_uint(const char *s, const char *what, uint64_t max, uint64_t *out)
+{
+	if (parse_u64(s, out) < 0 || *out > max) {
+		fprintf(stderr, "sheep: invalid %s '%s' (0 to %llu)\n", what, s, (unsigned long long)max);
+		return -1;
+	}
+	return 0;
+}
+
+static void pick_myaddr(char *buf, size_t len)
+{
+	struct ifaddrs *ifs, *i;
+	snprintf(buf, len, "127.0.0.1");
+	if (getifaddrs(&ifs) < 0)
+		return;
+	for (i = ifs; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		struct in_addr a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+		if ((ntohl(a.s_addr) >> 24) == 127)
+			continue;
+		inet_ntop(AF_INET, &a, buf, len);
+		break;
+	}
+	freeifaddrs(ifs);
+}
+
+static void signal_handler(int fd, uint32_t events, void *data)
+{
+	struct signalfd_siginfo si;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	sd_info("signal %u: leaving the cluster", si.ssi_signo);
+	group_leave();
+	log_close();
+	_exit(0);
+}
+
+static int lock_store(const char *dir)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -EBUSY;
+	}
+	return fd;   /* held for the life of the process */
+}
+
+/* parent side of daemonizing: wait for the child's verdict */
+static int wait_for_child(pid_t pid, int rfd)
+{
+	char c;
+	ssize_t n = read(rfd, &c, 1);
+	if (n == 1 && c == 0)
+		return 0;
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : 1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *bindaddr = NULL, *myaddr = NULL, *driver = "corosync", *logfile = NULL, *pidfile = NULL;
+	uint64_t port = SD_LISTEN_PORT, zone = 0, vnodes = SD_DEFAULT_VNODES;
+	bool foreground = false, zone_set = false;
+	int loglevel = LOG_INFO_, c, ret;
+	char myaddr_buf[64];
+
+	while ((c = getopt_long(argc, argv, "p:b:y:c:z:V:l:o:fP:hv", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_uint(optarg, "port", 65535, &port) < 0 || !port)
+				return 1;
+			break;
+		case 'b': bindaddr = optarg; break;
+		case 'y': myaddr = optarg; break;
+		case 'c': driver = optarg; break;
+		case 'z':
+			if (parse_uint(optarg, "zone", UINT32_MAX, &zone) < 0)
+				return 1;
+			zone_set = true;
+			break;
+		case 'V':
+			if (parse_uint(optarg, "vnodes", 65535, &vnodes) < 0)
+				return 1;
+			break;
+		case 'l':
+			loglevel = log_level_from_name(optarg);
+			if (loglevel < 0) {
+				fprintf(stderr, "sheep: invalid log level '%s'\n", optarg);
+				return 1;
+			}
+			break;
+		case 'o': logfile = optarg; break;
+		case 'f': foreground = true; break;
+		case 'P': pidfile = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'v': printf("sheep (Sheepfold) 0.1\n"); return 0;
+		default: usage(stderr); return 1;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "sheep: exactly one store directory is needed\n");
+		usage(stderr);
+		return 1;
+	}
+	if (strlen(argv[optind]) > 3000) {
+		fprintf(stderr, "sheep: store path too long\n");
+		return 1;
+	}
+	if (!realpath(argv[optind], sys->dir)) {
+		if (mkdir_p(argv[optind], 0755) < 0 || !realpath(argv[optind], sys->dir)) {
+			fprintf(stderr, "sheep: cannot use store directory %s: %s\n", argv[optind], strerror(errno));
+			return 1;
+		}
+	}
+	struct stat st;
+	if (stat(sys->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "sheep: %s is not a directory\n", sys->dir);
+		return 1;
+	}
+	if (lock_store(sys->dir) < 0) {
+		fprintf(stderr, "sheep: %s is in use by another sheep\n", sys->dir);
+		return 1;
+	}
+
+	if (!myaddr) {
+		if (bindaddr && strcmp(bindaddr, "0.0.0.0") && strcmp(bindaddr, "::"))
+			myaddr = bindaddr;
+		else {
+			pick_myaddr(myaddr_buf, sizeof(myaddr_buf));
+			myaddr = myaddr_buf;
+		}
+	}
+	if (str_to_addr(myaddr, sys->this_node.addr) < 0) {
+		fprintf(stderr, "sheep: invalid address '%s'\n", myaddr);
+		return 1;
+	}
+	sys->this_node.port = port;
+	sys->this_node.nr_vnodes = vnodes;
+	sys->this_node.zone = zone_set ? (uint32_t)zone : node_id_hash32(&sys->this_node);
+	struct statvfs vfs;
+	if (statvfs(sys->dir, &vfs) == 0)
+		sys->this_node.space = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	sys->nr_copies = SD_DEFAULT_COPIES;
+	sys->block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
+
+	int listen_probe = listen_tcp(bindaddr, port);
+	if (listen_probe < 0) {
+		fprintf(stderr, "sheep: cannot listen on %s:%d: %s\n", bindaddr ? bindaddr : "*", (int)port,
+			strerror(-listen_probe));
+		return 1;
+	}
+	close(listen_probe);
+
+	char logpath[4200];
+	if (!logfile && !foreground) {
+		snprintf(logpath, sizeof(logpath), "%s/sheep.log", sys->dir);
+		logfile = logpath;
+	}
+	if (!foreground) {
+		int pfd[2];
+		if (pipe(pfd) < 0) {
+			perror("sheep: pipe");
+			return 1;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("sheep: fork");
+			return 1;
+		}
+		if (pid > 0) {
+			close(pfd[1]);
+			return wait_for_child(pid, pfd[0]);
+		}
+		close(pfd[0]);
+		ready_fd = pfd[1];
+		setsid();
+		int devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			/* stderr stays until ready so errors reach the user; then /dev/null */
+		}
+	}
+	if ((ret = log_open(logfile, loglevel, "sheep")) < 0) {
+		fprintf(stderr, "sheep: cannot open log %s: %s\n", logfile, strerror(-ret));
+		return 1;
+	}
+	if (pidfile) {
+		FILE *fp = fopen(pidfile, "w");
+		if (!fp) {
+			fprintf(stderr, "sheep: cannot write pid file %s: %s\n", pidfile, strerror(errno));
+			return 1;
+		}
+		fprintf(fp, "%d\n", getpid());
+		fclose(fp);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	char nodestr[80];
+	sd_info("starting sheep %s on %s, store %s", node_to_str(&sys->this_node, nodestr, sizeof(nodestr)),
+		driver, sys->dir);
+	if (event_init() < 0 || init_work_queues() < 0 || vdi_init() < 0) {
+		fprintf(stderr, "sheep: cannot initialize the event loop\n");
+		return 1;
+	}
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd >= 0)
+		register_event(sfd, signal_handler, NULL, EPOLLIN);
+	if ((ret = store_init(sys->dir)) < 0) {
+		fprintf(stderr, "sheep: cannot initialize the store in %s: %s\n", sys->dir, strerror(-ret));
+		return 1;
+	}
+	struct sheep_config cfg;
+	ret = config_load(&cfg);
+	if (ret == -EINVAL) {
+		fprintf(stderr, "sheep: %s/config is not a Sheepfold store config\n", sys->dir);
+		return 1;
+	}
+	if (ret == 0) {
+		sys->ctime = cfg.ctime;
+		sys->nr_copies = cfg.nr_copies;
+		sys->block_size_shift = cfg.block_size_shift;
+		atomic_store(&sys->epoch, MAX(cfg.last_epoch, epoch_log_latest()));
+	}
+	atomic_store(&sys->status, SD_STATUS_WAIT_FOR_FORMAT);
+	set_vnode_info(&sys->this_node, 0);
+	sys->gateway_wq = create_work_queue("gway", 16);
+	sys->io_wq = create_work_queue("io", 16);
+	sys->block_wq = create_work_queue("block", 1);
+	if (!sys->gateway_wq || !sys->io_wq || !sys->block_wq) {
+		fprintf(stderr, "sheep: cannot start worker threads\n");
+		return 1;
+	}
+	if ((ret = create_listen_port(bindaddr, port)) < 0) {
+		fprintf(stderr, "sheep: cannot listen on port %d: %s\n", (int)port, strerror(-ret));
+		return 1;
+	}
+	if ((ret = group_init(driver)) < 0) {
+		fprintf(stderr, "sheep: cannot join the cluster through %s\n", driver);
+		return 1;
+	}
+	for (;;) {
+		event_loop_once(-1);
+		if (ready_fd < 0 && !foreground) {
+			static bool detached;
+			if (!detached) {
+				int devnull = open("/dev/null", O_RDWR);
+				if (devnull >= 0) {
+					dup2(devnull, 2);
+					close(devnull);
+				}
+				detached = true;
+			}
+		}
+	}
+	return 0;
+}

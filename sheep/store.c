@@ -1,0 +1,226 @@
+/* store.c: one file per object under DIR/obj, named by the oid in 16 hex digits. Objects are
+ * created whole and atomically (temporary file, optional fsync, rename); sparse where unwritten. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "sheep_priv.h"
+
+static char obj_dir[4200];
+static int obj_dir_fd = -1;
+static _Atomic unsigned long tmp_counter;
+
+static void obj_path(uint64_t oid, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%016" PRIx64, obj_dir, oid);
+}
+
+int store_init(const char *dir)
+{
+	snprintf(obj_dir, sizeof(obj_dir), "%s/obj", dir);
+	int ret = mkdir_p(obj_dir, 0755);
+	if (ret < 0)
+		return ret;
+	obj_dir_fd = open(obj_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (obj_dir_fd < 0)
+		return -errno;
+	/* leftovers of creates interrupted by a crash are never valid objects */
+	DIR *d = opendir(obj_dir);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (strstr(de->d_name, ".tmp"))
+				unlinkat(obj_dir_fd, de->d_name, 0);
+		closedir(d);
+	}
+	return 0;
+}
+
+uint64_t obj_size_of(uint64_t oid)
+{
+	struct vdi_state st;
+	uint8_t shift = sys->block_size_shift;
+	if (is_data_obj(oid) && vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.block_size_shift)
+		shift = st.block_size_shift;
+	return sd_obj_max_size(oid, shift);
+}
+
+static int errno_to_res(int err)
+{
+	switch (err) {
+	case ENOENT: return SD_RES_NO_OBJ;
+	case ENOSPC: case EDQUOT: return SD_RES_NO_SPACE;
+	case ENOMEM: return SD_RES_NO_MEM;
+	default: return SD_RES_EIO;
+	}
+}
+
+int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+{
+	char path[4300];
+	obj_path(oid, path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno_to_res(errno);
+	ssize_t n = xpread(fd, buf, len, offset);
+	int ret = SD_RES_SUCCESS;
+	if (n < 0) {
+		sd_err("read %016" PRIx64 ": %m", oid);
+		ret = SD_RES_EIO;
+	} else if ((uint32_t)n < len) {
+		memset((char *)buf + n, 0, len - n);
+	}
+	close(fd);
+	return ret;
+}
+
+int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool sync)
+{
+	char path[4300];
+	obj_path(oid, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno_to_res(errno);
+	int ret = SD_RES_SUCCESS;
+	if (xpwrite(fd, buf, len, offset) != (ssize_t)len || (sync && fdatasync(fd) < 0)) {
+		sd_err("write %016" PRIx64 ": %m", oid);
+		ret = errno_to_res(errno);
+	}
+	close(fd);
+	return ret;
+}
+
+int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset,
+			   uint64_t obj_size, bool sync)
+{
+	char path[4300], tmp[4400];
+	int fd, ret = SD_RES_SUCCESS;
+
+	obj_path(oid, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%lu", path, (unsigned long)atomic_fetch_add(&tmp_counter, 1));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		sd_err("create %s: %m", tmp);
+		return errno_to_res(errno);
+	}
+	if (ftruncate(fd, obj_size) < 0)
+		goto out_err;
+	if (len && !is_all_zero(buf, len) && xpwrite(fd, buf, len, offset) != (ssize_t)len)
+		goto out_err;
+	if (sync && fsync(fd) < 0)
+		goto out_err;
+	if (rename(tmp, path) < 0)
+		goto out_err;
+	close(fd);
+	if (sync)
+		fsync(obj_dir_fd);
+	return SD_RES_SUCCESS;
+out_err:
+	sd_err("create %016" PRIx64 ": %m", oid);
+	ret = errno_to_res(errno);
+	close(fd);
+	unlink(tmp);
+	return ret;
+}
+
+int store_remove(uint64_t oid)
+{
+	char path[4300];
+	obj_path(oid, path, sizeof(path));
+	if (unlink(path) < 0)
+		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
+	return SD_RES_SUCCESS;
+}
+
+bool store_exists(uint64_t oid)
+{
+	char path[4300];
+	obj_path(oid, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+int store_flush(void)
+{
+	if (syncfs(obj_dir_fd) < 0) {
+		sd_err("syncfs %s: %m", obj_dir);
+		return SD_RES_EIO;
+	}
+	return SD_RES_SUCCESS;
+}
+
+int store_list(uint64_t **oids, size_t *nr)
+{
+	DIR *d = opendir(obj_dir);
+	size_t cap = 1024, n = 0;
+	uint64_t *list;
+	struct dirent *de;
+
+	if (!d)
+		return SD_RES_EIO;
+	list = xmalloc(cap * sizeof(*list));
+	while ((de = readdir(d))) {
+		char *end;
+		if (strlen(de->d_name) != 16)
+			continue;
+		uint64_t oid = strtoull(de->d_name, &end, 16);
+		if (*end)
+			continue;
+		if (n == cap) {
+			cap *= 2;
+			uint64_t *nl = realloc(list, cap * sizeof(*list));
+			if (!nl) {
+				free(list);
+				closedir(d);
+				return SD_RES_NO_MEM;
+			}
+			list = nl;
+		}
+		list[n++] = oid;
+	}
+	closedir(d);
+	*oids = list;
+	*nr = n;
+	return SD_RES_SUCCESS;
+}
+
+int store_wipe(void)
+{
+	uint64_t *oids;
+	size_t nr;
+	int ret = store_list(&oids, &nr);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < nr; i++)
+		store_remove(oids[i]);
+	free(oids);
+	return SD_RES_SUCCESS;
+}
+
+int store_stat(uint64_t *size, uint64_t *used)
+{
+	struct statvfs vfs;
+	if (statvfs(obj_dir, &vfs) < 0)
+		return SD_RES_EIO;
+	uint64_t total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	uint64_t u = 0;
+	DIR *d = opendir(obj_dir);
+	if (d) {
+		struct dirent *de;
+		struct stat st;
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.' && fstatat(obj_dir_fd, de->d_name, &st, 0) == 0)
+				u += (uint64_t)st.st_blocks * 512;
+		closedir(d);
+	}
+	/* the store may use what it holds plus what the filesystem has free */
+	*size = MIN(total, u + avail);
+	*used = u;
+	return SD_RES_SUCCESS;
+}
