@@ -56,4 +56,20 @@ extern bool raw_output;
 /* one-line error to stderr, prefixed "collie: " */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* common.c: talking to the sheep */
+#include "sheepdog_proto.h"
+#include "internal_proto.h"
+/* one request: -errno when the sheep cannot be reached, else the SD_RES_* result */
+int sheep_exec(struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
+/* the cluster's nodes (malloc'd) */
+int get_node_list(struct sd_node **nodes, int *nr, int *local_idx);
+/* print "collie: WHAT: REASON" for a failed result; returns the exit status 1 */
+int report_failure(const char *what, int res);
+/* size for output: bytes with -r, else human-readable */
+const char *fmt_size(uint64_t size, char *buf, size_t len);
+/* strict size argument (K/M/G/T suffixes); prints the error itself */
+int parse_size_arg(const char *s, const char *what, uint64_t *out);
+/* a VDI name argument: 1..255 bytes */
+int check_vdi_name(const char *name);
+
 #endif

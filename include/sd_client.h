@@ -33,4 +33,18 @@ int sd_vdi_flush(struct sd_vdi *vdi);
 int sd_vdi_delete(const char *host, int port, const char *name, const char *snap);
 void sd_vdi_close(struct sd_vdi *vdi);
 
+/* One request on a fresh connection: 0 when the exchange completed (rsp->result says how it
+ * went), or -errno when the sheep could not be reached. */
+int sd_run(const char *host, int port, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
+/* look a VDI up: vid of NAME (snap as in sd_vdi_open) */
+int sd_vdi_lookup(const char *host, int port, const char *name, const char *snap, uint32_t *vid);
+/* read the inode header (4664 bytes) of a VDI id */
+int sd_read_inode_header(const char *host, int port, uint32_t vid, struct sd_inode_header *hdr);
+/* read the data_vdi_id entries [0, nr) of a VDI's inode */
+int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *index, uint32_t nr);
+/* bytes per object of an open VDI */
+uint32_t sd_vdi_object_size(const struct sd_vdi *vdi);
+/* copy of the object index of an open VDI: entries [0, nr_objects) */
+const uint32_t *sd_vdi_index(const struct sd_vdi *vdi, uint32_t *nr_objects);
+
 #endif

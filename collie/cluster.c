@@ -1,0 +1,118 @@
+/* cluster.c: collie cluster format | info | shutdown. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "collie.h"
+#include "net.h"
+#include "util.h"
+
+static int cluster_format(int argc, char **argv)
+{
+	uint64_t copies = SD_DEFAULT_COPIES;
+	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
+		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
+		return 1;
+	}
+	struct sd_cluster_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_MAKE_FS };
+	req.copies = copies;
+	req.block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
+	struct sd_rsp rsp;
+	int ret = sheep_exec((struct sd_req *)&req, NULL, 0, &rsp);
+	if (ret)
+		return report_failure("cluster format", ret);
+	if (!raw_output)
+		printf("Cluster formatted with %d copies\n", (int)copies);
+	return 0;
+}
+
+static const char *status_str(int st, bool recovery_disabled)
+{
+	switch (st) {
+	case SD_STATUS_OK: return recovery_disabled ? "running, auto-recovery disabled" : "running, auto-recovery enabled";
+	case SD_STATUS_WAIT_FOR_FORMAT: return "Waiting for cluster to be formatted";
+	case SD_STATUS_WAIT: return "Waiting for other nodes to join cluster";
+	case SD_STATUS_SHUTDOWN: return "System is shutting down";
+	case SD_STATUS_HALT: return "halted: not enough nodes";
+	default: return "unknown";
+	}
+}
+
+static int cluster_info(int argc, char **argv)
+{
+	uint32_t bufsize = 4 << 20;
+	char *buf = calloc(1, bufsize);
+	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_STAT_CLUSTER, .data_length = bufsize };
+	struct sd_rsp rsp;
+	int ret = sheep_exec(&req, buf, bufsize, &rsp);
+	if (ret) {
+		free(buf);
+		return report_failure("cluster info", ret);
+	}
+	struct sd_cluster_rsp *cr = (struct sd_cluster_rsp *)&rsp;
+	time_t ct = cr->ctime >> 32;
+	char tbuf[64];
+	if (raw_output) {
+		const char *st = cr->status == SD_STATUS_OK ? "running" : cr->status == SD_STATUS_WAIT_FOR_FORMAT ?
+				 "unformatted" : cr->status == SD_STATUS_SHUTDOWN ? "shutdown" : "waiting";
+		printf("%s %u %u %lld\n", st, rsp.epoch, cr->nr_copies, (long long)ct);
+	} else {
+		printf("Cluster status: %s\n", status_str(cr->status, cr->recovery_disabled));
+		if (cr->ctime) {
+			strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", localtime(&ct));
+			printf("Cluster created at %s\n", tbuf);
+			printf("Copies: %u, object size %u MiB\n", cr->nr_copies, 1u << (cr->block_size_shift - 20));
+			printf("\nEpoch Time           Version\n");
+		}
+	}
+	uint32_t off = 0;
+	for (uint32_t i = 0; i < cr->nr_entries; i++) {
+		if (off + EPOCH_LOG_HDR_SIZE > rsp.data_length)
+			break;
+		struct epoch_log *log = (struct epoch_log *)(buf + off);
+		if (log->nr_nodes > SD_MAX_NODES || off + EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node) > rsp.data_length)
+			break;
+		time_t t = log->time;
+		strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", localtime(&t));
+		if (raw_output)
+			printf("%u %lld", log->epoch, (long long)t);
+		else
+			printf("%s %6u [", tbuf, log->epoch);
+		for (uint32_t k = 0; k < log->nr_nodes; k++) {
+			char nb[80];
+			node_to_str(&log->nodes[k], nb, sizeof(nb));
+			printf(raw_output ? " %s" : "%s%s", raw_output ? nb : (k ? ", " : ""), raw_output ? "" : nb);
+		}
+		printf(raw_output ? "\n" : "]\n");
+		off += EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node);
+	}
+	free(buf);
+	return 0;
+}
+
+static int cluster_shutdown(int argc, char **argv)
+{
+	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_SHUTDOWN };
+	struct sd_rsp rsp;
+	int ret = sheep_exec(&req, NULL, 0, &rsp);
+	if (ret)
+		return report_failure("cluster shutdown", ret);
+	return 0;
+}
+
+static const struct collie_option format_opts[] = {
+	{ 'c', "copies", 1, "COPIES", "replicas of every object (default 3)" },
+	{ 0 },
+};
+
+static const struct subcommand cluster_subs[] = {
+	{ "format", "[-c COPIES]", "create a new cluster over the running nodes (erases their data)",
+	  format_opts, CMD_CLUSTER, 0, 0, cluster_format },
+	{ "info", "", "show the cluster's state and epoch history", NULL, CMD_CLUSTER, 0, 0, cluster_info },
+	{ "shutdown", "", "stop every sheep of the cluster cleanly", NULL, CMD_CLUSTER, 0, 0, cluster_shutdown },
+	{ NULL },
+};
+
+const struct command cluster_command = { "cluster", "cluster-wide operations", cluster_subs };

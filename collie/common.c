@@ -1,0 +1,81 @@
+/* common.c: what every cluster command needs: one request to the sheep, the node list,
+ * error reporting and size formatting. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collie.h"
+#include "net.h"
+#include "sd_client.h"
+#include "util.h"
+
+int sheep_exec(struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
+{
+	int ret = sd_run(sd_addr, sd_port, hdr, data, bufsize, rsp);
+	if (ret < 0)
+		return ret;
+	return rsp->result;
+}
+
+int report_failure(const char *what, int res)
+{
+	if (res < 0)
+		die_msg("%s: cannot reach the sheep at %s:%d: %s", what, sd_addr, sd_port, strerror(-res));
+	else
+		die_msg("%s: %s", what, sd_strerror(res));
+	return 1;
+}
+
+int get_node_list(struct sd_node **nodes, int *nr, int *local_idx)
+{
+	uint32_t size = SD_MAX_NODES * sizeof(struct sd_node);
+	struct sd_node *buf = calloc(1, size);
+	struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_GET_NODE_LIST, .data_length = size };
+	struct sd_rsp rsp;
+	if (!buf)
+		return -ENOMEM;
+	int ret = sheep_exec(&hdr, buf, size, &rsp);
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	struct sd_node_rsp *nr_rsp = (struct sd_node_rsp *)&rsp;
+	*nr = MIN(nr_rsp->nr_nodes, rsp.data_length / sizeof(struct sd_node));
+	if (local_idx)
+		*local_idx = nr_rsp->local_idx;
+	*nodes = buf;
+	return 0;
+}
+
+const char *fmt_size(uint64_t size, char *buf, size_t len)
+{
+	if (raw_output) {
+		snprintf(buf, len, "%llu", (unsigned long long)size);
+		return buf;
+	}
+	return size_to_str(size, buf, len);
+}
+
+int parse_size_arg(const char *s, const char *what, uint64_t *out)
+{
+	if (parse_size(s, out) < 0) {
+		die_msg("invalid %s '%s' (a number with an optional K, M, G or T suffix)", what, s);
+		return -1;
+	}
+	return 0;
+}
+
+int check_vdi_name(const char *name)
+{
+	size_t l = strlen(name);
+	if (!l) {
+		die_msg("the VDI name is empty");
+		return -1;
+	}
+	if (l >= SD_MAX_VDI_LEN) {
+		die_msg("the VDI name is %zu bytes long; at most %d are allowed", l, SD_MAX_VDI_LEN - 1);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,74 @@
+/* node.c: collie node list | info. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collie.h"
+#include "net.h"
+#include "sd_client.h"
+#include "util.h"
+
+static int node_list(int argc, char **argv)
+{
+	struct sd_node *nodes;
+	int nr, local, ret = get_node_list(&nodes, &nr, &local);
+	if (ret)
+		return report_failure("node list", ret);
+	if (!raw_output)
+		printf("  Id   Host:Port                 V-Nodes       Zone\n");
+	for (int i = 0; i < nr; i++) {
+		char nb[80];
+		node_to_str(&nodes[i], nb, sizeof(nb));
+		if (raw_output)
+			printf("%d %s %u %u\n", i, nb, nodes[i].nr_vnodes, nodes[i].zone);
+		else
+			printf("%c%3d   %-24s %8u %10u\n", i == local ? '*' : ' ', i, nb, nodes[i].nr_vnodes, nodes[i].zone);
+	}
+	free(nodes);
+	return 0;
+}
+
+static int node_info(int argc, char **argv)
+{
+	struct sd_node *nodes;
+	int nr, ret = get_node_list(&nodes, &nr, NULL);
+	uint64_t tsize = 0, tused = 0;
+	int failed = 0;
+	if (ret)
+		return report_failure("node info", ret);
+	if (!raw_output)
+		printf("Id\tSize\tUsed\tAvail\tUse%%\n");
+	for (int i = 0; i < nr; i++) {
+		char a[64], s1[32], s2[32], s3[32];
+		struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_STAT_SHEEP };
+		struct sd_rsp rsp;
+		addr_to_str(nodes[i].addr, a, sizeof(a));
+		ret = sd_run(a, nodes[i].port, &req, NULL, 0, &rsp);
+		if (ret < 0 || rsp.result) {
+			die_msg("node info: cannot reach node %d (%s:%u)", i, a, nodes[i].port);
+			failed = 1;
+			continue;
+		}
+		struct sd_node_rsp *nrsp = (struct sd_node_rsp *)&rsp;
+		uint64_t size = nrsp->store_size, used = size - nrsp->store_free;
+		tsize += size;
+		tused += used;
+		printf(raw_output ? "%d %s %s %s %d%%\n" : "%2d\t%s\t%s\t%s\t%3d%%\n", i, fmt_size(size, s1, sizeof(s1)),
+		       fmt_size(used, s2, sizeof(s2)), fmt_size(size - used, s3, sizeof(s3)),
+		       size ? (int)(used * 100 / size) : 0);
+	}
+	char s1[32], s2[32], s3[32];
+	printf(raw_output ? "Total %s %s %s %d%%\n" : "Total\t%s\t%s\t%s\t%3d%%\n", fmt_size(tsize, s1, sizeof(s1)),
+	       fmt_size(tused, s2, sizeof(s2)), fmt_size(tsize - tused, s3, sizeof(s3)),
+	       tsize ? (int)(tused * 100 / tsize) : 0);
+	free(nodes);
+	return failed;
+}
+
+static const struct subcommand node_subs[] = {
+	{ "list", "", "list the nodes of the cluster", NULL, CMD_CLUSTER, 0, 0, node_list },
+	{ "info", "", "show each node's store size and use", NULL, CMD_CLUSTER, 0, 0, node_info },
+	{ NULL },
+};
+
+const struct command node_command = { "node", "node operations", node_subs };

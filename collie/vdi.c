@@ -1,0 +1,514 @@
+/* vdi.c: collie vdi create | list | delete | resize | read | write | object. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collie.h"
+#include "net.h"
+#include "sd_client.h"
+#include "util.h"
+
+#define IO_WINDOW 8     /* objects in flight for read and write */
+
+static int vdi_create(int argc, char **argv)
+{
+	uint64_t size, copies = 0;
+	if (check_vdi_name(argv[0]) < 0 || parse_size_arg(argv[1], "size", &size) < 0)
+		return 1;
+	if (!size || size > SD_MAX_VDI_SIZE) {
+		die_msg("invalid VDI size %" PRIu64 ": from 1 byte to 4 TiB", size);
+		return 1;
+	}
+	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
+		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
+		return 1;
+	}
+	uint32_t vid;
+	int ret = sd_vdi_create(sd_addr, sd_port, argv[0], size, copies, opt_set('P'), &vid);
+	if (ret) {
+		char what[300];
+		snprintf(what, sizeof(what), "vdi create %s", argv[0]);
+		return report_failure(what, ret);
+	}
+	return 0;
+}
+
+static int vdi_delete(int argc, char **argv)
+{
+	if (check_vdi_name(argv[0]) < 0)
+		return 1;
+	int ret = sd_vdi_delete(sd_addr, sd_port, argv[0], opt('s'));
+	if (ret) {
+		char what[300];
+		snprintf(what, sizeof(what), "vdi delete %s", argv[0]);
+		return report_failure(what, ret);
+	}
+	return 0;
+}
+
+/* names with spaces or backslashes are escaped in raw output */
+static void print_raw_name(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == ' ' || *s == '\\')
+			putchar('\\');
+		putchar(*s);
+	}
+}
+
+static int vdi_list(int argc, char **argv)
+{
+	uint8_t *bitmap = calloc(1, SD_NR_VDIS / 8);
+	struct sd_inode_header *h = calloc(1, sizeof(*h));
+	uint32_t *index = calloc(SD_INODE_DATA_INDEX, sizeof(uint32_t));
+	struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_VDIS, .data_length = SD_NR_VDIS / 8 };
+	struct sd_rsp rsp;
+	int ret = -ENOMEM;
+	if (!bitmap || !h || !index)
+		goto out;
+	ret = sheep_exec(&req, bitmap, SD_NR_VDIS / 8, &rsp);
+	if (ret) {
+		ret = report_failure("vdi list", ret);
+		goto out;
+	}
+	if (!raw_output)
+		printf("  Name        Id    Size    Used  Shared    Creation time   VDI id  Copies  Tag            Block Size Shift\n");
+	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++) {
+		if (!(bitmap[vid / 8] & (1u << (vid % 8))))
+			continue;
+		ret = sd_read_inode_header(sd_addr, sd_port, vid, h);
+		if (ret == SD_RES_NO_OBJ)
+			continue;
+		if (ret) {
+			ret = report_failure("vdi list", ret);
+			goto out;
+		}
+		if (!h->name[0])
+			continue;   /* deleted */
+		if (argc && strcmp(argv[0], h->name))
+			continue;
+		uint8_t shift = h->block_size_shift ? h->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
+		uint64_t nr = DIV_ROUND_UP(h->vdi_size, UINT64_C(1) << shift), used = 0, shared = 0;
+		if (nr > SD_INODE_DATA_INDEX)
+			nr = SD_INODE_DATA_INDEX;
+		ret = sd_read_inode_index(sd_addr, sd_port, vid, index, nr);
+		if (ret) {
+			ret = report_failure("vdi list", ret);
+			goto out;
+		}
+		for (uint64_t i = 0; i < nr; i++) {
+			if (index[i] == vid)
+				used++;
+			else if (index[i])
+				shared++;
+		}
+		time_t ct = h->create_time >> 32;
+		char tbuf[64], s1[32], s2[32], s3[32];
+		bool snap = h->snap_ctime != 0, clone = !snap && h->parent_vdi_id;
+		if (raw_output) {
+			printf("%c ", snap ? 's' : clone ? 'c' : '=');
+			print_raw_name(h->name);
+			printf(" %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %lld %x %u %s %u\n", snap ? h->snap_id : 0,
+			       h->vdi_size, used << shift, shared << shift, (long long)ct, vid, h->nr_copies, h->tag, shift);
+		} else {
+			strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M", localtime(&ct));
+			printf("%c %-8s %5u %7s %7s %7s %s %7x %6u  %-14s %u\n", snap ? 's' : clone ? 'c' : ' ', h->name,
+			       snap ? h->snap_id : 0, fmt_size(h->vdi_size, s1, sizeof(s1)), fmt_size(used << shift, s2, sizeof(s2)),
+			       fmt_size(shared << shift, s3, sizeof(s3)), tbuf, vid, h->nr_copies, h->tag, shift);
+		}
+	}
+	ret = 0;
+out:
+	free(bitmap);
+	free(h);
+	free(index);
+	return ret;
+}
+
+static int vdi_resize(int argc, char **argv)
+{
+	uint64_t size;
+	uint32_t vid;
+	struct sd_inode_header h;
+	if (check_vdi_name(argv[0]) < 0 || parse_size_arg(argv[1], "size", &size) < 0)
+		return 1;
+	int ret = sd_vdi_lookup(sd_addr, sd_port, argv[0], NULL, &vid);
+	if (!ret)
+		ret = sd_read_inode_header(sd_addr, sd_port, vid, &h);
+	if (ret)
+		return report_failure("vdi resize", ret);
+	uint8_t shift = h.block_size_shift ? h.block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
+	uint64_t max = (UINT64_C(1) << shift) * SD_INODE_DATA_INDEX;
+	if (!size || size > max) {
+		die_msg("vdi resize: invalid size %" PRIu64 " (at most %" PRIu64 " bytes)", size, max);
+		return 1;
+	}
+	if (size < h.vdi_size) {
+		/* shrinking is safe only if no data lies past the new end */
+		uint64_t first = DIV_ROUND_UP(size, UINT64_C(1) << shift), last = DIV_ROUND_UP(h.vdi_size, UINT64_C(1) << shift);
+		uint32_t *index = calloc(last, sizeof(uint32_t));
+		if (!index)
+			return 1;
+		ret = sd_read_inode_index(sd_addr, sd_port, vid, index, last);
+		bool tail_used = (size & ((UINT64_C(1) << shift) - 1)) && index[first - 1];
+		for (uint64_t i = first; i < last && !ret; i++)
+			if (index[i])
+				tail_used = true;
+		free(index);
+		if (ret)
+			return report_failure("vdi resize", ret);
+		if (tail_used) {
+			die_msg("vdi resize: cannot shrink %s to %" PRIu64 " bytes: data is stored past that size", argv[0], size);
+			return 1;
+		}
+	}
+	struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_WRITE_OBJ,
+			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(size) };
+	struct sd_rsp rsp;
+	req.obj.oid = vid_to_vdi_oid(vid);
+	req.obj.offset = offsetof(struct sd_inode, vdi_size);
+	ret = sheep_exec(&req, &size, 0, &rsp);
+	if (ret)
+		return report_failure("vdi resize", ret);
+	return 0;
+}
+
+/* ---- read and write: IO_WINDOW objects at a time, each on its own thread ---- */
+
+struct io_slot {
+	pthread_t thread;
+	struct sd_vdi *vdi;
+	char *buf;
+	size_t len;
+	uint64_t offset;
+	bool write;
+	int ret;
+};
+
+static void *io_slot_run(void *arg)
+{
+	struct io_slot *s = arg;
+	s->ret = s->write ? sd_vdi_pwrite(s->vdi, s->buf, s->len, s->offset)
+			  : sd_vdi_pread(s->vdi, s->buf, s->len, s->offset);
+	return NULL;
+}
+
+static int parse_range(int argc, char **argv, uint64_t size, uint64_t *off, uint64_t *len, bool *len_given)
+{
+	*off = 0;
+	*len = size;
+	*len_given = false;
+	if (argc > 1 && parse_size_arg(argv[1], "offset", off) < 0)
+		return -1;
+	if (*off > size) {
+		die_msg("offset %" PRIu64 " is past the end of the VDI (%" PRIu64 " bytes)", *off, size);
+		return -1;
+	}
+	*len = size - *off;
+	if (argc > 2) {
+		if (parse_size_arg(argv[2], "length", len) < 0)
+			return -1;
+		if (*len > size - *off) {
+			die_msg("offset + length (%" PRIu64 " + %" PRIu64 ") is past the end of the VDI (%" PRIu64 " bytes)",
+				*off, *len, size);
+			return -1;
+		}
+		*len_given = true;
+	}
+	return 0;
+}
+
+static int run_window(struct io_slot *slots, int n)
+{
+	int ret = 0;
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&slots[i].thread, NULL, io_slot_run, &slots[i]))
+			io_slot_run(&slots[i]), slots[i].thread = 0;
+	for (int i = 0; i < n; i++) {
+		if (slots[i].thread)
+			pthread_join(slots[i].thread, NULL);
+		if (slots[i].ret && !ret)
+			ret = slots[i].ret;
+	}
+	return ret;
+}
+
+static int vdi_read(int argc, char **argv)
+{
+	struct sd_vdi *vdi;
+	uint64_t off, len;
+	bool len_given;
+	if (check_vdi_name(argv[0]) < 0)
+		return 1;
+	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), false, &vdi);
+	if (ret)
+		return report_failure("vdi read", ret);
+	if (parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given) < 0) {
+		sd_vdi_close(vdi);
+		return 1;
+	}
+	uint32_t objsize = sd_vdi_object_size(vdi);
+	struct io_slot slots[IO_WINDOW];
+	memset(slots, 0, sizeof(slots));
+	for (int i = 0; i < IO_WINDOW; i++) {
+		slots[i].buf = malloc(objsize);
+		slots[i].vdi = vdi;
+		if (!slots[i].buf)
+			ret = -ENOMEM;
+	}
+	while (len && !ret) {
+		int n = 0;
+		for (; n < IO_WINDOW && len; n++) {
+			size_t chunk = MIN(len, objsize - (off % objsize));
+			slots[n].len = chunk;
+			slots[n].offset = off;
+			off += chunk;
+			len -= chunk;
+		}
+		ret = run_window(slots, n);
+		for (int i = 0; i < n && !ret; i++)
+			if (xwrite(STDOUT_FILENO, slots[i].buf, slots[i].len) != (ssize_t)slots[i].len) {
+				die_msg("vdi read: writing to standard output: %s", strerror(errno));
+				ret = -1;
+			}
+	}
+	for (int i = 0; i < IO_WINDOW; i++)
+		free(slots[i].buf);
+	sd_vdi_close(vdi);
+	if (ret > 0 || ret < -1)
+		return report_failure("vdi read", ret);
+	return ret ? 1 : 0;
+}
+
+static int vdi_write(int argc, char **argv)
+{
+	struct sd_vdi *vdi;
+	uint64_t off, len;
+	bool len_given;
+	if (check_vdi_name(argv[0]) < 0)
+		return 1;
+	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], NULL, true, &vdi);
+	if (ret)
+		return report_failure("vdi write", ret);
+	if (parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given) < 0) {
+		sd_vdi_close(vdi);
+		return 1;
+	}
+	/* a regular file on stdin: refuse before writing anything if it cannot fit */
+	struct stat st;
+	if (!len_given && fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+		off_t pos = lseek(STDIN_FILENO, 0, SEEK_CUR);
+		uint64_t avail = st.st_size > pos && pos >= 0 ? st.st_size - pos : 0;
+		if (avail > len) {
+			die_msg("vdi write: the input (%" PRIu64 " bytes) does not fit in %s at offset %" PRIu64
+				" (%" PRIu64 " bytes left)", avail, argv[0], off, len);
+			sd_vdi_close(vdi);
+			return 1;
+		}
+	}
+	uint32_t objsize = sd_vdi_object_size(vdi);
+	struct io_slot slots[IO_WINDOW];
+	memset(slots, 0, sizeof(slots));
+	for (int i = 0; i < IO_WINDOW; i++) {
+		slots[i].buf = malloc(objsize);
+		slots[i].vdi = vdi;
+		slots[i].write = true;
+		if (!slots[i].buf)
+			ret = -ENOMEM;
+	}
+	bool eof = false;
+	uint64_t written = 0;
+	while (!ret && !eof && len) {
+		int n = 0;
+		for (; n < IO_WINDOW && len && !eof; n++) {
+			size_t chunk = MIN(len, objsize - (off % objsize));
+			ssize_t got = xread(STDIN_FILENO, slots[n].buf, chunk);
+			if (got < 0) {
+				die_msg("vdi write: reading standard input: %s", strerror(errno));
+				ret = -1;
+				break;
+			}
+			if ((size_t)got < chunk)
+				eof = true;
+			if (!got)
+				break;
+			slots[n].len = got;
+			slots[n].offset = off;
+			off += got;
+			len -= got;
+		}
+		if (ret)
+			break;
+		if (n && !slots[n - 1].len)
+			n--;
+		ret = run_window(slots, n);
+		for (int i = 0; i < n && !ret; i++)
+			written += slots[i].len;
+	}
+	if (!ret && !len && !len_given) {
+		/* the VDI is full: anything more on stdin could not be stored */
+		char c;
+		if (xread(STDIN_FILENO, &c, 1) == 1) {
+			die_msg("vdi write: the input is larger than the space left in %s; only %" PRIu64 " bytes were written",
+				argv[0], written);
+			ret = -1;
+		}
+	}
+	if (!ret && len_given && len) {
+		die_msg("vdi write: the input ended %" PRIu64 " bytes short of the requested length", len);
+		ret = -1;
+	}
+	if (ret >= 0) {
+		int f = sd_vdi_flush(vdi);
+		if (!ret)
+			ret = f;
+	}
+	for (int i = 0; i < IO_WINDOW; i++)
+		free(slots[i].buf);
+	sd_vdi_close(vdi);
+	if (ret > 0 || ret < -1)
+		return report_failure("vdi write", ret);
+	return ret ? 1 : 0;
+}
+
+/* ---- where objects live ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool has_oid(const uint64_t *list, size_t n, uint64_t oid)
+{
+	return n && bsearch(&oid, list, n, sizeof(uint64_t), cmp_u64);
+}
+
+static int vdi_object(int argc, char **argv)
+{
+	struct sd_node *nodes;
+	int nr_nodes, ret;
+	uint32_t vid, nr_objs;
+	struct sd_vdi *vdi;
+	uint64_t want = UINT64_MAX;
+	if (check_vdi_name(argv[0]) < 0)
+		return 1;
+	if (opt('i') && parse_u64(opt('i'), &want) < 0) {
+		die_msg("invalid index '%s'", opt('i'));
+		return 1;
+	}
+	ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), false, &vdi);
+	if (ret)
+		return report_failure("vdi object", ret);
+	vid = sd_vdi_id(vdi);
+	const uint32_t *index = sd_vdi_index(vdi, &nr_objs);
+	if (want != UINT64_MAX && want >= nr_objs) {
+		die_msg("index %" PRIu64 " is past the end of %s (%u objects)", want, argv[0], nr_objs);
+		sd_vdi_close(vdi);
+		return 1;
+	}
+	ret = get_node_list(&nodes, &nr_nodes, NULL);
+	if (ret) {
+		sd_vdi_close(vdi);
+		return report_failure("vdi object", ret);
+	}
+	/* each node's object list, sorted */
+	uint64_t **lists = calloc(nr_nodes, sizeof(*lists));
+	size_t *counts = calloc(nr_nodes, sizeof(*counts));
+	uint32_t bufsize = 16u << 20;
+	for (int i = 0; i < nr_nodes; i++) {
+		char a[64];
+		struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_GET_OBJ_LIST, .data_length = bufsize };
+		struct sd_rsp rsp;
+		lists[i] = malloc(bufsize);
+		addr_to_str(nodes[i].addr, a, sizeof(a));
+		if (sd_run(a, nodes[i].port, &req, lists[i], bufsize, &rsp) < 0 || rsp.result) {
+			die_msg("vdi object: cannot list the objects of node %d (%s:%u)", i, a, nodes[i].port);
+			continue;
+		}
+		counts[i] = rsp.data_length / sizeof(uint64_t);
+		qsort(lists[i], counts[i], sizeof(uint64_t), cmp_u64);
+	}
+	if (!raw_output)
+		printf("Index    Object ID         Copies  Nodes\n");
+	for (int64_t idx = -1; idx < (int64_t)nr_objs; idx++) {
+		uint64_t oid;
+		if (idx < 0) {
+			if (want != UINT64_MAX)
+				continue;
+			oid = vid_to_vdi_oid(vid);
+		} else {
+			if (want != UINT64_MAX && (uint64_t)idx != want)
+				continue;
+			if (!index[idx]) {
+				if (want != UINT64_MAX)
+					printf(raw_output ? "%" PRId64 " unallocated\n" : "%-8" PRId64 " (not allocated)\n", idx);
+				continue;
+			}
+			oid = vid_to_data_oid(index[idx], idx);
+		}
+		int copies = 0;
+		char line[8192] = "";
+		size_t pos = 0;
+		for (int i = 0; i < nr_nodes; i++) {
+			if (!has_oid(lists[i], counts[i], oid))
+				continue;
+			char nb[80];
+			node_to_str(&nodes[i], nb, sizeof(nb));
+			pos += snprintf(line + pos, sizeof(line) - MIN(pos, sizeof(line)), " %s", nb);
+			copies++;
+			if (pos >= sizeof(line))
+				break;
+		}
+		if (idx < 0)
+			printf(raw_output ? "inode %016" PRIx64 " %d%s\n" : "inode    %016" PRIx64 "  %6d %s\n", oid, copies, line);
+		else
+			printf(raw_output ? "%" PRId64 " %016" PRIx64 " %d%s\n" : "%-8" PRId64 " %016" PRIx64 "  %6d %s\n", idx, oid,
+			       copies, line);
+	}
+	for (int i = 0; i < nr_nodes; i++)
+		free(lists[i]);
+	free(lists);
+	free(counts);
+	free(nodes);
+	sd_vdi_close(vdi);
+	return 0;
+}
+
+static const struct collie_option create_opts[] = {
+	{ 'c', "copies", 1, "COPIES", "replicas of each object (default: the cluster's)" },
+	{ 'P', "prealloc", 0, NULL, "allocate every object now" },
+	{ 0 },
+};
+static const struct collie_option snap_opts[] = {
+	{ 's', "snapshot", 1, "TAG|ID", "a snapshot instead of the working VDI" },
+	{ 0 },
+};
+static const struct collie_option object_opts[] = {
+	{ 'i', "index", 1, "INDEX", "only the data object with this index" },
+	{ 's', "snapshot", 1, "TAG|ID", "a snapshot instead of the working VDI" },
+	{ 0 },
+};
+
+static const struct subcommand vdi_subs[] = {
+	{ "create", "NAME SIZE [-c COPIES] [-P]", "create a VDI of SIZE bytes (K, M, G, T suffixes)",
+	  create_opts, CMD_CLUSTER, 2, 2, vdi_create },
+	{ "list", "[NAME]", "list VDIs with their size and use", NULL, CMD_CLUSTER, 0, 1, vdi_list },
+	{ "delete", "NAME [-s TAG|ID]", "delete a VDI and free its objects", snap_opts, CMD_CLUSTER, 1, 1, vdi_delete },
+	{ "resize", "NAME SIZE", "change the size of a VDI (shrinking only over unallocated space)",
+	  NULL, CMD_CLUSTER, 2, 2, vdi_resize },
+	{ "read", "NAME [OFFSET [LEN]] [-s TAG|ID]", "write a VDI's bytes to standard output",
+	  snap_opts, CMD_CLUSTER, 1, 3, vdi_read },
+	{ "write", "NAME [OFFSET [LEN]]", "write standard input into a VDI", NULL, CMD_CLUSTER, 1, 3, vdi_write },
+	{ "object", "NAME [-i INDEX]", "show which nodes hold each object of a VDI", object_opts, CMD_CLUSTER, 1, 1,
+	  vdi_object },
+	{ NULL },
+};
+
+const struct command vdi_command = { "vdi", "virtual disk images in the cluster", vdi_subs };

@@ -1,0 +1,479 @@
+/* sd_client.c: the guest-side flow of the sheepdog protocol (protocol.md): find a VDI by name,
+ * read its inode, read data objects from the VDI that owns each index, create objects on first
+ * write (copy-on-write from a parent's object) and record them in the inode. Thread-safe: many
+ * threads may read and write one open VDI; each uses a pooled connection. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal_proto.h"
+#include "net.h"
+#include "sd_client.h"
+#include "util.h"
+
+#define POOL_MAX 32
+#define ALLOC_LOCKS 64
+
+struct sd_vdi {
+	char host[256];
+	int port;
+	uint32_t vid;
+	uint64_t size;
+	uint8_t shift;
+	uint8_t copies;
+	bool writable;
+	uint32_t nr_objs;
+	uint32_t *index;
+	pthread_mutex_t lock;                     /* index and pool */
+	pthread_mutex_t alloc_lock[ALLOC_LOCKS];  /* one object's creation at a time */
+	int pool[POOL_MAX];
+	int nr_pool;
+};
+
+static const char *const res_names[256] = {
+	[SD_RES_SUCCESS] = "success",
+	[SD_RES_UNKNOWN] = "unknown error",
+	[SD_RES_NO_OBJ] = "no such object",
+	[SD_RES_EIO] = "I/O error",
+	[SD_RES_VDI_EXIST] = "VDI exists already",
+	[SD_RES_INVALID_PARMS] = "invalid parameters",
+	[SD_RES_SYSTEM_ERROR] = "system error",
+	[SD_RES_VDI_LOCKED] = "VDI is locked",
+	[SD_RES_NO_VDI] = "no such VDI",
+	[SD_RES_NO_BASE_VDI] = "no base VDI",
+	[SD_RES_VDI_READ] = "cannot read the VDI",
+	[SD_RES_VDI_WRITE] = "cannot write the VDI",
+	[SD_RES_BASE_VDI_READ] = "cannot read the base VDI",
+	[SD_RES_BASE_VDI_WRITE] = "cannot write the base VDI",
+	[SD_RES_NO_TAG] = "no such snapshot",
+	[SD_RES_STARTUP] = "sheep is starting up",
+	[SD_RES_VDI_NOT_LOCKED] = "VDI is not locked",
+	[SD_RES_SHUTDOWN] = "the cluster is shutting down",
+	[SD_RES_NO_MEM] = "out of memory",
+	[SD_RES_FULL_VDI] = "no free VDI id left",
+	[SD_RES_VER_MISMATCH] = "protocol version mismatch",
+	[SD_RES_NO_SPACE] = "no space left on a node",
+	[SD_RES_WAIT_FOR_FORMAT] = "the cluster is not formatted (run: collie cluster format)",
+	[SD_RES_WAIT_FOR_JOIN] = "waiting for other nodes to join",
+	[SD_RES_JOIN_FAILED] = "the node could not join",
+	[SD_RES_HALT] = "the cluster stopped I/O (not enough nodes)",
+	[SD_RES_READONLY] = "read-only (a snapshot)",
+	[SD_RES_INODE_INVALIDATED] = "inode invalidated",
+	[SD_RES_OLD_NODE_VER] = "old node version",
+	[SD_RES_NEW_NODE_VER] = "new node version",
+	[SD_RES_NOT_FORMATTED] = "not formatted",
+	[SD_RES_INVALID_CTIME] = "creation time mismatch",
+	[SD_RES_INVALID_EPOCH] = "invalid epoch",
+	[SD_RES_NETWORK_ERROR] = "network error between nodes",
+	[SD_RES_BUFFER_SMALL] = "buffer too small",
+	[SD_RES_NO_SUPPORT] = "not supported",
+	[SD_RES_KILLED] = "node killed",
+	[SD_RES_AGAIN] = "try again",
+	[SD_RES_STALE_OBJ] = "stale object",
+};
+
+const char *sd_strerror(int res)
+{
+	static __thread char buf[64];
+	if (res < 0)
+		return strerror(-res);
+	if (res < 256 && res_names[res])
+		return res_names[res];
+	snprintf(buf, sizeof(buf), "error 0x%x", res);
+	return buf;
+}
+
+int sd_run(const char *host, int port, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
+{
+	int fd = connect_to(host, port, 5000, 120000);
+	if (fd < 0)
+		return fd;
+	int ret = exec_req(fd, hdr, data, bufsize, rsp) < 0 ? -EIO : 0;
+	close(fd);
+	return ret;
+}
+
+static int run_result(int ret, const struct sd_rsp *rsp)
+{
+	return ret < 0 ? ret : (int)rsp->result;
+}
+
+/* payload name[256] + tag[256]; snap may be a tag or a decimal id */
+static void fill_name(char *buf, const char *name, const char *snap, uint32_t *snapid)
+{
+	memset(buf, 0, SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN);
+	strncpy(buf, name, SD_MAX_VDI_LEN - 1);
+	*snapid = 0;
+	if (snap && *snap) {
+		uint64_t id;
+		if (parse_u64(snap, &id) == 0 && id && id <= UINT32_MAX)
+			*snapid = id;
+		else
+			strncpy(buf + SD_MAX_VDI_LEN, snap, SD_MAX_VDI_TAG_LEN - 1);
+	}
+}
+
+int sd_vdi_lookup(const char *host, int port, const char *name, const char *snap, uint32_t *vid)
+{
+	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_GET_VDI_INFO,
+			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
+	struct sd_rsp rsp;
+	if (strlen(name) >= SD_MAX_VDI_LEN || (snap && strlen(snap) >= SD_MAX_VDI_TAG_LEN))
+		return SD_RES_INVALID_PARMS;
+	fill_name(buf, name, snap, &hdr.vdi.snapid);
+	int ret = run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	if (ret == SD_RES_SUCCESS)
+		*vid = rsp.vdi.vdi_id;
+	return ret;
+}
+
+int sd_read_inode_header(const char *host, int port, uint32_t vid, struct sd_inode_header *h)
+{
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_OBJ, .data_length = sizeof(*h) };
+	struct sd_rsp rsp;
+	hdr.obj.oid = vid_to_vdi_oid(vid);
+	int ret = run_result(sd_run(host, port, &hdr, h, sizeof(*h), &rsp), &rsp);
+	if (ret == SD_RES_SUCCESS && rsp.data_length < sizeof(*h))
+		memset((char *)h + rsp.data_length, 0, sizeof(*h) - rsp.data_length);
+	return ret;
+}
+
+int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *index, uint32_t nr)
+{
+	if (nr > SD_INODE_DATA_INDEX)
+		return SD_RES_INVALID_PARMS;
+	if (!nr)
+		return SD_RES_SUCCESS;
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_OBJ,
+			      .data_length = nr * sizeof(uint32_t) };
+	struct sd_rsp rsp;
+	hdr.obj.oid = vid_to_vdi_oid(vid);
+	hdr.obj.offset = SD_INODE_HEADER_SIZE;
+	int ret = run_result(sd_run(host, port, &hdr, index, nr * sizeof(uint32_t), &rsp), &rsp);
+	if (ret == SD_RES_SUCCESS && rsp.data_length < nr * sizeof(uint32_t))
+		memset((char *)index + rsp.data_length, 0, nr * sizeof(uint32_t) - rsp.data_length);
+	return ret;
+}
+
+int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, int copies, bool prealloc,
+		  uint32_t *vid_out)
+{
+	char buf[SD_MAX_VDI_LEN] = { 0 };
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_NEW_VDI,
+			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
+	struct sd_rsp rsp;
+	if (!*name || strlen(name) >= SD_MAX_VDI_LEN)
+		return SD_RES_INVALID_PARMS;
+	strncpy(buf, name, sizeof(buf) - 1);
+	hdr.vdi.vdi_size = size;
+	hdr.vdi.copies = copies;
+	int ret = run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	if (ret != SD_RES_SUCCESS)
+		return ret;
+	if (vid_out)
+		*vid_out = rsp.vdi.vdi_id;
+	if (!prealloc)
+		return ret;
+	/* preallocation: create every object now */
+	struct sd_vdi *vdi;
+	ret = sd_vdi_open(host, port, name, NULL, true, &vdi);
+	if (ret)
+		return ret;
+	uint64_t objsize = sd_vdi_object_size(vdi);
+	char *zero = calloc(1, 1);
+	for (uint32_t i = 0; i < vdi->nr_objs && ret == SD_RES_SUCCESS; i++) {
+		struct sd_req c = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_CREATE_AND_WRITE_OBJ,
+				    .flags = SD_FLAG_CMD_WRITE | SD_FLAG_CMD_CACHE, .data_length = 1 };
+		c.obj.oid = vid_to_data_oid(vdi->vid, i);
+		c.obj.copies = vdi->copies;
+		c.obj.offset = objsize - 1;
+		ret = run_result(sd_run(host, port, &c, zero, 0, &rsp), &rsp);
+		if (ret == SD_RES_SUCCESS)
+			vdi->index[i] = vdi->vid;
+	}
+	free(zero);
+	if (ret == SD_RES_SUCCESS && vdi->nr_objs) {
+		struct sd_req w = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_WRITE_OBJ,
+				    .flags = SD_FLAG_CMD_WRITE, .data_length = vdi->nr_objs * 4 };
+		w.obj.oid = vid_to_vdi_oid(vdi->vid);
+		w.obj.offset = SD_INODE_HEADER_SIZE;
+		ret = run_result(sd_run(host, port, &w, vdi->index, 0, &rsp), &rsp);
+	}
+	if (ret == SD_RES_SUCCESS)
+		ret = sd_vdi_flush(vdi);
+	sd_vdi_close(vdi);
+	return ret;
+}
+
+int sd_vdi_delete(const char *host, int port, const char *name, const char *snap)
+{
+	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_DEL_VDI,
+			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
+	struct sd_rsp rsp;
+	if (!*name || strlen(name) >= SD_MAX_VDI_LEN)
+		return SD_RES_INVALID_PARMS;
+	fill_name(buf, name, snap, &hdr.vdi.snapid);
+	return run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+}
+
+int sd_vdi_open(const char *host, int port, const char *name, const char *snap, bool writable,
+		struct sd_vdi **out)
+{
+	uint32_t vid;
+	struct sd_inode_header *h = NULL;
+	int ret = sd_vdi_lookup(host, port, name, snap, &vid);
+	if (ret)
+		return ret;
+	h = calloc(1, sizeof(*h));
+	struct sd_vdi *vdi = calloc(1, sizeof(*vdi));
+	if (!h || !vdi) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	ret = sd_read_inode_header(host, port, vid, h);
+	if (ret)
+		goto out_free;
+	snprintf(vdi->host, sizeof(vdi->host), "%s", host);
+	vdi->port = port;
+	vdi->vid = vid;
+	vdi->size = h->vdi_size;
+	vdi->shift = h->block_size_shift ? h->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
+	vdi->copies = h->nr_copies;
+	if (writable && h->snap_ctime) {
+		ret = SD_RES_READONLY;
+		goto out_free;
+	}
+	vdi->writable = writable;
+	if (vdi->shift < 20 || vdi->shift > 31) {
+		ret = SD_RES_INVALID_PARMS;
+		goto out_free;
+	}
+	uint64_t nr = DIV_ROUND_UP(vdi->size, UINT64_C(1) << vdi->shift);
+	if (nr > SD_INODE_DATA_INDEX) {
+		ret = SD_RES_INVALID_PARMS;
+		goto out_free;
+	}
+	vdi->nr_objs = nr;
+	vdi->index = calloc(nr ? nr : 1, sizeof(uint32_t));
+	if (!vdi->index) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	ret = sd_read_inode_index(host, port, vid, vdi->index, nr);
+	if (ret)
+		goto out_free;
+	pthread_mutex_init(&vdi->lock, NULL);
+	for (int i = 0; i < ALLOC_LOCKS; i++)
+		pthread_mutex_init(&vdi->alloc_lock[i], NULL);
+	free(h);
+	*out = vdi;
+	return SD_RES_SUCCESS;
+out_free:
+	if (vdi)
+		free(vdi->index);
+	free(vdi);
+	free(h);
+	return ret;
+}
+
+uint64_t sd_vdi_size(const struct sd_vdi *vdi) { return vdi->size; }
+uint32_t sd_vdi_id(const struct sd_vdi *vdi) { return vdi->vid; }
+uint32_t sd_vdi_object_size(const struct sd_vdi *vdi) { return UINT32_C(1) << vdi->shift; }
+
+const uint32_t *sd_vdi_index(const struct sd_vdi *vdi, uint32_t *nr_objects)
+{
+	*nr_objects = vdi->nr_objs;
+	return vdi->index;
+}
+
+static int pool_get(struct sd_vdi *vdi)
+{
+	pthread_mutex_lock(&vdi->lock);
+	if (vdi->nr_pool) {
+		int fd = vdi->pool[--vdi->nr_pool];
+		pthread_mutex_unlock(&vdi->lock);
+		return fd;
+	}
+	pthread_mutex_unlock(&vdi->lock);
+	return connect_to(vdi->host, vdi->port, 5000, 120000);
+}
+
+static void pool_put(struct sd_vdi *vdi, int fd)
+{
+	pthread_mutex_lock(&vdi->lock);
+	if (vdi->nr_pool < POOL_MAX) {
+		vdi->pool[vdi->nr_pool++] = fd;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&vdi->lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+static int vdi_exec(struct sd_vdi *vdi, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
+{
+	int fd = pool_get(vdi);
+	if (fd < 0)
+		return fd;
+	if (exec_req(fd, hdr, data, bufsize, rsp) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	pool_put(vdi, fd);
+	return rsp->result;
+}
+
+static uint32_t index_get(struct sd_vdi *vdi, uint32_t idx)
+{
+	pthread_mutex_lock(&vdi->lock);
+	uint32_t v = vdi->index[idx];
+	pthread_mutex_unlock(&vdi->lock);
+	return v;
+}
+
+int sd_vdi_pread(struct sd_vdi *vdi, void *buf, size_t len, uint64_t offset)
+{
+	uint64_t objsize = UINT64_C(1) << vdi->shift;
+	if (offset > vdi->size || len > vdi->size - offset)
+		return SD_RES_INVALID_PARMS;
+	while (len) {
+		uint32_t idx = offset >> vdi->shift;
+		uint32_t off = offset & (objsize - 1);
+		uint32_t n = MIN(len, objsize - off);
+		uint32_t owner = index_get(vdi, idx);
+		if (!owner) {
+			memset(buf, 0, n);
+		} else {
+			struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_OBJ, .data_length = n };
+			struct sd_rsp rsp;
+			hdr.obj.oid = vid_to_data_oid(owner, idx);
+			hdr.obj.copies = vdi->copies;
+			hdr.obj.offset = off;
+			int ret = vdi_exec(vdi, &hdr, buf, n, &rsp);
+			if (ret)
+				return ret;
+			if (rsp.data_length < n)
+				memset((char *)buf + rsp.data_length, 0, n - rsp.data_length);
+		}
+		buf = (char *)buf + n;
+		offset += n;
+		len -= n;
+	}
+	return SD_RES_SUCCESS;
+}
+
+/* write within one object, creating it (or its copy-on-write copy) on first write */
+static int write_one(struct sd_vdi *vdi, uint32_t idx, const void *buf, uint32_t n, uint32_t off)
+{
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .flags = SD_FLAG_CMD_WRITE | SD_FLAG_CMD_CACHE,
+			      .data_length = n };
+	struct sd_rsp rsp;
+	uint32_t owner = index_get(vdi, idx);
+	int ret;
+
+	hdr.obj.copies = vdi->copies;
+	hdr.obj.offset = off;
+	hdr.obj.oid = vid_to_data_oid(vdi->vid, idx);
+	if (owner == vdi->vid) {
+		hdr.opcode = SD_OP_WRITE_OBJ;
+		return vdi_exec(vdi, &hdr, (void *)buf, 0, &rsp);
+	}
+	pthread_mutex_t *lk = &vdi->alloc_lock[idx % ALLOC_LOCKS];
+	pthread_mutex_lock(lk);
+	owner = index_get(vdi, idx);
+	if (owner == vdi->vid) {          /* another thread created it meanwhile */
+		pthread_mutex_unlock(lk);
+		hdr.opcode = SD_OP_WRITE_OBJ;
+		return vdi_exec(vdi, &hdr, (void *)buf, 0, &rsp);
+	}
+	if (!owner && is_all_zero(buf, n)) {   /* zeros into a hole: nothing to store */
+		pthread_mutex_unlock(lk);
+		return SD_RES_SUCCESS;
+	}
+	hdr.opcode = SD_OP_CREATE_AND_WRITE_OBJ;
+	if (owner) {
+		hdr.flags |= SD_FLAG_CMD_COW;
+		hdr.obj.cow_oid = vid_to_data_oid(owner, idx);
+	}
+	ret = vdi_exec(vdi, &hdr, (void *)buf, 0, &rsp);
+	if (ret == SD_RES_SUCCESS) {
+		/* record the new object in the inode */
+		uint32_t me = vdi->vid;
+		struct sd_req w = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_WRITE_OBJ,
+				    .flags = SD_FLAG_CMD_WRITE | SD_FLAG_CMD_CACHE, .data_length = sizeof(me) };
+		w.obj.oid = vid_to_vdi_oid(vdi->vid);
+		w.obj.offset = SD_INODE_HEADER_SIZE + idx * sizeof(uint32_t);
+		ret = vdi_exec(vdi, &w, &me, 0, &rsp);
+		if (ret == SD_RES_SUCCESS) {
+			pthread_mutex_lock(&vdi->lock);
+			vdi->index[idx] = vdi->vid;
+			pthread_mutex_unlock(&vdi->lock);
+		}
+	}
+	pthread_mutex_unlock(lk);
+	return ret;
+}
+
+int sd_vdi_pwrite(struct sd_vdi *vdi, const void *buf, size_t len, uint64_t offset)
+{
+	uint64_t objsize = UINT64_C(1) << vdi->shift;
+	if (!vdi->writable)
+		return SD_RES_READONLY;
+	if (offset > vdi->size || len > vdi->size - offset)
+		return SD_RES_INVALID_PARMS;
+	while (len) {
+		uint32_t idx = offset >> vdi->shift;
+		uint32_t off = offset & (objsize - 1);
+		uint32_t n = MIN(len, objsize - off);
+		int ret = write_one(vdi, idx, buf, n, off);
+		if (ret)
+			return ret;
+		buf = (const char *)buf + n;
+		offset += n;
+		len -= n;
+	}
+	return SD_RES_SUCCESS;
+}
+
+int sd_vdi_block_status(struct sd_vdi *vdi, uint64_t offset, uint64_t len, bool *allocated, uint64_t *run)
+{
+	uint64_t objsize = UINT64_C(1) << vdi->shift;
+	if (offset >= vdi->size || !len)
+		return SD_RES_INVALID_PARMS;
+	len = MIN(len, vdi->size - offset);
+	uint32_t idx = offset >> vdi->shift;
+	bool a = index_get(vdi, idx) != 0;
+	uint64_t end = MIN(((uint64_t)idx + 1) * objsize, offset + len);
+	while (end < offset + len) {
+		idx++;
+		if ((index_get(vdi, idx) != 0) != a)
+			break;
+		end = MIN(((uint64_t)idx + 1) * objsize, offset + len);
+	}
+	*allocated = a;
+	*run = end - offset;
+	return SD_RES_SUCCESS;
+}
+
+int sd_vdi_flush(struct sd_vdi *vdi)
+{
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_FLUSH_VDI };
+	struct sd_rsp rsp;
+	hdr.obj.oid = vid_to_vdi_oid(vdi->vid);
+	return vdi_exec(vdi, &hdr, NULL, 0, &rsp);
+}
+
+void sd_vdi_close(struct sd_vdi *vdi)
+{
+	if (!vdi)
+		return;
+	while (vdi->nr_pool)
+		close(vdi->pool[--vdi->nr_pool]);
+	free(vdi->index);
+	free(vdi);
+}
