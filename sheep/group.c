@@ -59,11 +59,11 @@ struct snapshot_hdr {
 	uint8_t nr_copies;
 	uint8_t block_size_shift;
 	uint8_t recovery_disabled;
-	uint8_t pad;
+	uint8_t keep_store;    /* the joiner came back during a restart: its objects are current */
 	uint32_t nr_members;
 	uint32_t nr_blocks;
-	uint32_t pad2;
-	/* struct member[nr_members], struct block_entry[nr_blocks] */
+	uint32_t nr_wait;
+	/* struct member[nr_members], struct block_entry[nr_blocks], struct sd_node[nr_wait] */
 };
 
 #define MAX_BLOCKS 4096
@@ -88,6 +88,9 @@ struct pending_accept {
 };
 
 static bool joined, join_sent, buffering;
+/* while the status is WAIT: the nodes of the last epoch before a whole-cluster stop */
+static struct sd_node wait_nodes[SD_MAX_NODES];
+static int nr_wait_nodes;
 static struct member members[SD_MAX_NODES];
 static int nr_members;
 static struct block_entry blocks[MAX_BLOCKS];
@@ -142,10 +145,34 @@ static int send_msg(uint32_t type, uint64_t seq, const struct cluster_id *target
 }
 
 /* the membership changed: new ring, and a new epoch when the cluster is formatted */
+static bool all_wait_nodes_back(void)
+{
+	for (int i = 0; i < nr_wait_nodes; i++) {
+		bool found = false;
+		for (int k = 0; k < nr_members && !found; k++)
+			found = !node_cmp(&members[k].node, &wait_nodes[i]);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* leave WAIT: the cluster runs again (every node of the last epoch is back, or forced) */
+void group_end_wait(void)
+{
+	if (atomic_load(&sys->status) != SD_STATUS_WAIT)
+		return;
+	nr_wait_nodes = 0;
+	atomic_store(&sys->status, SD_STATUS_OK);
+	sd_info("the nodes of the last epoch are back: the cluster runs");
+}
+
 static void members_changed(void)
 {
 	struct sd_node nodes[SD_MAX_NODES];
 	int n = group_node_list(nodes, SD_MAX_NODES);
+	if (atomic_load(&sys->status) == SD_STATUS_WAIT && all_wait_nodes_back())
+		group_end_wait();
 	int status = atomic_load(&sys->status);
 	if (status == SD_STATUS_OK || status == SD_STATUS_HALT) {
 		uint32_t e = sys_epoch() + 1;
@@ -164,7 +191,7 @@ static void members_changed(void)
 static size_t make_snapshot(void **out)
 {
 	size_t len = sizeof(struct snapshot_hdr) + nr_members * sizeof(struct member) +
-		     nr_blocks * sizeof(struct block_entry);
+		     nr_blocks * sizeof(struct block_entry) + nr_wait_nodes * sizeof(struct sd_node);
 	struct snapshot_hdr *h = xzalloc(len);
 	h->status = atomic_load(&sys->status);
 	h->epoch = sys_epoch();
@@ -176,6 +203,9 @@ static size_t make_snapshot(void **out)
 	h->nr_blocks = nr_blocks;
 	memcpy(h + 1, members, nr_members * sizeof(struct member));
 	memcpy((char *)(h + 1) + nr_members * sizeof(struct member), blocks, nr_blocks * sizeof(struct block_entry));
+	h->nr_wait = nr_wait_nodes;
+	memcpy((char *)(h + 1) + nr_members * sizeof(struct member) + nr_blocks * sizeof(struct block_entry),
+	       wait_nodes, nr_wait_nodes * sizeof(struct sd_node));
 	*out = h;
 	return len;
 }
@@ -187,8 +217,9 @@ static void handle_confchg_left(const struct cluster_id *left, size_t nr_left);
 static void adopt_snapshot(const void *buf, size_t len)
 {
 	const struct snapshot_hdr *h = buf;
-	if (len < sizeof(*h) || h->nr_members > SD_MAX_NODES || h->nr_blocks > MAX_BLOCKS ||
-	    len != sizeof(*h) + h->nr_members * sizeof(struct member) + h->nr_blocks * sizeof(struct block_entry)) {
+	if (len < sizeof(*h) || h->nr_members > SD_MAX_NODES || h->nr_blocks > MAX_BLOCKS || h->nr_wait > SD_MAX_NODES ||
+	    len != sizeof(*h) + h->nr_members * sizeof(struct member) + h->nr_blocks * sizeof(struct block_entry) +
+		   h->nr_wait * sizeof(struct sd_node)) {
 		sd_emerg("malformed join snapshot (%zu bytes)", len);
 		exit(1);
 	}
@@ -197,6 +228,9 @@ static void adopt_snapshot(const void *buf, size_t len)
 	nr_blocks = h->nr_blocks;
 	memcpy(blocks, (const char *)(h + 1) + nr_members * sizeof(struct member), nr_blocks * sizeof(struct block_entry));
 	sys->recovery_disabled = h->recovery_disabled;
+	nr_wait_nodes = h->nr_wait;
+	memcpy(wait_nodes, (const char *)(h + 1) + nr_members * sizeof(struct member) + nr_blocks * sizeof(struct block_entry),
+	       nr_wait_nodes * sizeof(struct sd_node));
 	if (h->ctime) {
 		struct sd_node nodes[SD_MAX_NODES];
 		int n = group_node_list(nodes, SD_MAX_NODES);
@@ -208,11 +242,15 @@ static void adopt_snapshot(const void *buf, size_t len)
 			/* a store that never belonged to this cluster holds nothing of it */
 			store_wipe();
 			epoch_log_remove_all();
+		} else if (h->status == SD_STATUS_OK && !h->keep_store) {
+			/* the cluster ran on without this node: what it holds may be out of date */
+			store_set_aside_all();
 		}
 		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = h->epoch };
 		config_save(&cfg);
-		epoch_log_write(h->epoch, nodes, n);
+		if (h->status == SD_STATUS_OK)
+			epoch_log_write(h->epoch, nodes, n);
 	}
 	atomic_store(&sys->epoch, h->epoch);
 	atomic_store(&sys->status, h->status);
@@ -248,6 +286,25 @@ static void announce_local_vdis(void)
 	free(oids);
 }
 
+/* the epochs this node missed, so reads and recovery can find where objects were */
+static void fetch_epoch_logs_from(const struct sd_node *n)
+{
+	struct epoch_log *log = xzalloc(sizeof(*log));
+	for (uint32_t e = sys_epoch(); e >= 1; e--) {
+		if (epoch_log_read(e, log) == 0)
+			continue;
+		struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_GET_EPOCH,
+				      .data_length = sizeof(*log) };
+		struct sd_rsp rsp;
+		hdr.obj.tgt_epoch = e;
+		if (peer_exec(n, &hdr, log, sizeof(*log), &rsp) != SD_RES_SUCCESS ||
+		    rsp.data_length < EPOCH_LOG_HDR_SIZE || log->nr_nodes > SD_MAX_NODES)
+			continue;
+		epoch_log_write(e, log->nodes, log->nr_nodes);
+	}
+	free(log);
+}
+
 static void finish_join(void)
 {
 	joined = true;
@@ -256,8 +313,10 @@ static void finish_join(void)
 		for (int i = 0; i < nr_members; i++) {
 			if (is_me(&members[i].cid))
 				continue;
-			if (fetch_vdi_state_from(&members[i].node) == 0)
+			if (fetch_vdi_state_from(&members[i].node) == 0) {
+				fetch_epoch_logs_from(&members[i].node);
 				break;
+			}
 		}
 	}
 	if (sys->ctime)
@@ -272,11 +331,24 @@ static void become_founder(void)
 	members[0].node = sys->this_node;
 	nr_members = 1;
 	if (config_load(&cfg) == 0 && cfg.ctime) {
+		struct epoch_log *log = xzalloc(sizeof(*log));
+		uint32_t last = MAX(cfg.last_epoch, epoch_log_latest());
 		sys->ctime = cfg.ctime;
 		sys->nr_copies = cfg.nr_copies;
 		sys->block_size_shift = cfg.block_size_shift;
-		atomic_store(&sys->epoch, MAX(cfg.last_epoch, epoch_log_latest()));
-		atomic_store(&sys->status, SD_STATUS_OK);
+		atomic_store(&sys->epoch, last);
+		/* a whole-cluster restart: wait for every node of the last epoch */
+		nr_wait_nodes = 0;
+		if (epoch_log_read(last, log) == 0) {
+			nr_wait_nodes = log->nr_nodes;
+			memcpy(wait_nodes, log->nodes, log->nr_nodes * sizeof(struct sd_node));
+		}
+		free(log);
+		atomic_store(&sys->status, SD_STATUS_WAIT);
+		if (all_wait_nodes_back())
+			group_end_wait();
+		else
+			sd_info("waiting for the %d nodes of epoch %u to come back", nr_wait_nodes, last);
 	}
 	members_changed();
 	finish_join();
@@ -459,6 +531,7 @@ static void handle_join_req(const struct cluster_id *from, const struct cluster_
 			send_msg(MSG_JOIN_REJECT, 0, from, why, strlen(why) + 1, NULL, 0, NULL, 0);
 		return;
 	}
+	bool during_wait = atomic_load(&sys->status) == SD_STATUS_WAIT;
 	members[nr_members].cid = *from;
 	members[nr_members].node = ji.node;
 	nr_members++;
@@ -467,6 +540,7 @@ static void handle_join_req(const struct cluster_id *from, const struct cluster_
 	struct pending_accept *pa = xzalloc(sizeof(*pa));
 	pa->cid = *from;
 	pa->len = make_snapshot(&pa->snap);
+	((struct snapshot_hdr *)pa->snap)->keep_store = during_wait;
 	list_add_tail(&pa->list, &pending_accepts);
 	if (i_am_master())
 		send_msg(MSG_JOIN_ACCEPT, 0, from, pa->snap, pa->len, NULL, 0, NULL, 0);

@@ -199,6 +199,24 @@ static int main_shutdown(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 	return SD_RES_SUCCESS;
 }
 
+static int main_force_recover(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	if (atomic_load(&sys->status) != SD_STATUS_WAIT)
+		return SD_RES_INVALID_PARMS;
+	struct sd_node nodes[SD_MAX_NODES];
+	int n = group_node_list(nodes, SD_MAX_NODES);
+	group_end_wait();
+	uint32_t e = sys_epoch() + 1;
+	epoch_log_write(e, nodes, n);
+	struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
+				    .block_size_shift = sys->block_size_shift, .last_epoch = e };
+	config_save(&cfg);
+	atomic_store(&sys->epoch, e);
+	set_vnode_info(nodes, n);
+	sd_info("forced to run without the missing nodes: epoch %u", e);
+	return SD_RES_SUCCESS;
+}
+
 static int local_stat_sheep(struct request *req)
 {
 	struct sd_node_rsp *nr = (struct sd_node_rsp *)&req->rp;
@@ -297,6 +315,7 @@ static const struct sd_op_template sd_ops[256] = {
 	/* cluster and node administration */
 	[SD_OP_GET_NODE_LIST]  = { "GET_NODE_LIST", SD_OP_TYPE_LOCAL, false, true, NULL, NULL, main_get_node_list },
 	[SD_OP_MAKE_FS]        = { "MAKE_FS", SD_OP_TYPE_CLUSTER, false, false, prepare_make_fs, NULL, main_make_fs },
+	[SD_OP_FORCE_RECOVER]  = { "FORCE_RECOVER", SD_OP_TYPE_CLUSTER, false, false, NULL, NULL, main_force_recover },
 	[SD_OP_SHUTDOWN]       = { "SHUTDOWN", SD_OP_TYPE_CLUSTER, false, false, NULL, NULL, main_shutdown },
 	[SD_OP_STAT_SHEEP]     = { "STAT_SHEEP", SD_OP_TYPE_LOCAL, false, true, NULL, local_stat_sheep, NULL },
 	[SD_OP_STAT_CLUSTER]   = { "STAT_CLUSTER", SD_OP_TYPE_LOCAL, false, true, NULL, local_stat_cluster, NULL },

@@ -171,6 +171,8 @@ static int check_request_state(const struct request *req)
 		return SD_RES_WAIT_FOR_FORMAT;
 	if (req->op->needs_format && status == SD_STATUS_HALT)
 		return SD_RES_HALT;
+	if (req->op->needs_format && status == SD_STATUS_WAIT && req->op->type != SD_OP_TYPE_PEER)
+		return SD_RES_WAIT_FOR_JOIN;
 	return SD_RES_SUCCESS;
 }
 

@@ -138,6 +138,8 @@ int store_remove(uint64_t oid);
 bool store_exists(uint64_t oid);
 int store_flush(void);
 int store_wipe(void);
+/* move every object to obj/.stale (kept for recovery, never served) */
+int store_set_aside_all(void);
 /* fills oids (malloc'd) with every object stored here */
 int store_list(uint64_t **oids, size_t *nr);
 int store_stat(uint64_t *size, uint64_t *used);
@@ -168,6 +170,7 @@ void group_leave(void);
 void cluster_queue_request(struct request *req);
 int group_node_list(struct sd_node *nodes, int max);
 int group_local_idx(void);
+void group_end_wait(void);
 
 /* ---- vdi.c ---- */
 int vdi_init(void);

@@ -202,6 +202,27 @@ int store_wipe(void)
 	return SD_RES_SUCCESS;
 }
 
+int store_set_aside_all(void)
+{
+	char stale[4300];
+	uint64_t *oids;
+	size_t nr;
+	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
+	if (mkdir_p(stale, 0755) < 0 || store_list(&oids, &nr))
+		return SD_RES_EIO;
+	for (size_t i = 0; i < nr; i++) {
+		char from[4300], to[4400];
+		obj_path(oids[i], from, sizeof(from));
+		snprintf(to, sizeof(to), "%s/%016" PRIx64 ".%u", stale, oids[i], sys_epoch());
+		if (rename(from, to) < 0)
+			sd_warn("cannot set %s aside: %m", from);
+	}
+	if (nr)
+		sd_info("set %zu objects aside in %s: this node missed epochs", nr, stale);
+	free(oids);
+	return SD_RES_SUCCESS;
+}
+
 int store_stat(uint64_t *size, uint64_t *used)
 {
 	struct statvfs vfs;
