@@ -1,0 +1,124 @@
+# common.sh: helpers for functional scenarios (sourced). A scenario runs in its own namespaces
+# with TMPDIR_TEST as scratch space; BUILD holds sheep and collie.
+set -u
+T=${TMPDIR_TEST:?}
+SHEEP=${SHEEP:-$BUILD/sheep}
+COLLIE=${COLLIE:-$BUILD/collie}
+DRIVER=${DRIVER:-local}
+BASE_PORT=${BASE_PORT:-7000}
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+say() { echo "== $*"; }
+
+port_of() { echo $((BASE_PORT + $1)); }
+
+driver_spec() {
+	case $DRIVER in
+	local) echo "local:$T/cluster" ;;
+	*) echo "$DRIVER" ;;
+	esac
+}
+
+start_corosync() {
+	command -v corosync >/dev/null || skip "corosync is not installed"
+	cat > "$T/corosync.conf" <<EOC
+totem {
+	version: 2
+	cluster_name: sheepfold-test
+	transport: knet
+	crypto_cipher: none
+	crypto_hash: none
+	token: 1000
+}
+nodelist {
+	node {
+		ring0_addr: 127.0.0.1
+		name: node1
+		nodeid: 1
+	}
+}
+quorum {
+	provider: corosync_votequorum
+}
+logging {
+	to_logfile: yes
+	logfile: $T/corosync.log
+	to_syslog: no
+	to_stderr: no
+	timestamp: on
+}
+EOC
+	corosync -f -c "$T/corosync.conf" >"$T/corosync.out" 2>&1 &
+	for _ in $(seq 100); do
+		corosync-cpgtool >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	fail "corosync did not start: $(tail -3 "$T/corosync.log" 2>/dev/null)"
+}
+
+# start_sheep N [extra options]: node N on port BASE_PORT+N, zone N, store $T/N
+start_sheep() {
+	local n=$1; shift
+	$SHEEP -c "$(driver_spec)" -y 127.0.0.1 -p "$(port_of "$n")" -z "$n" -l debug "$@" "$T/$n" ||
+		fail "sheep $n did not start"
+}
+
+# kill_sheep N [signal]
+kill_sheep() {
+	local sig=${2:-KILL}
+	pkill "-$sig" -f "sheep -c $(driver_spec) -y 127.0.0.1 -p $(port_of "$1") " || true
+	for _ in $(seq 100); do
+		pgrep -f "sheep -c $(driver_spec) -y 127.0.0.1 -p $(port_of "$1") " >/dev/null || return 0
+		sleep 0.05
+	done
+	fail "sheep $1 did not die"
+}
+
+collie() { $COLLIE "$@"; }
+
+# wait_nodes COUNT [NODE]: until NODE's node list shows COUNT nodes
+wait_nodes() {
+	local want=$1 n=${2:-0} got=
+	for _ in $(seq 200); do
+		got=$(collie node list -r -p "$(port_of "$n")" 2>/dev/null | wc -l)
+		[ "$got" = "$want" ] && return 0
+		sleep 0.05
+	done
+	fail "node $n sees $got nodes, not $want"
+}
+
+# start_cluster COUNT [COPIES]: COUNT nodes, formatted
+start_cluster() {
+	local count=$1 copies=${2:-$1}
+	[ "$DRIVER" = corosync ] && start_corosync
+	for i in $(seq 0 $((count - 1))); do start_sheep "$i"; done
+	wait_nodes "$count"
+	collie cluster format -c "$copies" -p "$(port_of 0)" >/dev/null || fail "format"
+}
+
+# random file of SIZE MiB at PATH
+random_file() { head -c "$(($2 * 1024 * 1024))" /dev/urandom > "$1"; }
+
+# assert_same_read VDI FILE NODE [OFFSET LEN]
+assert_same_read() {
+	collie vdi read "$1" ${4:-} ${5:-} -p "$(port_of "$3")" > "$T/readback" || fail "vdi read $1 via node $3"
+	cmp -s "$T/readback" "$2" || fail "vdi read $1 via node $3 differs from $2"
+}
+
+# expect_fail DESCRIPTION COMMAND...: the command must exit 1 with a one-line error
+expect_fail() {
+	local what=$1; shift
+	local out rc
+	out=$("$@" 2>&1 >/dev/null); rc=$?
+	[ $rc = 1 ] || fail "$what: exit status $rc, not 1 (output: $out)"
+	[ "$(printf '%s\n' "$out" | grep -c .)" -ge 1 ] || fail "$what: no error message"
+	case "$out" in *"collie: "*|*"sheep: "*) ;; *) fail "$what: error does not say who failed: $out" ;; esac
+}
+
+cleanup_cluster() {
+	pkill -f "sheep -c" 2>/dev/null
+	pkill corosync 2>/dev/null
+	true
+}
+trap cleanup_cluster EXIT
