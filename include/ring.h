@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include "internal_proto.h"
 
+#define RING_POINTS_PER_VNODE 16
+
 struct sd_vnode {
 	uint64_t hash;
 	uint16_t node_idx;

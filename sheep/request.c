@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proto_check.h"
 #include "sheep_priv.h"
 
 enum rx_state { RX_HDR, RX_DATA, RX_DRAIN };
@@ -208,14 +209,7 @@ void queue_request(struct request *req)
 /* A header is in: check it. Returns 0 to read/dispatch, or the result to answer with. */
 static int check_header(const struct sd_req *hdr)
 {
-	const struct sd_op_template *op = get_sd_op(hdr->opcode);
-	if (hdr->opcode < 0x80 ? hdr->proto_ver > SD_PROTO_VER : hdr->proto_ver > SD_SHEEP_PROTO_VER)
-		return SD_RES_VER_MISMATCH;
-	if (!op)
-		return SD_RES_INVALID_PARMS;
-	if (hdr->data_length > SD_MAX_DATA_LENGTH)
-		return SD_RES_INVALID_PARMS;
-	return 0;
+	return sd_check_request_header(hdr, get_sd_op(hdr->opcode) != NULL, SD_MAX_DATA_LENGTH);
 }
 
 static void start_request(struct client_info *ci)

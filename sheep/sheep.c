@@ -357,7 +357,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if ((ret = group_init(driver)) < 0) {
-		fprintf(stderr, "sheep: cannot join the cluster through %s\n", driver);
+		if (ret != -EINVAL)
+			fprintf(stderr, "sheep: cannot join the cluster through %s\n", driver);
 		return 1;
 	}
 	for (;;) {

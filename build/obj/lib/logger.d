@@ -1,2 +1,0 @@
-build/obj/lib/logger.o: lib/logger.c include/logger.h
-include/logger.h:

@@ -1,0 +1,52 @@
+# sdproto.py: a minimal sheepdog-protocol client for tests, written from protocol.md.
+import socket
+import struct
+
+HDR = struct.Struct('<BBHIII32s')
+
+def req(opcode, flags=0, data_length=0, proto_ver=0x02, epoch=0, req_id=1, union=b''):
+    return HDR.pack(proto_ver, opcode, flags, epoch, req_id, data_length, union.ljust(32, b'\0'))
+
+def obj_union(oid, cow_oid=0, copies=0, offset=0):
+    return struct.pack('<QQBBBBII', oid, cow_oid, copies, 0, 0, 0, 0, offset) + b'\0' * 4
+
+def vdi_union(size=0, base=0, copies=0, snapid=0):
+    return struct.pack('<QIBBBBII', size, base, copies, 0, 0, 0, snapid, 0) + b'\0' * 8
+
+class Conn:
+    def __init__(self, port, host='127.0.0.1'):
+        self.s = socket.create_connection((host, port), timeout=30)
+
+    def send(self, hdr, payload=b''):
+        self.s.sendall(hdr + payload)
+
+    def recv_rsp(self):
+        h = self._recv(48)
+        ver, op, flags, epoch, rid, dlen, rest = HDR.unpack(h)
+        result = struct.unpack_from('<I', rest, 0)[0]
+        data = self._recv(dlen) if dlen else b''
+        return {'op': op, 'id': rid, 'result': result, 'data': data, 'raw': rest}
+
+    def _recv(self, n):
+        buf = b''
+        while len(buf) < n:
+            chunk = self.s.recv(n - len(buf))
+            if not chunk:
+                raise EOFError('connection closed')
+            buf += chunk
+        return buf
+
+    def exchange(self, hdr, payload=b''):
+        self.send(hdr, payload)
+        return self.recv_rsp()
+
+    def close(self):
+        self.s.close()
+
+def vid_of(name):
+    h = 0xcbf29ce484222325
+    for b in name.encode():
+        h ^= b
+        h = (h * 0x100000001b3) & 0xffffffffffffffff
+    v = h & 0xffffff
+    return v or 1

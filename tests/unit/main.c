@@ -1,0 +1,24 @@
+/* main.c: the CUnit runner for every unit suite. */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+
+int lib_add_suites(void);
+int formats_add_suites(void) __attribute__((weak));
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	if (lib_add_suites() || (formats_add_suites && formats_add_suites())) {
+		fprintf(stderr, "cannot register the unit suites\n");
+		CU_cleanup_registry();
+		return 2;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	unsigned ran = CU_get_number_of_tests_run();
+	CU_cleanup_registry();
+	printf("unit: %u passed, %u failed\n", ran - CU_get_number_of_tests_failed(), CU_get_number_of_tests_failed());
+	return failed ? 1 : 0;
+}
