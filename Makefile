@@ -72,13 +72,17 @@ $(COLLIE): $(call obj,$(COLLIE_SRCS)) $(LIBFORMATS) $(LIBSD)
 $(UNIT): $(call obj,$(UNIT_SRCS)) $(LIBFORMATS) $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CUNIT_LIBS)
 
-# check: unit tests plain and under sanitizers, then every functional scenario
-# (the sanitizer-built sheep and collie run scenarios listed in tests/functional/san).
+# scenarios that also run with the ASan+UBSan build of sheep and collie
+SAN_SCENARIOS := 001 002 004 005 006 007
+
+# check: unit tests plain and under sanitizers, every functional scenario, then the
+# sanitizer scenarios again with build-san binaries (any sanitizer report fails the run)
 check: all $(UNIT)
 	$(UNIT)
 	$(MAKE) SANITIZE=1 all build-san/unit-tests
 	build-san/unit-tests
 	tests/functional/check
+	BUILD=$(CURDIR)/build-san tests/functional/check $(SAN_SCENARIOS)
 
 check-unit: $(UNIT)
 	$(UNIT)
