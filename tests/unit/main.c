@@ -3,13 +3,19 @@
 #include <stdio.h>
 
 int lib_add_suites(void);
+/* each area registers its suites from its own file; an area without unit tests links without one */
 int formats_add_suites(void) __attribute__((weak));
+int recovery_add_suites(void) __attribute__((weak));
+int lifecycle_add_suites(void) __attribute__((weak));
+int nbd_add_suites(void) __attribute__((weak));
 
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 2;
-	if (lib_add_suites() || (formats_add_suites && formats_add_suites())) {
+	if (lib_add_suites() || (formats_add_suites && formats_add_suites()) ||
+	    (recovery_add_suites && recovery_add_suites()) || (lifecycle_add_suites && lifecycle_add_suites()) ||
+	    (nbd_add_suites && nbd_add_suites())) {
 		fprintf(stderr, "cannot register the unit suites\n");
 		CU_cleanup_registry();
 		return 2;
