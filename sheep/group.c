@@ -176,6 +176,7 @@ static void members_changed(void)
 	int status = atomic_load(&sys->status);
 	if (status == SD_STATUS_OK || status == SD_STATUS_HALT) {
 		uint32_t e = sys_epoch() + 1;
+		recovery_epoch_transition(e - 1, nodes, n);
 		epoch_log_write(e, nodes, n);
 		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = e };
@@ -186,6 +187,8 @@ static void members_changed(void)
 		sd_info("membership: %d node%s (cluster not formatted)", n, n == 1 ? "" : "s");
 	}
 	set_vnode_info(nodes, n);
+	if (joined)
+		recovery_start();
 }
 
 static size_t make_snapshot(void **out)
@@ -321,6 +324,7 @@ static void finish_join(void)
 	}
 	if (sys->ctime)
 		announce_local_vdis();
+	recovery_start();
 	sheep_ready();
 }
 

@@ -13,6 +13,26 @@
 #include "sheep_priv.h"
 
 static char obj_dir[4200];
+/* per-object serialisation of writes, creates, removes and recovery (striped by oid) */
+#define OBJ_LOCK_STRIPES 1024
+static pthread_mutex_t obj_locks[OBJ_LOCK_STRIPES];
+static pthread_once_t obj_locks_once = PTHREAD_ONCE_INIT;
+
+static void obj_locks_init(void)
+{
+	for (int i = 0; i < OBJ_LOCK_STRIPES; i++)
+		pthread_mutex_init(&obj_locks[i], NULL);
+}
+
+static pthread_mutex_t *obj_lock_of(uint64_t oid)
+{
+	pthread_once(&obj_locks_once, obj_locks_init);
+	uint64_t h = oid * 0x9E3779B97F4A7C15ull;
+	return &obj_locks[(h >> 32) % OBJ_LOCK_STRIPES];
+}
+
+void store_lock(uint64_t oid) { pthread_mutex_lock(obj_lock_of(oid)); }
+void store_unlock(uint64_t oid) { pthread_mutex_unlock(obj_lock_of(oid)); }
 static int obj_dir_fd = -1;
 static _Atomic unsigned long tmp_counter;
 
@@ -200,6 +220,45 @@ int store_wipe(void)
 		store_remove(oids[i]);
 	free(oids);
 	return SD_RES_SUCCESS;
+}
+
+/* move one object to obj/.stale (caller holds its lock); it is never served again */
+int store_set_aside(uint64_t oid, uint32_t epoch)
+{
+	char stale[4300], from[4300], to[4400];
+	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
+	if (mkdir_p(stale, 0755) < 0)
+		return SD_RES_EIO;
+	obj_path(oid, from, sizeof(from));
+	snprintf(to, sizeof(to), "%s/%016" PRIx64 ".%u", stale, oid, epoch);
+	if (rename(from, to) < 0)
+		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
+	return SD_RES_SUCCESS;
+}
+
+/* remove everything set aside (the whole cluster has recovered) */
+void store_purge_stale(void)
+{
+	char stale[4300];
+	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
+	DIR *d = opendir(stale);
+	if (!d)
+		return;
+	int dfd = dirfd(d);
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dfd, de->d_name, 0);
+	closedir(d);
+}
+
+/* bytes the filesystem under the store can still take */
+uint64_t store_free_space(void)
+{
+	struct statvfs vfs;
+	if (statvfs(obj_dir, &vfs) < 0)
+		return 0;
+	return (uint64_t)vfs.f_bavail * vfs.f_frsize;
 }
 
 int store_set_aside_all(void)
