@@ -24,6 +24,18 @@ static struct system_info sys_info = {
 struct system_info *sys = &sys_info;
 
 static int ready_fd = -1;   /* write end of the pipe to the waiting parent */
+static char **saved_argv;   /* for sheep_restart */
+
+/* Start this sheep afresh (same options): it leaves the cluster and joins again as a newcomer.
+ * A node that lost the majority uses it once the others are reachable again. */
+void sheep_restart(const char *why)
+{
+	sd_warn("restarting to rejoin the cluster: %s", why);
+	group_leave();
+	log_close();
+	execv("/proc/self/exe", saved_argv);
+	_exit(1);
+}
 
 /* ---- the current ring ---- */
 
@@ -182,6 +194,8 @@ int main(int argc, char **argv)
 	bool foreground = false, zone_set = false;
 	int loglevel = LOG_INFO_, c, ret;
 	char myaddr_buf[64];
+
+	saved_argv = argv;
 
 	while ((c = getopt_long(argc, argv, "p:b:y:c:z:V:l:o:fP:R:hv", long_opts, NULL)) != -1) {
 		switch (c) {

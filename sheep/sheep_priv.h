@@ -167,6 +167,7 @@ uint32_t epoch_log_latest(void);
 int epoch_log_remove_all(void);
 
 void sheep_ready(void);   /* sheep.c: joined, release the parent */
+void sheep_restart(const char *why) __attribute__((noreturn));
 
 /* ---- group.c: membership, epochs and cluster operations ---- */
 int group_init(const char *driver_spec);
