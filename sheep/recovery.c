@@ -32,6 +32,23 @@
 int recovery_inflight = 4;
 uint32_t recovery_pause_ms;
 
+/* While clients do I/O on this node (within CLIENT_IO_WINDOW), recovery fetches one object at a
+ * time and pauses CLIENT_IO_PAUSE after each, so client latency stays close to normal; it never
+ * waits longer than that per object, so it always progresses. */
+#define CLIENT_IO_WINDOW_NS (200ull * 1000000)
+#define CLIENT_IO_PAUSE_US  (10 * 1000)
+static _Atomic uint64_t last_client_io_ns;
+
+void recovery_note_client_io(void)
+{
+	atomic_store(&last_client_io_ns, now_ns());
+}
+
+static bool clients_busy(void)
+{
+	return now_ns() - atomic_load(&last_client_io_ns) < CLIENT_IO_WINDOW_NS;
+}
+
 static struct work_queue *recovery_wq;
 static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct recovery_info info;             /* under info_lock */
@@ -195,6 +212,7 @@ static int get_obj_list(const struct sd_node *n, uint32_t epoch, uint64_t **out,
 }
 
 struct fetch_job {
+	_Atomic int next_worker_id;
 	uint64_t *oids;
 	size_t nr;
 	_Atomic size_t next;
@@ -205,7 +223,13 @@ struct fetch_job {
 static void *fetch_worker(void *arg)
 {
 	struct fetch_job *job = arg;
+	int id = atomic_fetch_add(&job->next_worker_id, 1);
 	for (;;) {
+		/* yield to clients: only the first worker goes on, with a pause */
+		while (id > 0 && clients_busy() && !atomic_load(&job->stop) && sys_epoch() == job->epoch)
+			usleep(CLIENT_IO_PAUSE_US);
+		if (id == 0 && clients_busy())
+			usleep(CLIENT_IO_PAUSE_US);
 		size_t i = atomic_fetch_add(&job->next, 1);
 		if (i >= job->nr || atomic_load(&job->stop))
 			break;

@@ -190,6 +190,8 @@ void recovery_start(void);
 /* fetch one object this node should hold from the newest live holder; caller holds its lock */
 int recover_object_now(uint64_t oid);
 void recovery_get_info(struct recovery_info *out);
+/* client I/O arrived: recovery yields to it for a while (the built-in part of the throttle) */
+void recovery_note_client_io(void);
 /* main thread: a member announced it finished epoch e */
 void recovery_member_done(const struct sd_node *n, uint32_t e);
 
