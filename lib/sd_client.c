@@ -91,7 +91,7 @@ int sd_run(const char *host, int port, struct sd_req *hdr, void *data, uint32_t 
 	int fd = connect_to(host, port, 5000, 120000);
 	if (fd < 0)
 		return fd;
-	int ret = exec_req(fd, hdr, data, bufsize, rsp) < 0 ? -EIO : 0;
+	int ret = exec_req(fd, hdr, data, bufsize, rsp) < 0 ? -(errno ? errno : EIO) : 0;
 	close(fd);
 	return ret;
 }
@@ -321,8 +321,9 @@ static int vdi_exec(struct sd_vdi *vdi, struct sd_req *hdr, void *data, uint32_t
 	if (fd < 0)
 		return fd;
 	if (exec_req(fd, hdr, data, bufsize, rsp) < 0) {
+		int err = errno ? errno : EIO;
 		close(fd);
-		return -EIO;
+		return -err;
 	}
 	pool_put(vdi, fd);
 	return rsp->result;

@@ -281,6 +281,7 @@ static void client_rx(struct client_info *ci)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
+			sd_warn("client connection %d: read: %m; closing it", ci->fd);
 			client_close(ci);
 			return;
 		}
@@ -349,6 +350,7 @@ static void client_tx(struct client_info *ci)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
+			sd_warn("client connection %d: send: %m; closing it", ci->fd);
 			client_close(ci);
 			return;
 		}
@@ -373,6 +375,8 @@ static void client_handler(int fd, uint32_t events, void *data)
 	struct client_info *ci = data;
 	ci->refcnt++;
 	if (events & (EPOLLERR | EPOLLHUP)) {
+		if (events & EPOLLERR)
+			sd_warn("client connection %d: socket error; closing it", ci->fd);
 		client_close(ci);
 	} else {
 		if (events & EPOLLIN)
