@@ -163,9 +163,8 @@ int recover_object_now(uint64_t oid)
 		}
 	}
 	if (ret == SD_RES_SUCCESS) {
-		/* not synced one by one: the epoch's recovery syncs them all before it announces
-		 * completion, and a client flush syncs those it depends on */
-		ret = store_create_and_write(oid, buf, size, 0, size, false);
+		/* synced here, not left to a client's flush (which would then wait for recovery) */
+		ret = store_create_and_write(oid, buf, size, 0, size, true);
 		if (ret == SD_RES_SUCCESS)
 			sd_debug("recovered %016" PRIx64 " at epoch %u", oid, e);
 	}
