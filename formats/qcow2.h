@@ -72,11 +72,11 @@ void fmt_cipher_free(struct fmt_cipher *c);
 
 /* LUKS1 header inside a byte range of a store (qcow2 crypto extension, or a luks file at 0). */
 struct luks_info {
-	char cipher_name[32], cipher_mode[32], hash_spec[32];
+	char cipher_name[33], cipher_mode[33], hash_spec[33];
 	uint32_t payload_offset;      /* sectors */
 	uint32_t key_bytes;
 	uint32_t mk_iterations;
-	char uuid[40];
+	char uuid[41];
 	int active_slots;
 	uint32_t slot_active_mask;
 	uint32_t slot_iterations[8];
