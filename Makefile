@@ -66,11 +66,15 @@ $(LIBFORMATS): $(call obj,$(FORMATS_SRCS))
 $(SHEEP): $(call obj,$(SHEEP_SRCS)) $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# the driver table and the store table find their members through weak references, which do
+# not pull objects out of an archive: link the formats library whole
+WHOLE_FORMATS = -Wl,--whole-archive $(LIBFORMATS) -Wl,--no-whole-archive
+
 $(COLLIE): $(call obj,$(COLLIE_SRCS)) $(LIBFORMATS) $(LIBSD)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(COLLIE_SRCS)) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS)
 
 $(UNIT): $(call obj,$(UNIT_SRCS)) $(LIBFORMATS) $(LIBSD)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CUNIT_LIBS)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(UNIT_SRCS)) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS) $(CUNIT_LIBS)
 
 # check: unit tests plain and under sanitizers, then every functional scenario
 # (the sanitizer-built sheep and collie run scenarios listed in tests/functional/san).
