@@ -433,8 +433,8 @@ static int vdi_create(const char *spec, uint64_t size, const struct fmt_options 
 		ret = fmt_store_pwrite(st, bmap, bmap_bytes, sizeof(h));
 	/* a static image covers all blocks; the store is sparse where it can be */
 	if (ret >= 0 && st->size < file_size) {
-		if (st->ops && st->ops->truncate)
-			ret = st->ops->truncate(st, file_size);
+		if (fmt_store_truncate(st, file_size) == 0)
+			ret = 0;
 		else {
 			uint8_t zero = 0;
 			ret = fmt_store_pwrite(st, &zero, 1, file_size - 1);
@@ -444,13 +444,6 @@ static int vdi_create(const char *spec, uint64_t size, const struct fmt_options 
 out:
 	free(bmap);
 	return ret < 0 ? ret : 0;
-}
-
-static int vdi_flush(struct fmt_image *img)
-{
-	if (img->store->ops && img->store->ops->flush)
-		return img->store->ops->flush(img->store);
-	return 0;
 }
 
 const struct fmt_driver fmt_vdi_driver = {
@@ -463,6 +456,5 @@ const struct fmt_driver fmt_vdi_driver = {
 	.block_status = vdi_block_status,
 	.create = vdi_create,
 	.check = vdi_check,
-	.flush = vdi_flush,
 	.close = vdi_close,
 };

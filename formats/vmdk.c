@@ -1358,13 +1358,10 @@ static int vmdk_flush(struct fmt_image *img)
 		for (int i = 0; i < s->nr_ext && ret >= 0; i++)
 			ret = vmdk_flush_gts(&s->ext[i]);
 	}
-	for (int i = 0; i < s->nr_ext && ret >= 0; i++) {
-		struct fmt_store *st = s->ext[i].store;
-		if (st && st->ops && st->ops->flush)
-			ret = st->ops->flush(st);
-	}
-	if (ret >= 0 && img->store->ops && img->store->ops->flush)
-		ret = img->store->ops->flush(img->store);
+	/* img->store is flushed by the generic layer; the extent files are ours */
+	for (int i = 0; i < s->nr_ext && ret >= 0; i++)
+		if (s->ext[i].store && s->ext[i].store != img->store)
+			ret = fmt_store_flush(s->ext[i].store);
 	return ret;
 }
 
@@ -1799,8 +1796,8 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 			if (flat) {
 				ret = fmt_store_create(path, n, &st);
 				if (ret >= 0 && st->size < n) {
-					if (st->ops && st->ops->truncate)
-						ret = st->ops->truncate(st, n);
+					if (fmt_store_truncate(st, n) == 0)
+						ret = 0;
 					else if (n) {
 						uint8_t zero = 0;
 						ret = fmt_store_pwrite(st, &zero, 1, n - 1);

@@ -601,6 +601,37 @@ static int vpc_write(struct fmt_image *img, const void *buf, size_t len, uint64_
 	return 0;
 }
 
+/* differencing block idx: the run of sectors from off with the same bitmap state */
+static int vpc_diff_status(struct fmt_image *img, uint32_t idx, uint64_t off, uint64_t len,
+			   unsigned *bits, uint64_t *run)
+{
+	struct vpc_state *s = img->priv;
+	uint64_t in_block = off % s->block_size, end, sec;
+	bool present;
+	int ret;
+
+	if (s->bitmap_block != idx) {
+		ret = fmt_store_pread(img->store, s->bitmap, s->bitmap_size, (uint64_t)s->bat[idx] * VPC_SECTOR);
+		if (ret < 0)
+			return ret;
+		s->bitmap_block = idx;
+	}
+	sec = in_block / VPC_SECTOR;
+	present = s->bitmap[sec / 8] & (0x80 >> (sec % 8));
+	end = (sec + 1) * VPC_SECTOR;
+	while (end < s->block_size && end < in_block + len) {
+		uint64_t ns = end / VPC_SECTOR;
+		if (!!(s->bitmap[ns / 8] & (0x80 >> (ns % 8))) != present)
+			break;
+		end += VPC_SECTOR;
+	}
+	if (end > in_block + len)
+		end = in_block + len;
+	*run = end - in_block;
+	*bits = present ? FMT_BS_DATA | FMT_BS_ALLOCATED : 0;
+	return 0;
+}
+
 static int vpc_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			    uint64_t *run)
 {
@@ -615,12 +646,14 @@ static int vpc_block_status(struct fmt_image *img, uint64_t off, uint64_t len, u
 	}
 	idx = off / s->block_size;
 	alloc = idx < s->bat_entries && s->bat[idx] != VPC_BAT_UNUSED;
+	if (alloc && s->type == VPC_TYPE_DIFF)
+		return vpc_diff_status(img, idx, off, len, bits, run);
 	end = (idx + 1) * s->block_size;
 	/* merge neighbouring blocks in the same state */
 	while (end < off + len) {
 		uint64_t j = end / s->block_size;
 		bool a = j < s->bat_entries && s->bat[j] != VPC_BAT_UNUSED;
-		if (a != alloc)
+		if (a != alloc || (a && s->type == VPC_TYPE_DIFF))
 			break;
 		end += s->block_size;
 	}
@@ -631,9 +664,6 @@ static int vpc_block_status(struct fmt_image *img, uint64_t off, uint64_t len, u
 		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
 	else
 		*bits = img->backing ? 0 : FMT_BS_ZERO;
-	/* differencing blocks may be partly in the parent: report them as unallocated data */
-	if (alloc && s->type == VPC_TYPE_DIFF)
-		*bits = FMT_BS_DATA;
 	return 0;
 }
 
@@ -754,13 +784,6 @@ out:
 	return ret < 0 ? ret : 0;
 }
 
-static int vpc_flush(struct fmt_image *img)
-{
-	if (img->store->ops && img->store->ops->flush)
-		return img->store->ops->flush(img->store);
-	return 0;
-}
-
 const struct fmt_driver fmt_vpc_driver = {
 	.name = "vpc",
 	.flags = FMT_DRV_WRITE | FMT_DRV_CREATE,
@@ -770,6 +793,5 @@ const struct fmt_driver fmt_vpc_driver = {
 	.write = vpc_write,
 	.block_status = vpc_block_status,
 	.create = vpc_create,
-	.flush = vpc_flush,
 	.close = vpc_close,
 };
