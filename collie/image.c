@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,7 +21,55 @@ enum {
 	IMG_OPT_OUTPUT = 256,
 	IMG_OPT_OBJECT,
 	IMG_OPT_TARGET_IS_ZERO,
+	IMG_OPT_SOURCE_OPTIONS,
 };
+
+#define IMAGE_PROMPT_SECRET "collie-prompt"
+
+/* Did the open fail for want of a key? Then, on a terminal, ask for the password once, register
+ * it as a secret and name it in opts under both the qcow2/qcow and the luks option names. */
+bool image_prompt_key(struct fmt_options **opts)
+{
+	static bool asked;
+	const char *msg = fmt_last_error();
+	char pw[512], spec[600];
+	struct termios old, quiet;
+	bool restore;
+
+	if (asked || !isatty(STDIN_FILENO) ||
+	    (!strstr(msg, "no key given") && !strstr(msg, "is required for cipher")))
+		return false;
+	asked = true;
+	fprintf(stderr, "Password: ");
+	fflush(stderr);
+	restore = !tcgetattr(STDIN_FILENO, &old);
+	if (restore) {
+		quiet = old;
+		quiet.c_lflag &= ~ECHO;
+		tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+	}
+	char *got = fgets(pw, sizeof(pw), stdin);
+	if (restore)
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+	fprintf(stderr, "\n");
+	if (!got)
+		return false;
+	pw[strcspn(pw, "\r\n")] = 0;
+	/* the secret parser takes ',,' for a literal comma */
+	size_t n = snprintf(spec, sizeof(spec), "secret,id=%s,data=", IMAGE_PROMPT_SECRET);
+	for (char *p = pw; *p && n + 3 < sizeof(spec); p++) {
+		spec[n++] = *p;
+		if (*p == ',')
+			spec[n++] = ',';
+	}
+	spec[n] = 0;
+	memset(pw, 0, sizeof(pw));
+	if (fmt_secret_add(spec) < 0)
+		return false;
+	fmt_options_set(opts, "encrypt.key-secret", IMAGE_PROMPT_SECRET);
+	fmt_options_set(opts, "key-secret", IMAGE_PROMPT_SECRET);
+	return true;
+}
 
 /* qemu's size_to_str: three significant digits, binary units */
 const char *image_human_size(uint64_t val, char *buf, size_t len)
@@ -196,7 +245,8 @@ static int image_info(int argc, char **argv)
 		return 1;
 	if (opt('o') && image_parse_options(opt('o'), &opts) < 0)
 		return 1;
-	if (fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0) {
+	if (fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0 &&
+	    (!image_prompt_key(&opts) || fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0)) {
 		die_msg("%s", fmt_last_error());
 		goto out;
 	}
@@ -436,7 +486,13 @@ static int image_convert(int argc, char **argv)
 		goto out;
 	if (opt('p'))
 		image_progress_print(NULL, 0, 1);
-	if (fmt_convert(argv[0], argv[1], &o) < 0) {
+	if (image_parse_options(opt(IMG_OPT_SOURCE_OPTIONS), &o.src_opts) < 0)
+		goto out;
+	ret = fmt_convert(argv[0], argv[1], &o);
+	if (ret < 0 && image_prompt_key(&o.src_opts))
+		ret = fmt_convert(argv[0], argv[1], &o);
+	if (ret < 0) {
+		ret = 1;
 		if (o.progress)
 			printf("\n");
 		die_msg("%s", fmt_last_error());
@@ -447,6 +503,7 @@ static int image_convert(int argc, char **argv)
 	ret = 0;
 out:
 	fmt_options_free(o.dst_opts);
+	fmt_options_free(o.src_opts);
 	return ret;
 }
 
@@ -656,6 +713,7 @@ static const struct collie_option convert_opts[] = {
 	{ 'n', "no-create", 0, NULL, "the target exists already: do not create it" },
 	{ 'm', "parallel", 1, "N", "requests in flight (1 to 16, default 8)" },
 	{ IMG_OPT_TARGET_IS_ZERO, "target-is-zero", 0, NULL, "the existing target reads as zeros (with -n)" },
+	{ IMG_OPT_SOURCE_OPTIONS, "source-options", 1, "OPTS", "source open options (encrypt.key-secret=ID)" },
 	{ IMG_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
 	{ 0 },
 };

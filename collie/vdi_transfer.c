@@ -93,7 +93,8 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 		return;
 	}
 	/* the headers (and the backing chain) must check out before the VDI exists */
-	if (fmt_image_open(j->path, t->fmt, 0, sopts, &img) < 0) {
+	if (fmt_image_open(j->path, t->fmt, 0, sopts, &img) < 0 &&
+	    (t->nr_jobs > 1 || !image_prompt_key(&sopts) || fmt_image_open(j->path, t->fmt, 0, sopts, &img) < 0)) {
 		transfer_fail(j, fmt_last_error());
 		goto out;
 	}
