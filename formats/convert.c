@@ -25,6 +25,7 @@ struct convert_job {
 	struct fmt_image *src, *dst;
 	const struct fmt_convert_opts *o;
 	uint64_t size;           /* bytes to copy: the source's virtual size */
+	uint32_t chunk;          /* bytes per request */
 	uint32_t gran;           /* zero-detection / write granularity */
 	bool compress;
 	bool dst_zero;           /* the target reads as zeros before we write */
@@ -247,7 +248,7 @@ static int convert_write_request(struct convert_job *j, uint8_t *buf, uint64_t o
 static void *convert_worker(void *arg)
 {
 	struct convert_job *j = arg;
-	uint8_t *buf = malloc(CONVERT_CHUNK);
+	uint8_t *buf = malloc(j->chunk);
 	struct convert_run *runs = malloc(CONVERT_MAX_RUNS * sizeof(*runs));
 	int ret;
 
@@ -265,9 +266,9 @@ static void *convert_worker(void *arg)
 			break;
 		}
 		off = j->next;
-		len = j->size - off < CONVERT_CHUNK ? j->size - off : CONVERT_CHUNK;
+		len = j->size - off < j->chunk ? j->size - off : j->chunk;
 		j->next += len;
-		idx = off / CONVERT_CHUNK;
+		idx = off / j->chunk;
 		pthread_mutex_unlock(&j->lock);
 
 		int nr = convert_read_request(j, buf, off, len, runs);
@@ -456,6 +457,10 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 		goto out;
 	}
 
+	/* a cluster VDI takes whole 4 MiB objects best */
+	j.chunk = CONVERT_CHUNK;
+	if (!strcmp(j.dst->store->ops->name, "sheepdog") || !strcmp(j.src->store->ops->name, "sheepdog"))
+		j.chunk = 2 * CONVERT_CHUNK;
 	j.compress = o->compress;
 	j.dst_zero = o->target_is_zero ||
 		     (created && strcmp(j.dst->store->ops->name, "host_device") && !j.dst->backing_spec);
