@@ -195,6 +195,73 @@ static void json_value(FILE *fp, const char *v)
 	json_string(fp, v);
 }
 
+/* length of the "group." prefix of a dotted key (a nested object), 0 if none */
+static size_t info_group_len(const char *key)
+{
+	const char *dot = strchr(key, '.');
+	return dot ? (size_t)(dot - key) + 1 : 0;
+}
+
+/* format-specific data: keys "group.sub" that follow each other become one nested object */
+static void info_print_json(const struct info_list *fs)
+{
+	for (int i = 0; i < fs->nr;) {
+		size_t g = info_group_len(fs->v[i].key);
+		printf("            ");
+		if (!g) {
+			json_string(stdout, fs->v[i].key);
+			printf(": ");
+			json_value(stdout, fs->v[i].value);
+			i++;
+		} else {
+			char *group = strndup(fs->v[i].key, g - 1);
+			json_string(stdout, group ? group : "");
+			printf(": {\n");
+			int k = i;
+			for (; k < fs->nr && info_group_len(fs->v[k].key) == g && !strncmp(fs->v[k].key, fs->v[i].key, g); k++) {
+				printf("%s                ", k > i ? ",\n" : "");
+				json_string(stdout, fs->v[k].key + g);
+				printf(": ");
+				json_value(stdout, fs->v[k].value);
+			}
+			printf("\n            }");
+			free(group);
+			i = k;
+		}
+		printf("%s\n", i < fs->nr ? "," : "");
+	}
+}
+
+static void info_print_key(const char *key, size_t len)
+{
+	for (size_t i = 0; i < len && key[i]; i++)
+		putchar(key[i] == '-' ? ' ' : key[i]);
+}
+
+static void info_print_human(const struct info_list *fs)
+{
+	for (int i = 0; i < fs->nr;) {
+		size_t g = info_group_len(fs->v[i].key);
+		if (!g) {
+			printf("    ");
+			info_print_key(fs->v[i].key, strlen(fs->v[i].key));
+			printf(": %s\n", fs->v[i].value);
+			i++;
+			continue;
+		}
+		printf("    ");
+		info_print_key(fs->v[i].key, g - 1);
+		printf(":\n");
+		int k = i;
+		for (; k < fs->nr && info_group_len(fs->v[k].key) == g && !strncmp(fs->v[k].key, fs->v[i].key, g); k++) {
+			printf("        ");
+			info_print_key(fs->v[k].key + g, strlen(fs->v[k].key + g));
+			printf(": %s\n", fs->v[k].value);
+		}
+		i = k;
+	}
+}
+
 static int64_t image_actual_size(const char *spec)
 {
 	struct stat sb;
@@ -207,7 +274,7 @@ static void info_snapshots_human(struct fmt_snapshot *s, int nr)
 {
 	char buf[64];
 	printf("Snapshot list:\n");
-	printf("%-9s %-17s %7s %20s %12s %10s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+	printf("%-9s %-17s %7s %19s %12s %10s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
 	for (int i = 0; i < nr; i++) {
 		time_t t = (time_t)s[i].date_sec;
 		struct tm tm;
@@ -215,9 +282,9 @@ static void info_snapshots_human(struct fmt_snapshot *s, int nr)
 		localtime_r(&t, &tm);
 		strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
 		uint64_t secs = s[i].vm_clock_nsec / 1000000000ULL;
-		snprintf(clock, sizeof(clock), "%04" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64, secs / 3600,
+		snprintf(clock, sizeof(clock), "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64, secs / 3600,
 			 (secs / 60) % 60, secs % 60, (s[i].vm_clock_nsec / 1000000) % 1000);
-		printf("%-9s %-17s %7s %20s %12s %10s\n", s[i].id, s[i].name,
+		printf("%-9s %-17s %7s %19s %12s %10s\n", s[i].id, s[i].name,
 		       image_human_size(s[i].vm_state_size, buf, sizeof(buf)), date, clock,
 		       s[i].icount_valid ? "0" : "--");
 	}
@@ -262,23 +329,6 @@ static int image_info(int argc, char **argv)
 	char *full_backing = img->backing_spec ? fmt_store_sibling(argv[0], img->backing_spec) : NULL;
 	if (json) {
 		printf("{\n");
-		if (img->backing_fmt) {
-			printf("    \"backing-filename-format\": ");
-			json_string(stdout, img->backing_fmt);
-			printf(",\n");
-		}
-		printf("    \"virtual-size\": %" PRIu64 ",\n    \"filename\": ", img->virtual_size);
-		json_string(stdout, argv[0]);
-		printf(",\n");
-		if (img->cluster_size)
-			printf("    \"cluster-size\": %u,\n", img->cluster_size);
-		printf("    \"format\": ");
-		json_string(stdout, img->drv->name);
-		printf(",\n");
-		if (actual >= 0)
-			printf("    \"actual-size\": %" PRId64 ",\n", actual);
-		if (img->encrypted)
-			printf("    \"encrypted\": true,\n");
 		if (nr_snaps) {
 			printf("    \"snapshots\": [\n");
 			for (int i = 0; i < nr_snaps; i++) {
@@ -294,19 +344,30 @@ static int image_info(int argc, char **argv)
 			}
 			printf("    ],\n");
 		}
+		if (img->backing_fmt) {
+			printf("    \"backing-filename-format\": ");
+			json_string(stdout, img->backing_fmt);
+			printf(",\n");
+		}
+		printf("    \"virtual-size\": %" PRIu64 ",\n    \"filename\": ", img->virtual_size);
+		json_string(stdout, argv[0]);
+		printf(",\n");
+		if (img->cluster_size)
+			printf("    \"cluster-size\": %u,\n", img->cluster_size);
+		printf("    \"format\": ");
+		json_string(stdout, img->drv->name);
+		printf(",\n");
+		if (actual >= 0)
+			printf("    \"actual-size\": %" PRId64 ",\n", actual);
 		if (fs.nr) {
 			printf("    \"format-specific\": {\n        \"type\": ");
 			json_string(stdout, img->drv->name);
 			printf(",\n        \"data\": {\n");
-			for (int i = 0; i < fs.nr; i++) {
-				printf("            ");
-				json_string(stdout, fs.v[i].key);
-				printf(": ");
-				json_value(stdout, fs.v[i].value);
-				printf("%s\n", i + 1 < fs.nr ? "," : "");
-			}
+			info_print_json(&fs);
 			printf("        }\n    },\n");
 		}
+		if (img->encrypted)
+			printf("    \"encrypted\": true,\n");
 		if (img->backing_spec) {
 			printf("    \"full-backing-filename\": ");
 			json_string(stdout, full_backing ? full_backing : img->backing_spec);
@@ -335,12 +396,7 @@ static int image_info(int argc, char **argv)
 			info_snapshots_human(snaps, nr_snaps);
 		if (fs.nr) {
 			printf("Format specific information:\n");
-			for (int i = 0; i < fs.nr; i++) {
-				for (char *p = fs.v[i].key; *p; p++)
-					if (*p == '-')
-						*p = ' ';
-				printf("    %s: %s\n", fs.v[i].key, fs.v[i].value);
-			}
+			info_print_human(&fs);
 		}
 	}
 	free(full_backing);
