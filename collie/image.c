@@ -476,7 +476,8 @@ static int image_compare(int argc, char **argv)
 		die_msg("%s", fmt_last_error());
 		ret = 4;
 	} else if (ret == 1) {
-		printf("Content mismatch at offset %" PRIu64 "!\n", diff);
+		/* qemu-img names the first differing sector */
+		printf("Content mismatch at offset %" PRIu64 "!\n", diff & ~(uint64_t)511);
 	} else {
 		printf("Images are identical.\n");
 	}

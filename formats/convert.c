@@ -337,17 +337,18 @@ static int convert_run_workers(struct convert_job *j, int nthreads)
 		fmt_error("%s: cannot start worker threads", j->src->spec);
 		return -EAGAIN;
 	}
-	/* report progress from this thread while the workers run */
+	/* report progress from this thread while the workers run, five times a second */
+	struct timespec next;
+	clock_gettime(CLOCK_REALTIME, &next);
 	while (j->nr_running) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
+		next.tv_nsec += 200 * 1000 * 1000;
+		if (next.tv_nsec >= 1000000000) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&j->cond, &j->lock, &ts);
-		if (j->o->progress) {
+		while (j->nr_running && pthread_cond_timedwait(&j->cond, &j->lock, &next) != ETIMEDOUT)
+			;
+		if (j->o->progress && j->nr_running) {
 			uint64_t done = j->done;
 			pthread_mutex_unlock(&j->lock);
 			j->o->progress(j->o->progress_ctx, done, j->size);
