@@ -66,3 +66,15 @@ bad_image() {
 
 # poke FILE OFFSET HEXBYTES: overwrite bytes in place
 poke() { printf "$(echo "$3" | sed 's/../\\x&/g')" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+
+# bad_data DESCRIPTION FILE [FMT]: the header is fine but reading the disk fails: convert exits 1
+# with a one-line error naming the file
+bad_data() {
+	local what=$1 img=$2 fmt=${3:-} out rc
+	rm -f "$T/bad.raw"
+	out=$(timeout 20 "$COLLIE" image convert ${fmt:+-f $fmt} -O raw "$img" "$T/bad.raw" 2>&1 >/dev/null); rc=$?
+	[ $rc = 1 ] || fail "$what: convert exit status $rc, not 1 ($out)"
+	[ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] || fail "$what: not a one-line error: $out"
+	case "$out" in *"$(basename "$img")"*) ;; *) fail "$what: error does not name the file: $out" ;; esac
+	echo "   $what: $out"
+}
