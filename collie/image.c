@@ -131,10 +131,17 @@ int image_parse_options(const char *text, struct fmt_options **opts)
 	return 0;
 }
 
+/* prints only when the figure changes, as qemu-img does */
 void image_progress_print(void *ctx, uint64_t done, uint64_t total)
 {
+	static char last[32];
+	char now[32];
 	double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-	printf("    (%.2f/100%%)\r", pct);
+	snprintf(now, sizeof(now), "%.2f", pct);
+	if (!strcmp(now, last))
+		return;
+	snprintf(last, sizeof(last), "%s", now);
+	printf("    (%s/100%%)\r", now);
 	fflush(stdout);
 }
 
@@ -533,14 +540,13 @@ static int image_convert(int argc, char **argv)
 		}
 		o.parallel = (int)m;
 	}
-	if (opt_set('p')) {
+	if (opt_set('p') && !opt_set('q'))
 		o.progress = image_progress_print;
-	}
 	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)
 		return 1;
 	if (image_parse_options(opt('o'), &o.dst_opts) < 0)
 		goto out;
-	if (opt('p'))
+	if (o.progress)
 		image_progress_print(NULL, 0, 1);
 	if (image_parse_options(opt(IMG_OPT_SOURCE_OPTIONS), &o.src_opts) < 0)
 		goto out;
@@ -768,6 +774,8 @@ static const struct collie_option convert_opts[] = {
 	{ 'l', "snapshot", 1, "SNAPSHOT", "convert an internal snapshot (NAME, snapshot.id=ID)" },
 	{ 'n', "no-create", 0, NULL, "the target exists already: do not create it" },
 	{ 'm', "parallel", 1, "N", "requests in flight (1 to 16, default 8)" },
+	{ 'W', "out-of-order", 0, NULL, "accepted for qemu-img compatibility (writes are unordered when the format allows)" },
+	{ 'q', "quiet", 0, NULL, "no progress output (overrides -p)" },
 	{ IMG_OPT_TARGET_IS_ZERO, "target-is-zero", 0, NULL, "the existing target reads as zeros (with -n)" },
 	{ IMG_OPT_SOURCE_OPTIONS, "source-options", 1, "OPTS", "source open options (encrypt.key-secret=ID)" },
 	{ IMG_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },

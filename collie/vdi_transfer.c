@@ -209,7 +209,8 @@ static int transfer_run(struct transfer *t, bool progress)
 	pthread_t tids[TRANSFER_MAX_JOBS];
 	int nthreads = t->nr_jobs < TRANSFER_MAX_JOBS ? t->nr_jobs : TRANSFER_MAX_JOBS, started = 0, failed = 0;
 
-	t->parallel = nthreads > 1 ? 4 : 8;
+	/* 8 requests in flight in all (each up to 4 MiB): memory stays bounded however many run */
+	t->parallel = nthreads > 1 ? (8 / nthreads > 2 ? 8 / nthreads : 2) : 8;
 	for (int i = 0; i < nthreads; i++)
 		if (!pthread_create(&tids[started], NULL, transfer_worker, t))
 			started++;
