@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,7 +21,55 @@ enum {
 	IMG_OPT_OUTPUT = 256,
 	IMG_OPT_OBJECT,
 	IMG_OPT_TARGET_IS_ZERO,
+	IMG_OPT_SOURCE_OPTIONS,
 };
+
+#define IMAGE_PROMPT_SECRET "collie-prompt"
+
+/* Did the open fail for want of a key? Then, on a terminal, ask for the password once, register
+ * it as a secret and name it in opts under both the qcow2/qcow and the luks option names. */
+bool image_prompt_key(struct fmt_options **opts)
+{
+	static bool asked;
+	const char *msg = fmt_last_error();
+	char pw[512], spec[600];
+	struct termios old, quiet;
+	bool restore;
+
+	if (asked || !isatty(STDIN_FILENO) ||
+	    (!strstr(msg, "no key given") && !strstr(msg, "is required for cipher")))
+		return false;
+	asked = true;
+	fprintf(stderr, "Password: ");
+	fflush(stderr);
+	restore = !tcgetattr(STDIN_FILENO, &old);
+	if (restore) {
+		quiet = old;
+		quiet.c_lflag &= ~ECHO;
+		tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+	}
+	char *got = fgets(pw, sizeof(pw), stdin);
+	if (restore)
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+	fprintf(stderr, "\n");
+	if (!got)
+		return false;
+	pw[strcspn(pw, "\r\n")] = 0;
+	/* the secret parser takes ',,' for a literal comma */
+	size_t n = snprintf(spec, sizeof(spec), "secret,id=%s,data=", IMAGE_PROMPT_SECRET);
+	for (char *p = pw; *p && n + 3 < sizeof(spec); p++) {
+		spec[n++] = *p;
+		if (*p == ',')
+			spec[n++] = ',';
+	}
+	spec[n] = 0;
+	memset(pw, 0, sizeof(pw));
+	if (fmt_secret_add(spec) < 0)
+		return false;
+	fmt_options_set(opts, "encrypt.key-secret", IMAGE_PROMPT_SECRET);
+	fmt_options_set(opts, "key-secret", IMAGE_PROMPT_SECRET);
+	return true;
+}
 
 /* qemu's size_to_str: three significant digits, binary units */
 const char *image_human_size(uint64_t val, char *buf, size_t len)
@@ -146,6 +195,73 @@ static void json_value(FILE *fp, const char *v)
 	json_string(fp, v);
 }
 
+/* length of the "group." prefix of a dotted key (a nested object), 0 if none */
+static size_t info_group_len(const char *key)
+{
+	const char *dot = strchr(key, '.');
+	return dot ? (size_t)(dot - key) + 1 : 0;
+}
+
+/* format-specific data: keys "group.sub" that follow each other become one nested object */
+static void info_print_json(const struct info_list *fs)
+{
+	for (int i = 0; i < fs->nr;) {
+		size_t g = info_group_len(fs->v[i].key);
+		printf("            ");
+		if (!g) {
+			json_string(stdout, fs->v[i].key);
+			printf(": ");
+			json_value(stdout, fs->v[i].value);
+			i++;
+		} else {
+			char *group = strndup(fs->v[i].key, g - 1);
+			json_string(stdout, group ? group : "");
+			printf(": {\n");
+			int k = i;
+			for (; k < fs->nr && info_group_len(fs->v[k].key) == g && !strncmp(fs->v[k].key, fs->v[i].key, g); k++) {
+				printf("%s                ", k > i ? ",\n" : "");
+				json_string(stdout, fs->v[k].key + g);
+				printf(": ");
+				json_value(stdout, fs->v[k].value);
+			}
+			printf("\n            }");
+			free(group);
+			i = k;
+		}
+		printf("%s\n", i < fs->nr ? "," : "");
+	}
+}
+
+static void info_print_key(const char *key, size_t len)
+{
+	for (size_t i = 0; i < len && key[i]; i++)
+		putchar(key[i] == '-' ? ' ' : key[i]);
+}
+
+static void info_print_human(const struct info_list *fs)
+{
+	for (int i = 0; i < fs->nr;) {
+		size_t g = info_group_len(fs->v[i].key);
+		if (!g) {
+			printf("    ");
+			info_print_key(fs->v[i].key, strlen(fs->v[i].key));
+			printf(": %s\n", fs->v[i].value);
+			i++;
+			continue;
+		}
+		printf("    ");
+		info_print_key(fs->v[i].key, g - 1);
+		printf(":\n");
+		int k = i;
+		for (; k < fs->nr && info_group_len(fs->v[k].key) == g && !strncmp(fs->v[k].key, fs->v[i].key, g); k++) {
+			printf("        ");
+			info_print_key(fs->v[k].key + g, strlen(fs->v[k].key + g));
+			printf(": %s\n", fs->v[k].value);
+		}
+		i = k;
+	}
+}
+
 static int64_t image_actual_size(const char *spec)
 {
 	struct stat sb;
@@ -158,7 +274,7 @@ static void info_snapshots_human(struct fmt_snapshot *s, int nr)
 {
 	char buf[64];
 	printf("Snapshot list:\n");
-	printf("%-9s %-17s %7s %20s %12s %10s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+	printf("%-9s %-17s %7s %19s %12s %10s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
 	for (int i = 0; i < nr; i++) {
 		time_t t = (time_t)s[i].date_sec;
 		struct tm tm;
@@ -166,9 +282,9 @@ static void info_snapshots_human(struct fmt_snapshot *s, int nr)
 		localtime_r(&t, &tm);
 		strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
 		uint64_t secs = s[i].vm_clock_nsec / 1000000000ULL;
-		snprintf(clock, sizeof(clock), "%04" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64, secs / 3600,
+		snprintf(clock, sizeof(clock), "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64, secs / 3600,
 			 (secs / 60) % 60, secs % 60, (s[i].vm_clock_nsec / 1000000) % 1000);
-		printf("%-9s %-17s %7s %20s %12s %10s\n", s[i].id, s[i].name,
+		printf("%-9s %-17s %7s %19s %12s %10s\n", s[i].id, s[i].name,
 		       image_human_size(s[i].vm_state_size, buf, sizeof(buf)), date, clock,
 		       s[i].icount_valid ? "0" : "--");
 	}
@@ -196,7 +312,8 @@ static int image_info(int argc, char **argv)
 		return 1;
 	if (opt('o') && image_parse_options(opt('o'), &opts) < 0)
 		return 1;
-	if (fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0) {
+	if (fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0 &&
+	    (!image_prompt_key(&opts) || fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0)) {
 		die_msg("%s", fmt_last_error());
 		goto out;
 	}
@@ -212,23 +329,6 @@ static int image_info(int argc, char **argv)
 	char *full_backing = img->backing_spec ? fmt_store_sibling(argv[0], img->backing_spec) : NULL;
 	if (json) {
 		printf("{\n");
-		if (img->backing_fmt) {
-			printf("    \"backing-filename-format\": ");
-			json_string(stdout, img->backing_fmt);
-			printf(",\n");
-		}
-		printf("    \"virtual-size\": %" PRIu64 ",\n    \"filename\": ", img->virtual_size);
-		json_string(stdout, argv[0]);
-		printf(",\n");
-		if (img->cluster_size)
-			printf("    \"cluster-size\": %u,\n", img->cluster_size);
-		printf("    \"format\": ");
-		json_string(stdout, img->drv->name);
-		printf(",\n");
-		if (actual >= 0)
-			printf("    \"actual-size\": %" PRId64 ",\n", actual);
-		if (img->encrypted)
-			printf("    \"encrypted\": true,\n");
 		if (nr_snaps) {
 			printf("    \"snapshots\": [\n");
 			for (int i = 0; i < nr_snaps; i++) {
@@ -244,19 +344,30 @@ static int image_info(int argc, char **argv)
 			}
 			printf("    ],\n");
 		}
+		if (img->backing_fmt) {
+			printf("    \"backing-filename-format\": ");
+			json_string(stdout, img->backing_fmt);
+			printf(",\n");
+		}
+		printf("    \"virtual-size\": %" PRIu64 ",\n    \"filename\": ", img->virtual_size);
+		json_string(stdout, argv[0]);
+		printf(",\n");
+		if (img->cluster_size)
+			printf("    \"cluster-size\": %u,\n", img->cluster_size);
+		printf("    \"format\": ");
+		json_string(stdout, img->drv->name);
+		printf(",\n");
+		if (actual >= 0)
+			printf("    \"actual-size\": %" PRId64 ",\n", actual);
 		if (fs.nr) {
 			printf("    \"format-specific\": {\n        \"type\": ");
 			json_string(stdout, img->drv->name);
 			printf(",\n        \"data\": {\n");
-			for (int i = 0; i < fs.nr; i++) {
-				printf("            ");
-				json_string(stdout, fs.v[i].key);
-				printf(": ");
-				json_value(stdout, fs.v[i].value);
-				printf("%s\n", i + 1 < fs.nr ? "," : "");
-			}
+			info_print_json(&fs);
 			printf("        }\n    },\n");
 		}
+		if (img->encrypted)
+			printf("    \"encrypted\": true,\n");
 		if (img->backing_spec) {
 			printf("    \"full-backing-filename\": ");
 			json_string(stdout, full_backing ? full_backing : img->backing_spec);
@@ -285,12 +396,7 @@ static int image_info(int argc, char **argv)
 			info_snapshots_human(snaps, nr_snaps);
 		if (fs.nr) {
 			printf("Format specific information:\n");
-			for (int i = 0; i < fs.nr; i++) {
-				for (char *p = fs.v[i].key; *p; p++)
-					if (*p == '-')
-						*p = ' ';
-				printf("    %s: %s\n", fs.v[i].key, fs.v[i].value);
-			}
+			info_print_human(&fs);
 		}
 	}
 	free(full_backing);
@@ -436,7 +542,13 @@ static int image_convert(int argc, char **argv)
 		goto out;
 	if (opt('p'))
 		image_progress_print(NULL, 0, 1);
-	if (fmt_convert(argv[0], argv[1], &o) < 0) {
+	if (image_parse_options(opt(IMG_OPT_SOURCE_OPTIONS), &o.src_opts) < 0)
+		goto out;
+	ret = fmt_convert(argv[0], argv[1], &o);
+	if (ret < 0 && image_prompt_key(&o.src_opts))
+		ret = fmt_convert(argv[0], argv[1], &o);
+	if (ret < 0) {
+		ret = 1;
 		if (o.progress)
 			printf("\n");
 		die_msg("%s", fmt_last_error());
@@ -447,6 +559,7 @@ static int image_convert(int argc, char **argv)
 	ret = 0;
 out:
 	fmt_options_free(o.dst_opts);
+	fmt_options_free(o.src_opts);
 	return ret;
 }
 
@@ -476,7 +589,8 @@ static int image_compare(int argc, char **argv)
 		die_msg("%s", fmt_last_error());
 		ret = 4;
 	} else if (ret == 1) {
-		printf("Content mismatch at offset %" PRIu64 "!\n", diff);
+		/* qemu-img names the first differing sector */
+		printf("Content mismatch at offset %" PRIu64 "!\n", diff & ~(uint64_t)511);
 	} else {
 		printf("Images are identical.\n");
 	}
@@ -655,6 +769,7 @@ static const struct collie_option convert_opts[] = {
 	{ 'n', "no-create", 0, NULL, "the target exists already: do not create it" },
 	{ 'm', "parallel", 1, "N", "requests in flight (1 to 16, default 8)" },
 	{ IMG_OPT_TARGET_IS_ZERO, "target-is-zero", 0, NULL, "the existing target reads as zeros (with -n)" },
+	{ IMG_OPT_SOURCE_OPTIONS, "source-options", 1, "OPTS", "source open options (encrypt.key-secret=ID)" },
 	{ IMG_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
 	{ 0 },
 };

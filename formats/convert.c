@@ -25,6 +25,7 @@ struct convert_job {
 	struct fmt_image *src, *dst;
 	const struct fmt_convert_opts *o;
 	uint64_t size;           /* bytes to copy: the source's virtual size */
+	uint32_t chunk;          /* bytes per request */
 	uint32_t gran;           /* zero-detection / write granularity */
 	bool compress;
 	bool dst_zero;           /* the target reads as zeros before we write */
@@ -247,7 +248,7 @@ static int convert_write_request(struct convert_job *j, uint8_t *buf, uint64_t o
 static void *convert_worker(void *arg)
 {
 	struct convert_job *j = arg;
-	uint8_t *buf = malloc(CONVERT_CHUNK);
+	uint8_t *buf = malloc(j->chunk);
 	struct convert_run *runs = malloc(CONVERT_MAX_RUNS * sizeof(*runs));
 	int ret;
 
@@ -265,9 +266,9 @@ static void *convert_worker(void *arg)
 			break;
 		}
 		off = j->next;
-		len = j->size - off < CONVERT_CHUNK ? j->size - off : CONVERT_CHUNK;
+		len = j->size - off < j->chunk ? j->size - off : j->chunk;
 		j->next += len;
-		idx = off / CONVERT_CHUNK;
+		idx = off / j->chunk;
 		pthread_mutex_unlock(&j->lock);
 
 		int nr = convert_read_request(j, buf, off, len, runs);
@@ -337,17 +338,18 @@ static int convert_run_workers(struct convert_job *j, int nthreads)
 		fmt_error("%s: cannot start worker threads", j->src->spec);
 		return -EAGAIN;
 	}
-	/* report progress from this thread while the workers run */
+	/* report progress from this thread while the workers run, five times a second */
+	struct timespec next;
+	clock_gettime(CLOCK_REALTIME, &next);
 	while (j->nr_running) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
+		next.tv_nsec += 200 * 1000 * 1000;
+		if (next.tv_nsec >= 1000000000) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&j->cond, &j->lock, &ts);
-		if (j->o->progress) {
+		while (j->nr_running && pthread_cond_timedwait(&j->cond, &j->lock, &next) != ETIMEDOUT)
+			;
+		if (j->o->progress && j->nr_running) {
 			uint64_t done = j->done;
 			pthread_mutex_unlock(&j->lock);
 			j->o->progress(j->o->progress_ctx, done, j->size);
@@ -455,6 +457,10 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 		goto out;
 	}
 
+	/* a cluster VDI takes whole 4 MiB objects best */
+	j.chunk = CONVERT_CHUNK;
+	if (!strcmp(j.dst->store->ops->name, "sheepdog") || !strcmp(j.src->store->ops->name, "sheepdog"))
+		j.chunk = 2 * CONVERT_CHUNK;
 	j.compress = o->compress;
 	j.dst_zero = o->target_is_zero ||
 		     (created && strcmp(j.dst->store->ops->name, "host_device") && !j.dst->backing_spec);

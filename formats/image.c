@@ -98,7 +98,8 @@ static int image_open_backing(struct fmt_image *img, int flags)
 	}
 	ret = fmt_image_open(bspec, img->backing_fmt && *img->backing_fmt ? img->backing_fmt : NULL,
 			     flags & ~FMT_OPEN_RDWR, NULL, &img->backing);
-	if (ret) {
+	/* only the top image wraps the message: deep chains would repeat it for every layer */
+	if (ret && image_chain_depth == 1) {
 		char *inner = strdup(fmt_last_error());
 		fmt_error("%s: Could not open backing file '%s': %s", img->spec, img->backing_spec,
 			  inner ? inner : "");

@@ -15,7 +15,8 @@ static int raw_probe(const uint8_t *buf, size_t len, const char *spec)
 
 static int raw_open(struct fmt_image *img, const struct fmt_options *opts)
 {
-	img->virtual_size = img->store->size;
+	/* as qemu: the disk is whole sectors, a partial last sector reads as zeros past the end */
+	img->virtual_size = (img->store->size + 511) & ~511ULL;
 	img->cluster_size = 0;
 	return 0;
 }
