@@ -8,12 +8,15 @@
  * streamOptimized extents are append-only: a grain is written once, compressed, behind a
  * {lba, size} marker; partial writes to a grain collect in one pending grain buffer, and close
  * appends a footer (marker, header copy) and an end-of-stream marker as VMware expects.
- * Writes are serialized by the caller (FMT_DRV_THREADS is not set).
+ * Thread safety (FMT_DRV_THREADS): one mutex guards the tables, the caches and the pending
+ * grain; stream grains are compressed outside it and only appended under it, so several
+ * threads compress at once. Flat extents are written without the lock (no metadata).
  */
 #include <ctype.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +126,7 @@ struct vmdk_state {
 	int pend_ext;               /* -1 = none */
 	uint64_t pend_grain;        /* grain number within the extent */
 	uint8_t *pend_buf;
+	pthread_mutex_t lock;
 };
 
 extern const struct fmt_driver fmt_vmdk_driver;
@@ -710,6 +714,7 @@ static void vmdk_close(struct fmt_image *img)
 	free(s->grain_buf);
 	free(s->pend_buf);
 	free(s->zbuf);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 	img->priv = NULL;
 }
@@ -931,6 +936,7 @@ static int vmdk_open(struct fmt_image *img, const struct fmt_options *opts)
 	if (!s)
 		return -ENOMEM;
 	s->pend_ext = -1;
+	pthread_mutex_init(&s->lock, NULL);
 	img->priv = s;
 	ret = fmt_store_pread(img->store, magic, 4, 0);
 	if (ret < 0)
@@ -1059,7 +1065,7 @@ static int vmdk_read_sparse(struct fmt_image *img, int ei, uint8_t *buf, size_t 
 	return 0;
 }
 
-static int vmdk_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+static int vmdk_read_locked(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
 	struct vmdk_state *s = img->priv;
 	uint8_t *p = buf;
@@ -1099,28 +1105,53 @@ static int vmdk_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 
 /* ---- write ----------------------------------------------------------------------------------- */
 
-/* append one compressed grain (e->grain bytes at data) for grain g of a stream extent */
-static int vmdk_append_compressed(struct fmt_image *img, struct vmdk_extent *e, uint64_t g,
-				  const uint8_t *data)
+/* compress grain g (e->grain bytes at data) behind its marker into a new buffer padded to
+ * whole sectors; needs no lock */
+static int vmdk_stream_compress(struct vmdk_extent *e, uint64_t g, const uint8_t *data, uint8_t **out,
+				uint64_t *sectors)
 {
-	struct vmdk_state *s = img->priv;
-	uLongf clen = s->zbuf_size - 12 - VMDK_SECTOR;
-	uint64_t lba = g * (e->grain / VMDK_SECTOR), sectors;
-	int ret;
+	uLongf clen = compressBound(e->grain);
+	size_t cap = 12 + clen + VMDK_SECTOR;
+	uint8_t *z = malloc(cap);
 
-	if (compress(s->zbuf + 12, &clen, data, e->grain) != Z_OK) {
+	if (!z)
+		return -ENOMEM;
+	if (compress2(z + 12, &clen, data, e->grain, Z_DEFAULT_COMPRESSION) != Z_OK) {
+		free(z);
 		fmt_error("%s: compression failed", e->store->spec);
 		return -EIO;
 	}
-	*(uint64_t *)s->zbuf = htole64(lba);
-	*(uint32_t *)(s->zbuf + 8) = htole32(clen);
-	sectors = (12 + clen + VMDK_SECTOR - 1) / VMDK_SECTOR;
-	memset(s->zbuf + 12 + clen, 0, sectors * VMDK_SECTOR - 12 - clen);
+	*(uint64_t *)z = htole64(g * (e->grain / VMDK_SECTOR));
+	*(uint32_t *)(z + 8) = htole32(clen);
+	*sectors = (12 + clen + VMDK_SECTOR - 1) / VMDK_SECTOR;
+	memset(z + 12 + clen, 0, *sectors * VMDK_SECTOR - 12 - clen);
+	*out = z;
+	return 0;
+}
+
+/* append an already compressed grain g (lock held): it must not be allocated yet */
+static int vmdk_stream_append(struct fmt_image *img, int ei, uint64_t g, const uint8_t *z,
+			      uint64_t sectors)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_extent *e = &s->ext[ei];
+	uint32_t gte;
+	int ret;
+
+	ret = vmdk_gte(e, g, &gte);
+	if (ret < 0)
+		return ret;
+	if (gte) {
+		fmt_error("%s: Could not write to allocated cluster for streamOptimized", e->store->spec);
+		return -EIO;
+	}
+	if (s->pend_ext == ei && s->pend_grain == g)
+		s->pend_ext = -1;    /* a whole grain replaces the partial one */
 	if (e->next_sector + sectors > UINT32_MAX) {
 		fmt_error("%s: extent file full (2 TiB)", e->store->spec);
 		return -EFBIG;
 	}
-	ret = fmt_store_pwrite(e->store, s->zbuf, sectors * VMDK_SECTOR, e->next_sector * VMDK_SECTOR);
+	ret = fmt_store_pwrite(e->store, z, sectors * VMDK_SECTOR, e->next_sector * VMDK_SECTOR);
 	if (ret < 0)
 		return ret;
 	ret = vmdk_set_gte(e, g, e->next_sector);
@@ -1131,14 +1162,33 @@ static int vmdk_append_compressed(struct fmt_image *img, struct vmdk_extent *e, 
 	return 0;
 }
 
+/* compress and append grain g of stream extent ei; lock held iff locked */
+static int vmdk_stream_put(struct fmt_image *img, int ei, uint64_t g, const uint8_t *data, bool locked)
+{
+	struct vmdk_state *s = img->priv;
+	uint8_t *z;
+	uint64_t sectors;
+	int ret = vmdk_stream_compress(&s->ext[ei], g, data, &z, &sectors);
+	if (ret < 0)
+		return ret;
+	if (!locked)
+		pthread_mutex_lock(&s->lock);
+	ret = vmdk_stream_append(img, ei, g, z, sectors);
+	if (!locked)
+		pthread_mutex_unlock(&s->lock);
+	free(z);
+	return ret;
+}
+
 static int vmdk_flush_pending(struct fmt_image *img)
 {
 	struct vmdk_state *s = img->priv;
 	int ret;
 	if (s->pend_ext < 0)
 		return 0;
-	ret = vmdk_append_compressed(img, &s->ext[s->pend_ext], s->pend_grain, s->pend_buf);
+	int ei = s->pend_ext;
 	s->pend_ext = -1;
+	ret = vmdk_stream_put(img, ei, s->pend_grain, s->pend_buf, true);
 	return ret;
 }
 
@@ -1161,6 +1211,8 @@ static int vmdk_finish_stream(struct fmt_image *img, struct vmdk_extent *e)
 	return 0;
 }
 
+/* called without the lock: whole grains are compressed in parallel, partial ones collect in the
+ * pending grain under the lock */
 static int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, size_t len,
 			     uint64_t eoff)
 {
@@ -1171,42 +1223,38 @@ static int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, 
 	while (len) {
 		uint64_t g = eoff / e->grain, in_grain = eoff % e->grain;
 		size_t n = e->grain - in_grain;
-		bool pending = s->pend_ext == ei && s->pend_grain == g;
-		uint32_t gte;
 		if (n > len)
 			n = len;
-		if (!pending) {
-			ret = vmdk_gte(e, g, &gte);
-			if (ret < 0)
-				return ret;
-			if (gte) {
-				fmt_error("%s: Could not write to allocated cluster for streamOptimized",
-					  e->store->spec);
-				return -EIO;
-			}
-		}
 		if (n == e->grain) {
-			ret = vmdk_append_compressed(img, e, g, buf);
-			if (pending)
-				s->pend_ext = -1;
+			ret = vmdk_stream_put(img, ei, g, buf, false);
 		} else {
-			if (!pending) {
-				ret = vmdk_flush_pending(img);
-				if (ret < 0)
-					return ret;
-				ret = vmdk_read_unallocated(img, s->pend_buf, e->grain, e->start + g * e->grain);
-				if (ret < 0)
-					return ret;
-				/* the tail grain past the disk end stays zero */
-				if (e->start + (g + 1) * e->grain > img->virtual_size &&
-				    img->virtual_size > e->start + g * e->grain)
-					memset(s->pend_buf + (img->virtual_size - e->start - g * e->grain), 0,
-					       e->start + (g + 1) * e->grain - img->virtual_size);
-				s->pend_ext = ei;
-				s->pend_grain = g;
-			}
-			memcpy(s->pend_buf + in_grain, buf, n);
+			pthread_mutex_lock(&s->lock);
 			ret = 0;
+			if (!(s->pend_ext == ei && s->pend_grain == g)) {
+				uint32_t gte;
+				ret = vmdk_gte(e, g, &gte);
+				if (ret >= 0 && gte) {
+					fmt_error("%s: Could not write to allocated cluster for streamOptimized",
+						  e->store->spec);
+					ret = -EIO;
+				}
+				if (ret >= 0)
+					ret = vmdk_flush_pending(img);
+				if (ret >= 0)
+					ret = vmdk_read_unallocated(img, s->pend_buf, e->grain, e->start + g * e->grain);
+				if (ret >= 0) {
+					/* the tail grain past the disk end stays zero */
+					if (e->start + (g + 1) * e->grain > img->virtual_size &&
+					    img->virtual_size > e->start + g * e->grain)
+						memset(s->pend_buf + (img->virtual_size - e->start - g * e->grain), 0,
+						       e->start + (g + 1) * e->grain - img->virtual_size);
+					s->pend_ext = ei;
+					s->pend_grain = g;
+				}
+			}
+			if (ret >= 0)
+				memcpy(s->pend_buf + in_grain, buf, n);
+			pthread_mutex_unlock(&s->lock);
 		}
 		if (ret < 0)
 			return ret;
@@ -1228,8 +1276,6 @@ static int vmdk_write_sparse(struct fmt_image *img, int ei, const uint8_t *buf, 
 		fmt_error("%s: writing to a vmfsSparse (COWD) extent is not supported", e->store->spec);
 		return -ENOTSUP;
 	}
-	if (e->compressed)
-		return vmdk_write_stream(img, ei, buf, len, eoff);
 	while (len) {
 		uint64_t g = eoff / e->grain, in_grain = eoff % e->grain;
 		size_t n = e->grain - in_grain;
@@ -1307,7 +1353,13 @@ static int vmdk_write(struct fmt_image *img, const void *buf, size_t len, uint64
 			ret = -EINVAL;
 			break;
 		default:
-			ret = vmdk_write_sparse(img, ei, p, n, off - e->start);
+			if (e->compressed) {
+				ret = vmdk_write_stream(img, ei, p, n, off - e->start);
+			} else {
+				pthread_mutex_lock(&s->lock);
+				ret = vmdk_write_sparse(img, ei, p, n, off - e->start);
+				pthread_mutex_unlock(&s->lock);
+			}
 			break;
 		}
 		if (ret < 0)
@@ -1333,23 +1385,19 @@ static int vmdk_write_compressed(struct fmt_image *img, const void *buf, size_t 
 	if (e->type == VMDK_SPARSE && e->compressed && len < e->grain && (off - e->start) % e->grain == 0 &&
 	    off + len == img->virtual_size) {
 		/* the tail: pad the grain with zeros */
-		memset(s->grain_buf, 0, e->grain);
-		memcpy(s->grain_buf, buf, len);
-		uint64_t g = (off - e->start) / e->grain;
-		uint32_t gte;
-		int ret = vmdk_gte(e, g, &gte);
-		if (ret < 0)
-			return ret;
-		if (gte) {
-			fmt_error("%s: Could not write to allocated cluster for streamOptimized", img->spec);
-			return -EIO;
-		}
-		return vmdk_append_compressed(img, e, g, s->grain_buf);
+		uint8_t *grain = calloc(1, e->grain);
+		int ret;
+		if (!grain)
+			return -ENOMEM;
+		memcpy(grain, buf, len);
+		ret = vmdk_stream_put(img, ei, (off - e->start) / e->grain, grain, false);
+		free(grain);
+		return ret;
 	}
 	return vmdk_write(img, buf, len, off);
 }
 
-static int vmdk_flush(struct fmt_image *img)
+static int vmdk_flush_locked(struct fmt_image *img)
 {
 	struct vmdk_state *s = img->priv;
 	int ret = 0;
@@ -1367,8 +1415,8 @@ static int vmdk_flush(struct fmt_image *img)
 
 /* ---- block status ------------------------------------------------------------------------------ */
 
-static int vmdk_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-			     uint64_t *run)
+static int vmdk_block_status_locked(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+				    uint64_t *run)
 {
 	struct vmdk_state *s = img->priv;
 	int ei = vmdk_find_extent(s, off);
@@ -1467,7 +1515,7 @@ static int vmdk_info(struct fmt_image *img, void (*emit)(void *ctx, const char *
 }
 
 /* as qemu's check: every allocated grain must lie inside its file; we also check GTs */
-static int vmdk_check(struct fmt_image *img, struct fmt_check_result *res)
+static int vmdk_check_locked(struct fmt_image *img, struct fmt_check_result *res)
 {
 	struct vmdk_state *s = img->priv;
 	for (int i = 0; i < s->nr_ext; i++) {
@@ -1497,6 +1545,43 @@ static int vmdk_check(struct fmt_image *img, struct fmt_check_result *res)
 			res->image_end_offset = fsize;
 	}
 	return 0;
+}
+
+static int vmdk_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+{
+	struct vmdk_state *s = img->priv;
+	pthread_mutex_lock(&s->lock);
+	int ret = vmdk_read_locked(img, buf, len, off);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int vmdk_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+			     uint64_t *run)
+{
+	struct vmdk_state *s = img->priv;
+	pthread_mutex_lock(&s->lock);
+	int ret = vmdk_block_status_locked(img, off, len, bits, run);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int vmdk_flush(struct fmt_image *img)
+{
+	struct vmdk_state *s = img->priv;
+	pthread_mutex_lock(&s->lock);
+	int ret = vmdk_flush_locked(img);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int vmdk_check(struct fmt_image *img, struct fmt_check_result *res)
+{
+	struct vmdk_state *s = img->priv;
+	pthread_mutex_lock(&s->lock);
+	int ret = vmdk_check_locked(img, res);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 /* ---- create ------------------------------------------------------------------------------------- */
@@ -1834,7 +1919,7 @@ out:
 
 const struct fmt_driver fmt_vmdk_driver = {
 	.name = "vmdk",
-	.flags = FMT_DRV_WRITE | FMT_DRV_CREATE | FMT_DRV_COMPRESS,
+	.flags = FMT_DRV_WRITE | FMT_DRV_CREATE | FMT_DRV_COMPRESS | FMT_DRV_THREADS,
 	.probe = vmdk_probe,
 	.open = vmdk_open,
 	.read = vmdk_read,
