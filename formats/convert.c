@@ -219,15 +219,8 @@ static int convert_write_request(struct convert_job *j, uint8_t *buf, uint64_t o
 				return ret;
 			seg_start = b;
 		}
-		if (seg_zero != (int)zero && !zero) {
-			/* known-zero parts inside a data segment were not read: clear them */
-			for (int k = 0; k < nr; k++)
-				if (runs[k].zero && runs[k].off < e && runs[k].off + runs[k].len > b) {
-					uint64_t s = runs[k].off > b ? runs[k].off : b;
-					uint64_t t = runs[k].off + runs[k].len < e ? runs[k].off + runs[k].len : e;
-					memset(buf + (s - off), 0, t - s);
-				}
-		} else if (!zero) {
+		if (!zero) {
+			/* known-zero parts inside a data block were not read: clear them */
 			for (int k = 0; k < nr; k++)
 				if (runs[k].zero && runs[k].off < e && runs[k].off + runs[k].len > b) {
 					uint64_t s = runs[k].off > b ? runs[k].off : b;
@@ -483,6 +476,12 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 	nthreads = o->parallel > 0 ? o->parallel : 8;
 	if (nthreads > CONVERT_MAX_THREADS)
 		nthreads = CONVERT_MAX_THREADS;
+	/* a request holds at least one zero-detection block (-S up to 16 MiB); the buffers in
+	 * flight stay within 32 MiB */
+	if (j.gran > j.chunk)
+		j.chunk = j.gran;
+	while (nthreads > 2 && (uint64_t)nthreads * j.chunk > (32u << 20))
+		nthreads--;
 	if (!seekable) {   /* a stream must be read in order: one request at a time */
 		nthreads = 1;
 		j.src_serial = true;
