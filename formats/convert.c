@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "formats.h"
@@ -361,6 +362,15 @@ static int convert_run_workers(struct convert_job *j, int nthreads)
 	return 0;
 }
 
+/* would writing dst destroy src? (same local file under any name) */
+static bool convert_same_file(const char *src, const char *dst)
+{
+	struct stat a, b;
+	if (strchr(src, ':') || strchr(dst, ':'))
+		return !strcmp(src, dst);
+	return !stat(src, &a) && !stat(dst, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_convert_opts *o)
 {
 	struct convert_job j;
@@ -411,6 +421,11 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 		goto out;
 	}
 
+	if (convert_same_file(src_spec, dst_spec)) {
+		fmt_error("%s: the source and the target are the same file", dst_spec);
+		ret = -EINVAL;
+		goto out;
+	}
 	ret = fmt_image_open(src_spec, o->src_fmt, 0, o->src_opts, &j.src);
 	if (ret)
 		goto out;
