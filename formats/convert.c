@@ -64,23 +64,25 @@ static void convert_fail(struct convert_job *j, int err)
 	pthread_mutex_unlock(&j->lock);
 }
 
+/* the 2 MiB of zeros that zero runs are written from; also what data is compared with */
+static const uint8_t *convert_zeros;
+
+/* memcmp against zeros: the library's vectorised compare beats a hand-written loop */
 static bool convert_is_zero(const uint8_t *p, size_t len)
 {
-	const uint64_t *q = (const uint64_t *)p;
-	size_t n = len / 8;
-
-	/* check the first word early: data blocks usually differ at once */
-	for (size_t i = 0; i < n; i += 4) {
-		uint64_t acc = q[i];
-		if (i + 1 < n) acc |= q[i + 1];
-		if (i + 2 < n) acc |= q[i + 2];
-		if (i + 3 < n) acc |= q[i + 3];
-		if (acc)
+	uint64_t head[2];
+	if (len >= 16) {   /* data blocks usually differ at once */
+		memcpy(head, p, 16);
+		if (head[0] | head[1])
 			return false;
 	}
-	for (size_t i = n * 8; i < len; i++)
-		if (p[i])
+	while (len) {
+		size_t n = len < CONVERT_CHUNK ? len : CONVERT_CHUNK;
+		if (memcmp(p, convert_zeros, n))
 			return false;
+		p += n;
+		len -= n;
+	}
 	return true;
 }
 
@@ -362,6 +364,19 @@ static int convert_run_workers(struct convert_job *j, int nthreads)
 	return 0;
 }
 
+static void convert_zeros_init(void)
+{
+	convert_zeros = calloc(1, CONVERT_CHUNK);
+}
+
+/* one shared zero buffer, made once and never freed (read-only after that) */
+static const uint8_t *convert_zeros_get(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, convert_zeros_init);
+	return convert_zeros;
+}
+
 /* would writing dst destroy src? (same local file under any name) */
 static bool convert_same_file(const char *src, const char *dst)
 {
@@ -376,7 +391,6 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 	struct convert_job j;
 	const struct fmt_driver *ddrv;
 	const char *dst_fmt = o->dst_fmt ? o->dst_fmt : "raw";
-	uint8_t *zeros = NULL;
 	bool seekable, created = false;
 	int ret, nthreads;
 
@@ -501,12 +515,12 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 		nthreads = 1;
 		j.src_serial = true;
 	}
-	zeros = calloc(1, CONVERT_CHUNK);
-	if (!zeros) {
+	j.zeros = convert_zeros_get();
+	if (!j.zeros) {
+		fmt_error("%s: out of memory", src_spec);
 		ret = -ENOMEM;
 		goto out;
 	}
-	j.zeros = zeros;
 
 	ret = convert_run_workers(&j, nthreads);
 	if (ret)
@@ -525,7 +539,6 @@ out:
 		fmt_image_close(j.dst);
 	if (j.src)
 		fmt_image_close(j.src);
-	free(zeros);
 	pthread_mutex_destroy(&j.lock);
 	pthread_mutex_destroy(&j.src_lock);
 	pthread_mutex_destroy(&j.dst_lock);
