@@ -202,71 +202,132 @@ static void json_value(FILE *fp, const char *v)
 	json_string(fp, v);
 }
 
-/* length of the "group." prefix of a dotted key (a nested object), 0 if none */
-static size_t info_group_len(const char *key)
+/* Format-specific data arrives as flat "key: value" pairs; dotted keys ("encrypt.format",
+ * "extents.0.filename") are paths into nested objects, and an object whose keys are all
+ * numbers is an array, as qemu-img prints them. */
+struct info_node {
+	char *name;
+	const char *value;            /* leaves only */
+	struct info_node *child, *last, *next;
+};
+
+static struct info_node *info_node_child(struct info_node *parent, const char *name, size_t len)
 {
-	const char *dot = strchr(key, '.');
-	return dot ? (size_t)(dot - key) + 1 : 0;
+	for (struct info_node *c = parent->child; c; c = c->next)
+		if (strlen(c->name) == len && !strncmp(c->name, name, len))
+			return c;
+	struct info_node *c = calloc(1, sizeof(*c));
+	if (!c || !(c->name = strndup(name, len))) {
+		free(c);
+		return NULL;
+	}
+	if (parent->last)
+		parent->last->next = c;
+	else
+		parent->child = c;
+	parent->last = c;
+	return c;
 }
 
-/* format-specific data: keys "group.sub" that follow each other become one nested object */
-static void info_print_json(const struct info_list *fs)
+static void info_tree_build(struct info_node *root, const struct info_list *fs)
 {
-	for (int i = 0; i < fs->nr;) {
-		size_t g = info_group_len(fs->v[i].key);
-		printf("            ");
-		if (!g) {
-			json_string(stdout, fs->v[i].key);
-			printf(": ");
-			json_value(stdout, fs->v[i].value);
-			i++;
-		} else {
-			char *group = strndup(fs->v[i].key, g - 1);
-			json_string(stdout, group ? group : "");
-			printf(": {\n");
-			int k = i;
-			for (; k < fs->nr && info_group_len(fs->v[k].key) == g && !strncmp(fs->v[k].key, fs->v[i].key, g); k++) {
-				printf("%s                ", k > i ? ",\n" : "");
-				json_string(stdout, fs->v[k].key + g);
-				printf(": ");
-				json_value(stdout, fs->v[k].value);
-			}
-			printf("\n            }");
-			free(group);
-			i = k;
+	for (int i = 0; i < fs->nr; i++) {
+		struct info_node *n = root;
+		const char *p = fs->v[i].key;
+		for (;;) {
+			const char *dot = strchr(p, '.');
+			n = info_node_child(n, p, dot ? (size_t)(dot - p) : strlen(p));
+			if (!n || !dot)
+				break;
+			p = dot + 1;
 		}
-		printf("%s\n", i < fs->nr ? "," : "");
+		if (n && !n->child)
+			n->value = fs->v[i].value;
 	}
 }
 
-static void info_print_key(const char *key, size_t len)
+static void info_tree_free(struct info_node *n)
 {
-	for (size_t i = 0; i < len && key[i]; i++)
-		putchar(key[i] == '-' ? ' ' : key[i]);
+	while (n) {
+		struct info_node *next = n->next;
+		info_tree_free(n->child);
+		free(n->name);
+		free(n);
+		n = next;
+	}
+}
+
+static bool info_is_array(const struct info_node *n)
+{
+	if (!n->child)
+		return false;
+	for (const struct info_node *c = n->child; c; c = c->next)
+		if (!*c->name || strspn(c->name, "0123456789") != strlen(c->name))
+			return false;
+	return true;
+}
+
+static void info_json_node(const struct info_node *n, int indent, bool in_array)
+{
+	printf("%*s", indent, "");
+	if (!in_array) {
+		json_string(stdout, n->name);
+		printf(": ");
+	}
+	if (!n->child) {
+		json_value(stdout, n->value ? n->value : "");
+		return;
+	}
+	bool arr = info_is_array(n);
+	printf("%s\n", arr ? "[" : "{");
+	for (const struct info_node *c = n->child; c; c = c->next) {
+		info_json_node(c, indent + 4, arr);
+		printf("%s\n", c->next ? "," : "");
+	}
+	printf("%*s%s", indent, "", arr ? "]" : "}");
+}
+
+static void info_print_json(const struct info_list *fs)
+{
+	struct info_node root = { 0 };
+	info_tree_build(&root, fs);
+	for (const struct info_node *c = root.child; c; c = c->next) {
+		info_json_node(c, 12, false);
+		printf("%s\n", c->next ? "," : "");
+	}
+	info_tree_free(root.child);
+}
+
+static void info_print_key(const char *key)
+{
+	for (; *key; key++)
+		putchar(*key == '-' ? ' ' : *key);
+}
+
+static void info_human_node(const struct info_node *n, int indent, bool in_array)
+{
+	printf("%*s", indent, "");
+	if (in_array)
+		printf("[%s]", n->name);
+	else
+		info_print_key(n->name);
+	if (!n->child) {
+		printf(": %s\n", n->value ? n->value : "");
+		return;
+	}
+	printf(":\n");
+	bool arr = info_is_array(n);
+	for (const struct info_node *c = n->child; c; c = c->next)
+		info_human_node(c, indent + 4, arr);
 }
 
 static void info_print_human(const struct info_list *fs)
 {
-	for (int i = 0; i < fs->nr;) {
-		size_t g = info_group_len(fs->v[i].key);
-		if (!g) {
-			printf("    ");
-			info_print_key(fs->v[i].key, strlen(fs->v[i].key));
-			printf(": %s\n", fs->v[i].value);
-			i++;
-			continue;
-		}
-		printf("    ");
-		info_print_key(fs->v[i].key, g - 1);
-		printf(":\n");
-		int k = i;
-		for (; k < fs->nr && info_group_len(fs->v[k].key) == g && !strncmp(fs->v[k].key, fs->v[i].key, g); k++) {
-			printf("        ");
-			info_print_key(fs->v[k].key + g, strlen(fs->v[k].key + g));
-			printf(": %s\n", fs->v[k].value);
-		}
-		i = k;
-	}
+	struct info_node root = { 0 };
+	info_tree_build(&root, fs);
+	for (const struct info_node *c = root.child; c; c = c->next)
+		info_human_node(c, 4, false);
+	info_tree_free(root.child);
 }
 
 static int64_t image_actual_size(const char *spec)
