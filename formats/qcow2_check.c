@@ -299,8 +299,11 @@ int qcow2_check(struct fmt_image *img, struct fmt_check_result *res)
 					res->corruptions++;
 			continue;
 		}
+		/* like qemu, stored refcounts past the end of the file are not looked at */
+		if (end > c.nb)
+			end = c.nb;
 		for (uint64_t i = start; i < end; i++) {
-			uint64_t stored, computed = i < c.nb ? c.refs[i] : 0;
+			uint64_t stored, computed = c.refs[i];
 			ret = qcow2_refcount_get(s, i, &stored);
 			if (ret < 0) {
 				res->check_errors++;
