@@ -302,6 +302,41 @@ static int vmdk_read_gd(struct fmt_image *img, struct vmdk_extent *e, uint64_t s
 	return 0;
 }
 
+static int vmdk_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* before writing: grain tables must not overlap each other (a shared table would make a write
+ * to one range show up in another) nor the header and descriptor */
+static int vmdk_check_gt_overlap(struct vmdk_extent *e)
+{
+	uint64_t gt_sectors = ((uint64_t)e->gtes * 4 + VMDK_SECTOR - 1) / VMDK_SECTOR;
+	uint32_t *v = malloc(((size_t)e->l1_size * 2 + 1) * 4);
+	size_t n = 0;
+	int ret = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (int copy = 0; copy < 2; copy++) {
+		uint32_t *gd = copy ? e->rgd : e->gd;
+		for (uint32_t i = 0; gd && i < e->l1_size; i++)
+			if (gd[i])
+				v[n++] = gd[i];
+	}
+	qsort(v, n, 4, vmdk_cmp_u32);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == 0 || (i && v[i] < v[i - 1] + gt_sectors)) {
+			fmt_error("%s: grain tables overlap at sector %u; refusing to write", e->store->spec, v[i]);
+			ret = -EINVAL;
+			break;
+		}
+	}
+	free(v);
+	return ret;
+}
+
 /* a stream file written with "GD at end": the real header is the footer before the EOS marker */
 static int vmdk_read_footer(struct fmt_image *img, struct vmdk_extent *e, struct vmdk4_header *h)
 {
@@ -430,6 +465,11 @@ static int vmdk_open_sparse4(struct fmt_image *img, struct vmdk_extent *e, uint6
 	if (e->flags & VMDK4_FLAG_RGD) {
 		e->rgd_offset = le64toh(h.rgd_offset);
 		ret = vmdk_read_gd(img, e, e->rgd_offset, &e->rgd);
+		if (ret < 0)
+			return ret;
+	}
+	if (img->writable) {
+		ret = vmdk_check_gt_overlap(e);
 		if (ret < 0)
 			return ret;
 	}
