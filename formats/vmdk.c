@@ -1753,22 +1753,23 @@ static uint32_t vmdk_random_cid(void)
 	return v;
 }
 
-/* "dir/name.vmdk" -> "dir/name" (the prefix for extent files) and "name" */
-static void vmdk_split_name(const char *spec, char **prefix, const char **base)
+/* "dir/name.ext" -> base "name.ext", stem "name" and extension ".ext" (may be empty): extent
+ * files are named stem-s001.ext, stem-flat.ext as qemu names them */
+static int vmdk_split_name(const char *spec, const char **base, char **stem, const char **ext)
 {
-	const char *slash = strrchr(spec, '/');
-	size_t len = strlen(spec);
+	const char *slash = strrchr(spec, '/'), *dot;
 	*base = slash ? slash + 1 : spec;
-	if (len > 5 && !strcasecmp(spec + len - 5, ".vmdk"))
-		len -= 5;
-	*prefix = strndup(spec, len);
+	dot = strrchr(*base, '.');
+	*ext = dot ? dot : *base + strlen(*base);
+	*stem = strndup(*base, *ext - *base);
+	return *stem ? 0 : -ENOMEM;
 }
 
 static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options *opts)
 {
 	struct vmdk_create_params p = { 0 };
-	char *prefix = NULL, *extents = NULL, *desc = NULL, *path = NULL;
-	const char *base;
+	char *stem = NULL, *extents = NULL, *desc = NULL, *path = NULL;
+	const char *base, *ext;
 	bool compat6 = false, flat, split, stream;
 	struct fmt_store *st = NULL;
 	size_t ext_len = 0;
@@ -1860,8 +1861,7 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 		fmt_error("%s: image size is too large for file format 'vmdk'", spec);
 		return -EFBIG;
 	}
-	vmdk_split_name(spec, &prefix, &base);
-	if (!prefix)
+	if (vmdk_split_name(spec, &base, &stem, &ext) < 0)
 		return -ENOMEM;
 
 	if (!split && !flat) {
@@ -1885,15 +1885,13 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 	{
 		uint64_t left = size, chunk = split ? VMDK_SPLIT_SIZE : size;
 		int idx = 1;
-		const char *pbase = strrchr(prefix, '/');
-		pbase = pbase ? pbase + 1 : prefix;
 		do {
 			uint64_t n = left < chunk ? left : chunk;
 			char *name = NULL, *line = NULL, *grown;
 			if (split)
-				ret = asprintf(&name, "%s-%c%03d.vmdk", pbase, flat ? 'f' : 's', idx++);
+				ret = asprintf(&name, "%s-%c%03d%s", stem, flat ? 'f' : 's', idx++, ext);
 			else
-				ret = asprintf(&name, "%s-flat.vmdk", pbase);
+				ret = asprintf(&name, "%s-flat%s", stem, ext);
 			if (ret < 0) {
 				ret = -ENOMEM;
 				goto out;
@@ -1951,7 +1949,7 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 	fmt_store_close(st);
 out:
 	free(path);
-	free(prefix);
+	free(stem);
 	free(extents);
 	free(desc);
 	return ret < 0 ? ret : 0;
