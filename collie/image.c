@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,7 +21,55 @@ enum {
 	IMG_OPT_OUTPUT = 256,
 	IMG_OPT_OBJECT,
 	IMG_OPT_TARGET_IS_ZERO,
+	IMG_OPT_SOURCE_OPTIONS,
 };
+
+#define IMAGE_PROMPT_SECRET "collie-prompt"
+
+/* Did the open fail for want of a key? Then, on a terminal, ask for the password once, register
+ * it as a secret and name it in opts under both the qcow2/qcow and the luks option names. */
+bool image_prompt_key(struct fmt_options **opts)
+{
+	static bool asked;
+	const char *msg = fmt_last_error();
+	char pw[512], spec[600];
+	struct termios old, quiet;
+	bool restore;
+
+	if (asked || !isatty(STDIN_FILENO) ||
+	    (!strstr(msg, "no key given") && !strstr(msg, "is required for cipher")))
+		return false;
+	asked = true;
+	fprintf(stderr, "Password: ");
+	fflush(stderr);
+	restore = !tcgetattr(STDIN_FILENO, &old);
+	if (restore) {
+		quiet = old;
+		quiet.c_lflag &= ~ECHO;
+		tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+	}
+	char *got = fgets(pw, sizeof(pw), stdin);
+	if (restore)
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+	fprintf(stderr, "\n");
+	if (!got)
+		return false;
+	pw[strcspn(pw, "\r\n")] = 0;
+	/* the secret parser takes ',,' for a literal comma */
+	size_t n = snprintf(spec, sizeof(spec), "secret,id=%s,data=", IMAGE_PROMPT_SECRET);
+	for (char *p = pw; *p && n + 3 < sizeof(spec); p++) {
+		spec[n++] = *p;
+		if (*p == ',')
+			spec[n++] = ',';
+	}
+	spec[n] = 0;
+	memset(pw, 0, sizeof(pw));
+	if (fmt_secret_add(spec) < 0)
+		return false;
+	fmt_options_set(opts, "encrypt.key-secret", IMAGE_PROMPT_SECRET);
+	fmt_options_set(opts, "key-secret", IMAGE_PROMPT_SECRET);
+	return true;
+}
 
 /* qemu's size_to_str: three significant digits, binary units */
 const char *image_human_size(uint64_t val, char *buf, size_t len)
@@ -82,10 +131,17 @@ int image_parse_options(const char *text, struct fmt_options **opts)
 	return 0;
 }
 
+/* prints only when the figure changes, as qemu-img does */
 void image_progress_print(void *ctx, uint64_t done, uint64_t total)
 {
+	static char last[32];
+	char now[32];
 	double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-	printf("    (%.2f/100%%)\r", pct);
+	snprintf(now, sizeof(now), "%.2f", pct);
+	if (!strcmp(now, last))
+		return;
+	snprintf(last, sizeof(last), "%s", now);
+	printf("    (%s/100%%)\r", now);
 	fflush(stdout);
 }
 
@@ -146,6 +202,134 @@ static void json_value(FILE *fp, const char *v)
 	json_string(fp, v);
 }
 
+/* Format-specific data arrives as flat "key: value" pairs; dotted keys ("encrypt.format",
+ * "extents.0.filename") are paths into nested objects, and an object whose keys are all
+ * numbers is an array, as qemu-img prints them. */
+struct info_node {
+	char *name;
+	const char *value;            /* leaves only */
+	struct info_node *child, *last, *next;
+};
+
+static struct info_node *info_node_child(struct info_node *parent, const char *name, size_t len)
+{
+	for (struct info_node *c = parent->child; c; c = c->next)
+		if (strlen(c->name) == len && !strncmp(c->name, name, len))
+			return c;
+	struct info_node *c = calloc(1, sizeof(*c));
+	if (!c || !(c->name = strndup(name, len))) {
+		free(c);
+		return NULL;
+	}
+	if (parent->last)
+		parent->last->next = c;
+	else
+		parent->child = c;
+	parent->last = c;
+	return c;
+}
+
+static void info_tree_build(struct info_node *root, const struct info_list *fs)
+{
+	for (int i = 0; i < fs->nr; i++) {
+		struct info_node *n = root;
+		const char *p = fs->v[i].key;
+		for (;;) {
+			const char *dot = strchr(p, '.');
+			n = info_node_child(n, p, dot ? (size_t)(dot - p) : strlen(p));
+			if (!n || !dot)
+				break;
+			p = dot + 1;
+		}
+		if (n && !n->child)
+			n->value = fs->v[i].value;
+	}
+}
+
+static void info_tree_free(struct info_node *n)
+{
+	while (n) {
+		struct info_node *next = n->next;
+		info_tree_free(n->child);
+		free(n->name);
+		free(n);
+		n = next;
+	}
+}
+
+static bool info_is_array(const struct info_node *n)
+{
+	if (!n->child)
+		return false;
+	for (const struct info_node *c = n->child; c; c = c->next)
+		if (!*c->name || strspn(c->name, "0123456789") != strlen(c->name))
+			return false;
+	return true;
+}
+
+static void info_json_node(const struct info_node *n, int indent, bool in_array)
+{
+	printf("%*s", indent, "");
+	if (!in_array) {
+		json_string(stdout, n->name);
+		printf(": ");
+	}
+	if (!n->child) {
+		json_value(stdout, n->value ? n->value : "");
+		return;
+	}
+	bool arr = info_is_array(n);
+	printf("%s\n", arr ? "[" : "{");
+	for (const struct info_node *c = n->child; c; c = c->next) {
+		info_json_node(c, indent + 4, arr);
+		printf("%s\n", c->next ? "," : "");
+	}
+	printf("%*s%s", indent, "", arr ? "]" : "}");
+}
+
+static void info_print_json(const struct info_list *fs)
+{
+	struct info_node root = { 0 };
+	info_tree_build(&root, fs);
+	for (const struct info_node *c = root.child; c; c = c->next) {
+		info_json_node(c, 12, false);
+		printf("%s\n", c->next ? "," : "");
+	}
+	info_tree_free(root.child);
+}
+
+static void info_print_key(const char *key)
+{
+	for (; *key; key++)
+		putchar(*key == '-' ? ' ' : *key);
+}
+
+static void info_human_node(const struct info_node *n, int indent, bool in_array)
+{
+	printf("%*s", indent, "");
+	if (in_array)
+		printf("[%s]", n->name);
+	else
+		info_print_key(n->name);
+	if (!n->child) {
+		printf(": %s\n", n->value ? n->value : "");
+		return;
+	}
+	printf(":\n");
+	bool arr = info_is_array(n);
+	for (const struct info_node *c = n->child; c; c = c->next)
+		info_human_node(c, indent + 4, arr);
+}
+
+static void info_print_human(const struct info_list *fs)
+{
+	struct info_node root = { 0 };
+	info_tree_build(&root, fs);
+	for (const struct info_node *c = root.child; c; c = c->next)
+		info_human_node(c, 4, false);
+	info_tree_free(root.child);
+}
+
 static int64_t image_actual_size(const char *spec)
 {
 	struct stat sb;
@@ -158,7 +342,7 @@ static void info_snapshots_human(struct fmt_snapshot *s, int nr)
 {
 	char buf[64];
 	printf("Snapshot list:\n");
-	printf("%-9s %-17s %7s %20s %12s %10s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+	printf("%-9s %-17s %7s %19s %12s %10s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
 	for (int i = 0; i < nr; i++) {
 		time_t t = (time_t)s[i].date_sec;
 		struct tm tm;
@@ -166,9 +350,9 @@ static void info_snapshots_human(struct fmt_snapshot *s, int nr)
 		localtime_r(&t, &tm);
 		strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
 		uint64_t secs = s[i].vm_clock_nsec / 1000000000ULL;
-		snprintf(clock, sizeof(clock), "%04" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64, secs / 3600,
+		snprintf(clock, sizeof(clock), "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64, secs / 3600,
 			 (secs / 60) % 60, secs % 60, (s[i].vm_clock_nsec / 1000000) % 1000);
-		printf("%-9s %-17s %7s %20s %12s %10s\n", s[i].id, s[i].name,
+		printf("%-9s %-17s %7s %19s %12s %10s\n", s[i].id, s[i].name,
 		       image_human_size(s[i].vm_state_size, buf, sizeof(buf)), date, clock,
 		       s[i].icount_valid ? "0" : "--");
 	}
@@ -196,7 +380,8 @@ static int image_info(int argc, char **argv)
 		return 1;
 	if (opt('o') && image_parse_options(opt('o'), &opts) < 0)
 		return 1;
-	if (fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0) {
+	if (fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0 &&
+	    (!image_prompt_key(&opts) || fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0)) {
 		die_msg("%s", fmt_last_error());
 		goto out;
 	}
@@ -212,23 +397,6 @@ static int image_info(int argc, char **argv)
 	char *full_backing = img->backing_spec ? fmt_store_sibling(argv[0], img->backing_spec) : NULL;
 	if (json) {
 		printf("{\n");
-		if (img->backing_fmt) {
-			printf("    \"backing-filename-format\": ");
-			json_string(stdout, img->backing_fmt);
-			printf(",\n");
-		}
-		printf("    \"virtual-size\": %" PRIu64 ",\n    \"filename\": ", img->virtual_size);
-		json_string(stdout, argv[0]);
-		printf(",\n");
-		if (img->cluster_size)
-			printf("    \"cluster-size\": %u,\n", img->cluster_size);
-		printf("    \"format\": ");
-		json_string(stdout, img->drv->name);
-		printf(",\n");
-		if (actual >= 0)
-			printf("    \"actual-size\": %" PRId64 ",\n", actual);
-		if (img->encrypted)
-			printf("    \"encrypted\": true,\n");
 		if (nr_snaps) {
 			printf("    \"snapshots\": [\n");
 			for (int i = 0; i < nr_snaps; i++) {
@@ -244,19 +412,30 @@ static int image_info(int argc, char **argv)
 			}
 			printf("    ],\n");
 		}
+		if (img->backing_fmt) {
+			printf("    \"backing-filename-format\": ");
+			json_string(stdout, img->backing_fmt);
+			printf(",\n");
+		}
+		printf("    \"virtual-size\": %" PRIu64 ",\n    \"filename\": ", img->virtual_size);
+		json_string(stdout, argv[0]);
+		printf(",\n");
+		if (img->cluster_size)
+			printf("    \"cluster-size\": %u,\n", img->cluster_size);
+		printf("    \"format\": ");
+		json_string(stdout, img->drv->name);
+		printf(",\n");
+		if (actual >= 0)
+			printf("    \"actual-size\": %" PRId64 ",\n", actual);
 		if (fs.nr) {
 			printf("    \"format-specific\": {\n        \"type\": ");
 			json_string(stdout, img->drv->name);
 			printf(",\n        \"data\": {\n");
-			for (int i = 0; i < fs.nr; i++) {
-				printf("            ");
-				json_string(stdout, fs.v[i].key);
-				printf(": ");
-				json_value(stdout, fs.v[i].value);
-				printf("%s\n", i + 1 < fs.nr ? "," : "");
-			}
+			info_print_json(&fs);
 			printf("        }\n    },\n");
 		}
+		if (img->encrypted)
+			printf("    \"encrypted\": true,\n");
 		if (img->backing_spec) {
 			printf("    \"full-backing-filename\": ");
 			json_string(stdout, full_backing ? full_backing : img->backing_spec);
@@ -285,12 +464,7 @@ static int image_info(int argc, char **argv)
 			info_snapshots_human(snaps, nr_snaps);
 		if (fs.nr) {
 			printf("Format specific information:\n");
-			for (int i = 0; i < fs.nr; i++) {
-				for (char *p = fs.v[i].key; *p; p++)
-					if (*p == '-')
-						*p = ' ';
-				printf("    %s: %s\n", fs.v[i].key, fs.v[i].value);
-			}
+			info_print_human(&fs);
 		}
 	}
 	free(full_backing);
@@ -427,16 +601,21 @@ static int image_convert(int argc, char **argv)
 		}
 		o.parallel = (int)m;
 	}
-	if (opt_set('p')) {
+	if (opt_set('p') && !opt_set('q'))
 		o.progress = image_progress_print;
-	}
 	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)
 		return 1;
 	if (image_parse_options(opt('o'), &o.dst_opts) < 0)
 		goto out;
-	if (opt('p'))
+	if (o.progress)
 		image_progress_print(NULL, 0, 1);
-	if (fmt_convert(argv[0], argv[1], &o) < 0) {
+	if (image_parse_options(opt(IMG_OPT_SOURCE_OPTIONS), &o.src_opts) < 0)
+		goto out;
+	ret = fmt_convert(argv[0], argv[1], &o);
+	if (ret < 0 && image_prompt_key(&o.src_opts))
+		ret = fmt_convert(argv[0], argv[1], &o);
+	if (ret < 0) {
+		ret = 1;
 		if (o.progress)
 			printf("\n");
 		die_msg("%s", fmt_last_error());
@@ -447,6 +626,7 @@ static int image_convert(int argc, char **argv)
 	ret = 0;
 out:
 	fmt_options_free(o.dst_opts);
+	fmt_options_free(o.src_opts);
 	return ret;
 }
 
@@ -655,7 +835,10 @@ static const struct collie_option convert_opts[] = {
 	{ 'l', "snapshot", 1, "SNAPSHOT", "convert an internal snapshot (NAME, snapshot.id=ID)" },
 	{ 'n', "no-create", 0, NULL, "the target exists already: do not create it" },
 	{ 'm', "parallel", 1, "N", "requests in flight (1 to 16, default 8)" },
+	{ 'W', "out-of-order", 0, NULL, "accepted for qemu-img compatibility (writes are unordered when the format allows)" },
+	{ 'q', "quiet", 0, NULL, "no progress output (overrides -p)" },
 	{ IMG_OPT_TARGET_IS_ZERO, "target-is-zero", 0, NULL, "the existing target reads as zeros (with -n)" },
+	{ IMG_OPT_SOURCE_OPTIONS, "source-options", 1, "OPTS", "source open options (encrypt.key-secret=ID)" },
 	{ IMG_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
 	{ 0 },
 };

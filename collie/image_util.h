@@ -2,6 +2,7 @@
 #ifndef COLLIE_IMAGE_UTIL_H
 #define COLLIE_IMAGE_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,5 +18,8 @@ int image_parse_options(const char *text, struct fmt_options **opts);
 void image_progress_print(void *ctx, uint64_t done, uint64_t total);
 /* -S SIZE: a multiple of 512 up to 16 MiB; prints errors */
 int image_parse_sparse(const char *arg, uint64_t *out);
+
+/* after an open failed for want of a key: ask on the terminal (once), add the secret to opts */
+bool image_prompt_key(struct fmt_options **opts);
 
 #endif

@@ -93,7 +93,8 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 		return;
 	}
 	/* the headers (and the backing chain) must check out before the VDI exists */
-	if (fmt_image_open(j->path, t->fmt, 0, sopts, &img) < 0) {
+	if (fmt_image_open(j->path, t->fmt, 0, sopts, &img) < 0 &&
+	    (t->nr_jobs > 1 || !image_prompt_key(&sopts) || fmt_image_open(j->path, t->fmt, 0, sopts, &img) < 0)) {
 		transfer_fail(j, fmt_last_error());
 		goto out;
 	}
@@ -208,7 +209,8 @@ static int transfer_run(struct transfer *t, bool progress)
 	pthread_t tids[TRANSFER_MAX_JOBS];
 	int nthreads = t->nr_jobs < TRANSFER_MAX_JOBS ? t->nr_jobs : TRANSFER_MAX_JOBS, started = 0, failed = 0;
 
-	t->parallel = nthreads > 1 ? 4 : 8;
+	/* 8 requests in flight in all (each up to 4 MiB): memory stays bounded however many run */
+	t->parallel = nthreads > 1 ? (8 / nthreads > 2 ? 8 / nthreads : 2) : 8;
 	for (int i = 0; i < nthreads; i++)
 		if (!pthread_create(&tids[started], NULL, transfer_worker, t))
 			started++;

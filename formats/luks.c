@@ -533,12 +533,16 @@ static int luks_fmt_open(struct fmt_image *img, const struct fmt_options *opts)
 	pthread_mutex_init(&s->lock, NULL);
 	img->encrypted = true;
 	fmt_options_use(opts, "key-secret");
-	pass = fmt_crypto_secret(img->spec, opts, "key-secret");
-	if (!pass) {
-		ret = -EACCES;
-		goto fail;
+	/* without a key the header can still be shown; reads and writes refuse */
+	pass = NULL;
+	if (fmt_options_get(opts, "key-secret")) {
+		pass = fmt_crypto_secret(img->spec, opts, "key-secret");
+		if (!pass) {
+			ret = -EACCES;
+			goto fail;
+		}
 	}
-	ret = luks_open(img->store, img->spec, 0, img->store->size, pass, &s->info, &s->cipher);
+	ret = luks_open(img->store, img->spec, 0, img->store->size, pass, &s->info, pass ? &s->cipher : NULL);
 	if (ret < 0)
 		goto fail;
 	s->payload = (uint64_t)s->info.payload_offset * LUKS_SECTOR;
@@ -557,9 +561,17 @@ fail:
 	return ret;
 }
 
+static int luks_no_key(struct fmt_image *img)
+{
+	fmt_error("%s: image is encrypted; no key given (key-secret)", img->spec);
+	return -EACCES;
+}
+
 static int luks_fmt_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
 	struct luks_state *s = img->priv;
+	if (!s->cipher)
+		return luks_no_key(img);
 	uint64_t head = off & 511;
 	size_t alen = (head + len + 511) & ~511ull;
 	uint8_t *tmp = (head || (len & 511)) ? malloc(alen) : buf;
@@ -580,6 +592,8 @@ static int luks_fmt_read(struct fmt_image *img, void *buf, size_t len, uint64_t 
 static int luks_fmt_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
 {
 	struct luks_state *s = img->priv;
+	if (!s->cipher)
+		return luks_no_key(img);
 	uint64_t head = off & 511;
 	size_t alen = (head + len + 511) & ~511ull;
 	uint8_t *tmp = malloc(alen);

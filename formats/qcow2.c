@@ -958,7 +958,8 @@ int qcow2_write_header(struct qcow2_state *s)
 		}
 		pos += qcow2_put_ext(h + pos, QCOW2_EXT_FEATURES, t, sizeof(t));
 	}
-	memcpy(h + pos, s->unknown_ext, s->unknown_ext_len);
+	if (s->unknown_ext_len)
+		memcpy(h + pos, s->unknown_ext, s->unknown_ext_len);
 	pos += s->unknown_ext_len;
 	pos += 8;  /* end marker: already zero */
 	if (blen) {

@@ -138,6 +138,11 @@ static size_t store_curl_sink_write(char *data, size_t size, size_t nmemb, void 
 	return n;
 }
 
+static size_t store_curl_discard(char *data, size_t size, size_t nmemb, void *arg)
+{
+	return size * nmemb;
+}
+
 /* the range probe: more bytes than asked for means the range was ignored; stop at once */
 static size_t store_curl_probe_write(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -159,9 +164,14 @@ static int store_curl_probe_size(struct fmt_store *st, CURL *h, int64_t *size)
 	long code = 0;
 	CURLcode rc = CURLE_OK;
 
+	if (!strncasecmp(st->spec, "tftp", 4)) {
+		*size = -1;   /* tftp has no HEAD: the stream will tell */
+		return 0;
+	}
 	for (int attempt = 0; attempt <= CURL_RETRIES; attempt++) {
 		store_curl_setup(h, st->spec);
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, store_curl_discard);
 		curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
 		rc = curl_easy_perform(h);
 		code = 0;
@@ -169,10 +179,6 @@ static int store_curl_probe_size(struct fmt_store *st, CURL *h, int64_t *size)
 		if (!store_curl_transient(rc, code) || attempt == CURL_RETRIES)
 			break;
 		store_curl_backoff(attempt);
-	}
-	if (rc == CURLE_UNSUPPORTED_PROTOCOL || (rc != CURLE_OK && !strncasecmp(st->spec, "tftp", 4))) {
-		*size = -1;   /* tftp has no HEAD: the stream will tell */
-		return 0;
 	}
 	if (rc != CURLE_OK) {
 		fmt_error("%s: Could not open: %s", st->spec, curl_easy_strerror(rc));
