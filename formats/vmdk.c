@@ -293,10 +293,6 @@ static int vmdk_read_gd(struct fmt_image *img, struct vmdk_extent *e, uint64_t s
 			free(gd);
 			return -EINVAL;
 		}
-		if (gd[i] && gd[i] < 1) {
-			free(gd);
-			return -EINVAL;
-		}
 	}
 	*out = gd;
 	return 0;
