@@ -293,13 +293,44 @@ static int vmdk_read_gd(struct fmt_image *img, struct vmdk_extent *e, uint64_t s
 			free(gd);
 			return -EINVAL;
 		}
-		if (gd[i] && gd[i] < 1) {
-			free(gd);
-			return -EINVAL;
-		}
 	}
 	*out = gd;
 	return 0;
+}
+
+static int vmdk_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* before writing: grain tables must not overlap each other (a shared table would make a write
+ * to one range show up in another) nor the header and descriptor */
+static int vmdk_check_gt_overlap(struct vmdk_extent *e)
+{
+	uint64_t gt_sectors = ((uint64_t)e->gtes * 4 + VMDK_SECTOR - 1) / VMDK_SECTOR;
+	uint32_t *v = malloc(((size_t)e->l1_size * 2 + 1) * 4);
+	size_t n = 0;
+	int ret = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (int copy = 0; copy < 2; copy++) {
+		uint32_t *gd = copy ? e->rgd : e->gd;
+		for (uint32_t i = 0; gd && i < e->l1_size; i++)
+			if (gd[i])
+				v[n++] = gd[i];
+	}
+	qsort(v, n, 4, vmdk_cmp_u32);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == 0 || (i && v[i] < v[i - 1] + gt_sectors)) {
+			fmt_error("%s: grain tables overlap at sector %u; refusing to write", e->store->spec, v[i]);
+			ret = -EINVAL;
+			break;
+		}
+	}
+	free(v);
+	return ret;
 }
 
 /* a stream file written with "GD at end": the real header is the footer before the EOS marker */
@@ -430,6 +461,11 @@ static int vmdk_open_sparse4(struct fmt_image *img, struct vmdk_extent *e, uint6
 	if (e->flags & VMDK4_FLAG_RGD) {
 		e->rgd_offset = le64toh(h.rgd_offset);
 		ret = vmdk_read_gd(img, e, e->rgd_offset, &e->rgd);
+		if (ret < 0)
+			return ret;
+	}
+	if (img->writable) {
+		ret = vmdk_check_gt_overlap(e);
 		if (ret < 0)
 			return ret;
 	}
@@ -1713,22 +1749,23 @@ static uint32_t vmdk_random_cid(void)
 	return v;
 }
 
-/* "dir/name.vmdk" -> "dir/name" (the prefix for extent files) and "name" */
-static void vmdk_split_name(const char *spec, char **prefix, const char **base)
+/* "dir/name.ext" -> base "name.ext", stem "name" and extension ".ext" (may be empty): extent
+ * files are named stem-s001.ext, stem-flat.ext as qemu names them */
+static int vmdk_split_name(const char *spec, const char **base, char **stem, const char **ext)
 {
-	const char *slash = strrchr(spec, '/');
-	size_t len = strlen(spec);
+	const char *slash = strrchr(spec, '/'), *dot;
 	*base = slash ? slash + 1 : spec;
-	if (len > 5 && !strcasecmp(spec + len - 5, ".vmdk"))
-		len -= 5;
-	*prefix = strndup(spec, len);
+	dot = strrchr(*base, '.');
+	*ext = dot ? dot : *base + strlen(*base);
+	*stem = strndup(*base, *ext - *base);
+	return *stem ? 0 : -ENOMEM;
 }
 
 static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options *opts)
 {
 	struct vmdk_create_params p = { 0 };
-	char *prefix = NULL, *extents = NULL, *desc = NULL, *path = NULL;
-	const char *base;
+	char *stem = NULL, *extents = NULL, *desc = NULL, *path = NULL;
+	const char *base, *ext;
 	bool compat6 = false, flat, split, stream;
 	struct fmt_store *st = NULL;
 	size_t ext_len = 0;
@@ -1820,8 +1857,7 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 		fmt_error("%s: image size is too large for file format 'vmdk'", spec);
 		return -EFBIG;
 	}
-	vmdk_split_name(spec, &prefix, &base);
-	if (!prefix)
+	if (vmdk_split_name(spec, &base, &stem, &ext) < 0)
 		return -ENOMEM;
 
 	if (!split && !flat) {
@@ -1845,15 +1881,13 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 	{
 		uint64_t left = size, chunk = split ? VMDK_SPLIT_SIZE : size;
 		int idx = 1;
-		const char *pbase = strrchr(prefix, '/');
-		pbase = pbase ? pbase + 1 : prefix;
 		do {
 			uint64_t n = left < chunk ? left : chunk;
 			char *name = NULL, *line = NULL, *grown;
 			if (split)
-				ret = asprintf(&name, "%s-%c%03d.vmdk", pbase, flat ? 'f' : 's', idx++);
+				ret = asprintf(&name, "%s-%c%03d%s", stem, flat ? 'f' : 's', idx++, ext);
 			else
-				ret = asprintf(&name, "%s-flat.vmdk", pbase);
+				ret = asprintf(&name, "%s-flat%s", stem, ext);
 			if (ret < 0) {
 				ret = -ENOMEM;
 				goto out;
@@ -1911,7 +1945,7 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 	fmt_store_close(st);
 out:
 	free(path);
-	free(prefix);
+	free(stem);
 	free(extents);
 	free(desc);
 	return ret < 0 ? ret : 0;
