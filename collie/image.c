@@ -767,6 +767,13 @@ static int image_map(int argc, char **argv)
 			.start = off, .length = run, .depth = depth, .present = (bits & FMT_BS_ALLOCATED) != 0,
 			.zero = (bits & FMT_BS_ZERO) != 0, .data = (bits & FMT_BS_DATA) != 0, .file = layer->spec,
 		};
+		/* as qemu-img: the human map cannot show where compressed or encrypted data lives */
+		if (!json && e.data && ((bits & FMT_BS_COMPRESSED) || layer->encrypted)) {
+			if (have)
+				map_print(&cur, json, &first);
+			die_msg("File contains external, encrypted or compressed clusters.");
+			goto out;
+		}
 		/* raw maps guest offsets onto the same file offsets */
 		if (!strcmp(layer->drv->name, "raw") && e.present) {
 			e.has_offset = true;
