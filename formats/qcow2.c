@@ -1175,8 +1175,10 @@ static int qcow2_info(struct fmt_image *img, void (*emit)(void *ctx, const char 
 	}
 	snprintf(buf, sizeof(buf), "%u", 1u << s->refcount_order);
 	emit(ctx, "refcount-bits", buf);
-	emit(ctx, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) ? "true" : "false");
-	emit(ctx, "extended-l2", s->ext_l2 ? "true" : "false");
+	if (s->version >= 3) {   /* qemu shows these for v3 only */
+		emit(ctx, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) ? "true" : "false");
+		emit(ctx, "extended-l2", s->ext_l2 ? "true" : "false");
+	}
 	if (s->crypt_method == QCOW2_CRYPT_AES) {
 		emit(ctx, "encrypt.format", "aes");
 	} else if (s->crypt_method == QCOW2_CRYPT_LUKS) {
@@ -1192,7 +1194,7 @@ static int qcow2_info(struct fmt_image *img, void (*emit)(void *ctx, const char 
 		emit(ctx, "encrypt.ivgen-alg", dash ? dash + 1 : "plain64");
 		emit(ctx, "encrypt.hash-alg", s->luks.hash_spec);
 		emit(ctx, "encrypt.uuid", s->luks.uuid);
-		snprintf(buf, sizeof(buf), "%" PRIu64, s->crypto_off);
+		snprintf(buf, sizeof(buf), "%" PRIu64, (uint64_t)s->luks.payload_offset * 512);
 		emit(ctx, "encrypt.payload-offset", buf);
 		snprintf(buf, sizeof(buf), "%u", s->luks.mk_iterations);
 		emit(ctx, "encrypt.master-key-iters", buf);
