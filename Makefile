@@ -94,7 +94,7 @@ check-functional: all
 
 check-long: all
 	LONG=1 tests/functional/check
-	$(MAKE) check-fuzz FUZZ_TIME=300
+	$(MAKE) check-fuzz FUZZ_TIME=120
 
 # ---- fuzzing: tests/fuzz/fuzz_image.c built once per driver file (formats/NAME.c defining
 # fmt_NAME_driver) against the formats library and lib/, with ASan and UBSan

@@ -121,6 +121,23 @@ int image_add_objects(const char *arg)
 	return ret;
 }
 
+/* -t CACHE: unsafe (the default: no fdatasync) or writeback/writethrough/none/directsync
+ * (flushed, so the target is on disk when collie exits); prints errors */
+int image_cache_mode(const char *mode)
+{
+	if (!mode || !strcmp(mode, "unsafe")) {
+		fmt_store_set_unsafe(true);
+		return 0;
+	}
+	if (!strcmp(mode, "writeback") || !strcmp(mode, "writethrough") || !strcmp(mode, "none") ||
+	    !strcmp(mode, "directsync")) {
+		fmt_store_set_unsafe(false);
+		return 0;
+	}
+	die_msg("Invalid cache option: %s (unsafe, writeback, writethrough, none or directsync)", mode);
+	return -1;
+}
+
 /* -o OPTS into a list; prints the error itself */
 int image_parse_options(const char *text, struct fmt_options **opts)
 {
@@ -131,10 +148,17 @@ int image_parse_options(const char *text, struct fmt_options **opts)
 	return 0;
 }
 
+/* prints only when the figure changes, as qemu-img does */
 void image_progress_print(void *ctx, uint64_t done, uint64_t total)
 {
+	static char last[32];
+	char now[32];
 	double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-	printf("    (%.2f/100%%)\r", pct);
+	snprintf(now, sizeof(now), "%.2f", pct);
+	if (!strcmp(now, last))
+		return;
+	snprintf(last, sizeof(last), "%s", now);
+	printf("    (%s/100%%)\r", now);
 	fflush(stdout);
 }
 
@@ -195,79 +219,154 @@ static void json_value(FILE *fp, const char *v)
 	json_string(fp, v);
 }
 
-/* length of the "group." prefix of a dotted key (a nested object), 0 if none */
-static size_t info_group_len(const char *key)
+/* Format-specific data arrives as flat "key: value" pairs; dotted keys ("encrypt.format",
+ * "extents.0.filename") are paths into nested objects, and an object whose keys are all
+ * numbers is an array, as qemu-img prints them. */
+struct info_node {
+	char *name;
+	const char *value;            /* leaves only */
+	struct info_node *child, *last, *next;
+};
+
+static struct info_node *info_node_child(struct info_node *parent, const char *name, size_t len)
 {
-	const char *dot = strchr(key, '.');
-	return dot ? (size_t)(dot - key) + 1 : 0;
+	for (struct info_node *c = parent->child; c; c = c->next)
+		if (strlen(c->name) == len && !strncmp(c->name, name, len))
+			return c;
+	struct info_node *c = calloc(1, sizeof(*c));
+	if (!c || !(c->name = strndup(name, len))) {
+		free(c);
+		return NULL;
+	}
+	if (parent->last)
+		parent->last->next = c;
+	else
+		parent->child = c;
+	parent->last = c;
+	return c;
 }
 
-/* format-specific data: keys "group.sub" that follow each other become one nested object */
-static void info_print_json(const struct info_list *fs)
+static void info_tree_build(struct info_node *root, const struct info_list *fs)
 {
-	for (int i = 0; i < fs->nr;) {
-		size_t g = info_group_len(fs->v[i].key);
-		printf("            ");
-		if (!g) {
-			json_string(stdout, fs->v[i].key);
-			printf(": ");
-			json_value(stdout, fs->v[i].value);
-			i++;
-		} else {
-			char *group = strndup(fs->v[i].key, g - 1);
-			json_string(stdout, group ? group : "");
-			printf(": {\n");
-			int k = i;
-			for (; k < fs->nr && info_group_len(fs->v[k].key) == g && !strncmp(fs->v[k].key, fs->v[i].key, g); k++) {
-				printf("%s                ", k > i ? ",\n" : "");
-				json_string(stdout, fs->v[k].key + g);
-				printf(": ");
-				json_value(stdout, fs->v[k].value);
-			}
-			printf("\n            }");
-			free(group);
-			i = k;
+	for (int i = 0; i < fs->nr; i++) {
+		struct info_node *n = root;
+		const char *p = fs->v[i].key;
+		for (;;) {
+			const char *dot = strchr(p, '.');
+			n = info_node_child(n, p, dot ? (size_t)(dot - p) : strlen(p));
+			if (!n || !dot)
+				break;
+			p = dot + 1;
 		}
-		printf("%s\n", i < fs->nr ? "," : "");
+		if (n && !n->child)
+			n->value = fs->v[i].value;
 	}
 }
 
-static void info_print_key(const char *key, size_t len)
+static void info_tree_free(struct info_node *n)
 {
-	for (size_t i = 0; i < len && key[i]; i++)
-		putchar(key[i] == '-' ? ' ' : key[i]);
+	while (n) {
+		struct info_node *next = n->next;
+		info_tree_free(n->child);
+		free(n->name);
+		free(n);
+		n = next;
+	}
+}
+
+static bool info_is_array(const struct info_node *n)
+{
+	if (!n->child)
+		return false;
+	for (const struct info_node *c = n->child; c; c = c->next)
+		if (!*c->name || strspn(c->name, "0123456789") != strlen(c->name))
+			return false;
+	return true;
+}
+
+static void info_json_node(const struct info_node *n, int indent, bool in_array)
+{
+	printf("%*s", indent, "");
+	if (!in_array) {
+		json_string(stdout, n->name);
+		printf(": ");
+	}
+	if (!n->child) {
+		json_value(stdout, n->value ? n->value : "");
+		return;
+	}
+	bool arr = info_is_array(n);
+	printf("%s\n", arr ? "[" : "{");
+	for (const struct info_node *c = n->child; c; c = c->next) {
+		info_json_node(c, indent + 4, arr);
+		printf("%s\n", c->next ? "," : "");
+	}
+	printf("%*s%s", indent, "", arr ? "]" : "}");
+}
+
+static void info_print_json(const struct info_list *fs)
+{
+	struct info_node root = { 0 };
+	info_tree_build(&root, fs);
+	for (const struct info_node *c = root.child; c; c = c->next) {
+		info_json_node(c, 12, false);
+		printf("%s\n", c->next ? "," : "");
+	}
+	info_tree_free(root.child);
+}
+
+static void info_print_key(const char *key)
+{
+	for (; *key; key++)
+		putchar(*key == '-' ? ' ' : *key);
+}
+
+static void info_human_node(const struct info_node *n, int indent, bool in_array)
+{
+	printf("%*s", indent, "");
+	if (in_array)
+		printf("[%s]", n->name);
+	else
+		info_print_key(n->name);
+	if (!n->child) {
+		printf(": %s\n", n->value ? n->value : "");
+		return;
+	}
+	printf(":\n");
+	bool arr = info_is_array(n);
+	for (const struct info_node *c = n->child; c; c = c->next)
+		info_human_node(c, indent + 4, arr);
 }
 
 static void info_print_human(const struct info_list *fs)
 {
-	for (int i = 0; i < fs->nr;) {
-		size_t g = info_group_len(fs->v[i].key);
-		if (!g) {
-			printf("    ");
-			info_print_key(fs->v[i].key, strlen(fs->v[i].key));
-			printf(": %s\n", fs->v[i].value);
-			i++;
-			continue;
-		}
-		printf("    ");
-		info_print_key(fs->v[i].key, g - 1);
-		printf(":\n");
-		int k = i;
-		for (; k < fs->nr && info_group_len(fs->v[k].key) == g && !strncmp(fs->v[k].key, fs->v[i].key, g); k++) {
-			printf("        ");
-			info_print_key(fs->v[k].key + g, strlen(fs->v[k].key + g));
-			printf(": %s\n", fs->v[k].value);
-		}
-		i = k;
-	}
+	struct info_node root = { 0 };
+	info_tree_build(&root, fs);
+	for (const struct info_node *c = root.child; c; c = c->next)
+		info_human_node(c, 4, false);
+	info_tree_free(root.child);
 }
 
-static int64_t image_actual_size(const char *spec)
+/* bytes allocated on disk for the image, its extent files (format-specific "extents.N.filename")
+ * counted too, as qemu-img does; -1 when it is not a local file */
+static int64_t image_actual_size(const char *spec, const struct info_list *fs)
 {
-	struct stat sb;
-	if (strstr(spec, "://") || !strncmp(spec, "sheepdog:", 9) || stat(spec, &sb) < 0)
+	struct stat sb, self;
+	int64_t total;
+
+	if (strstr(spec, "://") || !strncmp(spec, "sheepdog:", 9) || stat(spec, &self) < 0)
 		return -1;
-	return (int64_t)sb.st_blocks * 512;
+	total = (int64_t)self.st_blocks * 512;
+	for (int i = 0; i < fs->nr; i++) {
+		const char *k = fs->v[i].key, *tail = strrchr(k, '.');
+		if (strncmp(k, "extents.", 8) || !tail || strcmp(tail, ".filename"))
+			continue;
+		char *path = fmt_store_sibling(spec, fs->v[i].value);
+		if (path && !stat(path, &sb) && (sb.st_dev != self.st_dev || sb.st_ino != self.st_ino))
+			total += (int64_t)sb.st_blocks * 512;
+		free(path);
+	}
+	return total;
 }
 
 static void info_snapshots_human(struct fmt_snapshot *s, int nr)
@@ -325,7 +424,7 @@ static int image_info(int argc, char **argv)
 		die_msg("%s", fmt_last_error());
 		goto out;
 	}
-	int64_t actual = image_actual_size(argv[0]);
+	int64_t actual = image_actual_size(argv[0], &fs);
 	char *full_backing = img->backing_spec ? fmt_store_sibling(argv[0], img->backing_spec) : NULL;
 	if (json) {
 		printf("{\n");
@@ -525,6 +624,8 @@ static int image_convert(int argc, char **argv)
 	o.snapshot = opt('l') ? image_snapshot_arg(opt('l')) : NULL;
 	if (opt('S') && image_parse_sparse(opt('S'), &o.min_sparse) < 0)
 		return 1;
+	if (image_cache_mode(opt('t')) < 0)
+		return 1;
 	if (opt('m')) {
 		uint64_t m;
 		if (parse_u64(opt('m'), &m) < 0 || m < 1 || m > 16) {
@@ -533,14 +634,13 @@ static int image_convert(int argc, char **argv)
 		}
 		o.parallel = (int)m;
 	}
-	if (opt_set('p')) {
+	if (opt_set('p') && !opt_set('q'))
 		o.progress = image_progress_print;
-	}
 	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)
 		return 1;
 	if (image_parse_options(opt('o'), &o.dst_opts) < 0)
 		goto out;
-	if (opt('p'))
+	if (o.progress)
 		image_progress_print(NULL, 0, 1);
 	if (image_parse_options(opt(IMG_OPT_SOURCE_OPTIONS), &o.src_opts) < 0)
 		goto out;
@@ -667,6 +767,13 @@ static int image_map(int argc, char **argv)
 			.start = off, .length = run, .depth = depth, .present = (bits & FMT_BS_ALLOCATED) != 0,
 			.zero = (bits & FMT_BS_ZERO) != 0, .data = (bits & FMT_BS_DATA) != 0, .file = layer->spec,
 		};
+		/* as qemu-img: the human map cannot show where compressed or encrypted data lives */
+		if (!json && e.data && ((bits & FMT_BS_COMPRESSED) || layer->encrypted)) {
+			if (have)
+				map_print(&cur, json, &first);
+			die_msg("File contains external, encrypted or compressed clusters.");
+			goto out;
+		}
 		/* raw maps guest offsets onto the same file offsets */
 		if (!strcmp(layer->drv->name, "raw") && e.present) {
 			e.has_offset = true;
@@ -768,6 +875,9 @@ static const struct collie_option convert_opts[] = {
 	{ 'l', "snapshot", 1, "SNAPSHOT", "convert an internal snapshot (NAME, snapshot.id=ID)" },
 	{ 'n', "no-create", 0, NULL, "the target exists already: do not create it" },
 	{ 'm', "parallel", 1, "N", "requests in flight (1 to 16, default 8)" },
+	{ 't', "cache", 1, "CACHE", "target cache: unsafe (default, no flushes) or writeback (flushed at the end)" },
+	{ 'W', "out-of-order", 0, NULL, "accepted for qemu-img compatibility (writes are unordered when the format allows)" },
+	{ 'q', "quiet", 0, NULL, "no progress output (overrides -p)" },
 	{ IMG_OPT_TARGET_IS_ZERO, "target-is-zero", 0, NULL, "the existing target reads as zeros (with -n)" },
 	{ IMG_OPT_SOURCE_OPTIONS, "source-options", 1, "OPTS", "source open options (encrypt.key-secret=ID)" },
 	{ IMG_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },

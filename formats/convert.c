@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "formats.h"
@@ -63,23 +64,25 @@ static void convert_fail(struct convert_job *j, int err)
 	pthread_mutex_unlock(&j->lock);
 }
 
+/* the 2 MiB of zeros that zero runs are written from; also what data is compared with */
+static const uint8_t *convert_zeros;
+
+/* memcmp against zeros: the library's vectorised compare beats a hand-written loop */
 static bool convert_is_zero(const uint8_t *p, size_t len)
 {
-	const uint64_t *q = (const uint64_t *)p;
-	size_t n = len / 8;
-
-	/* check the first word early: data blocks usually differ at once */
-	for (size_t i = 0; i < n; i += 4) {
-		uint64_t acc = q[i];
-		if (i + 1 < n) acc |= q[i + 1];
-		if (i + 2 < n) acc |= q[i + 2];
-		if (i + 3 < n) acc |= q[i + 3];
-		if (acc)
+	uint64_t head[2];
+	if (len >= 16) {   /* data blocks usually differ at once */
+		memcpy(head, p, 16);
+		if (head[0] | head[1])
 			return false;
 	}
-	for (size_t i = n * 8; i < len; i++)
-		if (p[i])
+	while (len) {
+		size_t n = len < CONVERT_CHUNK ? len : CONVERT_CHUNK;
+		if (memcmp(p, convert_zeros, n))
 			return false;
+		p += n;
+		len -= n;
+	}
 	return true;
 }
 
@@ -219,15 +222,8 @@ static int convert_write_request(struct convert_job *j, uint8_t *buf, uint64_t o
 				return ret;
 			seg_start = b;
 		}
-		if (seg_zero != (int)zero && !zero) {
-			/* known-zero parts inside a data segment were not read: clear them */
-			for (int k = 0; k < nr; k++)
-				if (runs[k].zero && runs[k].off < e && runs[k].off + runs[k].len > b) {
-					uint64_t s = runs[k].off > b ? runs[k].off : b;
-					uint64_t t = runs[k].off + runs[k].len < e ? runs[k].off + runs[k].len : e;
-					memset(buf + (s - off), 0, t - s);
-				}
-		} else if (!zero) {
+		if (!zero) {
+			/* known-zero parts inside a data block were not read: clear them */
 			for (int k = 0; k < nr; k++)
 				if (runs[k].zero && runs[k].off < e && runs[k].off + runs[k].len > b) {
 					uint64_t s = runs[k].off > b ? runs[k].off : b;
@@ -368,12 +364,33 @@ static int convert_run_workers(struct convert_job *j, int nthreads)
 	return 0;
 }
 
+static void convert_zeros_init(void)
+{
+	convert_zeros = calloc(1, CONVERT_CHUNK);
+}
+
+/* one shared zero buffer, made once and never freed (read-only after that) */
+static const uint8_t *convert_zeros_get(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, convert_zeros_init);
+	return convert_zeros;
+}
+
+/* would writing dst destroy src? (same local file under any name) */
+static bool convert_same_file(const char *src, const char *dst)
+{
+	struct stat a, b;
+	if (strchr(src, ':') || strchr(dst, ':'))
+		return !strcmp(src, dst);
+	return !stat(src, &a) && !stat(dst, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_convert_opts *o)
 {
 	struct convert_job j;
 	const struct fmt_driver *ddrv;
 	const char *dst_fmt = o->dst_fmt ? o->dst_fmt : "raw";
-	uint8_t *zeros = NULL;
 	bool seekable, created = false;
 	int ret, nthreads;
 
@@ -418,6 +435,11 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 		goto out;
 	}
 
+	if (convert_same_file(src_spec, dst_spec)) {
+		fmt_error("%s: the source and the target are the same file", dst_spec);
+		ret = -EINVAL;
+		goto out;
+	}
 	ret = fmt_image_open(src_spec, o->src_fmt, 0, o->src_opts, &j.src);
 	if (ret)
 		goto out;
@@ -483,35 +505,39 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 	nthreads = o->parallel > 0 ? o->parallel : 8;
 	if (nthreads > CONVERT_MAX_THREADS)
 		nthreads = CONVERT_MAX_THREADS;
+	/* a request holds at least one zero-detection block (-S up to 16 MiB); the buffers in
+	 * flight stay within 32 MiB */
+	if (j.gran > j.chunk)
+		j.chunk = j.gran;
+	while (nthreads > 2 && (uint64_t)nthreads * j.chunk > (32u << 20))
+		nthreads--;
 	if (!seekable) {   /* a stream must be read in order: one request at a time */
 		nthreads = 1;
 		j.src_serial = true;
 	}
-	zeros = calloc(1, CONVERT_CHUNK);
-	if (!zeros) {
+	j.zeros = convert_zeros_get();
+	if (!j.zeros) {
+		fmt_error("%s: out of memory", src_spec);
 		ret = -ENOMEM;
 		goto out;
 	}
-	j.zeros = zeros;
 
 	ret = convert_run_workers(&j, nthreads);
 	if (ret)
 		goto out;
-	/* the target's metadata must reach its store; data durability is the store's (like qemu's
-	 * cache=unsafe for files, but a cluster VDI's inode is flushed) */
+	/* the target's metadata must reach its store, and the store its disk (a no-op for files
+	 * under fmt_store_set_unsafe(), qemu's cache=unsafe; a cluster VDI's inode is flushed) */
 	if (j.dst->drv->flush) {
 		ret = j.dst->drv->flush(j.dst);
 		if (ret)
 			goto out;
 	}
-	if (strcmp(j.dst->store->ops->name, "file") && strcmp(j.dst->store->ops->name, "host_device"))
-		ret = fmt_store_flush(j.dst->store);
+	ret = fmt_store_flush(j.dst->store);
 out:
 	if (j.dst)
 		fmt_image_close(j.dst);
 	if (j.src)
 		fmt_image_close(j.src);
-	free(zeros);
 	pthread_mutex_destroy(&j.lock);
 	pthread_mutex_destroy(&j.src_lock);
 	pthread_mutex_destroy(&j.dst_lock);

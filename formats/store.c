@@ -192,7 +192,8 @@ int fmt_store_truncate(struct fmt_store *st, uint64_t size)
 		return -ENOTSUP;
 	}
 	int ret = st->ops->truncate(st, size);
-	if (!ret)
+	/* a cluster VDI keeps its size: "truncating" it only checks the size fits */
+	if (!ret && strcmp(st->ops->name, "sheepdog"))
 		__atomic_store_n(&st->size, size, __ATOMIC_RELEASE);
 	return ret;
 }

@@ -209,6 +209,28 @@ static int vdi_open(struct fmt_image *img, const struct fmt_options *opts)
 		if (e >= s->next_block)
 			s->next_block = e + 1;
 	}
+	/* two entries sharing a data block would make writes to one show up in the other */
+	if (img->writable) {
+		uint8_t *seen = calloc((s->blocks + 7) / 8 + 1, 1);
+		if (!seen) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		for (uint32_t i = 0; i < s->blocks; i++) {
+			uint32_t e = s->bmap[i];
+			if (e == VDI_UNALLOCATED || e == VDI_DISCARDED)
+				continue;
+			if (seen[e / 8] & (1 << (e % 8))) {
+				fmt_error("%s: block map entry %u shares data block %u with another entry; "
+					  "refusing to write", img->spec, i, e);
+				free(seen);
+				ret = -EINVAL;
+				goto fail;
+			}
+			seen[e / 8] |= 1 << (e % 8);
+		}
+		free(seen);
+	}
 	img->virtual_size = disk_size;
 	img->cluster_size = VDI_BLOCK_SIZE;
 	return 0;

@@ -8,12 +8,15 @@
  * streamOptimized extents are append-only: a grain is written once, compressed, behind a
  * {lba, size} marker; partial writes to a grain collect in one pending grain buffer, and close
  * appends a footer (marker, header copy) and an end-of-stream marker as VMware expects.
- * Writes are serialized by the caller (FMT_DRV_THREADS is not set).
+ * Thread safety (FMT_DRV_THREADS): one mutex guards the tables, the caches and the pending
+ * grain; stream grains are compressed outside it and only appended under it, so several
+ * threads compress at once. Flat extents are written without the lock (no metadata).
  */
 #include <ctype.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +126,7 @@ struct vmdk_state {
 	int pend_ext;               /* -1 = none */
 	uint64_t pend_grain;        /* grain number within the extent */
 	uint8_t *pend_buf;
+	pthread_mutex_t lock;
 };
 
 extern const struct fmt_driver fmt_vmdk_driver;
@@ -289,13 +293,44 @@ static int vmdk_read_gd(struct fmt_image *img, struct vmdk_extent *e, uint64_t s
 			free(gd);
 			return -EINVAL;
 		}
-		if (gd[i] && gd[i] < 1) {
-			free(gd);
-			return -EINVAL;
-		}
 	}
 	*out = gd;
 	return 0;
+}
+
+static int vmdk_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* before writing: grain tables must not overlap each other (a shared table would make a write
+ * to one range show up in another) nor the header and descriptor */
+static int vmdk_check_gt_overlap(struct vmdk_extent *e)
+{
+	uint64_t gt_sectors = ((uint64_t)e->gtes * 4 + VMDK_SECTOR - 1) / VMDK_SECTOR;
+	uint32_t *v = malloc(((size_t)e->l1_size * 2 + 1) * 4);
+	size_t n = 0;
+	int ret = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (int copy = 0; copy < 2; copy++) {
+		uint32_t *gd = copy ? e->rgd : e->gd;
+		for (uint32_t i = 0; gd && i < e->l1_size; i++)
+			if (gd[i])
+				v[n++] = gd[i];
+	}
+	qsort(v, n, 4, vmdk_cmp_u32);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == 0 || (i && v[i] < v[i - 1] + gt_sectors)) {
+			fmt_error("%s: grain tables overlap at sector %u; refusing to write", e->store->spec, v[i]);
+			ret = -EINVAL;
+			break;
+		}
+	}
+	free(v);
+	return ret;
 }
 
 /* a stream file written with "GD at end": the real header is the footer before the EOS marker */
@@ -426,6 +461,11 @@ static int vmdk_open_sparse4(struct fmt_image *img, struct vmdk_extent *e, uint6
 	if (e->flags & VMDK4_FLAG_RGD) {
 		e->rgd_offset = le64toh(h.rgd_offset);
 		ret = vmdk_read_gd(img, e, e->rgd_offset, &e->rgd);
+		if (ret < 0)
+			return ret;
+	}
+	if (img->writable) {
+		ret = vmdk_check_gt_overlap(e);
 		if (ret < 0)
 			return ret;
 	}
@@ -710,6 +750,7 @@ static void vmdk_close(struct fmt_image *img)
 	free(s->grain_buf);
 	free(s->pend_buf);
 	free(s->zbuf);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 	img->priv = NULL;
 }
@@ -931,6 +972,7 @@ static int vmdk_open(struct fmt_image *img, const struct fmt_options *opts)
 	if (!s)
 		return -ENOMEM;
 	s->pend_ext = -1;
+	pthread_mutex_init(&s->lock, NULL);
 	img->priv = s;
 	ret = fmt_store_pread(img->store, magic, 4, 0);
 	if (ret < 0)
@@ -1059,7 +1101,7 @@ static int vmdk_read_sparse(struct fmt_image *img, int ei, uint8_t *buf, size_t 
 	return 0;
 }
 
-static int vmdk_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+static int vmdk_read_locked(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
 	struct vmdk_state *s = img->priv;
 	uint8_t *p = buf;
@@ -1099,28 +1141,53 @@ static int vmdk_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 
 /* ---- write ----------------------------------------------------------------------------------- */
 
-/* append one compressed grain (e->grain bytes at data) for grain g of a stream extent */
-static int vmdk_append_compressed(struct fmt_image *img, struct vmdk_extent *e, uint64_t g,
-				  const uint8_t *data)
+/* compress grain g (e->grain bytes at data) behind its marker into a new buffer padded to
+ * whole sectors; needs no lock */
+static int vmdk_stream_compress(struct vmdk_extent *e, uint64_t g, const uint8_t *data, uint8_t **out,
+				uint64_t *sectors)
 {
-	struct vmdk_state *s = img->priv;
-	uLongf clen = s->zbuf_size - 12 - VMDK_SECTOR;
-	uint64_t lba = g * (e->grain / VMDK_SECTOR), sectors;
-	int ret;
+	uLongf clen = compressBound(e->grain);
+	size_t cap = 12 + clen + VMDK_SECTOR;
+	uint8_t *z = malloc(cap);
 
-	if (compress(s->zbuf + 12, &clen, data, e->grain) != Z_OK) {
+	if (!z)
+		return -ENOMEM;
+	if (compress2(z + 12, &clen, data, e->grain, Z_DEFAULT_COMPRESSION) != Z_OK) {
+		free(z);
 		fmt_error("%s: compression failed", e->store->spec);
 		return -EIO;
 	}
-	*(uint64_t *)s->zbuf = htole64(lba);
-	*(uint32_t *)(s->zbuf + 8) = htole32(clen);
-	sectors = (12 + clen + VMDK_SECTOR - 1) / VMDK_SECTOR;
-	memset(s->zbuf + 12 + clen, 0, sectors * VMDK_SECTOR - 12 - clen);
+	*(uint64_t *)z = htole64(g * (e->grain / VMDK_SECTOR));
+	*(uint32_t *)(z + 8) = htole32(clen);
+	*sectors = (12 + clen + VMDK_SECTOR - 1) / VMDK_SECTOR;
+	memset(z + 12 + clen, 0, *sectors * VMDK_SECTOR - 12 - clen);
+	*out = z;
+	return 0;
+}
+
+/* append an already compressed grain g (lock held): it must not be allocated yet */
+static int vmdk_stream_append(struct fmt_image *img, int ei, uint64_t g, const uint8_t *z,
+			      uint64_t sectors)
+{
+	struct vmdk_state *s = img->priv;
+	struct vmdk_extent *e = &s->ext[ei];
+	uint32_t gte;
+	int ret;
+
+	ret = vmdk_gte(e, g, &gte);
+	if (ret < 0)
+		return ret;
+	if (gte) {
+		fmt_error("%s: Could not write to allocated cluster for streamOptimized", e->store->spec);
+		return -EIO;
+	}
+	if (s->pend_ext == ei && s->pend_grain == g)
+		s->pend_ext = -1;    /* a whole grain replaces the partial one */
 	if (e->next_sector + sectors > UINT32_MAX) {
 		fmt_error("%s: extent file full (2 TiB)", e->store->spec);
 		return -EFBIG;
 	}
-	ret = fmt_store_pwrite(e->store, s->zbuf, sectors * VMDK_SECTOR, e->next_sector * VMDK_SECTOR);
+	ret = fmt_store_pwrite(e->store, z, sectors * VMDK_SECTOR, e->next_sector * VMDK_SECTOR);
 	if (ret < 0)
 		return ret;
 	ret = vmdk_set_gte(e, g, e->next_sector);
@@ -1131,14 +1198,33 @@ static int vmdk_append_compressed(struct fmt_image *img, struct vmdk_extent *e, 
 	return 0;
 }
 
+/* compress and append grain g of stream extent ei; lock held iff locked */
+static int vmdk_stream_put(struct fmt_image *img, int ei, uint64_t g, const uint8_t *data, bool locked)
+{
+	struct vmdk_state *s = img->priv;
+	uint8_t *z;
+	uint64_t sectors;
+	int ret = vmdk_stream_compress(&s->ext[ei], g, data, &z, &sectors);
+	if (ret < 0)
+		return ret;
+	if (!locked)
+		pthread_mutex_lock(&s->lock);
+	ret = vmdk_stream_append(img, ei, g, z, sectors);
+	if (!locked)
+		pthread_mutex_unlock(&s->lock);
+	free(z);
+	return ret;
+}
+
 static int vmdk_flush_pending(struct fmt_image *img)
 {
 	struct vmdk_state *s = img->priv;
 	int ret;
 	if (s->pend_ext < 0)
 		return 0;
-	ret = vmdk_append_compressed(img, &s->ext[s->pend_ext], s->pend_grain, s->pend_buf);
+	int ei = s->pend_ext;
 	s->pend_ext = -1;
+	ret = vmdk_stream_put(img, ei, s->pend_grain, s->pend_buf, true);
 	return ret;
 }
 
@@ -1161,6 +1247,8 @@ static int vmdk_finish_stream(struct fmt_image *img, struct vmdk_extent *e)
 	return 0;
 }
 
+/* called without the lock: whole grains are compressed in parallel, partial ones collect in the
+ * pending grain under the lock */
 static int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, size_t len,
 			     uint64_t eoff)
 {
@@ -1171,42 +1259,38 @@ static int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, 
 	while (len) {
 		uint64_t g = eoff / e->grain, in_grain = eoff % e->grain;
 		size_t n = e->grain - in_grain;
-		bool pending = s->pend_ext == ei && s->pend_grain == g;
-		uint32_t gte;
 		if (n > len)
 			n = len;
-		if (!pending) {
-			ret = vmdk_gte(e, g, &gte);
-			if (ret < 0)
-				return ret;
-			if (gte) {
-				fmt_error("%s: Could not write to allocated cluster for streamOptimized",
-					  e->store->spec);
-				return -EIO;
-			}
-		}
 		if (n == e->grain) {
-			ret = vmdk_append_compressed(img, e, g, buf);
-			if (pending)
-				s->pend_ext = -1;
+			ret = vmdk_stream_put(img, ei, g, buf, false);
 		} else {
-			if (!pending) {
-				ret = vmdk_flush_pending(img);
-				if (ret < 0)
-					return ret;
-				ret = vmdk_read_unallocated(img, s->pend_buf, e->grain, e->start + g * e->grain);
-				if (ret < 0)
-					return ret;
-				/* the tail grain past the disk end stays zero */
-				if (e->start + (g + 1) * e->grain > img->virtual_size &&
-				    img->virtual_size > e->start + g * e->grain)
-					memset(s->pend_buf + (img->virtual_size - e->start - g * e->grain), 0,
-					       e->start + (g + 1) * e->grain - img->virtual_size);
-				s->pend_ext = ei;
-				s->pend_grain = g;
-			}
-			memcpy(s->pend_buf + in_grain, buf, n);
+			pthread_mutex_lock(&s->lock);
 			ret = 0;
+			if (!(s->pend_ext == ei && s->pend_grain == g)) {
+				uint32_t gte;
+				ret = vmdk_gte(e, g, &gte);
+				if (ret >= 0 && gte) {
+					fmt_error("%s: Could not write to allocated cluster for streamOptimized",
+						  e->store->spec);
+					ret = -EIO;
+				}
+				if (ret >= 0)
+					ret = vmdk_flush_pending(img);
+				if (ret >= 0)
+					ret = vmdk_read_unallocated(img, s->pend_buf, e->grain, e->start + g * e->grain);
+				if (ret >= 0) {
+					/* the tail grain past the disk end stays zero */
+					if (e->start + (g + 1) * e->grain > img->virtual_size &&
+					    img->virtual_size > e->start + g * e->grain)
+						memset(s->pend_buf + (img->virtual_size - e->start - g * e->grain), 0,
+						       e->start + (g + 1) * e->grain - img->virtual_size);
+					s->pend_ext = ei;
+					s->pend_grain = g;
+				}
+			}
+			if (ret >= 0)
+				memcpy(s->pend_buf + in_grain, buf, n);
+			pthread_mutex_unlock(&s->lock);
 		}
 		if (ret < 0)
 			return ret;
@@ -1228,8 +1312,6 @@ static int vmdk_write_sparse(struct fmt_image *img, int ei, const uint8_t *buf, 
 		fmt_error("%s: writing to a vmfsSparse (COWD) extent is not supported", e->store->spec);
 		return -ENOTSUP;
 	}
-	if (e->compressed)
-		return vmdk_write_stream(img, ei, buf, len, eoff);
 	while (len) {
 		uint64_t g = eoff / e->grain, in_grain = eoff % e->grain;
 		size_t n = e->grain - in_grain;
@@ -1307,7 +1389,13 @@ static int vmdk_write(struct fmt_image *img, const void *buf, size_t len, uint64
 			ret = -EINVAL;
 			break;
 		default:
-			ret = vmdk_write_sparse(img, ei, p, n, off - e->start);
+			if (e->compressed) {
+				ret = vmdk_write_stream(img, ei, p, n, off - e->start);
+			} else {
+				pthread_mutex_lock(&s->lock);
+				ret = vmdk_write_sparse(img, ei, p, n, off - e->start);
+				pthread_mutex_unlock(&s->lock);
+			}
 			break;
 		}
 		if (ret < 0)
@@ -1333,23 +1421,19 @@ static int vmdk_write_compressed(struct fmt_image *img, const void *buf, size_t 
 	if (e->type == VMDK_SPARSE && e->compressed && len < e->grain && (off - e->start) % e->grain == 0 &&
 	    off + len == img->virtual_size) {
 		/* the tail: pad the grain with zeros */
-		memset(s->grain_buf, 0, e->grain);
-		memcpy(s->grain_buf, buf, len);
-		uint64_t g = (off - e->start) / e->grain;
-		uint32_t gte;
-		int ret = vmdk_gte(e, g, &gte);
-		if (ret < 0)
-			return ret;
-		if (gte) {
-			fmt_error("%s: Could not write to allocated cluster for streamOptimized", img->spec);
-			return -EIO;
-		}
-		return vmdk_append_compressed(img, e, g, s->grain_buf);
+		uint8_t *grain = calloc(1, e->grain);
+		int ret;
+		if (!grain)
+			return -ENOMEM;
+		memcpy(grain, buf, len);
+		ret = vmdk_stream_put(img, ei, (off - e->start) / e->grain, grain, false);
+		free(grain);
+		return ret;
 	}
 	return vmdk_write(img, buf, len, off);
 }
 
-static int vmdk_flush(struct fmt_image *img)
+static int vmdk_flush_locked(struct fmt_image *img)
 {
 	struct vmdk_state *s = img->priv;
 	int ret = 0;
@@ -1367,8 +1451,8 @@ static int vmdk_flush(struct fmt_image *img)
 
 /* ---- block status ------------------------------------------------------------------------------ */
 
-static int vmdk_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-			     uint64_t *run)
+static int vmdk_block_status_locked(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+				    uint64_t *run)
 {
 	struct vmdk_state *s = img->priv;
 	int ei = vmdk_find_extent(s, off);
@@ -1467,7 +1551,7 @@ static int vmdk_info(struct fmt_image *img, void (*emit)(void *ctx, const char *
 }
 
 /* as qemu's check: every allocated grain must lie inside its file; we also check GTs */
-static int vmdk_check(struct fmt_image *img, struct fmt_check_result *res)
+static int vmdk_check_locked(struct fmt_image *img, struct fmt_check_result *res)
 {
 	struct vmdk_state *s = img->priv;
 	for (int i = 0; i < s->nr_ext; i++) {
@@ -1497,6 +1581,43 @@ static int vmdk_check(struct fmt_image *img, struct fmt_check_result *res)
 			res->image_end_offset = fsize;
 	}
 	return 0;
+}
+
+static int vmdk_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+{
+	struct vmdk_state *s = img->priv;
+	pthread_mutex_lock(&s->lock);
+	int ret = vmdk_read_locked(img, buf, len, off);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int vmdk_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+			     uint64_t *run)
+{
+	struct vmdk_state *s = img->priv;
+	pthread_mutex_lock(&s->lock);
+	int ret = vmdk_block_status_locked(img, off, len, bits, run);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int vmdk_flush(struct fmt_image *img)
+{
+	struct vmdk_state *s = img->priv;
+	pthread_mutex_lock(&s->lock);
+	int ret = vmdk_flush_locked(img);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int vmdk_check(struct fmt_image *img, struct fmt_check_result *res)
+{
+	struct vmdk_state *s = img->priv;
+	pthread_mutex_lock(&s->lock);
+	int ret = vmdk_check_locked(img, res);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 /* ---- create ------------------------------------------------------------------------------------- */
@@ -1628,22 +1749,23 @@ static uint32_t vmdk_random_cid(void)
 	return v;
 }
 
-/* "dir/name.vmdk" -> "dir/name" (the prefix for extent files) and "name" */
-static void vmdk_split_name(const char *spec, char **prefix, const char **base)
+/* "dir/name.ext" -> base "name.ext", stem "name" and extension ".ext" (may be empty): extent
+ * files are named stem-s001.ext, stem-flat.ext as qemu names them */
+static int vmdk_split_name(const char *spec, const char **base, char **stem, const char **ext)
 {
-	const char *slash = strrchr(spec, '/');
-	size_t len = strlen(spec);
+	const char *slash = strrchr(spec, '/'), *dot;
 	*base = slash ? slash + 1 : spec;
-	if (len > 5 && !strcasecmp(spec + len - 5, ".vmdk"))
-		len -= 5;
-	*prefix = strndup(spec, len);
+	dot = strrchr(*base, '.');
+	*ext = dot ? dot : *base + strlen(*base);
+	*stem = strndup(*base, *ext - *base);
+	return *stem ? 0 : -ENOMEM;
 }
 
 static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options *opts)
 {
 	struct vmdk_create_params p = { 0 };
-	char *prefix = NULL, *extents = NULL, *desc = NULL, *path = NULL;
-	const char *base;
+	char *stem = NULL, *extents = NULL, *desc = NULL, *path = NULL;
+	const char *base, *ext;
 	bool compat6 = false, flat, split, stream;
 	struct fmt_store *st = NULL;
 	size_t ext_len = 0;
@@ -1735,8 +1857,7 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 		fmt_error("%s: image size is too large for file format 'vmdk'", spec);
 		return -EFBIG;
 	}
-	vmdk_split_name(spec, &prefix, &base);
-	if (!prefix)
+	if (vmdk_split_name(spec, &base, &stem, &ext) < 0)
 		return -ENOMEM;
 
 	if (!split && !flat) {
@@ -1760,15 +1881,13 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 	{
 		uint64_t left = size, chunk = split ? VMDK_SPLIT_SIZE : size;
 		int idx = 1;
-		const char *pbase = strrchr(prefix, '/');
-		pbase = pbase ? pbase + 1 : prefix;
 		do {
 			uint64_t n = left < chunk ? left : chunk;
 			char *name = NULL, *line = NULL, *grown;
 			if (split)
-				ret = asprintf(&name, "%s-%c%03d.vmdk", pbase, flat ? 'f' : 's', idx++);
+				ret = asprintf(&name, "%s-%c%03d%s", stem, flat ? 'f' : 's', idx++, ext);
 			else
-				ret = asprintf(&name, "%s-flat.vmdk", pbase);
+				ret = asprintf(&name, "%s-flat%s", stem, ext);
 			if (ret < 0) {
 				ret = -ENOMEM;
 				goto out;
@@ -1826,7 +1945,7 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 	fmt_store_close(st);
 out:
 	free(path);
-	free(prefix);
+	free(stem);
 	free(extents);
 	free(desc);
 	return ret < 0 ? ret : 0;
@@ -1834,7 +1953,7 @@ out:
 
 const struct fmt_driver fmt_vmdk_driver = {
 	.name = "vmdk",
-	.flags = FMT_DRV_WRITE | FMT_DRV_CREATE | FMT_DRV_COMPRESS,
+	.flags = FMT_DRV_WRITE | FMT_DRV_CREATE | FMT_DRV_COMPRESS | FMT_DRV_THREADS,
 	.probe = vmdk_probe,
 	.open = vmdk_open,
 	.read = vmdk_read,

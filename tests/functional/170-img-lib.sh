@@ -8,16 +8,15 @@ vsize() { qemu-img info -f "$2" --output=json "$1" | python3 -c 'import json,sys
 # pattern IMG FMT: known patterns at scattered offsets: aligned, across cluster boundaries,
 # unaligned, in the middle and the very last byte
 pattern() {
-	local img=$1 fmt=$2 size
+	local img=$1 fmt=$2 size w=() p off len
 	size=$(vsize "$img" "$fmt")
-	qemu-io -f "$fmt" \
-		-c "write -P 0x11 0 4096" \
-		-c "write -P 0x22 65533 7" \
-		-c "write -P 0x33 $((1024 * 1024 + 100)) 200000" \
-		-c "write -P 0x44 $((size / 2 - 7)) 70001" \
-		-c "write -P 0x55 $((size - 1)) 1" \
-		-c "write -P 0x66 $((size - 70000)) 3000" \
-		"$img" >/dev/null || fail "qemu-io could not write $img"
+	# pattern:offset:length; writes that do not fit a small disk are left out
+	for p in 11:0:4096 22:65533:7 33:$((1024 * 1024 + 100)):200000 44:$((size / 2 - 7)):70001 \
+		 66:$((size - 70000)):3000 55:$((size - 1)):1; do
+		IFS=: read -r pat off len <<< "$p"
+		[ "$off" -ge 0 ] && [ $((off + len)) -le "$size" ] && w+=(-c "write -P 0x$pat $off $len")
+	done
+	qemu-io -f "$fmt" "${w[@]}" "$img" >/dev/null || fail "qemu-io could not write $img"
 }
 
 # same_as_qemu IMG FMT: our raw conversion equals qemu-img's, and we detect the format
@@ -26,7 +25,9 @@ same_as_qemu() {
 	qemu-img convert -f "$fmt" -O raw "$img" "$T/ref.raw" || fail "qemu-img convert $img"
 	rm -f "$T/our.raw"
 	collie image convert -f "$fmt" -O raw "$img" "$T/our.raw" || fail "convert $img ($fmt) to raw"
-	cmp -s "$T/ref.raw" "$T/our.raw" || fail "$img ($fmt): our raw differs from qemu-img's: $(cmp "$T/ref.raw" "$T/our.raw" 2>&1 | head -1)"
+	[ "$(stat -c %s "$T/ref.raw")" = "$(stat -c %s "$T/our.raw")" ] || fail "$img ($fmt): our raw has $(stat -c %s "$T/our.raw") bytes, qemu-img's $(stat -c %s "$T/ref.raw")"
+	# (qemu-img compare skips holes: much faster than cmp on big sparse files)
+	qemu-img compare -q -f raw -F raw "$T/ref.raw" "$T/our.raw" || fail "$img ($fmt): our raw differs from qemu-img's: $(qemu-img compare -f raw -F raw "$T/ref.raw" "$T/our.raw" 2>&1 | head -1)"
 }
 
 # written_ok RAW FMT IMG [CONVERT OPTIONS...]: write RAW as FMT; qemu-img check and compare agree
