@@ -121,6 +121,23 @@ int image_add_objects(const char *arg)
 	return ret;
 }
 
+/* -t CACHE: unsafe (the default: no fdatasync) or writeback/writethrough/none/directsync
+ * (flushed, so the target is on disk when collie exits); prints errors */
+int image_cache_mode(const char *mode)
+{
+	if (!mode || !strcmp(mode, "unsafe")) {
+		fmt_store_set_unsafe(true);
+		return 0;
+	}
+	if (!strcmp(mode, "writeback") || !strcmp(mode, "writethrough") || !strcmp(mode, "none") ||
+	    !strcmp(mode, "directsync")) {
+		fmt_store_set_unsafe(false);
+		return 0;
+	}
+	die_msg("Invalid cache option: %s (unsafe, writeback, writethrough, none or directsync)", mode);
+	return -1;
+}
+
 /* -o OPTS into a list; prints the error itself */
 int image_parse_options(const char *text, struct fmt_options **opts)
 {
@@ -593,6 +610,8 @@ static int image_convert(int argc, char **argv)
 	o.snapshot = opt('l') ? image_snapshot_arg(opt('l')) : NULL;
 	if (opt('S') && image_parse_sparse(opt('S'), &o.min_sparse) < 0)
 		return 1;
+	if (image_cache_mode(opt('t')) < 0)
+		return 1;
 	if (opt('m')) {
 		uint64_t m;
 		if (parse_u64(opt('m'), &m) < 0 || m < 1 || m > 16) {
@@ -835,6 +854,7 @@ static const struct collie_option convert_opts[] = {
 	{ 'l', "snapshot", 1, "SNAPSHOT", "convert an internal snapshot (NAME, snapshot.id=ID)" },
 	{ 'n', "no-create", 0, NULL, "the target exists already: do not create it" },
 	{ 'm', "parallel", 1, "N", "requests in flight (1 to 16, default 8)" },
+	{ 't', "cache", 1, "CACHE", "target cache: unsafe (default, no flushes) or writeback (flushed at the end)" },
 	{ 'W', "out-of-order", 0, NULL, "accepted for qemu-img compatibility (writes are unordered when the format allows)" },
 	{ 'q', "quiet", 0, NULL, "no progress output (overrides -p)" },
 	{ IMG_OPT_TARGET_IS_ZERO, "target-is-zero", 0, NULL, "the existing target reads as zeros (with -n)" },

@@ -12,6 +12,8 @@ struct fmt_options;
 const char *image_human_size(uint64_t val, char *buf, size_t len);
 /* register the secrets of --object (repeated options arrive ','-joined); prints errors */
 int image_add_objects(const char *arg);
+/* -t CACHE for targets: unsafe (default) skips fdatasync, the others flush; prints errors */
+int image_cache_mode(const char *mode);
 /* -o OPTS; prints errors */
 int image_parse_options(const char *text, struct fmt_options **opts);
 /* "    (NN.NN/100%)\r" on stdout */

@@ -389,6 +389,8 @@ int vdi_export(int argc, char **argv)
 
 	if (transfer_setup(&t, false, argc, argv) < 0)
 		goto out;
+	if (image_cache_mode(opt('t')) < 0)
+		goto out;
 	t.fmt = opt('O');
 	t.opts = opt('o');
 	t.snapshot = opt('s');
@@ -420,6 +422,7 @@ const struct collie_option vdi_export_opts[] = {
 	{ 'o', "options", 1, "OPTS", "image options, as qemu-img's (-o subformat=fixed)" },
 	{ 'c', "compress", 0, NULL, "compress the image's data (qcow2, qcow, vmdk streamOptimized)" },
 	{ 's', "snapshot", 1, "TAG|ID", "export a snapshot of the VDI" },
+	{ 't', "cache", 1, "CACHE", "target cache: unsafe (default, no flushes) or writeback (flushed at the end)" },
 	{ 'p', "progress", 0, NULL, "show progress" },
 	{ XFER_OPT_LIST, "list", 1, "FILE", "read NAME DEST pairs from FILE, one a line" },
 	{ XFER_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },

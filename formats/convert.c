@@ -525,15 +525,14 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 	ret = convert_run_workers(&j, nthreads);
 	if (ret)
 		goto out;
-	/* the target's metadata must reach its store; data durability is the store's (like qemu's
-	 * cache=unsafe for files, but a cluster VDI's inode is flushed) */
+	/* the target's metadata must reach its store, and the store its disk (a no-op for files
+	 * under fmt_store_set_unsafe(), qemu's cache=unsafe; a cluster VDI's inode is flushed) */
 	if (j.dst->drv->flush) {
 		ret = j.dst->drv->flush(j.dst);
 		if (ret)
 			goto out;
 	}
-	if (strcmp(j.dst->store->ops->name, "file") && strcmp(j.dst->store->ops->name, "host_device"))
-		ret = fmt_store_flush(j.dst->store);
+	ret = fmt_store_flush(j.dst->store);
 out:
 	if (j.dst)
 		fmt_image_close(j.dst);

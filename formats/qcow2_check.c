@@ -50,7 +50,7 @@ static int qcow2_check_l1(struct qcow2_checker *c, const uint64_t *l1, uint32_t 
 {
 	struct qcow2_state *s = c->s;
 	uint64_t *l2 = malloc(s->cluster_size);
-	uint64_t prev_host = 0;
+	uint64_t contiguous = 0, *prev_host = &contiguous;
 	int ret = 0;
 
 	if (!l2)
@@ -89,7 +89,6 @@ static int qcow2_check_l1(struct qcow2_checker *c, const uint64_t *l1, uint32_t 
 					c->res->compressed_clusters++;
 					c->res->fragmented_clusters++;
 				}
-				prev_host = 0;
 				continue;
 			}
 			uint64_t off = e & QCOW2_OFFSET_MASK;
@@ -106,9 +105,9 @@ static int qcow2_check_l1(struct qcow2_checker *c, const uint64_t *l1, uint32_t 
 				goto out;
 			if (active) {
 				c->res->allocated_clusters++;
-				if (prev_host && off != prev_host + s->cluster_size)
+				if (*prev_host && off != *prev_host + s->cluster_size)
 					c->res->fragmented_clusters++;
-				prev_host = off;
+				*prev_host = off;
 			}
 		}
 	}
@@ -290,33 +289,38 @@ int qcow2_check(struct fmt_image *img, struct fmt_check_result *res)
 			goto out;
 	}
 
-	/* compare with the stored refcounts over everything either side knows about */
-	uint64_t limit = c.nb;
-	if (s->rt_size * s->refs_per_block > limit)
-		limit = s->rt_size * s->refs_per_block;
-	for (uint64_t i = 0; i < limit; i++) {
-		uint64_t stored, computed = i < c.nb ? c.refs[i] : 0;
-		if (i % s->refs_per_block == 0 && (i / s->refs_per_block >= s->rt_size || !s->rt[i / s->refs_per_block])) {
+	/* compare with the stored refcounts, one refblock's range at a time */
+	for (uint64_t idx = 0; idx < s->rt_size; idx++) {
+		uint64_t start = idx * s->refs_per_block, end = start + s->refs_per_block;
+		if (!s->rt[idx]) {
 			/* no refblock: every cluster it would cover has refcount 0 */
-			uint64_t end = i + s->refs_per_block;
-			for (; i < end && i < limit; i++)
-				if (i < c.nb && c.refs[i])
+			for (uint64_t i = start; i < end && i < c.nb; i++)
+				if (c.refs[i])
 					res->corruptions++;
-			i--;
 			continue;
 		}
-		ret = qcow2_refcount_get(s, i, &stored);
-		if (ret < 0) {
-			res->check_errors++;
-			continue;
+		/* like qemu, stored refcounts past the end of the file are not looked at */
+		if (end > c.nb)
+			end = c.nb;
+		for (uint64_t i = start; i < end; i++) {
+			uint64_t stored, computed = c.refs[i];
+			ret = qcow2_refcount_get(s, i, &stored);
+			if (ret < 0) {
+				res->check_errors++;
+				break;
+			}
+			if (stored < computed)
+				res->corruptions++;
+			else if (stored > computed)
+				res->leaks++;
+			if (computed)
+				res->image_end_offset = (i + 1) << s->cluster_bits;
 		}
-		if (stored < computed)
-			res->corruptions++;
-		else if (stored > computed)
-			res->leaks++;
-		if (computed)
-			res->image_end_offset = (i + 1) << s->cluster_bits;
 	}
+	for (uint64_t i = s->rt_size * s->refs_per_block; i < c.nb; i++)
+		if (c.refs[i])
+			res->corruptions++;
+	ret = 0;
 	ret = qcow2_check_copied(&c);
 out:
 	pthread_mutex_unlock(&s->lock);

@@ -114,35 +114,9 @@ int qcow2_refcount_get(struct qcow2_state *s, uint64_t cluster, uint64_t *ref)
 
 static int qcow2_grow_refcount_table(struct qcow2_state *s, uint64_t min_entries);
 
-/* make sure the refblock covering table index idx exists; may claim cluster idx*rpb for it */
-static int qcow2_ensure_refblock(struct qcow2_state *s, uint64_t idx)
+static bool qcow2_refblock_missing(const struct qcow2_state *s, uint64_t idx)
 {
-	int ret;
-
-	if (idx >= s->rt_size) {
-		ret = qcow2_grow_refcount_table(s, idx + 1);
-		if (ret < 0)
-			return ret;
-	}
-	if (s->rt[idx])
-		return 0;
-	if (idx == 0) {
-		fmt_error("%s: refcount table entry 0 is missing (image corrupt)", s->img->spec);
-		return -EIO;
-	}
-	uint8_t *b = calloc(1, s->cluster_size);
-	if (!b) {
-		fmt_error("%s: out of memory for refcount blocks", s->img->spec);
-		return -ENOMEM;
-	}
-	/* self-describing: the block sits at the first cluster it covers, which is free because no
-	 * block described it until now */
-	qcow2_refblock_set(s, b, 0, 1);
-	s->rt[idx] = (idx * s->refs_per_block) << s->cluster_bits;
-	s->refblocks[idx] = b;
-	s->refblock_dirty[idx] = true;
-	s->rt_dirty = true;
-	return 0;
+	return idx >= s->rt_size || !s->rt[idx];
 }
 
 int qcow2_refcount_add(struct qcow2_state *s, uint64_t cluster, int64_t delta)
@@ -151,16 +125,11 @@ int qcow2_refcount_add(struct qcow2_state *s, uint64_t cluster, int64_t delta)
 	uint8_t *rb;
 	int ret;
 
-	if (delta > 0) {
-		ret = qcow2_ensure_refblock(s, idx);
-		if (ret < 0)
-			return ret;
-	}
 	ret = qcow2_refblock(s, idx, &rb);
 	if (ret < 0)
 		return ret;
 	if (!rb) {
-		fmt_error("%s: refcount of cluster %" PRIu64 " dropped below zero", s->img->spec, cluster);
+		fmt_error("%s: no refcount block for cluster %" PRIu64 " (image corrupt)", s->img->spec, cluster);
 		return -EIO;
 	}
 	uint64_t i = cluster % s->refs_per_block;
@@ -178,41 +147,69 @@ int qcow2_refcount_add(struct qcow2_state *s, uint64_t cluster, int64_t delta)
 	return 0;
 }
 
-/* claim n clusters at start if they are still free after their refblocks exist; 0 = claimed,
- * 1 = no longer free */
+/* refblocks missing for the clusters [start, end) */
+static uint64_t qcow2_missing_refblocks(const struct qcow2_state *s, uint64_t start, uint64_t end)
+{
+	uint64_t m = 0;
+	for (uint64_t idx = start / s->refs_per_block; idx <= (end - 1) / s->refs_per_block; idx++)
+		m += qcow2_refblock_missing(s, idx);
+	return m;
+}
+
+/* Claim exactly [start, start+n). Refblocks that do not exist yet are placed right after the
+ * run (and count themselves). 0 = claimed, 1 = not free, 2 = the refcount table grew: retry. */
 static int qcow2_claim_clusters(struct qcow2_state *s, uint64_t start, uint64_t n)
 {
+	uint64_t m = 0, m2, ref;
 	int ret;
-	uint64_t ref;
 
-	for (uint64_t idx = start / s->refs_per_block; idx <= (start + n - 1) / s->refs_per_block; idx++) {
-		ret = qcow2_ensure_refblock(s, idx);
-		if (ret < 0)
-			return ret;
-	}
-	for (uint64_t c = start; c < start + n; c++) {
+	while ((m2 = qcow2_missing_refblocks(s, start, start + n + m)) != m)
+		m = m2;
+	for (uint64_t c = start; c < start + n + m; c++) {
 		ret = qcow2_refcount_get(s, c, &ref);
 		if (ret < 0)
 			return ret;
 		if (ref)
 			return 1;
 	}
-	for (uint64_t c = start; c < start + n; c++) {
+	uint64_t last_idx = (start + n + m - 1) / s->refs_per_block;
+	if (last_idx >= s->rt_size) {
+		ret = qcow2_grow_refcount_table(s, last_idx + 1);
+		return ret < 0 ? ret : 2;
+	}
+	/* new refblocks, then every refcount of the run and of the new blocks */
+	uint64_t place = start + n;
+	for (uint64_t idx = start / s->refs_per_block; idx <= last_idx; idx++) {
+		if (!qcow2_refblock_missing(s, idx))
+			continue;
+		uint8_t *b = calloc(1, s->cluster_size);
+		if (!b) {
+			fmt_error("%s: out of memory for refcount blocks", s->img->spec);
+			return -ENOMEM;
+		}
+		s->rt[idx] = place++ << s->cluster_bits;
+		s->refblocks[idx] = b;
+		s->refblock_dirty[idx] = true;
+		s->rt_dirty = true;
+	}
+	for (uint64_t c = start; c < start + n + m; c++) {
 		ret = qcow2_refcount_add(s, c, 1);
 		if (ret < 0)
 			return ret;
 	}
-	if ((start + n) << s->cluster_bits > s->file_size)
-		s->file_size = (start + n) << s->cluster_bits;
+	if ((start + n + m) << s->cluster_bits > s->file_size)
+		s->file_size = (start + n + m) << s->cluster_bits;
 	return 0;
 }
 
 /* n contiguous free clusters, refcount set to 1; returns the host offset */
 int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n)
 {
+	uint64_t c = s->free_hint;
+	bool from_hint = true;
+
 	for (;;) {
-		uint64_t c = s->free_hint, run = 0, ref;
-		bool first_free_seen = false;
+		uint64_t run = 0, ref;
 		int ret;
 
 		while (run < n) {
@@ -222,10 +219,9 @@ int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n)
 			if (ref) {
 				c += run + 1;
 				run = 0;
-				if (!first_free_seen)
+				if (from_hint)
 					s->free_hint = c;
 			} else {
-				first_free_seen = true;
 				run++;
 			}
 			if (c + run > (1ull << (56 - s->cluster_bits))) {
@@ -240,6 +236,10 @@ int64_t qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n)
 			if (c == s->free_hint)
 				s->free_hint = c + n;
 			return (int64_t)(c << s->cluster_bits);
+		}
+		if (ret == 1) {   /* the blocks after the run are taken: look further */
+			c++;
+			from_hint = false;
 		}
 	}
 }

@@ -242,9 +242,18 @@ static int store_file_discard(struct fmt_store *st, uint64_t off, uint64_t len)
 	return 0;
 }
 
+static bool store_file_unsafe;
+
+void fmt_store_set_unsafe(bool unsafe)
+{
+	__atomic_store_n(&store_file_unsafe, unsafe, __ATOMIC_RELAXED);
+}
+
 static int store_file_flush(struct fmt_store *st)
 {
 	struct store_file *f = st->priv;
+	if (__atomic_load_n(&store_file_unsafe, __ATOMIC_RELAXED))
+		return 0;   /* cache=unsafe: the page cache writes it back in its own time */
 	if (fdatasync(f->fd) < 0) {
 		int e = errno;
 		fmt_error("%s: flush failed: %s", st->spec, strerror(e));

@@ -222,3 +222,8 @@ void fmt_store_mem_unregister(const char *name);
  * Past the end of a shorter backing image the run reads as zero. */
 int fmt_image_block_status_deep(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 				uint64_t *run, int *depth);
+
+/* Durability of local file and device stores. By default a flush is an fdatasync(); after
+ * fmt_store_set_unsafe(true) it does nothing, as qemu-img convert's default target cache mode
+ * "unsafe" (collie image convert and vdi export use it unless -t writeback is given). */
+void fmt_store_set_unsafe(bool unsafe);
