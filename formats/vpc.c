@@ -199,13 +199,13 @@ bad:
 	return NULL;
 }
 
-/* The parent of a differencing disk: relative locator (W2ru), else absolute (W2ku),
- * else the unicode name in the header. A leading "./" is dropped. */
+/* The parent of a differencing disk: relative locator (W2ru), else absolute (W2ku), else a
+ * Mac/blktap file URL (MacX, UTF-8), else the unicode name in the header. "./" is dropped. */
 static int vpc_parent_name(struct fmt_image *img, const struct vpc_dyn_header *dh)
 {
-	static const char *const pref[] = { "W2ru", "W2ku" };
+	static const char *const pref[] = { "W2ru", "W2ku", "MacX" };
 	char *name = NULL;
-	for (size_t p = 0; p < 2 && !name; p++) {
+	for (size_t p = 0; p < 3 && !name; p++) {
 		for (int i = 0; i < 8 && !name; i++) {
 			const struct vpc_locator *l = &dh->loc[i];
 			uint32_t dlen = be32toh(l->length);
@@ -225,7 +225,14 @@ static int vpc_parent_name(struct fmt_image *img, const struct vpc_dyn_header *d
 				free(buf);
 				return -EIO;
 			}
-			name = vpc_utf16_to_utf8(buf, dlen, true);
+			if (p == 2) {
+				/* "file://path": UTF-8, maybe NUL-padded */
+				size_t n = strnlen((char *)buf, dlen);
+				size_t skip = n >= 7 && !memcmp(buf, "file://", 7) ? 7 : 0;
+				name = strndup((char *)buf + skip, n - skip);
+			} else {
+				name = vpc_utf16_to_utf8(buf, dlen, true);
+			}
 			free(buf);
 			/* an absolute Windows path ("C:/...") cannot be followed here */
 			if (name && strlen(name) > 1 && name[1] == ':') {
