@@ -3,8 +3,11 @@
  * A server that honours range requests is read at random: one ranged GET per read, on a pooled
  * handle, retried with back-off on transient failures (connection errors, timeouts, short
  * bodies, HTTP 5xx and 429). A server without ranges (and tftp) is streamed: one GET feeds a
- * ring buffer from a thread; reads must move forward (the first 1 MiB is kept, so probing and
- * re-reading headers work); a read behind the stream restarts the transfer from the start. */
+ * ring buffer from a thread; reads move forward (the first 1 MiB is kept, so probing and
+ * re-reading headers work). The first read behind the stream restarts the transfer from the start
+ * and from then on spools what it downloads into an unlinked temporary file ($TMPDIR or
+ * /var/tmp), so formats that jump around (qcow2 tables) cost one download, not one per jump.
+ * A server that does not tell the size (tftp) is spooled from the start while it is measured. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -40,7 +43,10 @@ struct store_curl {
 	bool abort, eof;
 	CURLcode result;
 	long http_code;
-	int restarts;
+	int retries;                   /* transient failures of the stream so far */
+	int spool_fd;                  /* -1, or the temporary file holding [0, spool_len) */
+	uint64_t spool_len;
+	int spool_err;
 	uint8_t *head;                 /* bytes [0, head_len) of the file */
 	size_t head_len;
 	char *spec;
@@ -365,12 +371,59 @@ static void store_curl_stream_take(struct store_curl *c, uint8_t *dst, size_t n)
 		}
 		if (dst)
 			memcpy(dst + done, src, piece);
+		if (c->spool_fd >= 0 && c->pos == c->spool_len && !c->spool_err) {
+			for (size_t w = 0; w < piece;) {
+				ssize_t r = pwrite(c->spool_fd, src + w, piece - w, c->pos + w);
+				if (r <= 0) {
+					c->spool_err = r < 0 ? errno : ENOSPC;
+					break;
+				}
+				w += r;
+			}
+			if (!c->spool_err)
+				c->spool_len += piece;
+		}
 		c->ring_start = (c->ring_start + piece) % CURL_RING_SIZE;
 		c->ring_len -= piece;
 		c->pos += piece;
 		done += piece;
 	}
 	pthread_cond_broadcast(&c->cond);
+}
+
+/* an unlinked temporary file for the spool */
+static int store_curl_spool_open(struct fmt_store *st)
+{
+	struct store_curl *c = st->priv;
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/collie-spool.XXXXXX", dir && *dir ? dir : "/var/tmp");
+	c->spool_fd = mkstemp(path);
+	if (c->spool_fd < 0) {
+		int e = errno;
+		fmt_error("%s: the server has no range support and no temporary file could be made in %s: %s",
+			  st->spec, dir && *dir ? dir : "/var/tmp", strerror(e));
+		return -e;
+	}
+	unlink(path);
+	c->spool_len = 0;
+	c->spool_err = 0;
+	return 0;
+}
+
+static int store_curl_spool_read(struct fmt_store *st, uint8_t *p, size_t n, uint64_t off)
+{
+	struct store_curl *c = st->priv;
+	for (size_t done = 0; done < n;) {
+		ssize_t r = pread(c->spool_fd, p + done, n - done, off + done);
+		if (r <= 0) {
+			fmt_error("%s: cannot read the download spool: %s", st->spec, r < 0 ? strerror(errno) : "short file");
+			return -EIO;
+		}
+		done += r;
+	}
+	return 0;
 }
 
 static int store_curl_stream_read(struct fmt_store *st, void *buf, size_t len, uint64_t off)
@@ -389,13 +442,25 @@ static int store_curl_stream_read(struct fmt_store *st, void *buf, size_t len, u
 			len -= n;
 			continue;
 		}
-		if (off < c->pos || !c->thread_running) {
-			if (c->thread_running && ++c->restarts > 1000) {
-				fmt_error("%s: the server has no range support and the image is read out of order",
-					  st->spec);
-				ret = -EIO;
+		if (c->spool_err) {
+			fmt_error("%s: cannot write the download spool: %s", st->spec, strerror(c->spool_err));
+			ret = -EIO;
+			break;
+		}
+		if (c->spool_fd >= 0 && off < c->spool_len) {
+			size_t n = c->spool_len - off < len ? c->spool_len - off : len;
+			ret = store_curl_spool_read(st, p, n, off);
+			if (ret)
 				break;
-			}
+			p += n;
+			off += n;
+			len -= n;
+			continue;
+		}
+		if (off < c->pos || !c->thread_running) {
+			/* behind the stream: from now on keep what is downloaded */
+			if (c->thread_running && c->spool_fd < 0 && (ret = store_curl_spool_open(st)))
+				break;
 			ret = store_curl_stream_start(st);
 			if (ret)
 				break;
@@ -404,10 +469,10 @@ static int store_curl_stream_read(struct fmt_store *st, void *buf, size_t len, u
 			pthread_cond_wait(&c->cond, &c->lock);
 		if (!c->ring_len) {   /* the transfer ended */
 			if (c->result != CURLE_OK || (c->is_http && c->http_code >= 400)) {
-				if (store_curl_transient(c->result, c->http_code) && c->restarts < CURL_RETRIES) {
-					c->restarts++;
+				if (store_curl_transient(c->result, c->http_code) && c->retries < CURL_RETRIES) {
+					c->retries++;
 					pthread_mutex_unlock(&c->lock);
-					store_curl_backoff(c->restarts);
+					store_curl_backoff(c->retries);
 					pthread_mutex_lock(&c->lock);
 					store_curl_stream_stop(c);   /* restart below, skipping to off */
 					c->pos = UINT64_MAX;
@@ -450,6 +515,8 @@ static void store_curl_free(struct store_curl *c)
 	pthread_mutex_unlock(&c->lock);
 	for (int i = 0; i < c->nr_pool; i++)
 		curl_easy_cleanup(c->pool[i]);
+	if (c->spool_fd >= 0)
+		close(c->spool_fd);
 	free(c->ring);
 	free(c->head);
 	free(c->spec);
@@ -475,6 +542,7 @@ static int store_curl_open(struct fmt_store *st, const char *spec, int flags)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	c->spool_fd = -1;
 	c->is_http = !strncasecmp(spec, "http", 4);
 	c->spec = strdup(spec);
 	h = curl_easy_init();
@@ -510,6 +578,12 @@ static int store_curl_open(struct fmt_store *st, const char *spec, int flags)
 			ret = -ENOMEM;
 			goto fail;
 		}
+		/* keep what the measuring pass downloads: the reads will come from the spool */
+		ret = store_curl_spool_open(st);
+		if (ret) {
+			free(scratch);
+			goto fail;
+		}
 		pthread_mutex_lock(&c->lock);
 		ret = store_curl_stream_start(st);
 		while (!ret) {
@@ -523,6 +597,10 @@ static int store_curl_open(struct fmt_store *st, const char *spec, int flags)
 		}
 		if (!ret && c->result != CURLE_OK) {
 			fmt_error("%s: Could not open: %s", spec, curl_easy_strerror(c->result));
+			ret = -EIO;
+		}
+		if (!ret && c->spool_err) {
+			fmt_error("%s: cannot write the download spool: %s", spec, strerror(c->spool_err));
 			ret = -EIO;
 		}
 		store_curl_stream_stop(c);
