@@ -187,7 +187,12 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 					t = QCOW2_MAP_UNALLOC;
 				if (t == QCOW2_MAP_DATA)
 					h = hoff + ((uint64_t)sc << unit_bits);
-			} else if ((entry & QCOW2_OFLAG_ZERO) && s->version >= 3) {
+			} else if (entry & QCOW2_OFLAG_ZERO) {
+				if (s->version < 3) {
+					fmt_error("%s: Zero cluster entry found in pre-v3 image (guest offset %" PRIu64 ")",
+						  s->img->spec, off + done);
+					return -EIO;
+				}
 				t = QCOW2_MAP_ZERO;
 			} else if (hoff) {
 				t = QCOW2_MAP_DATA;
@@ -820,7 +825,7 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 			goto fail;
 	}
 	if (img->writable) {
-		ret = qcow2_load_refcounts(s);
+		ret = qcow2_load_refcounts(s, NULL);
 		if (ret < 0)
 			goto fail;
 		/* a writer clears the autoclear bits it does not maintain */

@@ -57,6 +57,8 @@ static int qcow2_check_l1(struct qcow2_checker *c, const uint64_t *l1, uint32_t 
 		return -ENOMEM;
 	for (uint32_t i = 0; i < l1_size; i++) {
 		uint64_t l2_off = l1[i] & QCOW2_OFFSET_MASK;
+		if (l1[i] & QCOW2_L1_RESERVED)
+			c->res->corruptions++;   /* L1 entry with reserved bits set */
 		if (!l2_off)
 			continue;
 		if (l2_off & (s->cluster_size - 1)) {
@@ -92,8 +94,8 @@ static int qcow2_check_l1(struct qcow2_checker *c, const uint64_t *l1, uint32_t 
 				continue;
 			}
 			uint64_t off = e & QCOW2_OFFSET_MASK;
-			if ((e & QCOW2_OFLAG_ZERO) && s->version < 3 && !s->ext_l2)
-				c->res->corruptions++;   /* Zero cluster entry found in pre-v3 image */
+			if (!s->ext_l2 && (e & QCOW2_L2_RESERVED))
+				c->res->corruptions++;   /* l2 entry with reserved bits set */
 			if (!off)
 				continue;
 			if (off & (s->cluster_size - 1)) {
@@ -261,7 +263,7 @@ int qcow2_check(struct fmt_image *img, struct fmt_check_result *res)
 			goto out;
 	}
 	if (!s->rt) {
-		ret = qcow2_load_refcounts(s);
+		ret = qcow2_load_refcounts(s, &res->corruptions);
 		if (ret < 0)
 			goto out;
 	}
