@@ -555,6 +555,39 @@ static int qcow2_open_crypto(struct qcow2_state *s, const struct fmt_options *op
 	return 0;
 }
 
+/* set the in_use flag of every persistent bitmap (we write without updating them) */
+static int qcow2_bitmaps_mark_in_use(struct qcow2_state *s)
+{
+	uint64_t pos = 0;
+	uint8_t *dir;
+	int ret;
+
+	if (!s->bitmaps_nr || !(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS))
+		return 0;
+	if (s->bitmaps_dir_size > (64u << 20) || s->bitmaps_dir_off >= s->file_size ||
+	    s->bitmaps_dir_size > s->file_size - s->bitmaps_dir_off) {
+		fmt_error("%s: bitmaps_ext: invalid bitmap directory offset", s->img->spec);
+		return -EINVAL;
+	}
+	dir = malloc(s->bitmaps_dir_size + 1);
+	if (!dir)
+		return -ENOMEM;
+	ret = fmt_store_pread(s->img->store, dir, s->bitmaps_dir_size, s->bitmaps_dir_off);
+	for (uint32_t i = 0; ret >= 0 && i < s->bitmaps_nr; i++) {
+		if (pos + 24 > s->bitmaps_dir_size) {
+			fmt_error("%s: bitmap directory truncated", s->img->spec);
+			ret = -EINVAL;
+			break;
+		}
+		qcow2_put32(dir + pos + 12, qcow2_be32(dir + pos + 12) | 1);
+		pos += (24 + qcow2_be32(dir + pos + 20) + qcow2_be16(dir + pos + 18) + 7) & ~7ull;
+	}
+	if (ret >= 0)
+		ret = fmt_store_pwrite(s->img->store, dir, s->bitmaps_dir_size, s->bitmaps_dir_off);
+	free(dir);
+	return ret < 0 ? ret : 0;
+}
+
 static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 {
 	struct qcow2_state *s;
@@ -828,7 +861,11 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 		ret = qcow2_load_refcounts(s, NULL);
 		if (ret < 0)
 			goto fail;
-		/* a writer clears the autoclear bits it does not maintain */
+		/* a writer clears the autoclear bits of what it does not maintain; persistent
+		 * bitmaps stay (their clusters stay referenced) but are marked in use: stale */
+		ret = qcow2_bitmaps_mark_in_use(s);
+		if (ret < 0)
+			goto fail;
 		if (s->autoclear & ~QCOW2_AUTOCLEAR_BITMAPS) {
 			s->autoclear &= QCOW2_AUTOCLEAR_BITMAPS;
 			s->header_dirty = true;
