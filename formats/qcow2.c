@@ -122,6 +122,7 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 	uint64_t cluster = off >> s->cluster_bits;
 	uint64_t l1_index = cluster >> s->l2_bits;
 	uint64_t table_end = (l1_index + 1) << (s->l2_bits + s->cluster_bits);
+	uint64_t orig_end = off + len;
 	uint64_t l2_off, *table;
 	int ret;
 
@@ -130,15 +131,23 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 	*host = 0;
 	if (l1_index >= s->l1_size) {
 		*type = QCOW2_MAP_UNALLOC;
-		*run = len;
+		*run = orig_end - off;
 		return 0;
 	}
 	ret = qcow2_l2_offset(s, l1, l1_index, &l2_off);
 	if (ret < 0)
 		return ret;
 	if (!l2_off) {
+		/* unallocated: extend over the following empty L1 entries */
+		uint64_t span = 1ull << (s->l2_bits + s->cluster_bits), end = off + len;
+		while (++l1_index < s->l1_size && !(l1[l1_index] & QCOW2_OFFSET_MASK) && table_end < orig_end) {
+			table_end += span;
+			end = table_end < orig_end ? table_end : orig_end;
+		}
+		if (l1_index >= s->l1_size)
+			end = orig_end;
 		*type = QCOW2_MAP_UNALLOC;
-		*run = len;
+		*run = end - off;
 		return 0;
 	}
 	ret = qcow2_l2_load(s, l2_off, &table);
