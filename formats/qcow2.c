@@ -822,11 +822,6 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 		fmt_error("%s: qcow2: Image is corrupt; cannot be opened read/write", name);
 		goto fail;
 	}
-	if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && img->writable) {
-		fmt_error("%s: image has the dirty bit set (lazy refcounts); repair it with qemu-img check -r all "
-			  "before opening it read/write", name);
-		goto fail;
-	}
 	if (s->ext_l2 && img->writable) {
 		fmt_error("%s: writing images with extended L2 entries is not supported", name);
 		ret = -ENOTSUP;
@@ -866,8 +861,14 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 		if (ret < 0)
 			goto fail;
 	}
+	if (img->writable && (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
+		/* lazy refcounts left stale: rebuild them, as qemu does on a read/write open */
+		ret = qcow2_rebuild_refcounts(s);
+		if (ret < 0)
+			goto fail;
+	}
 	if (img->writable) {
-		ret = qcow2_load_refcounts(s, NULL);
+		ret = s->rt ? 0 : qcow2_load_refcounts(s, NULL);
 		if (ret < 0)
 			goto fail;
 		/* a writer clears the autoclear bits of what it does not maintain; persistent

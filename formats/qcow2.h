@@ -192,6 +192,7 @@ int qcow2_create(const char *spec, uint64_t size, const struct fmt_options *opts
 
 /* qcow2_check.c */
 int qcow2_check(struct fmt_image *img, struct fmt_check_result *res);
+int qcow2_rebuild_refcounts(struct qcow2_state *s);
 
 static inline void qcow2_note_write(struct qcow2_state *s, uint64_t end)
 {
