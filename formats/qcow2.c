@@ -122,6 +122,7 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 	uint64_t cluster = off >> s->cluster_bits;
 	uint64_t l1_index = cluster >> s->l2_bits;
 	uint64_t table_end = (l1_index + 1) << (s->l2_bits + s->cluster_bits);
+	uint64_t orig_end = off + len;
 	uint64_t l2_off, *table;
 	int ret;
 
@@ -130,15 +131,23 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 	*host = 0;
 	if (l1_index >= s->l1_size) {
 		*type = QCOW2_MAP_UNALLOC;
-		*run = len;
+		*run = orig_end - off;
 		return 0;
 	}
 	ret = qcow2_l2_offset(s, l1, l1_index, &l2_off);
 	if (ret < 0)
 		return ret;
 	if (!l2_off) {
+		/* unallocated: extend over the following empty L1 entries */
+		uint64_t span = 1ull << (s->l2_bits + s->cluster_bits), end = off + len;
+		while (++l1_index < s->l1_size && !(l1[l1_index] & QCOW2_OFFSET_MASK) && table_end < orig_end) {
+			table_end += span;
+			end = table_end < orig_end ? table_end : orig_end;
+		}
+		if (l1_index >= s->l1_size)
+			end = orig_end;
 		*type = QCOW2_MAP_UNALLOC;
-		*run = len;
+		*run = end - off;
 		return 0;
 	}
 	ret = qcow2_l2_load(s, l2_off, &table);
@@ -187,7 +196,12 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 					t = QCOW2_MAP_UNALLOC;
 				if (t == QCOW2_MAP_DATA)
 					h = hoff + ((uint64_t)sc << unit_bits);
-			} else if ((entry & QCOW2_OFLAG_ZERO) && s->version >= 3) {
+			} else if (entry & QCOW2_OFLAG_ZERO) {
+				if (s->version < 3) {
+					fmt_error("%s: Zero cluster entry found in pre-v3 image (guest offset %" PRIu64 ")",
+						  s->img->spec, off + done);
+					return -EIO;
+				}
 				t = QCOW2_MAP_ZERO;
 			} else if (hoff) {
 				t = QCOW2_MAP_DATA;
@@ -550,6 +564,39 @@ static int qcow2_open_crypto(struct qcow2_state *s, const struct fmt_options *op
 	return 0;
 }
 
+/* set the in_use flag of every persistent bitmap (we write without updating them) */
+static int qcow2_bitmaps_mark_in_use(struct qcow2_state *s)
+{
+	uint64_t pos = 0;
+	uint8_t *dir;
+	int ret;
+
+	if (!s->bitmaps_nr || !(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS))
+		return 0;
+	if (s->bitmaps_dir_size > (64u << 20) || s->bitmaps_dir_off >= s->file_size ||
+	    s->bitmaps_dir_size > s->file_size - s->bitmaps_dir_off) {
+		fmt_error("%s: bitmaps_ext: invalid bitmap directory offset", s->img->spec);
+		return -EINVAL;
+	}
+	dir = malloc(s->bitmaps_dir_size + 1);
+	if (!dir)
+		return -ENOMEM;
+	ret = fmt_store_pread(s->img->store, dir, s->bitmaps_dir_size, s->bitmaps_dir_off);
+	for (uint32_t i = 0; ret >= 0 && i < s->bitmaps_nr; i++) {
+		if (pos + 24 > s->bitmaps_dir_size) {
+			fmt_error("%s: bitmap directory truncated", s->img->spec);
+			ret = -EINVAL;
+			break;
+		}
+		qcow2_put32(dir + pos + 12, qcow2_be32(dir + pos + 12) | 1);
+		pos += (24 + qcow2_be32(dir + pos + 20) + qcow2_be16(dir + pos + 18) + 7) & ~7ull;
+	}
+	if (ret >= 0)
+		ret = fmt_store_pwrite(s->img->store, dir, s->bitmaps_dir_size, s->bitmaps_dir_off);
+	free(dir);
+	return ret < 0 ? ret : 0;
+}
+
 static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 {
 	struct qcow2_state *s;
@@ -775,11 +822,6 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 		fmt_error("%s: qcow2: Image is corrupt; cannot be opened read/write", name);
 		goto fail;
 	}
-	if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && img->writable) {
-		fmt_error("%s: image has the dirty bit set (lazy refcounts); repair it with qemu-img check -r all "
-			  "before opening it read/write", name);
-		goto fail;
-	}
 	if (s->ext_l2 && img->writable) {
 		fmt_error("%s: writing images with extended L2 entries is not supported", name);
 		ret = -ENOTSUP;
@@ -819,11 +861,21 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 		if (ret < 0)
 			goto fail;
 	}
-	if (img->writable) {
-		ret = qcow2_load_refcounts(s);
+	if (img->writable && (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
+		/* lazy refcounts left stale: rebuild them, as qemu does on a read/write open */
+		ret = qcow2_rebuild_refcounts(s);
 		if (ret < 0)
 			goto fail;
-		/* a writer clears the autoclear bits it does not maintain */
+	}
+	if (img->writable) {
+		ret = s->rt ? 0 : qcow2_load_refcounts(s, NULL);
+		if (ret < 0)
+			goto fail;
+		/* a writer clears the autoclear bits of what it does not maintain; persistent
+		 * bitmaps stay (their clusters stay referenced) but are marked in use: stale */
+		ret = qcow2_bitmaps_mark_in_use(s);
+		if (ret < 0)
+			goto fail;
 		if (s->autoclear & ~QCOW2_AUTOCLEAR_BITMAPS) {
 			s->autoclear &= QCOW2_AUTOCLEAR_BITMAPS;
 			s->header_dirty = true;

@@ -183,7 +183,7 @@ int qcow2_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off
 int qcow2_write_compressed(struct fmt_image *img, const void *buf, size_t len, uint64_t off);
 int qcow2_flush(struct fmt_image *img);
 int qcow2_grow_l1(struct qcow2_state *s, uint32_t min_size);
-int qcow2_load_refcounts(struct qcow2_state *s);
+int qcow2_load_refcounts(struct qcow2_state *s, uint64_t *bad);
 uint64_t qcow2_refblock_get(const struct qcow2_state *s, const uint8_t *rb, uint64_t i);
 void qcow2_refblock_set(const struct qcow2_state *s, uint8_t *rb, uint64_t i, uint64_t v);
 
@@ -192,6 +192,7 @@ int qcow2_create(const char *spec, uint64_t size, const struct fmt_options *opts
 
 /* qcow2_check.c */
 int qcow2_check(struct fmt_image *img, struct fmt_check_result *res);
+int qcow2_rebuild_refcounts(struct qcow2_state *s);
 
 static inline void qcow2_note_write(struct qcow2_state *s, uint64_t end)
 {

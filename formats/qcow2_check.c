@@ -57,6 +57,8 @@ static int qcow2_check_l1(struct qcow2_checker *c, const uint64_t *l1, uint32_t 
 		return -ENOMEM;
 	for (uint32_t i = 0; i < l1_size; i++) {
 		uint64_t l2_off = l1[i] & QCOW2_OFFSET_MASK;
+		if (l1[i] & QCOW2_L1_RESERVED)
+			c->res->corruptions++;   /* L1 entry with reserved bits set */
 		if (!l2_off)
 			continue;
 		if (l2_off & (s->cluster_size - 1)) {
@@ -92,8 +94,8 @@ static int qcow2_check_l1(struct qcow2_checker *c, const uint64_t *l1, uint32_t 
 				continue;
 			}
 			uint64_t off = e & QCOW2_OFFSET_MASK;
-			if ((e & QCOW2_OFLAG_ZERO) && s->version < 3 && !s->ext_l2)
-				c->res->corruptions++;   /* Zero cluster entry found in pre-v3 image */
+			if (!s->ext_l2 && (e & QCOW2_L2_RESERVED))
+				c->res->corruptions++;   /* l2 entry with reserved bits set */
 			if (!off)
 				continue;
 			if (off & (s->cluster_size - 1)) {
@@ -261,7 +263,7 @@ int qcow2_check(struct fmt_image *img, struct fmt_check_result *res)
 			goto out;
 	}
 	if (!s->rt) {
-		ret = qcow2_load_refcounts(s);
+		ret = qcow2_load_refcounts(s, &res->corruptions);
 		if (ret < 0)
 			goto out;
 	}
@@ -324,6 +326,93 @@ int qcow2_check(struct fmt_image *img, struct fmt_check_result *res)
 	ret = qcow2_check_copied(&c);
 out:
 	pthread_mutex_unlock(&s->lock);
+	free(c.refs);
+	return ret < 0 ? ret : 0;
+}
+
+/* Rebuild the refcount structures from the references (an image left with the dirty bit by
+ * lazy refcounts). The new table and blocks go after everything in use, the header switches
+ * to them, and the dirty bit is cleared. Lock not needed: called from open. */
+int qcow2_rebuild_refcounts(struct qcow2_state *s)
+{
+	struct fmt_check_result res;
+	struct qcow2_checker c = { .s = s, .res = &res };
+	uint8_t *blocks = NULL;
+	uint64_t *table = NULL;
+	int ret;
+
+	memset(&res, 0, sizeof(res));
+	c.nb = (s->file_size + s->cluster_size - 1) >> s->cluster_bits;
+	c.refs = calloc(c.nb + 1, sizeof(*c.refs));
+	if (!c.refs)
+		return -ENOMEM;
+	if ((ret = qcow2_check_ref(&c, 0, s->cluster_size)) < 0 ||
+	    (ret = qcow2_check_ref(&c, s->l1_offset, (uint64_t)s->l1_size * 8)) < 0 ||
+	    (ret = qcow2_check_l1(&c, s->l1, s->l1_size, true)) < 0 ||
+	    (ret = qcow2_check_snapshots(&c)) < 0 ||
+	    (ret = qcow2_check_ref(&c, s->crypto_off, s->crypto_len)) < 0 ||
+	    (ret = qcow2_check_bitmaps(&c)) < 0)
+		goto out;
+	if (res.corruptions) {
+		fmt_error("%s: the dirty bit is set and the tables are damaged; cannot rebuild the refcounts",
+			  s->img->spec);
+		ret = -EIO;
+		goto out;
+	}
+	/* new blocks and table after the end of the file, covering themselves too */
+	uint64_t start = c.nb, nblocks = 0, tclusters = 0;
+	for (;;) {
+		uint64_t total = start + nblocks + tclusters;
+		uint64_t nb2 = (total + s->refs_per_block - 1) / s->refs_per_block;
+		uint64_t tc2 = (nb2 * 8 + s->cluster_size - 1) >> s->cluster_bits;
+		if (nb2 == nblocks && tc2 == tclusters)
+			break;
+		nblocks = nb2;
+		tclusters = tc2;
+	}
+	if ((tclusters << s->cluster_bits) > QCOW2_MAX_RT_BYTES) {
+		fmt_error("%s: Reference count table too large", s->img->spec);
+		ret = -EFBIG;
+		goto out;
+	}
+	blocks = calloc(nblocks, s->cluster_size);
+	table = calloc(tclusters, s->cluster_size);
+	if (!blocks || !table) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t i = 0; i < start + nblocks + tclusters; i++) {
+		uint64_t v = i < c.nb ? c.refs[i] : 1;
+		qcow2_refblock_set(s, blocks + (i / s->refs_per_block) * s->cluster_size, i % s->refs_per_block, v);
+	}
+	for (uint64_t b = 0; b < nblocks; b++)
+		table[b] = htobe64((start + b) << s->cluster_bits);
+	ret = fmt_store_pwrite(s->img->store, blocks, nblocks << s->cluster_bits, start << s->cluster_bits);
+	if (ret >= 0)
+		ret = fmt_store_pwrite(s->img->store, table, tclusters << s->cluster_bits,
+				       (start + nblocks) << s->cluster_bits);
+	if (ret < 0)
+		goto out;
+	qcow2_note_write(s, (start + nblocks + tclusters) << s->cluster_bits);
+	if (s->refblocks)
+		for (uint64_t i = 0; i < s->rt_size; i++)
+			free(s->refblocks[i]);
+	free(s->refblocks);
+	free(s->refblock_dirty);
+	free(s->rt);
+	s->refblocks = NULL;
+	s->refblock_dirty = NULL;
+	s->rt = NULL;
+	s->rt_offset = (start + nblocks) << s->cluster_bits;
+	s->rt_clusters = tclusters;
+	s->rt_size = (tclusters << s->cluster_bits) / 8;
+	s->incompat &= ~QCOW2_INCOMPAT_DIRTY;
+	ret = qcow2_write_header(s);
+	if (ret >= 0)
+		ret = qcow2_load_refcounts(s, NULL);
+out:
+	free(blocks);
+	free(table);
 	free(c.refs);
 	return ret < 0 ? ret : 0;
 }

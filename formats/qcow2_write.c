@@ -49,7 +49,9 @@ static uint64_t qcow2_refcount_max(const struct qcow2_state *s)
 	return s->refcount_order == 6 ? UINT64_MAX : (1ull << (1u << s->refcount_order)) - 1;
 }
 
-int qcow2_load_refcounts(struct qcow2_state *s)
+/* Load the refcount table. bad == NULL: an invalid entry is an error (opening read/write);
+ * otherwise invalid entries are counted in *bad and treated as absent (check). */
+int qcow2_load_refcounts(struct qcow2_state *s, uint64_t *bad)
 {
 	size_t bytes = (size_t)s->rt_clusters << s->cluster_bits;
 	int ret;
@@ -65,13 +67,18 @@ int qcow2_load_refcounts(struct qcow2_state *s)
 	if (ret < 0)
 		return ret;
 	for (uint64_t i = 0; i < s->rt_size; i++) {
-		s->rt[i] = be64toh(s->rt[i]);
-		uint64_t off = s->rt[i] & ~511ull;
-		if (off && ((off & (s->cluster_size - 1)) || off >= s->file_size)) {
-			fmt_error("%s: refcount block %" PRIu64 " offset %#" PRIx64 " invalid", s->img->spec, i, off);
-			return -EIO;
+		uint64_t e = be64toh(s->rt[i]);
+		s->rt[i] = e;
+		if (!e)
+			continue;
+		if ((e & 511) || (e & (s->cluster_size - 1)) || e >= s->file_size) {
+			if (!bad) {
+				fmt_error("%s: refcount block %" PRIu64 " offset %#" PRIx64 " invalid", s->img->spec, i, e);
+				return -EIO;
+			}
+			(*bad)++;
+			s->rt[i] = 0;
 		}
-		s->rt[i] = off;
 	}
 	s->free_hint = 0;
 	return 0;
