@@ -347,12 +347,26 @@ static void info_print_human(const struct info_list *fs)
 	info_tree_free(root.child);
 }
 
-static int64_t image_actual_size(const char *spec)
+/* bytes allocated on disk for the image, its extent files (format-specific "extents.N.filename")
+ * counted too, as qemu-img does; -1 when it is not a local file */
+static int64_t image_actual_size(const char *spec, const struct info_list *fs)
 {
-	struct stat sb;
-	if (strstr(spec, "://") || !strncmp(spec, "sheepdog:", 9) || stat(spec, &sb) < 0)
+	struct stat sb, self;
+	int64_t total;
+
+	if (strstr(spec, "://") || !strncmp(spec, "sheepdog:", 9) || stat(spec, &self) < 0)
 		return -1;
-	return (int64_t)sb.st_blocks * 512;
+	total = (int64_t)self.st_blocks * 512;
+	for (int i = 0; i < fs->nr; i++) {
+		const char *k = fs->v[i].key, *tail = strrchr(k, '.');
+		if (strncmp(k, "extents.", 8) || !tail || strcmp(tail, ".filename"))
+			continue;
+		char *path = fmt_store_sibling(spec, fs->v[i].value);
+		if (path && !stat(path, &sb) && (sb.st_dev != self.st_dev || sb.st_ino != self.st_ino))
+			total += (int64_t)sb.st_blocks * 512;
+		free(path);
+	}
+	return total;
 }
 
 static void info_snapshots_human(struct fmt_snapshot *s, int nr)
@@ -410,7 +424,7 @@ static int image_info(int argc, char **argv)
 		die_msg("%s", fmt_last_error());
 		goto out;
 	}
-	int64_t actual = image_actual_size(argv[0]);
+	int64_t actual = image_actual_size(argv[0], &fs);
 	char *full_backing = img->backing_spec ? fmt_store_sibling(argv[0], img->backing_spec) : NULL;
 	if (json) {
 		printf("{\n");
@@ -753,6 +767,13 @@ static int image_map(int argc, char **argv)
 			.start = off, .length = run, .depth = depth, .present = (bits & FMT_BS_ALLOCATED) != 0,
 			.zero = (bits & FMT_BS_ZERO) != 0, .data = (bits & FMT_BS_DATA) != 0, .file = layer->spec,
 		};
+		/* as qemu-img: the human map cannot show where compressed or encrypted data lives */
+		if (!json && e.data && ((bits & FMT_BS_COMPRESSED) || layer->encrypted)) {
+			if (have)
+				map_print(&cur, json, &first);
+			die_msg("File contains external, encrypted or compressed clusters.");
+			goto out;
+		}
 		/* raw maps guest offsets onto the same file offsets */
 		if (!strcmp(layer->drv->name, "raw") && e.present) {
 			e.has_offset = true;

@@ -26,12 +26,18 @@ static int qcow2_probe(const uint8_t *buf, size_t len, const char *spec)
 
 /* ---- L2 cache: set-associative, QCOW2_L2_WAYS slots per set, LRU inside a set ------------- */
 
+/* each table buffer is preceded by one word holding its slot's index */
 struct qcow2_l2_slot *qcow2_l2_slot_of(struct qcow2_state *s, const uint64_t *table)
 {
+	return &s->l2_cache[table[-1]];
+}
+
+static void qcow2_l2_cache_free(struct qcow2_state *s)
+{
 	for (uint32_t i = 0; i < s->l2_cache_slots; i++)
-		if (s->l2_cache[i].table == table)
-			return &s->l2_cache[i];
-	return NULL;
+		if (s->l2_cache[i].table)
+			free(s->l2_cache[i].table - 1);
+	free(s->l2_cache);
 }
 
 int qcow2_l2_writeback(struct qcow2_state *s, struct qcow2_l2_slot *slot)
@@ -69,11 +75,13 @@ int qcow2_l2_load(struct qcow2_state *s, uint64_t l2_off, uint64_t **table)
 	if (ret < 0)
 		return ret;
 	if (!victim->table) {
-		victim->table = malloc(s->cluster_size);
-		if (!victim->table) {
+		uint64_t *b = malloc(s->cluster_size + 8);
+		if (!b) {
 			fmt_error("%s: out of memory for the L2 cache", s->img->spec);
 			return -ENOMEM;
 		}
+		b[0] = victim - s->l2_cache;
+		victim->table = b + 1;
 	}
 	victim->offset = 0;
 	ret = fmt_store_pread(s->img->store, victim->table, s->cluster_size, l2_off);
@@ -793,10 +801,10 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 			s->l1[i] = be64toh(s->l1[i]);
 	}
 
-	/* L2 cache: ~8 MiB or 16 tables, whichever is more, in sets of QCOW2_L2_WAYS */
+	/* L2 cache: ~8 MiB (at least one set of QCOW2_L2_WAYS tables), bounded in count */
 	s->l2_cache_slots = (8u << 20) >> s->cluster_bits;
-	if (s->l2_cache_slots < 16)
-		s->l2_cache_slots = 16;
+	if (s->l2_cache_slots < QCOW2_L2_WAYS)
+		s->l2_cache_slots = QCOW2_L2_WAYS;
 	if (s->l2_cache_slots > 4096)
 		s->l2_cache_slots = 4096;
 	s->l2_cache = calloc(s->l2_cache_slots, sizeof(*s->l2_cache));
@@ -831,11 +839,8 @@ fail:
 	free(hdr);
 	img->priv = NULL;
 	fmt_cipher_free(s->cipher);
-	if (s->l2_cache) {
-		for (uint32_t i = 0; i < s->l2_cache_slots; i++)
-			free(s->l2_cache[i].table);
-		free(s->l2_cache);
-	}
+	if (s->l2_cache)
+		qcow2_l2_cache_free(s);
 	if (s->refblocks) {
 		for (uint64_t i = 0; i < s->rt_size; i++)
 			free(s->refblocks[i]);
@@ -858,9 +863,7 @@ static void qcow2_close(struct fmt_image *img)
 	if (img->writable)
 		qcow2_flush(img);
 	fmt_cipher_free(s->cipher);
-	for (uint32_t i = 0; i < s->l2_cache_slots; i++)
-		free(s->l2_cache[i].table);
-	free(s->l2_cache);
+	qcow2_l2_cache_free(s);
 	if (s->refblocks)
 		for (uint64_t i = 0; i < s->rt_size; i++)
 			free(s->refblocks[i]);
@@ -1175,8 +1178,10 @@ static int qcow2_info(struct fmt_image *img, void (*emit)(void *ctx, const char 
 	}
 	snprintf(buf, sizeof(buf), "%u", 1u << s->refcount_order);
 	emit(ctx, "refcount-bits", buf);
-	emit(ctx, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) ? "true" : "false");
-	emit(ctx, "extended-l2", s->ext_l2 ? "true" : "false");
+	if (s->version >= 3) {   /* qemu shows these for v3 only */
+		emit(ctx, "corrupt", (s->incompat & QCOW2_INCOMPAT_CORRUPT) ? "true" : "false");
+		emit(ctx, "extended-l2", s->ext_l2 ? "true" : "false");
+	}
 	if (s->crypt_method == QCOW2_CRYPT_AES) {
 		emit(ctx, "encrypt.format", "aes");
 	} else if (s->crypt_method == QCOW2_CRYPT_LUKS) {
@@ -1192,7 +1197,7 @@ static int qcow2_info(struct fmt_image *img, void (*emit)(void *ctx, const char 
 		emit(ctx, "encrypt.ivgen-alg", dash ? dash + 1 : "plain64");
 		emit(ctx, "encrypt.hash-alg", s->luks.hash_spec);
 		emit(ctx, "encrypt.uuid", s->luks.uuid);
-		snprintf(buf, sizeof(buf), "%" PRIu64, s->crypto_off);
+		snprintf(buf, sizeof(buf), "%" PRIu64, (uint64_t)s->luks.payload_offset * 512);
 		emit(ctx, "encrypt.payload-offset", buf);
 		snprintf(buf, sizeof(buf), "%u", s->luks.mk_iterations);
 		emit(ctx, "encrypt.master-key-iters", buf);
