@@ -100,50 +100,40 @@ static void print_raw_name(const char *s)
 
 static int vdi_list(int argc, char **argv)
 {
-	uint8_t *bitmap = calloc(1, SD_NR_VDIS / 8);
-	struct sd_inode_header *h = calloc(1, sizeof(*h));
+	struct vdi_entry *list = NULL;
 	uint32_t *index = calloc(SD_INODE_DATA_INDEX, sizeof(uint32_t));
-	struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_VDIS, .data_length = SD_NR_VDIS / 8 };
-	struct sd_rsp rsp;
-	int ret = -ENOMEM;
-	if (!bitmap || !h || !index)
+	int nr = 0, fd = -1, ret = -ENOMEM;
+	if (!index)
 		goto out;
-	ret = sheep_exec(&req, bitmap, SD_NR_VDIS / 8, &rsp);
-	if (ret) {
-		ret = report_failure("vdi list", ret);
+	ret = vdi_collect(&list, &nr, false);
+	if (ret)
+		goto out;
+	fd = connect_to(sd_addr, sd_port, 5000, 120000);
+	if (fd < 0) {
+		ret = fd;
 		goto out;
 	}
 	if (!raw_output)
 		printf("  Name        Id    Size    Used  Shared    Creation time   VDI id  Copies  Tag            Block Size Shift\n");
-	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++) {
-		if (!(bitmap[vid / 8] & (1u << (vid % 8))))
-			continue;
-		ret = sd_read_inode_header(sd_addr, sd_port, vid, h);
-		if (ret == SD_RES_NO_OBJ)
-			continue;
-		if (ret) {
-			ret = report_failure("vdi list", ret);
-			goto out;
-		}
-		if (!h->name[0])
-			continue;   /* deleted */
+	for (int k = 0; k < nr; k++) {
+		const struct sd_inode_header *h = &list[k].hdr;
+		uint32_t vid = list[k].vid;
 		if (argc && strcmp(argv[0], h->name))
 			continue;
 		uint8_t shift = h->block_size_shift ? h->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
-		uint64_t nr = DIV_ROUND_UP(h->vdi_size, UINT64_C(1) << shift), used = 0, shared = 0;
-		if (nr > SD_INODE_DATA_INDEX)
-			nr = SD_INODE_DATA_INDEX;
-		ret = sd_read_inode_index(sd_addr, sd_port, vid, index, nr);
-		if (ret) {
-			ret = report_failure("vdi list", ret);
+		uint64_t n = DIV_ROUND_UP(h->vdi_size, UINT64_C(1) << shift), used = 0, shared = 0;
+		if (n > SD_INODE_DATA_INDEX)
+			n = SD_INODE_DATA_INDEX;
+		ret = n ? vdi_read_obj_fd(fd, vid_to_vdi_oid(vid), index, n * sizeof(uint32_t), SD_INODE_HEADER_SIZE) : 0;
+		if (ret)
 			goto out;
-		}
-		for (uint64_t i = 0; i < nr; i++) {
+		for (uint64_t i = 0; i < n; i++) {
 			if (index[i] == vid)
 				used++;
 			else if (index[i])
 				shared++;
 		}
+		/* a snapshot shows when it was taken */
 		time_t ct = (h->snap_ctime ? h->snap_ctime : h->create_time) >> 32;
 		char tbuf[64], s1[32], s2[32], s3[32];
 		bool snap = h->snap_ctime != 0, clone = !snap && (h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_CLONE);
@@ -161,10 +151,11 @@ static int vdi_list(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	free(bitmap);
-	free(h);
+	if (fd >= 0)
+		close(fd);
+	free(list);
 	free(index);
-	return ret;
+	return ret ? report_failure("vdi list", ret) : 0;
 }
 
 static int vdi_resize(int argc, char **argv)

@@ -15,6 +15,8 @@ struct vdi_entry {
 /* Every live inode in the cluster (malloc'd, by id); with tombstones, deleted ones too (name
  * empty). Returns 0 or an SD_RES_* / -errno code. */
 int vdi_collect(struct vdi_entry **out, int *nr, bool tombstones);
+/* READ_OBJ over an open connection (connect_to); 0, an SD_RES_* code, or -EIO */
+int vdi_read_obj_fd(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t offset);
 /* a snapshot argument: a tag of at most 255 bytes; prints the error itself */
 int check_snap_arg(const char *snap);
 

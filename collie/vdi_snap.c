@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "collie.h"
+#include "net.h"
 #include "sd_client.h"
 #include "util.h"
 #include "vdi_lifecycle.h"
@@ -28,19 +30,38 @@ int check_snap_arg(const char *snap)
 	return 0;
 }
 
+/* READ_OBJ on an open connection: one sheep connection serves a whole listing */
+int vdi_read_obj_fd(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+{
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_OBJ, .data_length = len };
+	struct sd_rsp rsp;
+	hdr.obj.oid = oid;
+	hdr.obj.offset = offset;
+	if (exec_req(fd, &hdr, buf, len, &rsp) < 0)
+		return -EIO;
+	if (rsp.result == SD_RES_SUCCESS && rsp.data_length < len)
+		memset((char *)buf + rsp.data_length, 0, len - rsp.data_length);
+	return rsp.result;
+}
+
 int vdi_collect(struct vdi_entry **out, int *nr, bool tombstones)
 {
 	uint8_t *bitmap = calloc(1, SD_NR_VDIS / 8);
 	struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_VDIS, .data_length = SD_NR_VDIS / 8 };
 	struct sd_rsp rsp;
 	struct vdi_entry *list = NULL;
-	int n = 0, cap = 0, ret = -ENOMEM;
+	int n = 0, cap = 0, ret = -ENOMEM, fd = -1;
 
 	if (!bitmap)
 		goto out;
 	ret = sheep_exec(&req, bitmap, SD_NR_VDIS / 8, &rsp);
 	if (ret)
 		goto out;
+	fd = connect_to(sd_addr, sd_port, 5000, 120000);
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
 	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++) {
 		if (!bitmap[vid / 8]) {
 			vid |= 7;
@@ -57,7 +78,7 @@ int vdi_collect(struct vdi_entry **out, int *nr, bool tombstones)
 			}
 			list = nl;
 		}
-		ret = sd_read_inode_header(sd_addr, sd_port, vid, &list[n].hdr);
+		ret = vdi_read_obj_fd(fd, vid_to_vdi_oid(vid), &list[n].hdr, sizeof(list[n].hdr), 0);
 		if (ret == SD_RES_NO_OBJ)
 			continue;
 		if (ret)
@@ -69,6 +90,8 @@ int vdi_collect(struct vdi_entry **out, int *nr, bool tombstones)
 	}
 	ret = 0;
 out:
+	if (fd >= 0)
+		close(fd);
 	free(bitmap);
 	if (ret) {
 		free(list);

@@ -157,6 +157,7 @@ struct vdi_state {
 #define SD_INODE_ATTR_LIST_MAX 1022
 #define SD_INODE_FLAGS_WORD    1023
 #define SD_INODE_FLAG_CLONE    0x1    /* this line of VDIs began as a clone of another name */
+#define SD_INODE_FLAG_PENDING  0x2    /* a tombstone whose index lists objects still shared */
 
 /* LOCK_VDI type (request vdi.type) */
 #define SD_LOCK_NORMAL 0

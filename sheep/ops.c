@@ -78,7 +78,9 @@ static int local_get_vdi_info(struct request *req)
 	if (!name[0])
 		return SD_RES_INVALID_PARMS;
 	struct sd_inode_header hdr;
-	int ret = vdi_lookup(name, tag, rq->vdi.snapid, &vid, &hdr);
+	/* LOCK_VDI runs inside the cluster block and sees every earlier change; GET_VDI_INFO may not */
+	int ret = rq->opcode == SD_OP_GET_VDI_INFO ? vdi_lookup_settled(name, tag, rq->vdi.snapid, &vid, &hdr)
+						   : vdi_lookup(name, tag, rq->vdi.snapid, &vid, &hdr);
 	if (ret)
 		return ret;
 	req->rp.vdi.vdi_id = vid;

@@ -184,6 +184,8 @@ void vdi_state_set(const struct vdi_state *st);
 int vdi_state_list(struct vdi_state **out, size_t *nr);
 void vdi_state_clear_all(void);
 int vdi_lookup(const char *name, const char *tag, uint32_t snapid, uint32_t *vid, struct sd_inode_header *hdr);
+int vdi_lookup_settled(const char *name, const char *tag, uint32_t snapid, uint32_t *vid,
+		       struct sd_inode_header *hdr);
 int vdi_create_work(struct request *req);
 int vdi_delete_work(struct request *req);
 int vdi_rollback_work(struct request *req);

@@ -9,11 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sheep_priv.h"
 
 #define INODE_LOOKUP_SIZE 568    /* name, tag, times, sizes, ids: all lookup needs */
 #define STATE_BUCKETS 4096
+#define LOOKUP_SETTLE_TRIES 8        /* x LOOKUP_SETTLE_US: longer than the local driver's poll */
+#define LOOKUP_SETTLE_US 5000
 
 static uint8_t *vdi_bitmap;      /* SD_NR_VDIS bits */
 static pthread_mutex_t vdi_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -24,6 +27,7 @@ struct state_entry {
 };
 static struct state_entry *states[STATE_BUCKETS];
 static size_t nr_states;
+static uint8_t *clean_tombstones;   /* SD_NR_VDIS bits: tombstones known to have nothing pending */
 
 int vdi_init(void)
 {
@@ -117,6 +121,8 @@ int vdi_state_list(struct vdi_state **out, size_t *nr)
 void vdi_state_clear_all(void)
 {
 	pthread_mutex_lock(&vdi_lock);
+	free(clean_tombstones);
+	clean_tombstones = NULL;
 	for (int b = 0; b < STATE_BUCKETS; b++) {
 		struct state_entry *e = states[b];
 		while (e) {
@@ -228,6 +234,26 @@ int vdi_lookup(const char *name, const char *tag, uint32_t snapid, uint32_t *vid
 	}
 	*vid = p.free_vid;
 	return p.name_seen && ((tag && tag[0]) || snapid) ? SD_RES_NO_TAG : SD_RES_NO_VDI;
+}
+
+/*
+ * vdi_lookup for requests outside the cluster block (GET_VDI_INFO). A VDI another node has just
+ * created reaches this node's bitmap when this node delivers that cluster message, a few
+ * milliseconds after the creator answered its client; a client that creates through one sheep and
+ * opens through another can get here first. A miss is therefore retried for a short while before
+ * it is believed.
+ */
+int vdi_lookup_settled(const char *name, const char *tag, uint32_t snapid, uint32_t *vid,
+		       struct sd_inode_header *hdr)
+{
+	int ret;
+	for (int i = 0; i < LOOKUP_SETTLE_TRIES; i++) {
+		ret = vdi_lookup(name, tag, snapid, vid, hdr);
+		if (ret != SD_RES_NO_VDI && ret != SD_RES_NO_TAG)
+			break;
+		usleep(LOOKUP_SETTLE_US);
+	}
+	return ret;
 }
 
 /* The payload of NEW_VDI, DEL_VDI and ROLLBACK_VDI: name[256] [+ tag[256]], each NUL-terminated
@@ -429,76 +455,200 @@ out:
 }
 
 /*
- * Remove the data objects (cand[i], i) for i < nr, cand[i] != 0, that no live VDI other than
- * skip references. Reference = a live inode whose index entry i names the same owner. When an
- * inode cannot be read, nothing is removed: a leak is better than an early free.
+ * Garbage collection of deleted VDIs' objects.
+ *
+ * A deleted VDI leaves a tombstone: its header without a name. If some of the objects it owned
+ * are still shared (a clone, or the working VDI made from it by a snapshot, still points at
+ * them), the tombstone keeps those index entries and the flag SD_INODE_FLAG_PENDING. A sharer
+ * lets go of an object by deleting, rolling back, or writing its own copy; every delete and
+ * rollback then runs vdi_gc(), which frees each pending object that no live inode references and
+ * clears tombstones that have nothing left. So after any delete or rollback the stores hold
+ * exactly the objects live VDIs reference (plus inodes and tombstones). vdi_gc runs only inside
+ * the cluster block, where this node has applied every earlier VDI change.
  */
-static void vdi_free_unreferenced(uint32_t skip, const uint32_t *cand, uint32_t nr)
+static bool tombstone_known_clean(uint32_t vid)
 {
-	uint8_t *bitmap = xmalloc(SD_NR_VDIS / 8), *keep = xzalloc(nr ? nr : 1);
-	struct sd_inode_header *h = xzalloc(sizeof(*h));
-	uint32_t *index = xzalloc((nr ? nr : 1) * sizeof(uint32_t));
-	uint32_t left = 0;
+	pthread_mutex_lock(&vdi_lock);
+	bool clean = clean_tombstones && (clean_tombstones[vid / 8] & (1u << (vid % 8)));
+	pthread_mutex_unlock(&vdi_lock);
+	return clean;
+}
 
-	for (uint32_t i = 0; i < nr; i++)
-		if (cand[i])
-			left++;
-	vdi_bitmap_copy(bitmap);
-	for (uint32_t v = 1; v < SD_NR_VDIS && left; v++) {
+/* a tombstone stays clean for good: nothing can point at a deleted VDI's objects again */
+static void tombstone_set_clean(uint32_t vid)
+{
+	pthread_mutex_lock(&vdi_lock);
+	if (!clean_tombstones)
+		clean_tombstones = xzalloc(SD_NR_VDIS / 8);
+	clean_tombstones[vid / 8] |= 1u << (vid % 8);
+	pthread_mutex_unlock(&vdi_lock);
+}
+
+struct gc_source {
+	struct sd_inode *tomb;     /* the tombstone; index entries == its vid are pending */
+	uint32_t nr;
+	uint8_t *keep;
+};
+
+/* the tombstones with pending objects; returns how many, or -1 when one cannot be read */
+static int gc_collect(const uint8_t *bitmap, struct gc_source **out)
+{
+	struct gc_source *src = NULL;
+	int n = 0, cap = 0;
+	for (uint32_t v = 1; v < SD_NR_VDIS; v++) {
 		if (!bitmap[v / 8]) {
 			v |= 7;
 			continue;
 		}
-		if (!(bitmap[v / 8] & (1u << (v % 8))) || v == skip || vdi_is_deleted(v))
+		if (!(bitmap[v / 8] & (1u << (v % 8))) || !vdi_is_deleted(v) || tombstone_known_clean(v))
+			continue;
+		struct sd_inode *t;
+		uint32_t nr;
+		int ret = vdi_read_inode(v, &t, &nr);
+		if (ret == SD_RES_NO_OBJ)
+			continue;
+		if (ret) {
+			sd_err("cannot read tombstone %" PRIx32 " (%x): no garbage collection now", v, ret);
+			goto err;
+		}
+		if (t->name[0] || !(t->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_PENDING)) {
+			if (!t->name[0])
+				tombstone_set_clean(v);
+			free(t);
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			struct gc_source *ns = realloc(src, cap * sizeof(*src));
+			if (!ns) {
+				free(t);
+				goto err;
+			}
+			src = ns;
+		}
+		src[n].tomb = t;
+		src[n].nr = nr;
+		src[n].keep = xzalloc(nr ? nr : 1);
+		n++;
+	}
+	*out = src;
+	return n;
+err:
+	for (int i = 0; i < n; i++) {
+		free(src[i].tomb);
+		free(src[i].keep);
+	}
+	free(src);
+	return -1;
+}
+
+/* mark in every source the pending objects some live inode references; false on a read error */
+static bool gc_mark(const uint8_t *bitmap, struct gc_source *src, int nr_src)
+{
+	struct sd_inode_header *h = xzalloc(sizeof(*h));
+	uint32_t max = 0, *index;
+	bool ok = false;
+	for (int k = 0; k < nr_src; k++)
+		max = MAX(max, src[k].nr);
+	index = xzalloc((max ? max : 1) * sizeof(uint32_t));
+	for (uint32_t v = 1; v < SD_NR_VDIS; v++) {
+		if (!bitmap[v / 8]) {
+			v |= 7;
+			continue;
+		}
+		if (!(bitmap[v / 8] & (1u << (v % 8))) || vdi_is_deleted(v))
 			continue;
 		int ret = gateway_read_obj(vid_to_vdi_oid(v), h, INODE_LOOKUP_SIZE, 0);
 		if (ret == SD_RES_NO_OBJ)
 			continue;
 		if (ret) {
-			sd_err("cannot read inode %" PRIx32 " (%x): keeping every object it might share", v, ret);
+			sd_err("cannot read inode %" PRIx32 " (%x): no garbage collection now", v, ret);
 			goto out;
 		}
 		if (!h->name[0])
 			continue;
-		uint32_t n = MIN(vdi_nr_objs(h), nr);
+		uint32_t n = MIN(vdi_nr_objs(h), max);
 		if (!n)
 			continue;
 		ret = gateway_read_obj(vid_to_vdi_oid(v), index, n * sizeof(uint32_t), SD_INODE_HEADER_SIZE);
 		if (ret) {
-			sd_err("cannot read the index of %" PRIx32 " (%x): keeping every object it might share", v, ret);
+			sd_err("cannot read the index of %" PRIx32 " (%x): no garbage collection now", v, ret);
 			goto out;
 		}
-		for (uint32_t i = 0; i < n; i++)
-			if (cand[i] && !keep[i] && index[i] == cand[i]) {
-				keep[i] = 1;
-				left--;
-			}
+		for (int k = 0; k < nr_src; k++) {
+			uint32_t owner = src[k].tomb->vdi_id, m = MIN(n, src[k].nr);
+			const uint32_t *pend = src[k].tomb->data_vdi_id;
+			for (uint32_t i = 0; i < m; i++)
+				if (index[i] == owner && pend[i] == owner)
+					src[k].keep[i] = 1;
+		}
 	}
-	for (uint32_t i = 0; i < nr; i++) {
-		if (!cand[i] || keep[i])
-			continue;
-		int r = gateway_remove_obj(vid_to_data_oid(cand[i], i));
-		if (r && r != SD_RES_NO_OBJ)
-			sd_warn("cannot remove object %" PRIx32 ":%" PRIu32 ": %x", cand[i], i, r);
-	}
+	ok = true;
 out:
-	free(bitmap);
-	free(keep);
 	free(h);
 	free(index);
+	return ok;
+}
+
+/* a tombstone with the pending entries left in its index (and the flag), or a bare header */
+static int tombstone_write(struct sd_inode *t, uint32_t nr)
+{
+	bool pending = false;
+	for (uint32_t i = 0; i < nr && !pending; i++)
+		pending = t->data_vdi_id[i] == t->vdi_id;
+	if (pending)
+		t->reserved_area[SD_INODE_FLAGS_WORD] |= SD_INODE_FLAG_PENDING;
+	else
+		t->reserved_area[SD_INODE_FLAGS_WORD] &= ~SD_INODE_FLAG_PENDING;
+	return vdi_write_inode(t, pending ? nr : 0, true);
+}
+
+static void vdi_gc(void)
+{
+	uint8_t *bitmap = xmalloc(SD_NR_VDIS / 8);
+	struct gc_source *src = NULL;
+	int nr_src;
+	vdi_bitmap_copy(bitmap);
+	nr_src = gc_collect(bitmap, &src);
+	if (nr_src <= 0 || !gc_mark(bitmap, src, nr_src))
+		goto out;
+	for (int k = 0; k < nr_src; k++) {
+		struct sd_inode *t = src[k].tomb;
+		bool changed = false;
+		for (uint32_t i = 0; i < src[k].nr; i++) {
+			if (t->data_vdi_id[i] != t->vdi_id || src[k].keep[i])
+				continue;
+			int r = gateway_remove_obj(vid_to_data_oid(t->vdi_id, i));
+			if (r && r != SD_RES_NO_OBJ) {
+				sd_warn("cannot remove object %" PRIx32 ":%" PRIu32 ": %x", t->vdi_id, i, r);
+				continue;
+			}
+			t->data_vdi_id[i] = 0;
+			changed = true;
+		}
+		if (changed && tombstone_write(t, src[k].nr) == SD_RES_SUCCESS &&
+		    !(t->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_PENDING))
+			tombstone_set_clean(t->vdi_id);
+	}
+out:
+	for (int k = 0; k < nr_src; k++) {
+		free(src[k].tomb);
+		free(src[k].keep);
+	}
+	free(src);
+	free(bitmap);
 }
 
 /*
- * DEL_VDI work: retire the inode, then free what nothing else uses. The inode is replaced by a
- * nameless header (a tombstone) so the probe runs of other names stay intact and the family tree
- * keeps its parent links; its index, attributes and every data object that no remaining VDI or
- * snapshot references go. Objects a clone or a later snapshot still shares stay.
+ * DEL_VDI work: retire the inode, then free what nothing else uses. The inode becomes a
+ * tombstone (above) that first lists every object the VDI owned as pending; vdi_gc then frees
+ * those nothing references, and whatever earlier deletes left pending that is now unreferenced.
+ * Objects a clone or a later snapshot still shares stay. The VDI's attributes go at once.
  */
 int vdi_delete_work(struct request *req)
 {
 	char name[SD_MAX_VDI_LEN], tag[SD_MAX_VDI_TAG_LEN];
 	struct sd_inode *inode = NULL;
-	struct sd_inode_header *tomb = NULL;
 	uint32_t vid, nr;
 	int ret = vdi_parse_name_tag(req, name, tag);
 
@@ -512,11 +662,16 @@ int vdi_delete_work(struct request *req)
 	ret = vdi_read_inode(vid, &inode, &nr);
 	if (ret)
 		return SD_RES_VDI_READ;
-	tomb = xzalloc(sizeof(*tomb));
-	memcpy(tomb, inode, sizeof(*tomb));
-	memset(tomb->name, 0, sizeof(tomb->name));
-	memset(tomb->reserved_area, 0, sizeof(tomb->reserved_area));
-	ret = gateway_write_obj(vid_to_vdi_oid(vid), tomb, SD_INODE_HEADER_SIZE, 0, true, true);
+	struct sd_inode_header attrs;
+	memcpy(&attrs, inode, sizeof(attrs));
+	memset(inode->name, 0, sizeof(inode->name));
+	uint32_t flags = inode->reserved_area[SD_INODE_FLAGS_WORD];
+	memset(inode->reserved_area, 0, sizeof(inode->reserved_area));
+	inode->reserved_area[SD_INODE_FLAGS_WORD] = flags;
+	for (uint32_t i = 0; i < nr; i++)
+		if (inode->data_vdi_id[i] != vid)
+			inode->data_vdi_id[i] = 0;     /* only its own objects can be pending */
+	ret = tombstone_write(inode, nr);
 	if (ret)
 		goto out;
 	/* from here on the VDI is gone; what follows only frees space */
@@ -525,13 +680,12 @@ int vdi_delete_work(struct request *req)
 		st.deleted = 1;
 		vdi_state_set(&st);
 	}
-	vdi_attr_remove_all((const struct sd_inode_header *)inode);
-	vdi_free_unreferenced(vid, inode->data_vdi_id, nr);
+	vdi_attr_remove_all(&attrs);
+	vdi_gc();
 	req->rp.vdi.vdi_id = vid;
 	sd_info("deleted VDI %s%s%s id %" PRIx32, name, tag[0] ? " tag " : "", tag, vid);
 out:
 	free(inode);
-	free(tomb);
 	return ret;
 }
 
@@ -589,6 +743,7 @@ int vdi_rollback_work(struct request *req)
 		if (r && r != SD_RES_NO_OBJ)
 			sd_warn("cannot remove object %" PRIx32 ":%" PRIu32 ": %x", p.working, i, r);
 	}
+	vdi_gc();    /* the objects of deleted snapshots the old contents shared may be free now */
 	req->rp.vdi.vdi_id = p.working;
 	sd_info("rolled VDI %s back to snapshot %" PRIx32, name, p.match);
 out:
