@@ -253,6 +253,8 @@ static void tree_print(const struct tree_ctx *t, int node, const char *prefix, b
 int vdi_tree(int argc, char **argv)
 {
 	struct tree_ctx t;
+	if (argc && check_vdi_name(argv[0]) < 0)
+		return 1;
 	int ret = vdi_collect(&t.all, &t.nr, true);
 	if (ret)
 		return report_failure("vdi tree", ret);

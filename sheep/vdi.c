@@ -256,8 +256,22 @@ int vdi_lookup_settled(const char *name, const char *tag, uint32_t snapid, uint3
 	return ret;
 }
 
-/* The payload of NEW_VDI, DEL_VDI and ROLLBACK_VDI: name[256] [+ tag[256]], each NUL-terminated
- * inside its field. name and tag must hold SD_MAX_VDI_LEN and SD_MAX_VDI_TAG_LEN bytes. */
+/* a field of len bytes holds a string NUL-padded to its end: no NUL inside the string, and
+ * nothing after it */
+static bool field_is_padded(const char *f, size_t len)
+{
+	size_t n = strnlen(f, len);
+	if (n == len)
+		return false;
+	for (size_t i = n; i < len; i++)
+		if (f[i])
+			return false;
+	return true;
+}
+
+/* The payload of NEW_VDI, DEL_VDI and ROLLBACK_VDI: name[256] [+ tag[256]], each NUL-padded
+ * inside its field (so a name with a NUL in it is refused). name and tag must hold
+ * SD_MAX_VDI_LEN and SD_MAX_VDI_TAG_LEN bytes. */
 int vdi_parse_name_tag(const struct request *req, char *name, char *tag)
 {
 	uint32_t len = (req->rq.flags & SD_FLAG_CMD_WRITE) ? req->rq.data_length : 0;
@@ -268,13 +282,13 @@ int vdi_parse_name_tag(const struct request *req, char *name, char *tag)
 	if (len < SD_MAX_VDI_LEN || !d)
 		return SD_RES_INVALID_PARMS;
 	n = strnlen(d, SD_MAX_VDI_LEN);
-	if (!n || n == SD_MAX_VDI_LEN)
+	if (!n || !field_is_padded(d, SD_MAX_VDI_LEN))
 		return SD_RES_INVALID_PARMS;
 	memcpy(name, d, n + 1);
 	if (len > SD_MAX_VDI_LEN) {
 		size_t room = MIN(len - SD_MAX_VDI_LEN, SD_MAX_VDI_TAG_LEN);
 		n = strnlen(d + SD_MAX_VDI_LEN, room);
-		if (n == SD_MAX_VDI_TAG_LEN)
+		if (n == SD_MAX_VDI_TAG_LEN || (room == SD_MAX_VDI_TAG_LEN && !field_is_padded(d + SD_MAX_VDI_LEN, room)))
 			return SD_RES_INVALID_PARMS;
 		memcpy(tag, d + SD_MAX_VDI_LEN, n);
 		tag[n] = '\0';
