@@ -1,35 +1,10 @@
 /* vdi_backup.c: collie vdi backup | restore: a snapshot, or the difference between two
- * snapshots, as a self-describing stream, and applying such a stream to a VDI.
- *
- * The stream format (version 1; every integer little-endian). A stream is a sequence of
- * records; each is a 32-byte header followed by `length` payload bytes:
- *
- *   off size field
- *     0    4 magic        0x4b424653 (the bytes "SFBK")
- *     4    2 type         1 HEADER, 2 DATA, 3 ZERO, 4 END; others are extensions
- *     6    2 flags        bit 0 OPTIONAL: a reader that does not know the type skips the record;
- *                         an unknown type without it makes the stream unreadable
- *     8    8 offset       byte offset in the VDI (DATA, ZERO; 0 otherwise)
- *    16    4 length       payload bytes after the header (at most 16 MiB)
- *    20    4 payload_crc  CRC-32C of the payload
- *    24    4 seq          record number, from 0
- *    28    4 header_crc   CRC-32C of header bytes 0-27
- *
- * HEADER (first record, once): payload struct backup_info below: format version, the VDI's size
- * and object size at the TO snapshot, the identities of the FROM (0 for a full stream) and TO
- * snapshots, and for people the VDI name, tags and snapshot ids and the creation time.
- * DATA: payload = the bytes at [offset, offset + length).
- * ZERO: payload = u64 n: [offset, offset + n) reads as zeros. A full stream starts with a ZERO
- * record over the whole VDI; DATA then holds only non-zero 4 KiB blocks.
- * END (last record, once): payload u64 records (before END), u64 data bytes, u32 CRC-32C of
- * every byte of the stream before the END record. Nothing may follow it.
- * Records apply in stream order. A snapshot's identity is FNV-1a-64 over its VDI id (u32),
- * create_time and snap_ctime (u64 each); restore records the TO identity in the attribute
- * "sheepfold.backup.snapshot" of the snapshot it creates, so a later incremental stream can tell
- * whether the VDI is at its FROM state.
- *
- * restore reads the whole stream first (into a temporary file) and checks every checksum, the
- * record order, the ranges and the base before it changes anything. */
+ * snapshots, as a self-describing stream (format: lib/backup_stream.c and collie(8)), and
+ * applying such a stream to a VDI. restore reads the whole stream first (into a temporary file)
+ * and checks every checksum, the record order, the ranges and the base before it changes
+ * anything; it records the TO snapshot's identity in the attribute "sheepfold.backup.snapshot"
+ * of the snapshot it creates, so that a later incremental stream can tell whether the VDI is at
+ * its FROM state. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,69 +13,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backup_stream.h"
 #include "collie.h"
 #include "crc32c.h"
 #include "sd_client.h"
 #include "util.h"
 #include "vdi_lifecycle.h"
 
-#define BACKUP_MAGIC      0x4b424653u
-#define BACKUP_VERSION    1
-#define REC_HEADER        1
-#define REC_DATA          2
-#define REC_ZERO          3
-#define REC_END           4
-#define REC_FLAG_OPTIONAL 0x1
-#define REC_MAX_PAYLOAD   (16u << 20)
-#define BACKUP_BLOCK      4096
+#define REC_HEADER        BACKUP_REC_HEADER
+#define REC_DATA          BACKUP_REC_DATA
+#define REC_ZERO          BACKUP_REC_ZERO
+#define REC_END           BACKUP_REC_END
+#define REC_FLAG_OPTIONAL BACKUP_REC_FLAG_OPTIONAL
+#define REC_MAX_PAYLOAD   BACKUP_REC_MAX_PAYLOAD
 #define BACKUP_ATTR_KEY   "sheepfold.backup.snapshot"
 
-struct rec_hdr {
-	uint32_t magic;
-	uint16_t type;
-	uint16_t flags;
-	uint64_t offset;
-	uint32_t length;
-	uint32_t payload_crc;
-	uint32_t seq;
-	uint32_t header_crc;
-};
-_Static_assert(sizeof(struct rec_hdr) == 32, "record header is 32 bytes");
-
-struct backup_info {
-	uint32_t version;
-	uint32_t block_size_shift;
-	uint64_t vdi_size;
-	uint64_t from_id;          /* 0: a full stream */
-	uint64_t to_id;
-	uint32_t from_snap_id;
-	uint32_t to_snap_id;
-	uint64_t created;          /* seconds since 1970 */
-	char name[SD_MAX_VDI_LEN];
-	char from_tag[SD_MAX_VDI_TAG_LEN];
-	char to_tag[SD_MAX_VDI_TAG_LEN];
-};
-_Static_assert(sizeof(struct backup_info) == 816, "backup_info is 816 bytes");
-
-struct backup_end {
-	uint64_t records;
-	uint64_t data_bytes;
-	uint32_t stream_crc;
-	uint32_t pad;
-};
-
-uint64_t backup_snapshot_identity(const struct sd_inode_header *h)
+static uint64_t snapshot_identity(const struct sd_inode_header *h)
 {
-	uint8_t b[20];
-	uint32_t vid = h->vdi_id;
-	uint64_t c = h->create_time, s = h->snap_ctime;
-	for (int i = 0; i < 4; i++)
-		b[i] = vid >> (8 * i);
-	for (int i = 0; i < 8; i++) {
-		b[4 + i] = c >> (8 * i);
-		b[12 + i] = s >> (8 * i);
-	}
-	return fnv_64a_buf(b, sizeof(b), FNV1A_64_INIT);
+	return backup_snapshot_identity(h->vdi_id, h->create_time, h->snap_ctime);
 }
 
 /* ---- writing ---- */
@@ -115,11 +45,10 @@ struct stream_out {
 
 static void emit(struct stream_out *o, uint16_t type, uint64_t offset, const void *payload, uint32_t len)
 {
-	struct rec_hdr h = { .magic = BACKUP_MAGIC, .type = type, .offset = offset, .length = len,
-			     .payload_crc = crc32c(0, payload, len), .seq = o->seq++ };
+	struct backup_rec h;
+	backup_rec_fill(&h, type, offset, payload, len, o->seq++);
 	if (o->err)
 		return;
-	h.header_crc = crc32c(0, &h, offsetof(struct rec_hdr, header_crc));
 	if (xwrite(o->fd, &h, sizeof(h)) != sizeof(h) || (len && xwrite(o->fd, payload, len) != (ssize_t)len)) {
 		o->err = -errno;
 		return;
@@ -147,31 +76,26 @@ static void emit_data(struct stream_out *o, uint64_t offset, const char *buf, ui
 	}
 }
 
-/*
- * One object's records: the blocks of `to` that differ from `from` (NULL: compare with zeros and
- * emit only non-zero blocks, which a full stream needs), as runs of DATA and ZERO.
- */
+struct object_ctx {
+	struct stream_out *o;
+	uint64_t base;
+	const char *to;
+};
+
+static void emit_run(void *arg, int kind, uint64_t start, uint64_t len)
+{
+	struct object_ctx *c = arg;
+	if (kind == REC_DATA)
+		emit_data(c->o, c->base + start, c->to + start, len);
+	else
+		emit_zero(c->o, c->base + start, len);
+}
+
+/* one object's records: what differs from `from` (NULL: the non-zero blocks) */
 static void emit_object(struct stream_out *o, uint64_t base, const char *to, const char *from, uint64_t len)
 {
-	uint64_t run = 0, i;
-	int kind = 0;    /* 0 none, REC_DATA or REC_ZERO: the kind of the run in progress */
-	for (i = 0; i <= len; i += BACKUP_BLOCK) {
-		int k = 0;
-		uint64_t n = MIN((uint64_t)BACKUP_BLOCK, len - MIN(i, len));
-		if (i < len) {
-			bool zero = is_all_zero(to + i, n);
-			if (from ? memcmp(to + i, from + i, n) != 0 : !zero)
-				k = zero ? REC_ZERO : REC_DATA;
-		}
-		if (k != kind) {
-			if (kind == REC_DATA)
-				emit_data(o, base + run, to + run, i - run);
-			else if (kind == REC_ZERO)
-				emit_zero(o, base + run, i - run);
-			kind = k;
-			run = i;
-		}
-	}
+	struct object_ctx c = { .o = o, .base = base, .to = to };
+	backup_diff_runs(to, from, len, emit_run, &c);
 }
 
 int vdi_backup(int argc, char **argv)
@@ -241,8 +165,8 @@ int vdi_backup(int argc, char **argv)
 	info->version = BACKUP_VERSION;
 	info->block_size_shift = th->block_size_shift ? th->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	info->vdi_size = size;
-	info->from_id = from ? backup_snapshot_identity(fh) : 0;
-	info->to_id = backup_snapshot_identity(th);
+	info->from_id = from ? snapshot_identity(fh) : 0;
+	info->to_id = snapshot_identity(th);
 	info->from_snap_id = from ? fh->snap_id : 0;
 	info->to_snap_id = th->snap_id;
 	info->created = time(NULL);
@@ -309,7 +233,7 @@ out:
 /* read the whole stream into a temporary file, checking it; *info gets the HEADER payload */
 static int spool_and_check(FILE *spool, struct backup_info *info, char *err, size_t errlen)
 {
-	struct rec_hdr h;
+	struct backup_rec h;
 	uint32_t crc = 0, seq = 0;
 	uint64_t data_bytes = 0;
 	char *buf = malloc(REC_MAX_PAYLOAD);
@@ -333,15 +257,16 @@ static int spool_and_check(FILE *spool, struct backup_info *info, char *err, siz
 			snprintf(err, errlen, "the stream is truncated after record %u (no END record)", seq);
 			goto out;
 		}
-		if (h.magic != BACKUP_MAGIC || h.header_crc != crc32c(0, &h, offsetof(struct rec_hdr, header_crc))) {
+		switch (backup_rec_check(&h, seq)) {
+		case BACKUP_REC_OK:
+			break;
+		case BACKUP_REC_BAD_HEADER:
 			snprintf(err, errlen, "bad checksum in the header of record %u: not a backup stream, or damaged", seq);
 			goto out;
-		}
-		if (h.seq != seq) {
+		case BACKUP_REC_BAD_SEQ:
 			snprintf(err, errlen, "record %u is numbered %u: records are missing or out of order", seq, h.seq);
 			goto out;
-		}
-		if (h.length > REC_MAX_PAYLOAD) {
+		case BACKUP_REC_TOO_LONG:
 			snprintf(err, errlen, "record %u is too long (%u bytes)", seq, h.length);
 			goto out;
 		}
@@ -350,7 +275,7 @@ static int spool_and_check(FILE *spool, struct backup_info *info, char *err, siz
 			snprintf(err, errlen, "the stream is truncated in record %u", seq);
 			goto out;
 		}
-		if (h.payload_crc != crc32c(0, buf, h.length)) {
+		if (!backup_payload_ok(&h, buf)) {
 			snprintf(err, errlen, "bad checksum in the data of record %u", seq);
 			goto out;
 		}
@@ -476,7 +401,7 @@ static int write_zeros(struct sd_vdi *vdi, uint64_t off, uint64_t len, const cha
 static int apply_records(const char *name, uint32_t vid, FILE *spool, const struct backup_info *info)
 {
 	struct sd_vdi *vdi = NULL;
-	struct rec_hdr h;
+	struct backup_rec h;
 	char *buf = malloc(REC_MAX_PAYLOAD), *zeros = calloc(1, 1 << 20);
 	uint32_t objsize = UINT32_C(1) << info->block_size_shift;
 	int ret = -ENOMEM;
@@ -627,7 +552,7 @@ int vdi_restore(int argc, char **argv)
 		if (wh->parent_vdi_id && sd_read_inode_header(sd_addr, sd_port, wh->parent_vdi_id, ph) == 0 &&
 		    ph->snap_ctime && !strcmp(ph->name, wh->name) && ph->vdi_size == wh->vdi_size) {
 			uint32_t avid, aid;
-			bool at_state = backup_snapshot_identity(ph) == info->from_id;
+			bool at_state = snapshot_identity(ph) == info->from_id;
 			/* a snapshot a restore made records which source snapshot it holds */
 			if (!at_state) {
 				char snapid[16];
