@@ -258,7 +258,7 @@ int vdi_tree(int argc, char **argv)
 	int ret = vdi_collect(&t.all, &t.nr, true);
 	if (ret)
 		return report_failure("vdi tree", ret);
-	t.parent = calloc(t.nr ? t.nr : 1, sizeof(int));
+	t.parent = calloc(t.nr > 0 ? (size_t)t.nr : 1, sizeof(int));
 	if (!t.parent) {
 		free(t.all);
 		return report_failure("vdi tree", -ENOMEM);
@@ -272,7 +272,7 @@ int vdi_tree(int argc, char **argv)
 	}
 	/* the roots to draw: all, or those of the families NAME belongs to */
 	bool any = false;
-	char *root = calloc(t.nr ? t.nr : 1, 1);
+	char *root = calloc(t.nr > 0 ? (size_t)t.nr : 1, 1);
 	for (int i = 0; root && i < t.nr; i++) {
 		if (!t.all[i].hdr.name[0] || (argc && strcmp(argv[0], t.all[i].hdr.name)))
 			continue;
