@@ -95,6 +95,7 @@ check-long: all
 
 bench: all
 	tests/bench/run
+	tests/bench/recovery
 
 demo: all
 	tests/demo
