@@ -44,6 +44,20 @@ int vdi_read_obj_fd(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t offs
 	return rsp.result;
 }
 
+/* clear the bits of deleted VDIs (their tombstones need not be read); best effort */
+static void skip_deleted(uint8_t *bitmap)
+{
+	uint32_t cap = 16u << 20;
+	struct vdi_state *st = malloc(cap);
+	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_GET_VDI_COPIES, .data_length = cap };
+	struct sd_rsp rsp;
+	if (st && sheep_exec(&req, st, cap, &rsp) == SD_RES_SUCCESS)
+		for (size_t i = 0; i < rsp.data_length / sizeof(*st); i++)
+			if (st[i].deleted && st[i].vid < SD_NR_VDIS)
+				bitmap[st[i].vid / 8] &= ~(1u << (st[i].vid % 8));
+	free(st);
+}
+
 int vdi_collect(struct vdi_entry **out, int *nr, bool tombstones)
 {
 	uint8_t *bitmap = calloc(1, SD_NR_VDIS / 8);
@@ -57,6 +71,8 @@ int vdi_collect(struct vdi_entry **out, int *nr, bool tombstones)
 	ret = sheep_exec(&req, bitmap, SD_NR_VDIS / 8, &rsp);
 	if (ret)
 		goto out;
+	if (!tombstones)
+		skip_deleted(bitmap);
 	fd = connect_to(sd_addr, sd_port, 5000, 120000);
 	if (fd < 0) {
 		ret = fd;
