@@ -215,6 +215,8 @@ int vdi_rollback_work(struct request *req);
 int vdi_parse_name_tag(const struct request *req, char *name, char *tag);
 int vdi_read_inode(uint32_t vid, struct sd_inode **out, uint32_t *nr);
 uint32_t vdi_nr_objs(const struct sd_inode_header *h);
+/* recovery may skip it: an object of a deleted VDI that nothing can reference again */
+bool vdi_obj_is_garbage(uint64_t oid);
 int fetch_vdi_state_from(const struct sd_node *n);
 
 /* ---- vdi_attr.c ---- */

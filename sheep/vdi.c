@@ -654,6 +654,31 @@ out:
 }
 
 /*
+ * Is oid an object nothing can ever reference again, so that recovery need not bring it back?
+ * True for the data and attribute objects of a deleted VDI whose tombstone has nothing pending.
+ * Conservative: false when unsure (a leak is better than an early free). Worker threads only
+ * (it may read the tombstone).
+ */
+bool vdi_obj_is_garbage(uint64_t oid)
+{
+	uint32_t vid = oid_to_vid(oid);
+	struct sd_inode_header *h;
+	bool garbage = false;
+	if (is_vdi_obj(oid) || !vdi_is_deleted(vid))
+		return false;
+	if (tombstone_known_clean(vid))
+		return true;
+	h = xzalloc(sizeof(*h));
+	if (gateway_read_obj(vid_to_vdi_oid(vid), h, SD_INODE_HEADER_SIZE, 0) == SD_RES_SUCCESS && !h->name[0] &&
+	    !(h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_PENDING)) {
+		tombstone_set_clean(vid);
+		garbage = true;
+	}
+	free(h);
+	return garbage;
+}
+
+/*
  * DEL_VDI work: retire the inode, then free what nothing else uses. The inode becomes a
  * tombstone (above) that first lists every object the VDI owned as pending; vdi_gc then frees
  * those nothing references, and whatever earlier deletes left pending that is now unreferenced.
