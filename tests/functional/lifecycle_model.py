@@ -18,7 +18,7 @@ MIB = 1 << 20
 SHIFT = 20                      # 1 MiB objects keep copy-on-write cheap
 NAMES = 5                       # names per seed
 TAGS = 6                        # tags per name (reused on purpose: existing-tag errors)
-MAX_SIZE = 3 * MIB
+MAX_SIZE = 2 * MIB + 512 * 1024   # up to three objects, the last one partial
 INODE_HDR = 4664
 VDI_BIT = 1 << 63
 
@@ -60,17 +60,17 @@ class Cluster:
             raise Failure('collie %s should fail with one line and exit 1: exit %d, stderr %r'
                           % (' '.join(args), rc, err))
 
-    def proto_read(self, name, tag, port):
+    def proto_read(self, name, tag, port, off=0, length=None):
         """the whole VDI through the protocol (GET_VDI_INFO, the inode, then each object from its
         owner), independently of collie's read path; None if the lookup fails"""
         t0 = time.monotonic()
         try:
-            return self._proto_read(name, tag, port)
+            return self._proto_read(name, tag, port, off, length)
         finally:
             self.times['(read)'] = self.times.get('(read)', 0) + time.monotonic() - t0
             self.counts['(read)'] = self.counts.get('(read)', 0) + 1
 
-    def _proto_read(self, name, tag, port):
+    def _proto_read(self, name, tag, port, off, length):
         conn = self.conns.get(port)
         if conn is None:
             conn = self.conns[port] = sdproto.Conn(port)
@@ -88,16 +88,21 @@ class Cluster:
         r = conn.exchange(sdproto.req(0x02, data_length=4 * nr,
                                       union=sdproto.obj_union(VDI_BIT | vid << 32, offset=INODE_HDR)))
         index = struct.unpack('<%dI' % nr, r['data'].ljust(4 * nr, b'\0'))
+        end = size if length is None else min(size, off + length)
         out = bytearray()
         for i, owner in enumerate(index):
-            n = min(1 << shift, size - (i << shift))
-            if not owner:
-                out += bytes(n)
+            o_start, o_end = i << shift, min(size, (i + 1) << shift)
+            a, b = max(o_start, off), min(o_end, end)
+            if a >= b:
                 continue
-            r = conn.exchange(sdproto.req(0x02, data_length=n, union=sdproto.obj_union(owner << 32 | i)))
+            if not owner:
+                out += bytes(b - a)
+                continue
+            r = conn.exchange(sdproto.req(0x02, data_length=b - a,
+                                          union=sdproto.obj_union(owner << 32 | i, offset=a - o_start)))
             if r['result']:
                 raise Failure('reading object %x:%d of %s: result %#x' % (owner, i, name, r['result']))
-            out += r['data'].ljust(n, b'\0')
+            out += r['data'].ljust(b - a, b'\0')
         return bytes(out)
 
     def store_objects(self):
@@ -184,19 +189,20 @@ def run_seed(c, seed, ops, log):
     def tags_of(name):
         return [t for (n, t) in m.snaps if n == name]
 
-    def check_read(name, tag=None, via_collie=False):
+    def check_read(name, tag=None, via_collie=False, off=0, length=None):
         data = m.snaps[(name, tag)] if tag else m.working[name]
         port = c.port + rng.randrange(len(c.stores))
         if via_collie:
             out = c.ok(['vdi', 'read', name] + (['-s', tag] if tag else []), port=port)
         else:
-            out = c.proto_read(name, tag, port)
+            out = c.proto_read(name, tag, port, off, length)
             if out is None:
                 raise Failure('%s%s: not found' % (name, ' -s ' + tag if tag else ''))
-        if out != bytes(data):
-            diff = next((i for i in range(min(len(out), len(data))) if out[i] != data[i]), min(len(out), len(data)))
-            raise Failure('%s%s: %d bytes read, model has %d; first difference at byte %d'
-                          % (name, ' -s ' + tag if tag else '', len(out), len(data), diff))
+        want = bytes(data[off:] if length is None else data[off:off + length])
+        if out != want:
+            diff = next((i for i in range(min(len(out), len(want))) if out[i] != want[i]), min(len(out), len(want)))
+            raise Failure('%s%s [%d, +%s): %d bytes read, model has %d; first difference at byte %d'
+                          % (name, ' -s ' + tag if tag else '', off, length, len(out), len(want), off + diff))
 
     def check_list():
         rows = set()
@@ -221,6 +227,7 @@ def run_seed(c, seed, ops, log):
         desc = op + ' ' + name
         stats[op] = stats.get(op, 0) + 1
         freed = False
+        full_check = True
         refusals = c.refusals
         try:
             if op == 'create':
@@ -244,6 +251,9 @@ def run_seed(c, seed, ops, log):
                 desc += ' %d+%d' % (off, length)
                 c.ok(['vdi', 'write', name, str(off), str(length)], data)
                 d[off:off + length] = data
+                # the written range (and, now and then, the whole VDI below) reads back
+                check_read(name, None, False, off, length)
+                full_check = rng.random() < 0.25
             elif op == 'read':
                 tags = tags_of(name)
                 if tags and rng.random() < 0.5:
@@ -331,7 +341,7 @@ def run_seed(c, seed, ops, log):
                 check_read(name, tag)
                 continue
             # a refused command must change nothing: checked some of the time, to save time
-            if name in m.working and (c.refusals == refusals or rng.random() < 0.3):
+            if name in m.working and full_check and (c.refusals == refusals or rng.random() < 0.3):
                 check_read(name)
             if freed:
                 c.check_objects()
