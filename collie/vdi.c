@@ -1,4 +1,5 @@
-/* vdi.c: collie vdi create | list | delete | resize | read | write | object. */
+/* vdi.c: collie vdi create | list | delete | resize | read | write | object, and the vdi command
+ * table (the lifecycle commands live in vdi_snap.c, vdi_attr.c and vdi_backup.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include "net.h"
 #include "sd_client.h"
 #include "util.h"
+#include "vdi_lifecycle.h"
 
 #define IO_WINDOW 8     /* objects in flight for read and write */
 
@@ -29,8 +31,35 @@ static int vdi_create(int argc, char **argv)
 		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
 		return 1;
 	}
+	uint64_t shift = 0;
+	if (opt('z') && (parse_u64(opt('z'), &shift) < 0 || shift < 20 || shift > 31)) {
+		die_msg("invalid object size shift '%s' (20 to 31: 1 MiB to 2 GiB objects)", opt('z'));
+		return 1;
+	}
+	if (shift && size > (UINT64_C(1) << shift) * SD_INODE_DATA_INDEX) {
+		die_msg("invalid VDI size %" PRIu64 ": at most %" PRIu64 " bytes with -z %" PRIu64, size,
+			(UINT64_C(1) << shift) * SD_INODE_DATA_INDEX, shift);
+		return 1;
+	}
+	if (shift && opt_set('P')) {
+		die_msg("vdi create: -P and -z cannot be combined");
+		return 1;
+	}
 	uint32_t vid;
-	int ret = sd_vdi_create(sd_addr, sd_port, argv[0], size, copies, opt_set('P'), &vid);
+	int ret;
+	if (shift) {
+		char buf[SD_MAX_VDI_LEN] = { 0 };
+		struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_NEW_VDI,
+				      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
+		struct sd_rsp rsp;
+		memcpy(buf, argv[0], strlen(argv[0]));
+		req.vdi.vdi_size = size;
+		req.vdi.copies = copies;
+		req.vdi.block_size_shift = shift;
+		ret = sheep_exec(&req, buf, 0, &rsp);
+	} else {
+		ret = sd_vdi_create(sd_addr, sd_port, argv[0], size, copies, opt_set('P'), &vid);
+	}
 	if (ret) {
 		char what[300];
 		snprintf(what, sizeof(what), "vdi create %s", argv[0]);
@@ -41,15 +70,22 @@ static int vdi_create(int argc, char **argv)
 
 static int vdi_delete(int argc, char **argv)
 {
-	if (check_vdi_name(argv[0]) < 0)
+	char what[600];
+	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
 		return 1;
+	snprintf(what, sizeof(what), "vdi delete %s%s%s", argv[0], opt('s') ? " -s " : "", opt('s') ? opt('s') : "");
 	int ret = sd_vdi_delete(sd_addr, sd_port, argv[0], opt('s'));
-	if (ret) {
-		char what[300];
-		snprintf(what, sizeof(what), "vdi delete %s", argv[0]);
-		return report_failure(what, ret);
+	switch (ret) {
+	case SD_RES_SUCCESS:
+		return 0;
+	case SD_RES_NO_TAG:
+		die_msg("%s: no such snapshot", what);
+		return 1;
+	case SD_RES_VDI_LOCKED:
+		die_msg("%s: the VDI is locked (see: collie vdi lock list)", what);
+		return 1;
 	}
-	return 0;
+	return report_failure(what, ret);
 }
 
 /* names with spaces or backslashes are escaped in raw output */
@@ -64,53 +100,43 @@ static void print_raw_name(const char *s)
 
 static int vdi_list(int argc, char **argv)
 {
-	uint8_t *bitmap = calloc(1, SD_NR_VDIS / 8);
-	struct sd_inode_header *h = calloc(1, sizeof(*h));
+	struct vdi_entry *list = NULL;
 	uint32_t *index = calloc(SD_INODE_DATA_INDEX, sizeof(uint32_t));
-	struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_VDIS, .data_length = SD_NR_VDIS / 8 };
-	struct sd_rsp rsp;
-	int ret = -ENOMEM;
-	if (!bitmap || !h || !index)
+	int nr = 0, fd = -1, ret = -ENOMEM;
+	if (!index)
 		goto out;
-	ret = sheep_exec(&req, bitmap, SD_NR_VDIS / 8, &rsp);
-	if (ret) {
-		ret = report_failure("vdi list", ret);
+	ret = vdi_collect(&list, &nr, false);
+	if (ret)
+		goto out;
+	fd = connect_to(sd_addr, sd_port, 5000, 120000);
+	if (fd < 0) {
+		ret = fd;
 		goto out;
 	}
 	if (!raw_output)
 		printf("  Name        Id    Size    Used  Shared    Creation time   VDI id  Copies  Tag            Block Size Shift\n");
-	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++) {
-		if (!(bitmap[vid / 8] & (1u << (vid % 8))))
-			continue;
-		ret = sd_read_inode_header(sd_addr, sd_port, vid, h);
-		if (ret == SD_RES_NO_OBJ)
-			continue;
-		if (ret) {
-			ret = report_failure("vdi list", ret);
-			goto out;
-		}
-		if (!h->name[0])
-			continue;   /* deleted */
+	for (int k = 0; k < nr; k++) {
+		const struct sd_inode_header *h = &list[k].hdr;
+		uint32_t vid = list[k].vid;
 		if (argc && strcmp(argv[0], h->name))
 			continue;
 		uint8_t shift = h->block_size_shift ? h->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
-		uint64_t nr = DIV_ROUND_UP(h->vdi_size, UINT64_C(1) << shift), used = 0, shared = 0;
-		if (nr > SD_INODE_DATA_INDEX)
-			nr = SD_INODE_DATA_INDEX;
-		ret = sd_read_inode_index(sd_addr, sd_port, vid, index, nr);
-		if (ret) {
-			ret = report_failure("vdi list", ret);
+		uint64_t n = DIV_ROUND_UP(h->vdi_size, UINT64_C(1) << shift), used = 0, shared = 0;
+		if (n > SD_INODE_DATA_INDEX)
+			n = SD_INODE_DATA_INDEX;
+		ret = n ? vdi_read_obj_fd(fd, vid_to_vdi_oid(vid), index, n * sizeof(uint32_t), SD_INODE_HEADER_SIZE) : 0;
+		if (ret)
 			goto out;
-		}
-		for (uint64_t i = 0; i < nr; i++) {
+		for (uint64_t i = 0; i < n; i++) {
 			if (index[i] == vid)
 				used++;
 			else if (index[i])
 				shared++;
 		}
-		time_t ct = h->create_time >> 32;
+		/* a snapshot shows when it was taken */
+		time_t ct = (h->snap_ctime ? h->snap_ctime : h->create_time) >> 32;
 		char tbuf[64], s1[32], s2[32], s3[32];
-		bool snap = h->snap_ctime != 0, clone = !snap && h->parent_vdi_id;
+		bool snap = h->snap_ctime != 0, clone = !snap && (h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_CLONE);
 		if (raw_output) {
 			printf("%c ", snap ? 's' : clone ? 'c' : '=');
 			print_raw_name(h->name);
@@ -125,10 +151,11 @@ static int vdi_list(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	free(bitmap);
-	free(h);
+	if (fd >= 0)
+		close(fd);
+	free(list);
 	free(index);
-	return ret;
+	return ret ? report_failure("vdi list", ret) : 0;
 }
 
 static int vdi_resize(int argc, char **argv)
@@ -244,7 +271,7 @@ static int vdi_read(int argc, char **argv)
 	struct sd_vdi *vdi;
 	uint64_t off, len;
 	bool len_given;
-	if (check_vdi_name(argv[0]) < 0)
+	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
 		return 1;
 	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), false, &vdi);
 	if (ret)
@@ -291,9 +318,13 @@ static int vdi_write(int argc, char **argv)
 	struct sd_vdi *vdi;
 	uint64_t off, len;
 	bool len_given;
-	if (check_vdi_name(argv[0]) < 0)
+	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
 		return 1;
-	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], NULL, true, &vdi);
+	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), true, &vdi);
+	if (ret == SD_RES_READONLY) {
+		die_msg("vdi write %s: snapshot '%s' is read-only (clone it to write)", argv[0], opt('s'));
+		return 1;
+	}
 	if (ret)
 		return report_failure("vdi write", ret);
 	if (parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given) < 0) {
@@ -484,6 +515,26 @@ static int vdi_object(int argc, char **argv)
 static const struct collie_option create_opts[] = {
 	{ 'c', "copies", 1, "COPIES", "replicas of each object (default: the cluster's)" },
 	{ 'P', "prealloc", 0, NULL, "allocate every object now" },
+	{ 'z', "object-size-shift", 1, "SHIFT", "objects of 2^SHIFT bytes, 20 to 31 (default: the cluster's, 22)" },
+	{ 0 },
+};
+static const struct collie_option snapshot_opts[] = {
+	{ 's', "snapshot", 1, "TAG", "tag the snapshot (not a number: numbers are snapshot ids)" },
+	{ 0 },
+};
+static const struct collie_option attr_opts[] = {
+	{ 's', "snapshot", 1, "TAG|ID", "an attribute of a snapshot instead of the working VDI" },
+	{ 'd', "delete", 0, NULL, "delete the attribute" },
+	{ 'x', "exclusive", 0, NULL, "fail if the attribute exists already" },
+	{ 0 },
+};
+static const struct collie_option backup_opts[] = {
+	{ 'F', "from", 1, "TAG|ID", "only the difference from this earlier snapshot" },
+	{ 's', "snapshot", 1, "TAG|ID", "the snapshot to back up (required)" },
+	{ 0 },
+};
+static const struct collie_option restore_opts[] = {
+	{ 's', "snapshot", 1, "TAG", "tag of the snapshot that records the restored state (required)" },
 	{ 0 },
 };
 static const struct collie_option snap_opts[] = {
@@ -502,15 +553,35 @@ int vdi_import(int argc, char **argv);
 int vdi_export(int argc, char **argv);
 
 static const struct subcommand vdi_subs[] = {
-	{ "create", "NAME SIZE [-c COPIES] [-P]", "create a VDI of SIZE bytes (K, M, G, T suffixes)",
+	{ "create", "NAME SIZE [-c COPIES] [-P] [-z SHIFT]", "create a VDI of SIZE bytes (K, M, G, T suffixes)",
 	  create_opts, CMD_CLUSTER, 2, 2, vdi_create },
-	{ "list", "[NAME]", "list VDIs with their size and use", NULL, CMD_CLUSTER, 0, 1, vdi_list },
-	{ "delete", "NAME [-s TAG|ID]", "delete a VDI and free its objects", snap_opts, CMD_CLUSTER, 1, 1, vdi_delete },
+	{ "snapshot", "NAME [-s TAG]", "freeze NAME's current contents as a snapshot; NAME stays writable",
+	  snapshot_opts, CMD_CLUSTER, 1, 1, vdi_snapshot },
+	{ "clone", "SRC DST [-s TAG|ID]", "a new writable VDI DST sharing a snapshot of SRC (default: the newest)",
+	  snap_opts, CMD_CLUSTER, 2, 2, vdi_clone },
+	{ "rollback", "NAME -s TAG|ID", "discard NAME's changes since a snapshot: it takes that snapshot's contents",
+	  snap_opts, CMD_CLUSTER, 1, 1, vdi_rollback },
+	{ "list", "[NAME]", "list VDIs and snapshots with their size, own and shared space", NULL, CMD_CLUSTER, 0, 1,
+	  vdi_list },
+	{ "tree", "[NAME]", "draw each family of snapshots and clones", NULL, CMD_CLUSTER, 0, 1, vdi_tree },
+	{ "delete", "NAME [-s TAG|ID]", "delete a VDI or a snapshot and free what nothing else uses", snap_opts,
+	  CMD_CLUSTER, 1, 1, vdi_delete },
 	{ "resize", "NAME SIZE", "change the size of a VDI (shrinking only over unallocated space)",
 	  NULL, CMD_CLUSTER, 2, 2, vdi_resize },
-	{ "read", "NAME [OFFSET [LEN]] [-s TAG|ID]", "write a VDI's bytes to standard output",
+	{ "read", "NAME [OFFSET [LEN]] [-s TAG|ID]", "write a VDI's (or a snapshot's) bytes to standard output",
 	  snap_opts, CMD_CLUSTER, 1, 3, vdi_read },
-	{ "write", "NAME [OFFSET [LEN]]", "write standard input into a VDI", NULL, CMD_CLUSTER, 1, 3, vdi_write },
+	{ "write", "NAME [OFFSET [LEN]]", "write standard input into a VDI (snapshots are read-only)", snap_opts,
+	  CMD_CLUSTER, 1, 3, vdi_write },
+	{ "setattr", "NAME KEY [VALUE] [-d] [-x] [-s TAG|ID]", "set (VALUE or standard input) or delete an attribute",
+	  attr_opts, CMD_CLUSTER, 2, 3, vdi_setattr },
+	{ "getattr", "NAME KEY [-s TAG|ID]", "write an attribute's value to standard output", snap_opts, CMD_CLUSTER,
+	  2, 2, vdi_getattr },
+	{ "lock", "list | unlock NAME [-s TAG|ID]", "show the VDI locks guests hold, or force one open", snap_opts,
+	  CMD_CLUSTER, 1, 2, vdi_lock },
+	{ "backup", "NAME -s TO [-F FROM]", "write snapshot TO (or its difference from FROM) as a stream to stdout",
+	  backup_opts, CMD_CLUSTER, 1, 1, vdi_backup },
+	{ "restore", "NAME -s TAG", "apply a backup stream from stdin to NAME and snapshot the result as TAG",
+	  restore_opts, CMD_CLUSTER, 1, 1, vdi_restore },
 	{ "object", "NAME [-i INDEX]", "show which nodes hold each object of a VDI", object_opts, CMD_CLUSTER, 1, 1,
 	  vdi_object },
 	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",

@@ -33,9 +33,18 @@
 #define SD_OP_EXIST                0xBD
 #define SD_OP_REPAIR_REPLICA       0xC5
 #define SD_OP_OIDS_EXIST           0xC6
+/* VDI lifecycle (ours) */
+#define SD_OP_ROLLBACK_VDI         0xD0   /* cluster: the working VDI takes a snapshot's index */
+#define SD_OP_GET_VDI_LOCKS        0xD1   /* local: the cluster-wide VDI lock table */
 
 /* internal flags */
 #define SD_FLAG_CMD_RECOVERY 0x80
+/* GET_VDI_ATTR: create if absent, fail if present, delete */
+#define SD_FLAG_CMD_CREAT    0x100
+#define SD_FLAG_CMD_EXCL     0x200
+#define SD_FLAG_CMD_DEL      0x400
+/* RELEASE_VDI: release every holder, not only the sending node (collie vdi lock unlock) */
+#define SD_FLAG_CMD_FORCE    0x800
 
 /* internal results */
 #define SD_RES_OLD_NODE_VER   0x81
@@ -174,6 +183,29 @@ struct object_hash {
 	uint32_t crc;
 	uint32_t size;           /* bytes hashed (the object size) */
 };
+
+/* Our use of the inode's old child-list area (reserved_area, 1024 words): word 0 counts the
+ * VDI's attributes, words 1..count are their attr ids (sheep/vdi_attr.c), the last word holds
+ * flags. */
+#define SD_INODE_ATTR_LIST_MAX 1022
+#define SD_INODE_FLAGS_WORD    1023
+#define SD_INODE_FLAG_CLONE    0x1    /* this line of VDIs began as a clone of another name */
+#define SD_INODE_FLAG_PENDING  0x2    /* a tombstone whose index lists objects still shared */
+
+/* LOCK_VDI type (request vdi.type) */
+#define SD_LOCK_NORMAL 0
+#define SD_LOCK_SHARED 1
+#define SD_LOCK_MAX_OWNERS 14
+
+/* GET_VDI_LOCKS: one entry per locked VDI; owners are node_id_hash32() of the holding sheep */
+struct vdi_lock_info {
+	uint32_t vid;
+	uint8_t  type;
+	uint8_t  nr_owners;
+	uint16_t __pad;
+	uint32_t owners[SD_LOCK_MAX_OWNERS];
+};
+SD_CHECK(sizeof(struct vdi_lock_info) == 64);
 
 static inline uint32_t node_id_hash32(const struct sd_node *n)
 {

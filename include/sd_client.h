@@ -47,4 +47,20 @@ uint32_t sd_vdi_object_size(const struct sd_vdi *vdi);
 /* copy of the object index of an open VDI: entries [0, nr_objects) */
 const uint32_t *sd_vdi_index(const struct sd_vdi *vdi, uint32_t *nr_objects);
 
+/* ---- a VDI's lifecycle (sd_vdi_admin.c) ---- */
+/* Is snap a snapshot id (a number, 1 to 2^32-1) rather than a tag? */
+bool sd_snap_is_id(const char *snap);
+/* Freeze NAME's working VDI as a snapshot (tag may be NULL); the working VDI keeps its name and
+ * gets a new id (*new_vid). */
+int sd_vdi_snapshot(const char *host, int port, const char *name, const char *tag, uint32_t *new_vid);
+/* A writable VDI dst sharing the objects of snapshot snap of src; size 0 = the snapshot's. */
+int sd_vdi_clone(const char *host, int port, const char *src, const char *snap, const char *dst,
+		 uint64_t size, uint32_t *new_vid);
+/* NAME's working VDI takes the contents and size of its snapshot snap. */
+int sd_vdi_rollback(const char *host, int port, const char *name, const char *snap);
+/* GET_VDI_ATTR: flags SD_FLAG_CMD_CREAT / EXCL / DEL (internal_proto.h); answers the VDI and
+ * attribute ids (the attribute object is vid_to_attr_oid(vid, attr_id)). */
+int sd_vdi_attr(const char *host, int port, const char *name, const char *snap, const char *key,
+		const void *value, uint32_t value_len, unsigned flags, uint32_t *vid, uint32_t *attr_id);
+
 #endif

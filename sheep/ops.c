@@ -34,6 +34,7 @@ static int main_new_vdi(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 			old.snapshot = 1;
 			vdi_state_set(&old);
 		}
+		vdi_lock_move(rp->vdi.attr_id, st.vid);
 	}
 	rp->vdi.attr_id = 0;
 	return SD_RES_SUCCESS;
@@ -46,6 +47,7 @@ static int main_del_vdi(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 		st.deleted = 1;
 		vdi_state_set(&st);
 	}
+	vdi_lock_drop(rp->vdi.vdi_id);
 	return SD_RES_SUCCESS;
 }
 
@@ -77,7 +79,9 @@ static int local_get_vdi_info(struct request *req)
 	if (!name[0])
 		return SD_RES_INVALID_PARMS;
 	struct sd_inode_header hdr;
-	int ret = vdi_lookup(name, tag, rq->vdi.snapid, &vid, &hdr);
+	/* LOCK_VDI runs inside the cluster block and sees every earlier change; GET_VDI_INFO may not */
+	int ret = rq->opcode == SD_OP_GET_VDI_INFO ? vdi_lookup_settled(name, tag, rq->vdi.snapid, &vid, &hdr)
+						   : vdi_lookup(name, tag, rq->vdi.snapid, &vid, &hdr);
 	if (ret)
 		return ret;
 	req->rp.vdi.vdi_id = vid;
@@ -87,8 +91,29 @@ static int local_get_vdi_info(struct request *req)
 	return SD_RES_SUCCESS;
 }
 
+/* LOCK_VDI and RELEASE_VDI: the sending sheep owns the lock; its id rides in the request */
+#define LOCK_OWNER(rq) ((rq)->vdi.__pad[0])
+
+static int prepare_lock_owner(struct request *req)
+{
+	LOCK_OWNER(&req->rq) = node_id_hash32(&sys->this_node);
+	return SD_RES_SUCCESS;
+}
+
+static int main_lock_vdi(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	return vdi_lock_acquire(rp->vdi.vdi_id, LOCK_OWNER(rq), rq->vdi.type);
+}
+
 static int main_release_vdi(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 {
+	return vdi_lock_release(rq->vdi.base_vdi_id, LOCK_OWNER(rq), rq->flags & SD_FLAG_CMD_FORCE);
+}
+
+static int main_get_vdi_locks(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	size_t n = vdi_lock_list(data, rq->data_length / sizeof(struct vdi_lock_info));
+	rp->data_length = n * sizeof(struct vdi_lock_info);
 	return SD_RES_SUCCESS;
 }
 
@@ -361,9 +386,12 @@ static const struct sd_op_template sd_ops[256] = {
 	/* VDIs */
 	[SD_OP_NEW_VDI]        = { "NEW_VDI", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_create_work, main_new_vdi },
 	[SD_OP_DEL_VDI]        = { "DEL_VDI", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_delete_work, main_del_vdi },
-	[SD_OP_LOCK_VDI]       = { "LOCK_VDI", SD_OP_TYPE_LOCAL, true, false, NULL, local_get_vdi_info, NULL },
+	[SD_OP_ROLLBACK_VDI]   = { "ROLLBACK_VDI", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_rollback_work, NULL },
+	[SD_OP_GET_VDI_ATTR]   = { "GET_VDI_ATTR", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_attr_work, NULL },
+	[SD_OP_LOCK_VDI]       = { "LOCK_VDI", SD_OP_TYPE_CLUSTER, true, false, prepare_lock_owner, local_get_vdi_info, main_lock_vdi },
 	[SD_OP_GET_VDI_INFO]   = { "GET_VDI_INFO", SD_OP_TYPE_LOCAL, true, false, NULL, local_get_vdi_info, NULL },
-	[SD_OP_RELEASE_VDI]    = { "RELEASE_VDI", SD_OP_TYPE_LOCAL, true, false, NULL, NULL, main_release_vdi },
+	[SD_OP_RELEASE_VDI]    = { "RELEASE_VDI", SD_OP_TYPE_CLUSTER, true, false, prepare_lock_owner, NULL, main_release_vdi },
+	[SD_OP_GET_VDI_LOCKS]  = { "GET_VDI_LOCKS", SD_OP_TYPE_LOCAL, true, false, NULL, NULL, main_get_vdi_locks },
 	[SD_OP_READ_VDIS]      = { "READ_VDIS", SD_OP_TYPE_LOCAL, true, true, NULL, NULL, main_read_vdis },
 	[SD_OP_GET_CLUSTER_DEFAULT] = { "GET_CLUSTER_DEFAULT", SD_OP_TYPE_LOCAL, true, false, NULL, NULL, main_cluster_default },
 	[SD_OP_NOTIFY_VDI_ADD] = { "NOTIFY_VDI_ADD", SD_OP_TYPE_CLUSTER, true, true, NULL, NULL, main_notify_vdi_add },

@@ -207,8 +207,31 @@ void vdi_state_set(const struct vdi_state *st);
 int vdi_state_list(struct vdi_state **out, size_t *nr);
 void vdi_state_clear_all(void);
 int vdi_lookup(const char *name, const char *tag, uint32_t snapid, uint32_t *vid, struct sd_inode_header *hdr);
+int vdi_lookup_settled(const char *name, const char *tag, uint32_t snapid, uint32_t *vid,
+		       struct sd_inode_header *hdr);
 int vdi_create_work(struct request *req);
 int vdi_delete_work(struct request *req);
+int vdi_rollback_work(struct request *req);
+int vdi_parse_name_tag(const struct request *req, char *name, char *tag);
+int vdi_read_inode(uint32_t vid, struct sd_inode **out, uint32_t *nr);
+uint32_t vdi_nr_objs(const struct sd_inode_header *h);
+/* recovery may skip it: an object of a deleted VDI that nothing can reference again */
+bool vdi_obj_is_garbage(uint64_t oid);
 int fetch_vdi_state_from(const struct sd_node *n);
+
+/* ---- vdi_attr.c ---- */
+int vdi_attr_work(struct request *req);
+uint32_t vdi_attr_hash(const char *name, const char *tag, uint32_t snap_id, const char *key);
+int vdi_attr_copy_all(const struct sd_inode_header *from, uint32_t to_vid);
+void vdi_attr_remove_all(const struct sd_inode_header *h);
+
+/* ---- vdi_lock.c (table changes on the main thread, in cluster order) ---- */
+int vdi_lock_acquire(uint32_t vid, uint32_t owner, uint32_t type);
+int vdi_lock_release(uint32_t vid, uint32_t owner, bool all);
+bool vdi_lock_held(uint32_t vid);
+void vdi_lock_move(uint32_t from, uint32_t to);
+void vdi_lock_drop(uint32_t vid);
+size_t vdi_lock_list(struct vdi_lock_info *buf, size_t max);
+void vdi_lock_replace_all(const struct vdi_lock_info *list, size_t nr);
 
 #endif
