@@ -112,3 +112,16 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# fuzz-nbd: libFuzzer harnesses for the NBD parsers and the sheep request header checks (clang).
+#   make fuzz-nbd && build/fuzz/fuzz_nbd -max_total_time=60 && build/fuzz/fuzz_sheep_req -max_total_time=60
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Iinclude
+.PHONY: fuzz-nbd
+fuzz-nbd: build/fuzz/fuzz_nbd build/fuzz/fuzz_sheep_req
+build/fuzz/fuzz_nbd: tests/fuzz/fuzz_nbd.c lib/nbd_proto.c include/nbd_proto.h
+	@mkdir -p $(dir $@)
+	$(call quiet,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_nbd.c lib/nbd_proto.c
+build/fuzz/fuzz_sheep_req: tests/fuzz/fuzz_sheep_req.c lib/proto_check.c include/proto_check.h
+	@mkdir -p $(dir $@)
+	$(call quiet,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sheep_req.c lib/proto_check.c
