@@ -73,7 +73,7 @@ $(UNIT): $(call obj,$(UNIT_SRCS)) $(LIBFORMATS) $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CUNIT_LIBS)
 
 # scenarios that also run with the ASan+UBSan build of sheep and collie
-SAN_SCENARIOS := 001 002 004 005 006 007
+SAN_SCENARIOS := 001 002 004 005 006 007 070 073 075
 
 # check: unit tests plain and under sanitizers, every functional scenario, then the
 # sanitizer scenarios again with build-san binaries (any sanitizer report fails the run)
