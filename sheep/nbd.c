@@ -28,6 +28,8 @@
 #define NBD_MAX_EXTENTS    2048
 #define NBD_PREFERRED_BLOCK 4096
 #define NBD_MAX_LIST       10000
+#define NBD_POOL_BUF       (128u << 10)      /* requests up to this size reuse pooled buffers */
+#define NBD_POOL_MAX       256
 
 /* an open VDI shared by all connections to one export name */
 struct nbd_export {
@@ -105,8 +107,14 @@ struct nbd_io {
 	uint32_t ext_len;
 	uint32_t err;                  /* NBD error */
 	uint8_t rhdr[NBD_CHUNK_HEADER_SIZE + 16];
-	struct nbd_tx tx;
+	struct nbd_tx tx;              /* its list links the pool too */
+	uint32_t cap;                  /* bytes at data */
 };
+
+/* main thread only: finished requests kept with their buffers, so that steady small I/O
+ * allocates nothing */
+static struct list_head io_pool = LIST_HEAD_INIT(io_pool);
+static int io_pool_len;
 
 /* an option answered by a worker */
 struct nbd_opt_work {
@@ -371,17 +379,41 @@ static void io_release(struct nbd_tx *t)
 	c->inflight--;
 	if (io->rq.type == NBD_CMD_READ || io->rq.type == NBD_CMD_WRITE)
 		c->inflight_bytes -= io->rq.length;
-	free(io->data);
 	free(io->extents);
-	free(io);
+	io->extents = NULL;
+	if (io->cap == NBD_POOL_BUF && io_pool_len < NBD_POOL_MAX) {
+		list_add(&io->tx.list, &io_pool);
+		io_pool_len++;
+	} else {
+		free(io->data);
+		free(io);
+	}
 	if (!c->dead)
 		conn_update_events(c);
 	conn_put(c);
 }
 
-static struct nbd_io *io_new(struct nbd_conn *c, const struct nbd_request *rq)
+/* a request with room for need bytes of data (io->data NULL if that much memory is not there) */
+static struct nbd_io *io_new(struct nbd_conn *c, const struct nbd_request *rq, uint32_t need)
 {
-	struct nbd_io *io = xzalloc(sizeof(*io));
+	struct nbd_io *io;
+	if (need <= NBD_POOL_BUF && io_pool_len) {
+		io = list_first_entry(&io_pool, struct nbd_io, tx.list);
+		list_del(&io->tx.list);
+		io_pool_len--;
+		void *data = io->data;
+		memset(io, 0, sizeof(*io));
+		io->data = data;
+		io->cap = NBD_POOL_BUF;
+	} else {
+		io = xzalloc(sizeof(*io));
+		if (need) {
+			io->cap = need <= NBD_POOL_BUF ? NBD_POOL_BUF : need;
+			io->data = malloc(io->cap);
+			if (!io->data)
+				io->cap = 0;
+		}
+	}
 	io->conn = c;
 	io->rq = *rq;
 	io->tx.release = io_release;
@@ -431,7 +463,6 @@ static void io_work(struct work *w)
 
 	switch (rq->type) {
 	case NBD_CMD_READ:
-		io->data = malloc(rq->length);
 		ret = io->data ? sd_vdi_pread(vdi, io->data, rq->length, rq->offset) : SD_RES_NO_MEM;
 		break;
 	case NBD_CMD_WRITE:
@@ -514,7 +545,7 @@ static void io_done(struct work *w)
 
 static void io_refuse(struct nbd_conn *c, const struct nbd_request *rq, uint32_t err)
 {
-	struct nbd_io *io = io_new(c, rq);
+	struct nbd_io *io = io_new(c, rq, 0);
 	io->err = err;
 	sd_debug("nbd: %s: %s %" PRIu64 "+%" PRIu32 " flags 0x%x refused: %s", c->peer, nbd_cmd_name(rq->type),
 		 rq->offset, rq->length, rq->flags, nbd_err_name(err));
@@ -559,8 +590,7 @@ static void req_header(struct nbd_conn *c)
 				io_refuse(c, &rq, err);
 			return;
 		}
-		struct nbd_io *io = io_new(c, &rq);
-		io->data = malloc(rq.length);
+		struct nbd_io *io = io_new(c, &rq, rq.length);
 		if (!io->data) {
 			io->tx.release(&io->tx);
 			c->drain_rq = rq;
@@ -578,7 +608,7 @@ static void req_header(struct nbd_conn *c)
 		io_refuse(c, &rq, err);
 		return;
 	}
-	io_start(io_new(c, &rq));
+	io_start(io_new(c, &rq, rq.type == NBD_CMD_READ ? rq.length : 0));
 }
 
 /* ---- negotiation ---- */
