@@ -70,6 +70,7 @@ struct nbd_conn {
 	int refcnt;
 	enum nbd_state state;
 	bool closing;                  /* read nothing more; close when every reply is out */
+	bool peer_shut;                /* the client shut its side; reading will find the end */
 	bool dead;
 	uint32_t events;
 	char peer[64];
@@ -313,7 +314,7 @@ static void conn_update_events(struct nbd_conn *c)
 {
 	if (c->dead)
 		return;
-	uint32_t ev = EPOLLRDHUP;
+	uint32_t ev = c->peer_shut || c->closing ? 0 : EPOLLRDHUP;   /* level-triggered: once */
 	if (conn_can_read(c))
 		ev |= EPOLLIN;
 	if (!list_empty(&c->tx_queue))
@@ -1091,7 +1092,7 @@ static void conn_handler(int fd, uint32_t events, void *data)
 		if (events & EPOLLIN)
 			conn_rx(c);
 		if (!c->dead && (events & EPOLLRDHUP) && !(events & EPOLLIN))
-			c->closing = true;
+			c->peer_shut = true;   /* not reading now: the requests before the end still count */
 		if (!c->dead)
 			conn_tx(c);
 	}
