@@ -3,7 +3,7 @@
 #   make SANITIZE=1 the same with ASan+UBSan (build-san/)
 #   make check      unit + functional tests (one pass under sanitizers)
 #   make demo       start a local 3-node cluster and show it
-#   make bench      throughput figures against a local-disk peer
+#   make bench      throughput figures against a local-disk peer, and NBD against qemu-nbd
 #   make deps       install the Debian packages the build and tests need
 #   make V=1        show full command lines
 
@@ -95,6 +95,7 @@ check-long: all
 
 bench: all
 	tests/bench/run
+	tests/bench/nbd
 
 demo: all
 	tests/demo
