@@ -51,6 +51,9 @@ int sd_vdi_release(const char *host, int port, const char *name, uint32_t vid);
  * directly). It returns a result like vdi requests do, or -ENOTSUP to let the socket carry it. */
 typedef int (*sd_exec_fn)(void *ctx, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
 void sd_vdi_set_exec(struct sd_vdi *vdi, sd_exec_fn fn, void *ctx);
+/* open with every request (lookup, inode, I/O, release) going through fn: no sockets at all */
+int sd_vdi_open_via(sd_exec_fn fn, void *ctx, const char *name, const char *snap, bool writable,
+		    struct sd_vdi **out);
 
 /* One request on a fresh connection: 0 when the exchange completed (rsp->result says how it
  * went), or -errno when the sheep could not be reached. */

@@ -107,6 +107,26 @@ static int run_result(int ret, const struct sd_rsp *rsp)
 	return ret < 0 ? ret : (int)rsp->result;
 }
 
+/* where the requests of a VDI's lookup and inode reads go: a transport, else host:port */
+struct sd_link {
+	const char *host;     /* NULL: the transport only */
+	int port;
+	sd_exec_fn exec;
+	void *ctx;
+};
+
+static int link_run(const struct sd_link *l, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
+{
+	if (l->exec) {
+		int ret = l->exec(l->ctx, hdr, data, bufsize, rsp);
+		if (ret != -ENOTSUP)
+			return ret;
+	}
+	if (!l->host)
+		return -ENOTSUP;
+	return run_result(sd_run(l->host, l->port, hdr, data, bufsize, rsp), rsp);
+}
+
 /* payload name[256] + tag[256]; snap may be a tag or a decimal id */
 static void fill_name(char *buf, const char *name, const char *snap, uint32_t *snapid)
 {
@@ -123,7 +143,7 @@ static void fill_name(char *buf, const char *name, const char *snap, uint32_t *s
 }
 
 /* GET_VDI_INFO, or LOCK_VDI for a guest that opens the working VDI to write: name + tag -> vid */
-static int vdi_find(const char *host, int port, uint8_t opcode, const char *name, const char *snap, uint32_t *vid)
+static int vdi_find(const struct sd_link *l, uint8_t opcode, const char *name, const char *snap, uint32_t *vid)
 {
 	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
 	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = opcode,
@@ -132,7 +152,7 @@ static int vdi_find(const char *host, int port, uint8_t opcode, const char *name
 	if (!*name || strlen(name) >= SD_MAX_VDI_LEN || (snap && strlen(snap) >= SD_MAX_VDI_TAG_LEN))
 		return SD_RES_INVALID_PARMS;
 	fill_name(buf, name, snap, &hdr.vdi.snapid);
-	int ret = run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	int ret = link_run(l, &hdr, buf, 0, &rsp);
 	if (ret == SD_RES_SUCCESS)
 		*vid = rsp.vdi.vdi_id;
 	return ret;
@@ -140,21 +160,28 @@ static int vdi_find(const char *host, int port, uint8_t opcode, const char *name
 
 int sd_vdi_lookup(const char *host, int port, const char *name, const char *snap, uint32_t *vid)
 {
-	return vdi_find(host, port, SD_OP_GET_VDI_INFO, name, snap, vid);
+	struct sd_link l = { host, port, NULL, NULL };
+	return vdi_find(&l, SD_OP_GET_VDI_INFO, name, snap, vid);
 }
 
-int sd_read_inode_header(const char *host, int port, uint32_t vid, struct sd_inode_header *h)
+static int read_header(const struct sd_link *l, uint32_t vid, struct sd_inode_header *h)
 {
 	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_OBJ, .data_length = sizeof(*h) };
 	struct sd_rsp rsp;
 	hdr.obj.oid = vid_to_vdi_oid(vid);
-	int ret = run_result(sd_run(host, port, &hdr, h, sizeof(*h), &rsp), &rsp);
+	int ret = link_run(l, &hdr, h, sizeof(*h), &rsp);
 	if (ret == SD_RES_SUCCESS && rsp.data_length < sizeof(*h))
 		memset((char *)h + rsp.data_length, 0, sizeof(*h) - rsp.data_length);
 	return ret;
 }
 
-int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *index, uint32_t nr)
+int sd_read_inode_header(const char *host, int port, uint32_t vid, struct sd_inode_header *h)
+{
+	struct sd_link l = { host, port, NULL, NULL };
+	return read_header(&l, vid, h);
+}
+
+static int read_index(const struct sd_link *l, uint32_t vid, uint32_t *index, uint32_t nr)
 {
 	if (nr > SD_INODE_DATA_INDEX)
 		return SD_RES_INVALID_PARMS;
@@ -165,10 +192,16 @@ int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *inde
 	struct sd_rsp rsp;
 	hdr.obj.oid = vid_to_vdi_oid(vid);
 	hdr.obj.offset = SD_INODE_HEADER_SIZE;
-	int ret = run_result(sd_run(host, port, &hdr, index, nr * sizeof(uint32_t), &rsp), &rsp);
+	int ret = link_run(l, &hdr, index, nr * sizeof(uint32_t), &rsp);
 	if (ret == SD_RES_SUCCESS && rsp.data_length < nr * sizeof(uint32_t))
 		memset((char *)index + rsp.data_length, 0, nr * sizeof(uint32_t) - rsp.data_length);
 	return ret;
+}
+
+int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *index, uint32_t nr)
+{
+	struct sd_link l = { host, port, NULL, NULL };
+	return read_index(&l, vid, index, nr);
 }
 
 int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, int copies, bool prealloc,
@@ -235,10 +268,10 @@ int sd_vdi_delete(const char *host, int port, const char *name, const char *snap
 
 
 /* Read the header and index of vid into fresh memory: what open and a reload need. */
-static int load_inode(const char *host, int port, uint32_t vid, struct sd_inode_header *h,
+static int load_inode(const struct sd_link *l, uint32_t vid, struct sd_inode_header *h,
 		      uint32_t **index, uint32_t *nr_objs)
 {
-	int ret = sd_read_inode_header(host, port, vid, h);
+	int ret = read_header(l, vid, h);
 	if (ret)
 		return ret;
 	uint8_t shift = h->block_size_shift ? h->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
@@ -250,7 +283,7 @@ static int load_inode(const char *host, int port, uint32_t vid, struct sd_inode_
 	uint32_t *idx = calloc(nr ? nr : 1, sizeof(uint32_t));
 	if (!idx)
 		return -ENOMEM;
-	ret = sd_read_inode_index(host, port, vid, idx, nr);
+	ret = read_index(l, vid, idx, nr);
 	if (ret) {
 		free(idx);
 		return ret;
@@ -260,8 +293,31 @@ static int load_inode(const char *host, int port, uint32_t vid, struct sd_inode_
 	return SD_RES_SUCCESS;
 }
 
-int sd_vdi_open(const char *host, int port, const char *name, const char *snap, bool writable,
-		struct sd_vdi **out)
+static int release_vdi(const struct sd_link *l, const char *name, uint32_t vid)
+{
+	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN] = { 0 };
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_RELEASE_VDI,
+			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
+	struct sd_rsp rsp;
+	snprintf(buf, SD_MAX_VDI_LEN, "%s", name);
+	hdr.vdi.base_vdi_id = vid;
+	return link_run(l, &hdr, buf, 0, &rsp);
+}
+
+int sd_vdi_release(const char *host, int port, const char *name, uint32_t vid)
+{
+	struct sd_link l = { host, port, NULL, NULL };
+	return release_vdi(&l, name, vid);
+}
+
+static struct sd_link vdi_link(const struct sd_vdi *vdi)
+{
+	struct sd_link l = { vdi->host[0] ? vdi->host : NULL, vdi->port, vdi->exec, vdi->exec_ctx };
+	return l;
+}
+
+static int vdi_open_link(const struct sd_link *l, const char *name, const char *snap, bool writable,
+			 struct sd_vdi **out)
 {
 	bool snapshot = snap && *snap;
 	bool lock = writable && !snapshot;
@@ -273,7 +329,7 @@ int sd_vdi_open(const char *host, int port, const char *name, const char *snap, 
 	if (writable && snapshot)
 		return SD_RES_READONLY;
 	/* a guest locks the working VDI it writes; readers and snapshots only look it up */
-	ret = vdi_find(host, port, lock ? SD_OP_LOCK_VDI : SD_OP_GET_VDI_INFO, name, snap, &vid);
+	ret = vdi_find(l, lock ? SD_OP_LOCK_VDI : SD_OP_GET_VDI_INFO, name, snap, &vid);
 	if (ret)
 		return ret;
 	h = calloc(1, sizeof(*h));
@@ -282,13 +338,15 @@ int sd_vdi_open(const char *host, int port, const char *name, const char *snap, 
 		ret = -ENOMEM;
 		goto out_release;
 	}
-	snprintf(vdi->host, sizeof(vdi->host), "%s", host);
+	snprintf(vdi->host, sizeof(vdi->host), "%s", l->host ? l->host : "");
 	snprintf(vdi->name, sizeof(vdi->name), "%s", name);
 	snprintf(vdi->snap, sizeof(vdi->snap), "%s", snapshot ? snap : "");
-	vdi->port = port;
+	vdi->port = l->port;
+	vdi->exec = l->exec;
+	vdi->exec_ctx = l->ctx;
 	vdi->vid = vid;
 	vdi->locked = lock;
-	ret = load_inode(host, port, vid, h, &vdi->index, &vdi->nr_objs);
+	ret = load_inode(l, vid, h, &vdi->index, &vdi->nr_objs);
 	if (ret)
 		goto out_release;
 	if (writable && h->snap_ctime) {
@@ -307,25 +365,27 @@ int sd_vdi_open(const char *host, int port, const char *name, const char *snap, 
 	*out = vdi;
 	return SD_RES_SUCCESS;
 out_release:
-	if (vdi) {
-		if (lock)
-			sd_vdi_release(host, port, name, vid);
+	if (lock)
+		release_vdi(l, name, vid);
+	if (vdi)
 		free(vdi->index);
-	}
 	free(vdi);
 	free(h);
 	return ret;
 }
 
-int sd_vdi_release(const char *host, int port, const char *name, uint32_t vid)
+int sd_vdi_open(const char *host, int port, const char *name, const char *snap, bool writable,
+		struct sd_vdi **out)
 {
-	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN] = { 0 };
-	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_RELEASE_VDI,
-			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
-	struct sd_rsp rsp;
-	snprintf(buf, SD_MAX_VDI_LEN, "%s", name);
-	hdr.vdi.base_vdi_id = vid;
-	return run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	struct sd_link l = { host, port, NULL, NULL };
+	return vdi_open_link(&l, name, snap, writable, out);
+}
+
+int sd_vdi_open_via(sd_exec_fn fn, void *ctx, const char *name, const char *snap, bool writable,
+		    struct sd_vdi **out)
+{
+	struct sd_link l = { NULL, 0, fn, ctx };
+	return vdi_open_link(&l, name, snap, writable, out);
 }
 
 void sd_vdi_set_exec(struct sd_vdi *vdi, sd_exec_fn fn, void *ctx)
@@ -385,6 +445,8 @@ static int vdi_exec(struct sd_vdi *vdi, struct sd_req *hdr, void *data, uint32_t
 		if (ret != -ENOTSUP)
 			return ret;
 	}
+	if (!vdi->host[0])
+		return -ENOTSUP;
 	int fd = pool_get(vdi);
 	if (fd < 0)
 		return fd;
@@ -431,7 +493,8 @@ static int vdi_reload(struct sd_vdi *vdi, uint32_t stale_vid)
 		ret = SD_RES_SUCCESS;              /* another thread reloaded already */
 		goto out_unlock;
 	}
-	ret = vdi_find(vdi->host, vdi->port, SD_OP_LOCK_VDI, vdi->name, NULL, &vid);
+	struct sd_link l = vdi_link(vdi);
+	ret = vdi_find(&l, SD_OP_LOCK_VDI, vdi->name, NULL, &vid);
 	if (ret)
 		goto out_unlock;
 	if (vid == stale_vid) {
@@ -443,7 +506,7 @@ static int vdi_reload(struct sd_vdi *vdi, uint32_t stale_vid)
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
-	ret = load_inode(vdi->host, vdi->port, vid, h, &index, &nr);
+	ret = load_inode(&l, vid, h, &index, &nr);
 	if (ret == SD_RES_SUCCESS) {
 		pthread_mutex_lock(&vdi->lock);
 		uint32_t *old = vdi->index;
@@ -685,8 +748,10 @@ void sd_vdi_close(struct sd_vdi *vdi)
 {
 	if (!vdi)
 		return;
-	if (vdi->locked)
-		sd_vdi_release(vdi->host, vdi->port, vdi->name, vdi->vid);
+	if (vdi->locked) {
+		struct sd_link l = vdi_link(vdi);
+		release_vdi(&l, vdi->name, vdi->vid);
+	}
 	while (vdi->nr_pool)
 		close(vdi->pool[--vdi->nr_pool]);
 	free(vdi->index);

@@ -185,8 +185,13 @@ static void test_reply_headers(void)
 	CU_ASSERT_STRING_EQUAL(nbd_err_name(NBD_ENOSPC), "ENOSPC");
 }
 
+int guest_add_suites(void);
+
+/* the nbd area's suites: the NBD protocol here, the guest flow it runs on in test_guest.c */
 int nbd_add_suites(void)
 {
+	if (guest_add_suites())
+		return -1;
 	CU_pSuite s = CU_add_suite("nbd", NULL, NULL);
 	if (!s)
 		return -1;
