@@ -138,8 +138,12 @@ static int parse_nbd(const char *arg, char *addr, size_t len, uint64_t *port)
 		addr[n] = 0;
 		p = colon + 1;
 	}
-	if (parse_uint(p, "NBD port", 65535, port) < 0 || !*port)
+	if (parse_uint(p, "NBD port", 65535, port) < 0)
 		return -1;
+	if (!*port) {
+		fprintf(stderr, "sheep: invalid NBD port '%s' (1 to 65535)\n", p);
+		return -1;
+	}
 	return 0;
 }
 
