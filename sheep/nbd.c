@@ -200,7 +200,13 @@ static int export_get(const char *name, struct nbd_export **out)
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->read_only = tag[0] != 0;
 	self_addr(host, sizeof(host));
-	ret = sd_vdi_open(host, sys->this_node.port, vdi, tag[0] ? tag : NULL, !e->read_only, &e->vdi);
+	/* a guest lock still held by an export another sheep is just closing clears in a moment */
+	for (int tries = 0; tries < 30; tries++) {
+		ret = sd_vdi_open(host, sys->this_node.port, vdi, tag[0] ? tag : NULL, !e->read_only, &e->vdi);
+		if (ret != SD_RES_VDI_LOCKED)
+			break;
+		usleep(100000);
+	}
 	if (ret) {
 		pthread_mutex_unlock(&exports_lock);
 		free(e);
