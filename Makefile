@@ -96,6 +96,7 @@ check-long: all
 bench: all
 	tests/bench/run
 	tests/bench/nbd
+	tests/bench/recovery
 
 demo: all
 	tests/demo

@@ -107,11 +107,24 @@ static const struct collie_option format_opts[] = {
 	{ 0 },
 };
 
+int cluster_recover(int argc, char **argv);
+int cluster_check(int argc, char **argv);
+
+static const struct collie_option check_opts[] = {
+	{ 'n', "no-repair", 0, NULL, "report only; change nothing" },
+	{ 0 },
+};
+
 static const struct subcommand cluster_subs[] = {
 	{ "format", "[-c COPIES]", "create a new cluster over the running nodes (erases their data)",
 	  format_opts, CMD_CLUSTER, 0, 0, cluster_format },
 	{ "info", "", "show the cluster's state and epoch history", NULL, CMD_CLUSTER, 0, 0, cluster_info },
 	{ "shutdown", "", "stop every sheep of the cluster cleanly", NULL, CMD_CLUSTER, 0, 0, cluster_shutdown },
+	{ "recover", "enable|disable|force",
+	  "hold or resume automatic recovery; force: run on without the nodes that did not come back",
+	  NULL, CMD_CLUSTER, 1, 1, cluster_recover },
+	{ "check", "[-n]", "check that every object has all its replicas, identical; repair from the majority",
+	  check_opts, CMD_CLUSTER, 0, 0, cluster_check },
 	{ NULL },
 };
 

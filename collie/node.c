@@ -1,4 +1,4 @@
-/* node.c: collie node list | info. */
+/* node.c: collie node list | info | recovery. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,9 +65,13 @@ static int node_info(int argc, char **argv)
 	return failed;
 }
 
+int node_recovery(int argc, char **argv);
+
 static const struct subcommand node_subs[] = {
 	{ "list", "", "list the nodes of the cluster", NULL, CMD_CLUSTER, 0, 0, node_list },
 	{ "info", "", "show each node's store size and use", NULL, CMD_CLUSTER, 0, 0, node_info },
+	{ "recovery", "", "show each node's recovery: epoch, state, objects done/total, rate, throttle",
+	  NULL, CMD_CLUSTER, 0, 0, node_recovery },
 	{ NULL },
 };
 

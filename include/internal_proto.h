@@ -142,6 +142,39 @@ struct vdi_state {
 	uint8_t  deleted;
 };
 
+/* STAT_RECOVERY response payload: one node's recovery */
+enum recovery_phase {
+	RECOVERY_IDLE = 0,       /* nothing to do (or never started) */
+	RECOVERY_LISTING,        /* collecting the object lists of the members */
+	RECOVERY_RUNNING,        /* fetching the objects it lacks */
+	RECOVERY_DONE,           /* every object of the epoch is here */
+	RECOVERY_DISABLED,       /* held by `collie cluster recover disable` */
+	RECOVERY_STOPPED,        /* stopped before the disk filled; message says why */
+	RECOVERY_INCOMPLETE,     /* some objects had no live source; message says how many */
+};
+
+struct recovery_info {
+	uint32_t epoch;          /* the epoch being (or last) recovered */
+	uint8_t  phase;          /* enum recovery_phase */
+	uint8_t  cluster_done;   /* every member has finished this epoch */
+	uint16_t inflight;       /* throttle: objects fetched at once */
+	uint64_t total;          /* objects this node must fetch in this epoch */
+	uint64_t done;
+	uint64_t failed;
+	uint64_t bytes;          /* bytes fetched */
+	uint64_t elapsed_ms;     /* since this epoch's recovery started (until it ended) */
+	uint32_t pause_ms;       /* throttle: pause after each object */
+	uint32_t __pad;
+	char     message[128];
+};
+SD_CHECK(sizeof(struct recovery_info) == 184);
+
+/* GET_HASH response payload: crc32c of a whole object as stored */
+struct object_hash {
+	uint32_t crc;
+	uint32_t size;           /* bytes hashed (the object size) */
+};
+
 static inline uint32_t node_id_hash32(const struct sd_node *n)
 {
 	uint8_t key[18];

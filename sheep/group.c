@@ -174,8 +174,9 @@ static void members_changed(void)
 	if (atomic_load(&sys->status) == SD_STATUS_WAIT && all_wait_nodes_back())
 		group_end_wait();
 	int status = atomic_load(&sys->status);
-	if (status == SD_STATUS_OK || status == SD_STATUS_HALT) {
+	if (status == SD_STATUS_OK) {
 		uint32_t e = sys_epoch() + 1;
+		recovery_epoch_transition(e - 1, nodes, n);
 		epoch_log_write(e, nodes, n);
 		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = e };
@@ -186,6 +187,8 @@ static void members_changed(void)
 		sd_info("membership: %d node%s (cluster not formatted)", n, n == 1 ? "" : "s");
 	}
 	set_vnode_info(nodes, n);
+	if (joined)
+		recovery_start();
 }
 
 static size_t make_snapshot(void **out)
@@ -213,6 +216,7 @@ static size_t make_snapshot(void **out)
 static void maybe_start_block(void);
 static void handle_deliver(const struct cluster_id *from, const struct cluster_msg *m);
 static void handle_confchg_left(const struct cluster_id *left, size_t nr_left);
+static void note_strangers(const struct cluster_id *joined_list, size_t nr_joined);
 
 static void adopt_snapshot(const void *buf, size_t len)
 {
@@ -321,6 +325,7 @@ static void finish_join(void)
 	}
 	if (sys->ctime)
 		announce_local_vdis();
+	recovery_start();
 	sheep_ready();
 }
 
@@ -425,6 +430,73 @@ void sd_confchg(const struct cluster_id *cur, size_t nr_cur, const struct cluste
 	}
 	if (nr_left)
 		handle_confchg_left(left, nr_left);
+	if (nr_joined)
+		note_strangers(joined_list, nr_joined);
+}
+
+/* Majority rule: only a partition holding more than half of the current epoch's nodes goes on. */
+static bool lost_majority(void)
+{
+	struct epoch_log *log = xzalloc(sizeof(*log));
+	int prev = epoch_log_read(sys_epoch(), log) == 0 ? (int)log->nr_nodes : 0;
+	free(log);
+	return prev && nr_members * 2 <= prev;
+}
+
+/* A minority stops serving I/O and keeps its epoch; it rejoins as a newcomer once it sees the
+ * other nodes again (check_strangers). */
+static void enter_halt(void)
+{
+	struct epoch_log *log = xzalloc(sizeof(*log));
+	int prev = epoch_log_read(sys_epoch(), log) == 0 ? (int)log->nr_nodes : 0;
+	free(log);
+	atomic_store(&sys->status, SD_STATUS_HALT);
+	sd_err("lost the majority: %d of the %d nodes of epoch %u remain; I/O stops until the others "
+	       "are reachable again", nr_members, prev, sys_epoch());
+}
+
+/* processes in the group that are not members: the other side of a healed partition, or
+ * newcomers that are about to send JOIN_REQ */
+static struct cluster_id strangers[SD_MAX_NODES];
+static int nr_strangers;
+static bool stranger_timer;
+
+static bool is_member(const struct cluster_id *c)
+{
+	for (int i = 0; i < nr_members; i++)
+		if (!cluster_id_cmp(&members[i].cid, c))
+			return true;
+	return false;
+}
+
+static void check_strangers(void *unused)
+{
+	stranger_timer = false;
+	int still = 0;
+	for (int i = 0; i < nr_strangers; i++)
+		if (!is_member(&strangers[i]))
+			strangers[still++] = strangers[i];
+	nr_strangers = still;
+	if (!still)
+		return;
+	int status = atomic_load(&sys->status);
+	/* a halted node, or one waiting alone while a running cluster is reachable, starts over as
+	 * a newcomer: the cluster that went on accepts it and it recovers what changed */
+	if (status == SD_STATUS_HALT)
+		sheep_restart("the nodes that went on without this one are reachable again");
+	if (status == SD_STATUS_WAIT || status == SD_STATUS_WAIT_FOR_FORMAT)
+		sheep_restart("processes of another group of nodes are reachable (the network merged)");
+}
+
+static void note_strangers(const struct cluster_id *joined_list, size_t nr_joined)
+{
+	for (size_t i = 0; i < nr_joined && nr_strangers < SD_MAX_NODES; i++)
+		if (!is_me(&joined_list[i]) && !is_member(&joined_list[i]))
+			strangers[nr_strangers++] = joined_list[i];
+	if (nr_strangers && !stranger_timer) {
+		stranger_timer = true;
+		add_timer(3000, check_strangers, NULL);
+	}
 }
 
 static void handle_confchg_left(const struct cluster_id *left, size_t nr_left)
@@ -457,8 +529,12 @@ static void handle_confchg_left(const struct cluster_id *left, size_t nr_left)
 			}
 		}
 	}
-	if (changed && atomic_load(&sys->status) != SD_STATUS_SHUTDOWN)
+	if (changed && atomic_load(&sys->status) == SD_STATUS_OK && lost_majority()) {
+		enter_halt();
+	} else if (changed && atomic_load(&sys->status) != SD_STATUS_SHUTDOWN &&
+		   atomic_load(&sys->status) != SD_STATUS_HALT) {
 		members_changed();
+	}
 	send_accepts_if_master();
 	maybe_start_block();
 }
@@ -525,6 +601,8 @@ static void handle_join_req(const struct cluster_id *from, const struct cluster_
 			why = "a node with the same address and port is already a member";
 	if (nr_members >= SD_MAX_NODES)
 		why = "the cluster is full";
+	if (atomic_load(&sys->status) == SD_STATUS_HALT)
+		why = "halted: this side lost the majority";
 	if (why) {
 		sd_warn("refusing %s: %s", buf, why);
 		if (i_am_master())
@@ -644,6 +722,11 @@ void sd_deliver(const struct cluster_id *from, const void *msg, size_t len)
 			replay_buffered();
 			finish_join();
 			return;
+		}
+		if (m->type == MSG_JOIN_REJECT && is_me(&m->target) &&
+		    m->body_len > 7 && !strncmp((const char *)m->body, "halted:", 7)) {
+			sleep(2);
+			sheep_restart("the members it reached are halted");
 		}
 		if (m->type == MSG_JOIN_REJECT && is_me(&m->target)) {
 			sd_emerg("the cluster refused this node: %.*s", (int)m->body_len, (const char *)m->body);

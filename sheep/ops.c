@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "sheep_priv.h"
 
 int gateway_read(struct request *req);
@@ -207,6 +208,7 @@ static int main_force_recover(const struct sd_req *rq, struct sd_rsp *rp, void *
 	int n = group_node_list(nodes, SD_MAX_NODES);
 	group_end_wait();
 	uint32_t e = sys_epoch() + 1;
+	recovery_epoch_transition(e - 1, nodes, n);
 	epoch_log_write(e, nodes, n);
 	struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
 				    .block_size_shift = sys->block_size_shift, .last_epoch = e };
@@ -214,6 +216,7 @@ static int main_force_recover(const struct sd_req *rq, struct sd_rsp *rp, void *
 	atomic_store(&sys->epoch, e);
 	set_vnode_info(nodes, n);
 	sd_info("forced to run without the missing nodes: epoch %u", e);
+	recovery_start();
 	return SD_RES_SUCCESS;
 }
 
@@ -294,6 +297,59 @@ static int local_exist(struct request *req)
 	return store_exists(req->rq.obj.oid) ? SD_RES_SUCCESS : SD_RES_NO_OBJ;
 }
 
+/* ---- recovery ---- */
+
+static int main_complete_recovery(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	if (rq->data_length != sizeof(struct sd_node))
+		return SD_RES_INVALID_PARMS;
+	recovery_member_done(data, rq->obj.tgt_epoch);
+	return SD_RES_SUCCESS;
+}
+
+static int main_enable_recover(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	sys->recovery_disabled = false;
+	sd_info("automatic recovery enabled");
+	recovery_start();
+	return SD_RES_SUCCESS;
+}
+
+static int main_disable_recover(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	sys->recovery_disabled = true;
+	sd_info("automatic recovery disabled");
+	recovery_start();    /* shows the held state */
+	return SD_RES_SUCCESS;
+}
+
+static int local_stat_recovery(struct request *req)
+{
+	if (req->rq.data_length < sizeof(struct recovery_info))
+		return SD_RES_BUFFER_SMALL;
+	recovery_get_info(req->data);
+	req->rp.data_length = sizeof(struct recovery_info);
+	return SD_RES_SUCCESS;
+}
+
+/* crc32c of an object as this node stores it (NO_OBJ when it has none) */
+static int local_get_hash(struct request *req)
+{
+	uint64_t oid = req->rq.obj.oid, size = obj_size_of(oid);
+	if (!oid_to_vid(oid) || req->rq.data_length < sizeof(struct object_hash))
+		return SD_RES_INVALID_PARMS;
+	char *buf = xmalloc(size);
+	int ret = store_exists(oid) ? store_read(oid, buf, size, 0) : SD_RES_NO_OBJ;
+	if (ret == SD_RES_SUCCESS) {
+		struct object_hash *h = req->data;
+		h->crc = crc32c(0, buf, size);
+		h->size = size;
+		req->rp.data_length = sizeof(*h);
+	}
+	free(buf);
+	return ret;
+}
+
 static const struct sd_op_template sd_ops[256] = {
 	/* client-facing object I/O: the gateway fans out to replicas */
 	[SD_OP_CREATE_AND_WRITE_OBJ] = { "CREATE_AND_WRITE_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_create_and_write, NULL },
@@ -322,6 +378,12 @@ static const struct sd_op_template sd_ops[256] = {
 	[SD_OP_GET_EPOCH]      = { "GET_EPOCH", SD_OP_TYPE_LOCAL, false, true, NULL, local_get_epoch, NULL },
 	[SD_OP_GET_OBJ_LIST]   = { "GET_OBJ_LIST", SD_OP_TYPE_LOCAL, false, true, NULL, local_get_obj_list, NULL },
 	[SD_OP_EXIST]          = { "EXIST", SD_OP_TYPE_LOCAL, false, true, NULL, local_exist, NULL },
+	[SD_OP_GET_HASH]       = { "GET_HASH", SD_OP_TYPE_LOCAL, true, true, NULL, local_get_hash, NULL },
+	/* recovery */
+	[SD_OP_COMPLETE_RECOVERY] = { "COMPLETE_RECOVERY", SD_OP_TYPE_CLUSTER, true, true, NULL, NULL, main_complete_recovery },
+	[SD_OP_ENABLE_RECOVER] = { "ENABLE_RECOVER", SD_OP_TYPE_CLUSTER, true, false, NULL, NULL, main_enable_recover },
+	[SD_OP_DISABLE_RECOVER] = { "DISABLE_RECOVER", SD_OP_TYPE_CLUSTER, true, false, NULL, NULL, main_disable_recover },
+	[SD_OP_STAT_RECOVERY]  = { "STAT_RECOVERY", SD_OP_TYPE_LOCAL, false, true, NULL, local_stat_recovery, NULL },
 	/* peer I/O on the local store */
 	[SD_OP_CREATE_AND_WRITE_PEER] = { "CREATE_AND_WRITE_PEER", SD_OP_TYPE_PEER, true, false, NULL, peer_op, NULL },
 	[SD_OP_READ_PEER]      = { "READ_PEER", SD_OP_TYPE_PEER, true, true, NULL, peer_op, NULL },

@@ -27,48 +27,6 @@ static int check_epoch(const struct sd_req *hdr)
 	return SD_RES_SUCCESS;
 }
 
-/* Fetch a whole object from any live node that held it in an earlier epoch. */
-int recover_object_now(uint64_t oid)
-{
-	uint64_t size = obj_size_of(oid);
-	char *buf = xmalloc(size);
-	struct epoch_log *log = xzalloc(sizeof(*log));
-	struct vnode_info *cur = get_vnode_info();
-	int ret = SD_RES_NO_OBJ, copies = oid_copies(oid);
-	uint32_t e = sys_epoch();
-
-	for (uint32_t old = e ? e - 1 : 0; old >= 1 && e - old <= 64 && ret != SD_RES_SUCCESS; old--) {
-		if (epoch_log_read(old, log) < 0)
-			break;
-		struct vnode_info *ovi = ring_build(log->nodes, log->nr_nodes);
-		if (!ovi)
-			break;
-		int idx[SD_MAX_COPIES], nr = ring_pick_nodes(ovi, oid, copies, idx);
-		for (int i = 0; i < nr; i++) {
-			const struct sd_node *n = &ovi->nodes[idx[i]];
-			if (!node_cmp(n, &sys->this_node) || ring_find_node(cur, n) < 0)
-				continue;
-			struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_READ_PEER,
-					      .flags = SD_FLAG_CMD_RECOVERY, .epoch = e, .data_length = size };
-			hdr.obj.oid = oid;
-			struct sd_rsp rsp;
-			if (peer_exec(n, &hdr, buf, size, &rsp) == SD_RES_SUCCESS) {
-				if (rsp.data_length < size)
-					memset(buf + rsp.data_length, 0, size - rsp.data_length);
-				ret = store_create_and_write(oid, buf, size, 0, size, true);
-				if (ret == SD_RES_SUCCESS)
-					sd_info("recovered %016" PRIx64 " from epoch %u", oid, old);
-				break;
-			}
-		}
-		ring_free(ovi);
-	}
-	put_vnode_info(cur);
-	free(log);
-	free(buf);
-	return ret;
-}
-
 int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 {
 	uint64_t oid = hdr->obj.oid;
@@ -87,19 +45,28 @@ int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 	case SD_OP_CREATE_AND_WRITE_PEER:
 		if ((ret = check_epoch(hdr)))
 			return ret;
-		return store_create_and_write(oid, data, (hdr->flags & SD_FLAG_CMD_WRITE) ? len : 0,
-					      hdr->obj.offset, obj_size_of(oid), sync);
+		store_lock(oid);
+		ret = store_create_and_write(oid, data, (hdr->flags & SD_FLAG_CMD_WRITE) ? len : 0,
+					     hdr->obj.offset, obj_size_of(oid), sync);
+		store_unlock(oid);
+		return ret;
 	case SD_OP_WRITE_PEER:
 		if ((ret = check_epoch(hdr)))
 			return ret;
+		/* an object that moved here in this epoch and is not here yet is fetched first */
+		store_lock(oid);
 		ret = store_write(oid, data, len, hdr->obj.offset, sync);
 		if (ret == SD_RES_NO_OBJ && recover_object_now(oid) == SD_RES_SUCCESS)
 			ret = store_write(oid, data, len, hdr->obj.offset, sync);
+		store_unlock(oid);
 		return ret;
 	case SD_OP_REMOVE_PEER:
 		if ((ret = check_epoch(hdr)))
 			return ret;
-		return store_remove(oid);
+		store_lock(oid);
+		ret = store_remove(oid);
+		store_unlock(oid);
+		return ret;
 	case SD_OP_FLUSH_PEER:
 		return store_flush();
 	}

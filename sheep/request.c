@@ -194,9 +194,12 @@ void queue_request(struct request *req)
 	req->work.done = worker_done;
 	switch (req->op->type) {
 	case SD_OP_TYPE_GATEWAY:
+		recovery_note_client_io();
 		queue_work(sys->gateway_wq, &req->work);
 		break;
 	case SD_OP_TYPE_PEER:
+		if (!(req->rq.flags & SD_FLAG_CMD_RECOVERY))
+			recovery_note_client_io();
 		queue_work(sys->io_wq, &req->work);
 		break;
 	case SD_OP_TYPE_LOCAL:

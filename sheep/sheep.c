@@ -24,6 +24,18 @@ static struct system_info sys_info = {
 struct system_info *sys = &sys_info;
 
 static int ready_fd = -1;   /* write end of the pipe to the waiting parent */
+static char **saved_argv;   /* for sheep_restart */
+
+/* Start this sheep afresh (same options): it leaves the cluster and joins again as a newcomer.
+ * A node that lost the majority uses it once the others are reachable again. */
+void sheep_restart(const char *why)
+{
+	sd_warn("restarting to rejoin the cluster: %s", why);
+	group_leave();
+	log_close();
+	execv("/proc/self/exe", saved_argv);
+	_exit(1);
+}
 
 /* ---- the current ring ---- */
 
@@ -88,6 +100,8 @@ static void usage(FILE *fp)
 		"  -o, --log FILE         log to FILE (default DIR/sheep.log)\n"
 		"  -f, --foreground       stay in the foreground and log to stderr unless -o\n"
 		"  -P, --pidfile FILE     write the daemon's pid to FILE\n"
+		"  -R, --recovery N[:MS]  recovery throttle: N objects fetched at once (default 4),\n"
+		"                         and a pause of MS milliseconds after each (default 0)\n"
 		"      --nbd [ADDR:]PORT  export VDIs over NBD on PORT (ADDR default 127.0.0.1; off by default)\n"
 		"  -h, --help             show this help\n"
 		"  -v, --version          show the version\n");
@@ -104,6 +118,7 @@ static const struct option long_opts[] = {
 	{ "log", required_argument, NULL, 'o' },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "pidfile", required_argument, NULL, 'P' },
+	{ "recovery", required_argument, NULL, 'R' },
 	{ "nbd", required_argument, NULL, 256 },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
@@ -211,7 +226,9 @@ int main(int argc, char **argv)
 	char myaddr_buf[64], nbd_addr[256];
 	uint64_t nbd_port = 0;
 
-	while ((c = getopt_long(argc, argv, "p:b:y:c:z:V:l:o:fP:hv", long_opts, NULL)) != -1) {
+	saved_argv = argv;
+
+	while ((c = getopt_long(argc, argv, "p:b:y:c:z:V:l:o:fP:R:hv", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_uint(optarg, "port", 65535, &port) < 0 || !port)
@@ -229,6 +246,21 @@ int main(int argc, char **argv)
 			if (parse_uint(optarg, "vnodes", 65535, &vnodes) < 0)
 				return 1;
 			break;
+		case 'R': {
+			char nbuf[32];
+			const char *colon = strchr(optarg, ':');
+			uint64_t inflight, pause = 0;
+			snprintf(nbuf, sizeof(nbuf), "%.*s", colon ? (int)(colon - optarg) : (int)strlen(optarg), optarg);
+			if (parse_uint(nbuf, "recovery objects in flight", 64, &inflight) < 0 || !inflight ||
+			    (colon && parse_uint(colon + 1, "recovery pause", 60000, &pause) < 0)) {
+				if (!inflight)
+					fprintf(stderr, "sheep: invalid recovery throttle '%s' (N[:MS], N 1 to 64)\n", optarg);
+				return 1;
+			}
+			recovery_inflight = (int)inflight;
+			recovery_pause_ms = (uint32_t)pause;
+			break;
+		}
 		case 'l':
 			loglevel = log_level_from_name(optarg);
 			if (loglevel < 0) {
@@ -393,7 +425,7 @@ int main(int argc, char **argv)
 	sys->gateway_wq = create_work_queue("gway", 16);
 	sys->io_wq = create_work_queue("io", 16);
 	sys->block_wq = create_work_queue("block", 1);
-	if (!sys->gateway_wq || !sys->io_wq || !sys->block_wq) {
+	if (!sys->gateway_wq || !sys->io_wq || !sys->block_wq || recovery_init() < 0) {
 		fprintf(stderr, "sheep: cannot start worker threads\n");
 		return 1;
 	}

@@ -142,6 +142,11 @@ int store_remove(uint64_t oid);
 bool store_exists(uint64_t oid);
 int store_flush(void);
 int store_wipe(void);
+void store_lock(uint64_t oid);
+void store_unlock(uint64_t oid);
+int store_set_aside(uint64_t oid, uint32_t epoch);
+void store_purge_stale(void);
+uint64_t store_free_space(void);
 /* move every object to obj/.stale (kept for recovery, never served) */
 int store_set_aside_all(void);
 /* fills oids (malloc'd) with every object stored here */
@@ -166,6 +171,7 @@ uint32_t epoch_log_latest(void);
 int epoch_log_remove_all(void);
 
 void sheep_ready(void);   /* sheep.c: joined, release the parent */
+void sheep_restart(const char *why) __attribute__((noreturn));
 
 /* ---- group.c: membership, epochs and cluster operations ---- */
 int group_init(const char *driver_spec);
@@ -175,6 +181,23 @@ void cluster_queue_request(struct request *req);
 int group_node_list(struct sd_node *nodes, int max);
 int group_local_idx(void);
 void group_end_wait(void);
+
+/* ---- recovery.c ---- */
+extern int recovery_inflight;        /* objects fetched at once (throttle) */
+extern uint32_t recovery_pause_ms;   /* pause after each object (throttle) */
+int recovery_init(void);
+/* main thread, before the ring of epoch old_epoch + 1 is installed: set aside the objects that
+ * become this node's in the new epoch but were not in the old one (they may be out of date) */
+void recovery_epoch_transition(uint32_t old_epoch, const struct sd_node *nodes, int nr);
+/* main thread: a new epoch is in place (or recovery was enabled): bring this node's share in */
+void recovery_start(void);
+/* fetch one object this node should hold from the newest live holder; caller holds its lock */
+int recover_object_now(uint64_t oid);
+void recovery_get_info(struct recovery_info *out);
+/* client I/O arrived: recovery yields to it for a while (the built-in part of the throttle) */
+void recovery_note_client_io(void);
+/* main thread: a member announced it finished epoch e */
+void recovery_member_done(const struct sd_node *n, uint32_t e);
 
 /* ---- vdi.c ---- */
 int vdi_init(void);

@@ -13,8 +13,29 @@
 #include "sheep_priv.h"
 
 static char obj_dir[4200];
+/* per-object serialisation of writes, creates, removes and recovery (striped by oid) */
+#define OBJ_LOCK_STRIPES 1024
+static pthread_mutex_t obj_locks[OBJ_LOCK_STRIPES];
+static pthread_once_t obj_locks_once = PTHREAD_ONCE_INIT;
+
+static void obj_locks_init(void)
+{
+	for (int i = 0; i < OBJ_LOCK_STRIPES; i++)
+		pthread_mutex_init(&obj_locks[i], NULL);
+}
+
+static pthread_mutex_t *obj_lock_of(uint64_t oid)
+{
+	pthread_once(&obj_locks_once, obj_locks_init);
+	uint64_t h = oid * 0x9E3779B97F4A7C15ull;
+	return &obj_locks[(h >> 32) % OBJ_LOCK_STRIPES];
+}
+
+void store_lock(uint64_t oid) { pthread_mutex_lock(obj_lock_of(oid)); }
+void store_unlock(uint64_t oid) { pthread_mutex_unlock(obj_lock_of(oid)); }
 static int obj_dir_fd = -1;
 static _Atomic unsigned long tmp_counter;
+static void mark_dirty(uint64_t oid, bool created);
 
 static void obj_path(uint64_t oid, char *buf, size_t len)
 {
@@ -93,6 +114,8 @@ int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bo
 		ret = errno_to_res(errno);
 	}
 	close(fd);
+	if (!sync && ret == SD_RES_SUCCESS)
+		mark_dirty(oid, false);
 	return ret;
 }
 
@@ -120,6 +143,8 @@ int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t
 	close(fd);
 	if (sync)
 		fsync(obj_dir_fd);
+	else
+		mark_dirty(oid, true);
 	return SD_RES_SUCCESS;
 out_err:
 	sd_err("create %016" PRIx64 ": %m", oid);
@@ -145,13 +170,78 @@ bool store_exists(uint64_t oid)
 	return access(path, F_OK) == 0;
 }
 
+/* Objects written without sync since the last flush: a flush syncs just these, so it does not
+ * wait for unrelated traffic (recovery writes sync themselves). Past DIRTY_MAX entries the set
+ * overflows and the next flush syncs the whole filesystem. */
+#define DIRTY_MAX 65536
+static pthread_mutex_t dirty_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *dirty;
+static size_t nr_dirty, dirty_cap;
+static bool dirty_overflow, dirty_created;
+
+static void mark_dirty(uint64_t oid, bool created)
+{
+	pthread_mutex_lock(&dirty_lock);
+	dirty_created |= created;
+	if (nr_dirty && dirty[nr_dirty - 1] == oid)
+		goto out;
+	if (nr_dirty == DIRTY_MAX) {
+		dirty_overflow = true;
+		goto out;
+	}
+	if (nr_dirty == dirty_cap) {
+		size_t cap = dirty_cap ? dirty_cap * 2 : 256;
+		uint64_t *grown = realloc(dirty, cap * sizeof(*dirty));
+		if (!grown) {
+			dirty_overflow = true;
+			goto out;
+		}
+		dirty = grown;
+		dirty_cap = cap;
+	}
+	dirty[nr_dirty++] = oid;
+out:
+	pthread_mutex_unlock(&dirty_lock);
+}
+
 int store_flush(void)
 {
-	if (syncfs(obj_dir_fd) < 0) {
-		sd_err("syncfs %s: %m", obj_dir);
-		return SD_RES_EIO;
+	pthread_mutex_lock(&dirty_lock);
+	uint64_t *list = dirty;
+	size_t nr = nr_dirty;
+	bool overflow = dirty_overflow, created = dirty_created;
+	dirty = NULL;
+	nr_dirty = dirty_cap = 0;
+	dirty_overflow = dirty_created = false;
+	pthread_mutex_unlock(&dirty_lock);
+
+	int ret = SD_RES_SUCCESS;
+	if (overflow) {
+		if (syncfs(obj_dir_fd) < 0) {
+			sd_err("syncfs %s: %m", obj_dir);
+			ret = SD_RES_EIO;
+		}
+		goto out;
 	}
-	return SD_RES_SUCCESS;
+	for (size_t i = 0; i < nr; i++) {
+		char path[4300];
+		if (i && list[i] == list[i - 1])
+			continue;
+		obj_path(list[i], path, sizeof(path));
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;    /* removed or moved since: nothing of it to keep */
+		if (fdatasync(fd) < 0) {
+			sd_err("fdatasync %s: %m", path);
+			ret = SD_RES_EIO;
+		}
+		close(fd);
+	}
+	if (created && fsync(obj_dir_fd) < 0)
+		ret = SD_RES_EIO;
+out:
+	free(list);
+	return ret;
 }
 
 int store_list(uint64_t **oids, size_t *nr)
@@ -200,6 +290,45 @@ int store_wipe(void)
 		store_remove(oids[i]);
 	free(oids);
 	return SD_RES_SUCCESS;
+}
+
+/* move one object to obj/.stale (caller holds its lock); it is never served again */
+int store_set_aside(uint64_t oid, uint32_t epoch)
+{
+	char stale[4300], from[4300], to[4400];
+	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
+	if (mkdir_p(stale, 0755) < 0)
+		return SD_RES_EIO;
+	obj_path(oid, from, sizeof(from));
+	snprintf(to, sizeof(to), "%s/%016" PRIx64 ".%u", stale, oid, epoch);
+	if (rename(from, to) < 0)
+		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
+	return SD_RES_SUCCESS;
+}
+
+/* remove everything set aside (the whole cluster has recovered) */
+void store_purge_stale(void)
+{
+	char stale[4300];
+	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
+	DIR *d = opendir(stale);
+	if (!d)
+		return;
+	int dfd = dirfd(d);
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dfd, de->d_name, 0);
+	closedir(d);
+}
+
+/* bytes the filesystem under the store can still take */
+uint64_t store_free_space(void)
+{
+	struct statvfs vfs;
+	if (statvfs(obj_dir, &vfs) < 0)
+		return 0;
+	return (uint64_t)vfs.f_bavail * vfs.f_frsize;
 }
 
 int store_set_aside_all(void)

@@ -122,3 +122,20 @@ cleanup_cluster() {
 	true
 }
 trap cleanup_cluster EXIT
+
+# wait_recovery [NODE] [SECONDS]: until every node has finished recovering the current epoch and
+# knows that all the others have too
+wait_recovery() {
+	local n=${1:-0} secs=${2:-120} out
+	for _ in $(seq $((secs * 10))); do
+		out=$(collie node recovery -r -p "$(port_of "$n")" 2>/dev/null)
+		if [ -n "$out" ] && ! printf '%s\n' "$out" | awk '$4 != "done" || $9 != 1 {bad=1} END {exit !bad}'; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	fail "recovery did not finish: $(collie node recovery -p "$(port_of "$n")" 2>&1)"
+}
+
+# objects stored on node N (not counting those set aside)
+stored_objects() { ls "$T/$1/obj" 2>/dev/null | grep -c '^[0-9a-f]\{16\}$'; }

@@ -1,0 +1,497 @@
+/* recovery.c: after every epoch change, bring in the objects this node now holds, while I/O goes on.
+ *
+ * Invariants:
+ *  - a copy in obj/ of an object this node holds in the current epoch is up to date: it held the
+ *    object in the previous epoch too (and so got every write), or it fetched it in this epoch.
+ *    Copies of objects that become this node's in a new epoch without having been its in the
+ *    previous one are set aside at the transition (recovery_epoch_transition), never served.
+ *  - objects this node no longer holds stay in obj/ as sources for the new holders until every
+ *    member has announced that it finished the epoch; only then are they removed.
+ *  - recovery works from the complete object lists of every member; a member that does not
+ *    answer is asked again until it answers or the membership changes. It never calls an epoch
+ *    finished on a partial list, and it stops before the disk fills.
+ *  - an object is fetched under its store lock, so a client write to it (which takes the same
+ *    lock and fetches the object first if it is missing) is never overwritten by recovery.
+ * Sources, newest first: the other holders of the current epoch, then the live holders of each
+ * earlier epoch. */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sd_client.h"
+#include "sheep_priv.h"
+
+#define RECOVERY_DISK_RESERVE (64ull << 20)   /* stop when less than this would be left free */
+#define RECOVERY_MAX_LIST     (512u << 20)    /* the largest object list accepted from a member */
+#define RECOVERY_OLD_EPOCHS   64              /* how far back sources are looked for */
+
+int recovery_inflight = 4;
+uint32_t recovery_pause_ms;
+
+/* While clients do I/O on this node (within CLIENT_IO_WINDOW), recovery fetches one object at a
+ * time and pauses CLIENT_IO_PAUSE after each, so client latency stays close to normal; it never
+ * waits longer than that per object, so it always progresses. */
+#define CLIENT_IO_WINDOW_NS (200ull * 1000000)
+#define CLIENT_IO_PAUSE_US  (10 * 1000)
+static _Atomic uint64_t last_client_io_ns;
+
+void recovery_note_client_io(void)
+{
+	atomic_store(&last_client_io_ns, now_ns());
+}
+
+static bool clients_busy(void)
+{
+	return now_ns() - atomic_load(&last_client_io_ns) < CLIENT_IO_WINDOW_NS;
+}
+
+static struct work_queue *recovery_wq;
+static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct recovery_info info;             /* under info_lock */
+static uint64_t info_start_ns;
+static _Atomic uint32_t target_epoch;         /* the epoch the worker should recover */
+static bool worker_busy;                      /* main thread: the recovery work is queued */
+static struct work recovery_work_item;
+static uint32_t finished_epoch;               /* worker result: epoch completed (0 none) */
+
+/* members that announced the end of their recovery (main thread) */
+static struct { struct sd_node node; uint32_t epoch; } member_done[SD_MAX_NODES];
+static int nr_member_done;
+static struct work cleanup_work_item;
+static bool cleanup_busy;
+static _Atomic uint32_t cleanup_epoch;
+
+static void set_phase(uint8_t phase, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_phase(uint8_t phase, const char *fmt, ...)
+{
+	pthread_mutex_lock(&info_lock);
+	info.phase = phase;
+	info.message[0] = 0;
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(info.message, sizeof(info.message), fmt, ap);
+		va_end(ap);
+	}
+	if (phase != RECOVERY_LISTING && phase != RECOVERY_RUNNING)
+		info.elapsed_ms = (now_ns() - info_start_ns) / 1000000;
+	pthread_mutex_unlock(&info_lock);
+}
+
+void recovery_get_info(struct recovery_info *out)
+{
+	pthread_mutex_lock(&info_lock);
+	*out = info;
+	if (info.phase == RECOVERY_LISTING || info.phase == RECOVERY_RUNNING)
+		out->elapsed_ms = (now_ns() - info_start_ns) / 1000000;
+	out->inflight = recovery_inflight;
+	out->pause_ms = recovery_pause_ms;
+	pthread_mutex_unlock(&info_lock);
+}
+
+static bool holds(const struct vnode_info *vi, uint64_t oid, const struct sd_node *n)
+{
+	int idx[SD_MAX_COPIES];
+	int nr = ring_pick_nodes(vi, oid, oid_copies(oid), idx);
+	for (int i = 0; i < nr; i++)
+		if (!node_cmp(&vi->nodes[idx[i]], n))
+			return true;
+	return false;
+}
+
+/* read a whole object from node n; 0 on success */
+static int fetch_from(const struct sd_node *n, uint64_t oid, void *buf, uint64_t size, uint32_t epoch)
+{
+	struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_READ_PEER,
+			      .flags = SD_FLAG_CMD_RECOVERY, .epoch = epoch, .data_length = size };
+	struct sd_rsp rsp;
+	hdr.obj.oid = oid;
+	int ret = peer_exec(n, &hdr, buf, size, &rsp);
+	if (ret == SD_RES_SUCCESS && rsp.data_length < size)
+		memset((char *)buf + rsp.data_length, 0, size - rsp.data_length);
+	return ret;
+}
+
+/* try the holders of oid on ring vi that are alive in cur (and are not this node) */
+static int fetch_from_holders(const struct vnode_info *vi, const struct vnode_info *cur, uint64_t oid,
+			      void *buf, uint64_t size, uint32_t epoch)
+{
+	int idx[SD_MAX_COPIES];
+	int nr = ring_pick_nodes(vi, oid, oid_copies(oid), idx);
+	for (int i = 0; i < nr; i++) {
+		const struct sd_node *n = &vi->nodes[idx[i]];
+		if (!node_cmp(n, &sys->this_node) || ring_find_node(cur, n) < 0)
+			continue;
+		if (fetch_from(n, oid, buf, size, epoch) == SD_RES_SUCCESS)
+			return SD_RES_SUCCESS;
+	}
+	return SD_RES_NO_OBJ;
+}
+
+int recover_object_now(uint64_t oid)
+{
+	uint64_t size = obj_size_of(oid);
+	uint32_t e = sys_epoch();
+	struct vnode_info *cur = get_vnode_info();
+	struct epoch_log *log = NULL;
+	char *buf = xmalloc(size);
+	int ret;
+
+	if (store_exists(oid)) {
+		ret = SD_RES_SUCCESS;
+		goto out;
+	}
+	ret = fetch_from_holders(cur, cur, oid, buf, size, e);
+	if (ret != SD_RES_SUCCESS) {
+		log = xzalloc(sizeof(*log));
+		for (uint32_t old = e - 1; old >= 1 && e - old <= RECOVERY_OLD_EPOCHS; old--) {
+			if (epoch_log_read(old, log) < 0)
+				break;
+			struct vnode_info *ovi = ring_build(log->nodes, log->nr_nodes);
+			if (!ovi)
+				break;
+			ret = fetch_from_holders(ovi, cur, oid, buf, size, e);
+			ring_free(ovi);
+			if (ret == SD_RES_SUCCESS)
+				break;
+		}
+	}
+	if (ret == SD_RES_SUCCESS) {
+		ret = store_create_and_write(oid, buf, size, 0, size, true);
+		if (ret == SD_RES_SUCCESS)
+			sd_debug("recovered %016" PRIx64 " at epoch %u", oid, e);
+	}
+out:
+	put_vnode_info(cur);
+	free(log);
+	free(buf);
+	return ret;
+}
+
+static int cmp_oid(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* the object list of one member; retried until it answers or the epoch moves on */
+static int get_obj_list(const struct sd_node *n, uint32_t epoch, uint64_t **out, size_t *nr)
+{
+	if (!node_cmp(n, &sys->this_node))
+		return store_list(out, nr) == SD_RES_SUCCESS ? 0 : -EIO;
+	uint32_t bufsize = 1 << 20;
+	for (;;) {
+		if (sys_epoch() != epoch || sys->shutting_down)
+			return -EAGAIN;
+		void *buf = malloc(bufsize);
+		if (!buf)
+			return -ENOMEM;
+		struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_GET_OBJ_LIST,
+				      .epoch = epoch, .data_length = bufsize };
+		struct sd_rsp rsp;
+		int ret = peer_exec(n, &hdr, buf, bufsize, &rsp);
+		if (ret == SD_RES_SUCCESS && rsp.data_length % sizeof(uint64_t) == 0 && rsp.data_length <= bufsize) {
+			*out = buf;
+			*nr = rsp.data_length / sizeof(uint64_t);
+			return 0;
+		}
+		free(buf);
+		if (ret == SD_RES_BUFFER_SMALL && bufsize < RECOVERY_MAX_LIST) {
+			bufsize *= 2;
+			continue;
+		}
+		char s[64];
+		sd_warn("recovery: no object list from %s (%s); asking again", node_to_str(n, s, sizeof(s)),
+			sd_strerror(ret));
+		sleep(1);
+	}
+}
+
+struct fetch_job {
+	_Atomic int next_worker_id;
+	uint64_t *oids;
+	size_t nr;
+	_Atomic size_t next;
+	uint32_t epoch;
+	_Atomic int stop;        /* 1: epoch moved or disabled; 2: disk full */
+};
+
+static void *fetch_worker(void *arg)
+{
+	struct fetch_job *job = arg;
+	int id = atomic_fetch_add(&job->next_worker_id, 1);
+	for (;;) {
+		/* yield to clients: only the first worker goes on, with a pause */
+		while (id > 0 && clients_busy() && !atomic_load(&job->stop) && sys_epoch() == job->epoch)
+			usleep(CLIENT_IO_PAUSE_US);
+		if (id == 0 && clients_busy())
+			usleep(CLIENT_IO_PAUSE_US);
+		size_t i = atomic_fetch_add(&job->next, 1);
+		if (i >= job->nr || atomic_load(&job->stop))
+			break;
+		if (sys_epoch() != job->epoch || sys->recovery_disabled || sys->shutting_down) {
+			atomic_store(&job->stop, 1);
+			break;
+		}
+		uint64_t oid = job->oids[i], size = obj_size_of(oid);
+		if (store_free_space() < size + RECOVERY_DISK_RESERVE) {
+			atomic_store(&job->stop, 2);
+			break;
+		}
+		store_lock(oid);
+		int ret = recover_object_now(oid);
+		store_unlock(oid);
+		pthread_mutex_lock(&info_lock);
+		if (ret == SD_RES_SUCCESS) {
+			info.done++;
+			info.bytes += size;
+		} else {
+			info.failed++;
+		}
+		pthread_mutex_unlock(&info_lock);
+		if (ret != SD_RES_SUCCESS)
+			sd_err("recovery: no live source for %016" PRIx64 " (%s)", oid, sd_strerror(ret));
+		if (recovery_pause_ms)
+			usleep(recovery_pause_ms * 1000);
+	}
+	return NULL;
+}
+
+/* worker thread: recover one epoch; returns true when this node holds all it should */
+static bool recover_epoch(uint32_t e)
+{
+	struct vnode_info *vi = get_vnode_info();
+	uint64_t *all = NULL;
+	size_t nr_all = 0;
+	bool ok = false;
+
+	pthread_mutex_lock(&info_lock);
+	memset(&info, 0, sizeof(info));
+	info.epoch = e;
+	info.phase = RECOVERY_LISTING;
+	info_start_ns = now_ns();
+	pthread_mutex_unlock(&info_lock);
+	if (sys_epoch() != e)
+		goto out;
+
+	for (int i = 0; i < vi->nr_nodes; i++) {
+		uint64_t *list;
+		size_t nr;
+		if (get_obj_list(&vi->nodes[i], e, &list, &nr) < 0)
+			goto out;
+		uint64_t *grown = realloc(all, (nr_all + nr) * sizeof(*all) + 1);
+		if (!grown) {
+			free(list);
+			goto out;
+		}
+		all = grown;
+		memcpy(all + nr_all, list, nr * sizeof(*all));
+		nr_all += nr;
+		free(list);
+	}
+	qsort(all, nr_all, sizeof(*all), cmp_oid);
+	size_t nr_mine = 0;
+	for (size_t i = 0; i < nr_all; i++) {
+		if (i && all[i] == all[i - 1])
+			continue;
+		if (holds(vi, all[i], &sys->this_node) && !store_exists(all[i]))
+			all[nr_mine++] = all[i];
+	}
+	pthread_mutex_lock(&info_lock);
+	info.total = nr_mine;
+	info.phase = RECOVERY_RUNNING;
+	pthread_mutex_unlock(&info_lock);
+	if (nr_mine)
+		sd_info("recovery of epoch %u: %zu objects to fetch", e, nr_mine);
+
+	struct fetch_job job = { .oids = all, .nr = nr_mine, .epoch = e };
+	int nthreads = MAX(1, MIN(recovery_inflight, 64));
+	pthread_t th[64];
+	int started = 0;
+	for (int i = 1; i < nthreads; i++)
+		if (pthread_create(&th[started], NULL, fetch_worker, &job) == 0)
+			started++;
+	fetch_worker(&job);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+
+	if (atomic_load(&job.stop) == 2) {
+		set_phase(RECOVERY_STOPPED, "stopped: less than %llu MiB would be left free on the store",
+			  RECOVERY_DISK_RESERVE >> 20);
+		sd_err("recovery of epoch %u stopped: the disk is nearly full", e);
+		goto out;
+	}
+	if (atomic_load(&job.stop) || sys_epoch() != e)
+		goto out;
+	if (info.failed) {
+		set_phase(RECOVERY_INCOMPLETE, "%" PRIu64 " objects had no live source", info.failed);
+		goto out;
+	}
+	set_phase(RECOVERY_DONE, NULL);
+	sd_info("recovery of epoch %u done: %" PRIu64 " objects, %" PRIu64 " bytes", e, info.done, info.bytes);
+	ok = true;
+out:
+	free(all);
+	put_vnode_info(vi);
+	return ok;
+}
+
+static void recovery_work(struct work *w)
+{
+	finished_epoch = 0;
+	for (;;) {
+		uint32_t e = atomic_load(&target_epoch);
+		if (sys->recovery_disabled || sys->shutting_down)
+			return;
+		bool ok = recover_epoch(e);
+		if (atomic_load(&target_epoch) != e)
+			continue;       /* another membership change arrived: start over */
+		if (ok)
+			finished_epoch = e;
+		return;
+	}
+}
+
+static void recovery_work_done(struct work *w)
+{
+	worker_busy = false;
+	if (finished_epoch && finished_epoch == sys_epoch()) {
+		struct sd_req rq = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_COMPLETE_RECOVERY,
+				     .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(struct sd_node) };
+		rq.obj.tgt_epoch = finished_epoch;
+		cluster_queue_request(alloc_local_request(&rq, &sys->this_node, sizeof(struct sd_node)));
+	} else if (atomic_load(&target_epoch) != sys_epoch() && atomic_load(&sys->status) == SD_STATUS_OK) {
+		recovery_start();
+	}
+}
+
+void recovery_start(void)
+{
+	if (atomic_load(&sys->status) != SD_STATUS_OK || !sys->ctime)
+		return;
+	if (sys->recovery_disabled) {
+		pthread_mutex_lock(&info_lock);
+		info.epoch = sys_epoch();
+		pthread_mutex_unlock(&info_lock);
+		set_phase(RECOVERY_DISABLED, "held by 'collie cluster recover disable'");
+		return;
+	}
+	atomic_store(&target_epoch, sys_epoch());
+	if (worker_busy)
+		return;        /* the running worker sees the new target and starts over */
+	worker_busy = true;
+	recovery_work_item.fn = recovery_work;
+	recovery_work_item.done = recovery_work_done;
+	queue_work(recovery_wq, &recovery_work_item);
+}
+
+void recovery_epoch_transition(uint32_t old_epoch, const struct sd_node *nodes, int nr)
+{
+	struct epoch_log *log = xzalloc(sizeof(*log));
+	struct vnode_info *old = NULL, *new = NULL;
+	uint64_t *oids = NULL;
+	size_t nr_oids = 0, nr_aside = 0;
+
+	if (!old_epoch || epoch_log_read(old_epoch, log) < 0 || !log->nr_nodes)
+		goto out;
+	old = ring_build(log->nodes, log->nr_nodes);
+	new = ring_build(nodes, nr);
+	if (!old || !new || store_list(&oids, &nr_oids))
+		goto out;
+	for (size_t i = 0; i < nr_oids; i++) {
+		uint64_t oid = oids[i];
+		if (!holds(new, oid, &sys->this_node) || holds(old, oid, &sys->this_node))
+			continue;
+		store_lock(oid);
+		if (store_set_aside(oid, old_epoch + 1) == SD_RES_SUCCESS)
+			nr_aside++;
+		store_unlock(oid);
+	}
+	if (nr_aside)
+		sd_info("epoch %u: set aside %zu objects that come back to this node and may be out of date",
+			old_epoch + 1, nr_aside);
+out:
+	free(oids);
+	if (old)
+		ring_free(old);
+	if (new)
+		ring_free(new);
+	free(log);
+}
+
+/* worker: every member finished the epoch; drop what this node no longer holds */
+static void cleanup_work(struct work *w)
+{
+	uint32_t e = atomic_load(&cleanup_epoch);
+	struct vnode_info *vi = get_vnode_info();
+	uint64_t *oids;
+	size_t nr, removed = 0;
+	if (store_list(&oids, &nr) == SD_RES_SUCCESS) {
+		for (size_t i = 0; i < nr && sys_epoch() == e; i++) {
+			if (holds(vi, oids[i], &sys->this_node))
+				continue;
+			store_lock(oids[i]);
+			if (sys_epoch() == e && store_remove(oids[i]) == SD_RES_SUCCESS)
+				removed++;
+			store_unlock(oids[i]);
+		}
+		free(oids);
+	}
+	if (sys_epoch() == e)
+		store_purge_stale();
+	put_vnode_info(vi);
+	if (removed)
+		sd_info("epoch %u recovered everywhere: removed %zu objects this node no longer holds", e, removed);
+}
+
+static void cleanup_work_done(struct work *w)
+{
+	cleanup_busy = false;
+}
+
+void recovery_member_done(const struct sd_node *n, uint32_t e)
+{
+	int i;
+	for (i = 0; i < nr_member_done; i++)
+		if (!node_cmp(&member_done[i].node, n))
+			break;
+	if (i == nr_member_done) {
+		if (nr_member_done == SD_MAX_NODES)
+			return;
+		member_done[nr_member_done++].node = *n;
+	}
+	member_done[i].epoch = e;
+	if (e != sys_epoch())
+		return;
+	struct sd_node nodes[SD_MAX_NODES];
+	int nr = group_node_list(nodes, SD_MAX_NODES);
+	for (int k = 0; k < nr; k++) {
+		bool found = false;
+		for (int j = 0; j < nr_member_done && !found; j++)
+			found = !node_cmp(&member_done[j].node, &nodes[k]) && member_done[j].epoch == e;
+		if (!found)
+			return;
+	}
+	pthread_mutex_lock(&info_lock);
+	if (info.epoch == e)
+		info.cluster_done = 1;
+	pthread_mutex_unlock(&info_lock);
+	sd_info("epoch %u: every member has recovered", e);
+	if (cleanup_busy)
+		return;
+	cleanup_busy = true;
+	atomic_store(&cleanup_epoch, e);
+	cleanup_work_item.fn = cleanup_work;
+	cleanup_work_item.done = cleanup_work_done;
+	queue_work(recovery_wq, &cleanup_work_item);
+}
+
+int recovery_init(void)
+{
+	recovery_wq = create_work_queue("recovery", 1);
+	return recovery_wq ? 0 : -ENOMEM;
+}
