@@ -516,6 +516,7 @@ static int vdi_reload(struct sd_vdi *vdi, uint32_t stale_vid)
 		vdi->size = h->vdi_size;
 		pthread_mutex_unlock(&vdi->lock);
 		free(old);
+		release_vdi(&l, vdi->name, stale_vid);    /* the lock of the VDI we left, now a snapshot */
 	}
 	free(h);
 out_unlock:

@@ -4,11 +4,13 @@
 # the parent's object) followed by the 4-byte data_vdi_id update, DISCARD_OBJ, FLUSH_VDI,
 # RELEASE_VDI; snapshots and clones through NEW_VDI.
 import struct
+import time
 from sdproto import Conn, req, obj_union, vdi_union
 
 OP_CREATE_AND_WRITE, OP_READ, OP_WRITE, OP_DISCARD = 0x01, 0x02, 0x03, 0x05
 OP_NEW_VDI, OP_LOCK_VDI, OP_RELEASE_VDI, OP_GET_VDI_INFO, OP_FLUSH_VDI = 0x11, 0x12, 0x13, 0x14, 0x16
 F_WRITE, F_COW = 0x01, 0x02
+RES_VDI_LOCKED = 0x07
 HDR_SIZE = 4664
 VDI_BIT = 1 << 63
 
@@ -36,9 +38,16 @@ class Guest:
         return r
 
     def lookup(self, name, tag='', lock=False, snapid=0):
-        r = self.call('lookup ' + name, OP_LOCK_VDI if lock else OP_GET_VDI_INFO, F_WRITE, 512,
-                      vdi_union(snapid=snapid), names(name, tag))
-        return struct.unpack_from('<I', r['raw'], 8)[0]
+        for attempt in range(50):
+            try:
+                r = self.call('lookup ' + name, OP_LOCK_VDI if lock else OP_GET_VDI_INFO, F_WRITE, 512,
+                              vdi_union(snapid=snapid), names(name, tag))
+                return struct.unpack_from('<I', r['raw'], 8)[0]
+            except SdError as e:
+                # a guest that just let go may still hold the lock for a moment
+                if e.result != RES_VDI_LOCKED or attempt == 49:
+                    raise
+                time.sleep(0.1)
 
     def open(self, name, tag='', writable=True):
         self.name = name

@@ -393,6 +393,10 @@ static void test_reload_after_snapshot(void)
 	CU_ASSERT_EQUAL(last(f, 1)->cow, vid_to_data_oid(0x400, 0));
 	CU_ASSERT_EQUAL(last(f, 0)->oid, vid_to_vdi_oid(0x401));
 	CU_ASSERT_EQUAL(sd_vdi_id(vdi), 0x401);
+	bool released_old = false;
+	for (int i = 0; i < f->nr_log; i++)
+		released_old |= f->log[i].op == SD_OP_RELEASE_VDI && f->log[i].vid == 0x400;
+	CU_ASSERT_TRUE(released_old);                                     /* the lock of the VDI left behind */
 	CU_ASSERT_EQUAL(fake_put(f, vid_to_data_oid(0x400, 0), OBJ)[8], 'o');   /* the snapshot kept its data */
 	CU_ASSERT_EQUAL(sd_vdi_pread(vdi, buf, 16, 0), 0);
 	CU_ASSERT_EQUAL(buf[7], 'o');
