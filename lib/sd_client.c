@@ -493,8 +493,10 @@ static int vdi_reload(struct sd_vdi *vdi, uint32_t stale_vid)
 		ret = SD_RES_SUCCESS;              /* another thread reloaded already */
 		goto out_unlock;
 	}
+	/* a lookup, not LOCK_VDI: the guest lock we hold follows the name to its new id (a fresh LOCK
+	 * would find it taken, by us) */
 	struct sd_link l = vdi_link(vdi);
-	ret = vdi_find(&l, SD_OP_LOCK_VDI, vdi->name, NULL, &vid);
+	ret = vdi_find(&l, SD_OP_GET_VDI_INFO, vdi->name, NULL, &vid);
 	if (ret)
 		goto out_unlock;
 	if (vid == stale_vid) {
@@ -516,7 +518,8 @@ static int vdi_reload(struct sd_vdi *vdi, uint32_t stale_vid)
 		vdi->size = h->vdi_size;
 		pthread_mutex_unlock(&vdi->lock);
 		free(old);
-		release_vdi(&l, vdi->name, stale_vid);    /* the lock of the VDI we left, now a snapshot */
+		/* where the lock stayed with the old id, let it go (else this answers NOT_LOCKED) */
+		release_vdi(&l, vdi->name, stale_vid);
 	}
 	free(h);
 out_unlock:

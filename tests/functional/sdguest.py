@@ -116,10 +116,13 @@ class Guest:
         self.c.close()
 
     def snapshot(self, tag):
-        """freeze the working VDI as snapshot TAG; the name moves to a new working VDI"""
+        """freeze the working VDI as snapshot TAG; the name, and this guest, move to a new working
+        VDI that shares every object (its guest lock moves along where locks are kept)"""
         r = self.call('snapshot', OP_NEW_VDI, F_WRITE, 512, vdi_union(size=self.size, base=self.vid, snapid=1),
                       names(self.name, tag))
-        return struct.unpack_from('<I', r['raw'], 8)[0]
+        new = struct.unpack_from('<I', r['raw'], 8)[0]
+        self.vid = new          # the index still names the old id: first writes copy on write
+        return new
 
     def clone(self, base_vid, name, size):
         r = self.call('clone', OP_NEW_VDI, F_WRITE, 256, vdi_union(size=size, base=base_vid), names(name)[:256])

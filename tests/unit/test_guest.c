@@ -387,7 +387,7 @@ static void test_reload_after_snapshot(void)
 	memset(buf, 'n', sizeof(buf));
 	CU_ASSERT_EQUAL(sd_vdi_pwrite(vdi, buf, sizeof(buf), 8), 0);
 	CU_ASSERT_EQUAL(f->log[0].op, SD_OP_WRITE_OBJ);                   /* refused: READONLY */
-	CU_ASSERT_EQUAL(f->log[1].op, SD_OP_LOCK_VDI);                    /* find the new working VDI */
+	CU_ASSERT_EQUAL(f->log[1].op, SD_OP_GET_VDI_INFO);                /* find the new working VDI */
 	CU_ASSERT_EQUAL(last(f, 1)->op, SD_OP_CREATE_AND_WRITE_OBJ);      /* copy on write from the snapshot */
 	CU_ASSERT_EQUAL(last(f, 1)->oid, vid_to_data_oid(0x401, 0));
 	CU_ASSERT_EQUAL(last(f, 1)->cow, vid_to_data_oid(0x400, 0));
