@@ -780,8 +780,12 @@ static void opt_work_done(struct work *w)
 		if (ow->result) {
 			char msg[300];
 			snprintf(msg, sizeof(msg), "%.200s: %s", ow->info.name, sd_strerror(ow->result));
-			opt_error(c, ow->result == SD_RES_NO_VDI || ow->result == SD_RES_NO_TAG ? NBD_REP_ERR_UNKNOWN
-				  : NBD_REP_ERR_PLATFORM, msg);
+			uint32_t err = NBD_REP_ERR_PLATFORM;
+			if (ow->result == SD_RES_NO_VDI || ow->result == SD_RES_NO_TAG)
+				err = NBD_REP_ERR_UNKNOWN;
+			else if (ow->result == SD_RES_VDI_LOCKED)
+				err = NBD_REP_ERR_POLICY;    /* another sheep's guest holds it */
+			opt_error(c, err, msg);
 			break;
 		}
 		send_info_replies(c, ow);
