@@ -4,7 +4,7 @@
 #   make check      unit + functional tests (one pass under sanitizers), fuzzers briefly
 #   make fuzz       one libFuzzer binary per image driver (clang), build-fuzz/fuzz-NAME
 #   make demo       start a local 3-node cluster and show it
-#   make bench      throughput figures against a local-disk peer
+#   make bench      throughput figures against a local-disk peer, and NBD against qemu-nbd
 #   make deps       install the Debian packages the build and tests need
 #   make V=1        show full command lines
 
@@ -78,7 +78,7 @@ $(UNIT): $(call obj,$(UNIT_SRCS)) $(LIBFORMATS) $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(UNIT_SRCS)) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS) $(CUNIT_LIBS)
 
 # scenarios that also run with the ASan+UBSan build of sheep and collie
-SAN_SCENARIOS := 001 002 004 005 006 007 040 042 043 044 045 046
+SAN_SCENARIOS := 001 002 004 005 006 007 040 042 043 044 045 046 070 073 075
 
 # check: unit tests plain and under sanitizers, every functional scenario, then the
 # sanitizer scenarios again with build-san binaries (any sanitizer report fails the run)
@@ -131,6 +131,7 @@ check-fuzz:
 
 bench: all
 	tests/bench/run
+	tests/bench/nbd
 	tests/bench/recovery
 
 demo: all
@@ -149,3 +150,16 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+
+# fuzz-nbd: libFuzzer harnesses for the NBD parsers and the sheep request header checks (clang).
+#   make fuzz-nbd && build/fuzz/fuzz_nbd -max_total_time=60 && build/fuzz/fuzz_sheep_req -max_total_time=60
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Iinclude
+.PHONY: fuzz-nbd
+fuzz-nbd: build/fuzz/fuzz_nbd build/fuzz/fuzz_sheep_req
+build/fuzz/fuzz_nbd: tests/fuzz/fuzz_nbd.c lib/nbd_proto.c include/nbd_proto.h
+	@mkdir -p $(dir $@)
+	$(call quiet,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_nbd.c lib/nbd_proto.c
+build/fuzz/fuzz_sheep_req: tests/fuzz/fuzz_sheep_req.c lib/proto_check.c include/proto_check.h
+	@mkdir -p $(dir $@)
+	$(call quiet,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sheep_req.c lib/proto_check.c

@@ -163,18 +163,23 @@ static void worker_done(struct work *w)
 }
 
 /* A request that must wait for a format or a shutdown is refused early here. */
-static int check_request_state(const struct request *req)
+int op_check_state(const struct sd_op_template *op)
 {
 	int status = atomic_load(&sys->status);
-	if (status == SD_STATUS_SHUTDOWN && !req->op->admin)
+	if (status == SD_STATUS_SHUTDOWN && !op->admin)
 		return SD_RES_SHUTDOWN;
-	if (req->op->needs_format && status == SD_STATUS_WAIT_FOR_FORMAT)
+	if (op->needs_format && status == SD_STATUS_WAIT_FOR_FORMAT)
 		return SD_RES_WAIT_FOR_FORMAT;
-	if (req->op->needs_format && status == SD_STATUS_HALT)
+	if (op->needs_format && status == SD_STATUS_HALT)
 		return SD_RES_HALT;
-	if (req->op->needs_format && status == SD_STATUS_WAIT && req->op->type != SD_OP_TYPE_PEER)
+	if (op->needs_format && status == SD_STATUS_WAIT && op->type != SD_OP_TYPE_PEER)
 		return SD_RES_WAIT_FOR_JOIN;
 	return SD_RES_SUCCESS;
+}
+
+static int check_request_state(const struct request *req)
+{
+	return op_check_state(req->op);
 }
 
 void queue_request(struct request *req)
