@@ -69,9 +69,10 @@ static void client_close(struct client_info *ci)
 
 static void update_events(struct client_info *ci)
 {
-	uint32_t ev = EPOLLRDHUP;
+	/* a closing client's half-close stays signalled: watching it then would spin the loop */
+	uint32_t ev = 0;
 	if (!ci->closing)
-		ev |= EPOLLIN;
+		ev |= EPOLLIN | EPOLLRDHUP;
 	if (ci->tx_req || !list_empty(&ci->tx_queue))
 		ev |= EPOLLOUT;
 	if (ev != ci->events) {
