@@ -46,6 +46,7 @@ struct dmg_state {
 	size_t cached;              /* chunk index in dbuf, or SIZE_MAX */
 };
 
+/* by the trailer, so the store is opened once more here; the probe buffer cannot hold it */
 static int dmg_probe(const uint8_t *buf, size_t len, const char *spec)
 {
 	struct fmt_store *st;
@@ -54,8 +55,9 @@ static int dmg_probe(const uint8_t *buf, size_t len, const char *spec)
 
 	if (!spec || fmt_store_open(spec, FMT_STORE_RDONLY, &st) < 0)
 		return 0;
-	if (st->size >= DMG_KOLY_SIZE && fmt_store_pread(st, sig, 4, st->size - DMG_KOLY_SIZE) == 0 &&
-	    !memcmp(sig, "koly", 4))
+	/* a store that can only stream (an http server without ranges) is not read from its end */
+	if (st->seekable && st->size >= DMG_KOLY_SIZE &&
+	    fmt_store_pread(st, sig, 4, st->size - DMG_KOLY_SIZE) == 0 && !memcmp(sig, "koly", 4))
 		score = 90;
 	fmt_store_close(st);
 	fmt_error("%s", "");

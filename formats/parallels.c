@@ -38,6 +38,7 @@ struct parallels_state {
 	uint32_t bat_entries;
 	uint32_t *bat;          /* host order */
 	uint64_t multiplier;    /* bytes per BAT unit */
+	uint64_t data_end;      /* end of the header and BAT area (data_off) */
 };
 
 static int parallels_probe(const uint8_t *buf, size_t len, const char *spec)
@@ -139,6 +140,8 @@ static int parallels_open(struct fmt_image *img, const struct fmt_options *opts)
 			goto fail;
 		}
 	}
+	s->data_end = le32toh(h.data_off) ? (uint64_t)le32toh(h.data_off) * 512
+					     : ((sizeof(h) + (uint64_t)s->bat_entries * 4 + 511) & ~511ull);
 	img->virtual_size = sectors * 512;
 	img->cluster_size = s->cluster_size;
 	return 0;
@@ -188,11 +191,43 @@ static int parallels_block_status(struct fmt_image *img, uint64_t off, uint64_t 
 	return 0;
 }
 
+/* like qemu's parallels check: clusters past the end of the file are corruptions, file space
+ * after the last cluster is a leak; fragmentation is counted in BAT order */
+static int parallels_check(struct fmt_image *img, struct fmt_check_result *res)
+{
+	struct parallels_state *s = img->priv;
+	uint64_t size = img->store->size, high = 0, prev = 0;
+
+	res->total_clusters = s->bat_entries;
+	for (uint32_t i = 0; i < s->bat_entries; i++) {
+		uint64_t off = s->bat[i] * s->multiplier;
+		if (!off) {
+			prev = 0;
+			continue;
+		}
+		if (off + s->cluster_size > size) {
+			res->corruptions++;
+			continue;
+		}
+		res->allocated_clusters++;
+		if (off > high)
+			high = off;
+		if (prev && prev + s->cluster_size != off)
+			res->fragmented_clusters++;
+		prev = off;
+	}
+	res->image_end_offset = high ? high + s->cluster_size : s->data_end;
+	if (size > res->image_end_offset)
+		res->leaks += (size - res->image_end_offset + s->cluster_size - 1) / s->cluster_size;
+	return 0;
+}
+
 const struct fmt_driver fmt_parallels_driver = {
 	.name = "parallels",
 	.probe = parallels_probe,
 	.open = parallels_open,
 	.read = parallels_read,
 	.block_status = parallels_block_status,
+	.check = parallels_check,
 	.close = parallels_close,
 };

@@ -41,6 +41,8 @@ struct qed_header {
 } __attribute__((packed));
 
 struct qed_state {
+	uint64_t l1_offset;
+	uint32_t header_clusters;
 	uint32_t cluster_size;
 	uint32_t cluster_bits;
 	uint64_t table_bytes;
@@ -143,6 +145,8 @@ static int qed_open(struct fmt_image *img, const struct fmt_options *opts)
 		ret = -EFBIG;
 		goto fail;
 	}
+	s->l1_offset = le64toh(h.l1_table_offset);
+	s->header_clusters = le32toh(h.header_size);
 	s->l1 = malloc(s->table_bytes);
 	if (!s->l1) {
 		ret = -ENOMEM;
@@ -298,11 +302,79 @@ static int qed_block_status(struct fmt_image *img, uint64_t off, uint64_t len, u
 	return 0;
 }
 
+/* mark clusters [first, first+n) used; a cluster used twice is a corruption */
+static void qed_mark(uint8_t *used, uint64_t nclusters, uint64_t first, uint64_t n,
+		     struct fmt_check_result *res)
+{
+	for (uint64_t c = first; c < first + n && c < nclusters; c++) {
+		if (used[c / 8] & (1 << (c % 8)))
+			res->corruptions++;
+		used[c / 8] |= 1 << (c % 8);
+	}
+}
+
+/* like qemu's qed check: tables and data clusters inside the file and aligned, no cluster used
+ * twice; clusters of the file nothing points at are leaks */
+static int qed_check(struct fmt_image *img, struct fmt_check_result *res)
+{
+	struct qed_state *s = img->priv;
+	uint64_t nclusters = (img->store->size + s->cluster_size - 1) / s->cluster_size;
+	uint64_t tclusters = s->table_bytes / s->cluster_size;
+	uint64_t *l2 = malloc(s->table_bytes), prev = 0;
+	uint8_t *used = calloc(nclusters / 8 + 1, 1);
+	int ret = 0;
+
+	if (!l2 || !used) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	res->total_clusters = (img->virtual_size + s->cluster_size - 1) / s->cluster_size;
+	qed_mark(used, nclusters, 0, s->header_clusters, res);
+	qed_mark(used, nclusters, s->l1_offset / s->cluster_size, tclusters, res);
+	for (uint64_t i = 0; i < s->entries; i++) {
+		if (!s->l1[i])
+			continue;
+		if (!qed_offset_ok(img, s, s->l1[i], s->table_bytes)) {
+			res->corruptions++;
+			continue;
+		}
+		qed_mark(used, nclusters, s->l1[i] / s->cluster_size, tclusters, res);
+		ret = fmt_store_pread(img->store, l2, s->table_bytes, s->l1[i]);
+		if (ret < 0) {
+			res->check_errors++;
+			goto out;
+		}
+		for (uint64_t j = 0; j < s->entries; j++) {
+			uint64_t v = le64toh(l2[j]);
+			if (v <= QED_CLUSTER_ZERO)
+				continue;
+			if (!qed_offset_ok(img, s, v, 1)) {
+				res->corruptions++;
+				continue;
+			}
+			res->allocated_clusters++;
+			if (prev && v != prev + s->cluster_size)
+				res->fragmented_clusters++;
+			prev = v;
+			qed_mark(used, nclusters, v / s->cluster_size, 1, res);
+		}
+	}
+	for (uint64_t c = 0; c < nclusters; c++)
+		if (!(used[c / 8] & (1 << (c % 8))))
+			res->leaks++;
+	res->image_end_offset = img->store->size;
+out:
+	free(l2);
+	free(used);
+	return ret;
+}
+
 const struct fmt_driver fmt_qed_driver = {
 	.name = "qed",
 	.probe = qed_probe,
 	.open = qed_open,
 	.read = qed_read,
 	.block_status = qed_block_status,
+	.check = qed_check,
 	.close = qed_close,
 };

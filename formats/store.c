@@ -380,8 +380,8 @@ static int store_mem_pwrite(struct fmt_store *st, const void *buf, size_t len, u
 {
 	struct store_mem_buf *m = st->priv;
 	if (off + len > m->len) {
-		if (off + len > (1u << 30)) {
-			fmt_error("%s: memory store limited to 1 GiB", st->spec);
+		if (off + len > (256u << 20)) {
+			fmt_error("%s: memory store limited to 256 MiB", st->spec);
 			return -EFBIG;
 		}
 		uint8_t *d = realloc(m->data, off + len);
@@ -398,8 +398,10 @@ static int store_mem_pwrite(struct fmt_store *st, const void *buf, size_t len, u
 static int store_mem_truncate(struct fmt_store *st, uint64_t size)
 {
 	struct store_mem_buf *m = st->priv;
-	if (size > (1u << 30))
+	if (size > (256u << 20)) {
+		fmt_error("%s: memory store limited to 256 MiB", st->spec);
 		return -EFBIG;
+	}
 	uint8_t *d = realloc(m->data, size ? size : 1);
 	if (!d)
 		return -ENOMEM;

@@ -266,6 +266,12 @@ static int vdi_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* all bytes zero? (writing zeros to an unallocated block is a no-op: it reads as zeros) */
+static bool vdi_is_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
 /* give block idx the next free data block; the file grows to cover it (a hole reads as zeros) */
 static int vdi_alloc_block(struct fmt_image *img, uint32_t idx)
 {
@@ -311,6 +317,8 @@ static int vdi_write(struct fmt_image *img, const void *buf, size_t len, uint64_
 			return -EINVAL;
 		}
 		if (s->bmap[idx] == VDI_UNALLOCATED || s->bmap[idx] == VDI_DISCARDED) {
+			if (vdi_is_zero(p, n))
+				goto next;
 			ret = vdi_alloc_block(img, idx);
 			if (ret < 0)
 				return ret;
@@ -319,6 +327,7 @@ static int vdi_write(struct fmt_image *img, const void *buf, size_t len, uint64_
 				       s->offset_data + (uint64_t)s->bmap[idx] * VDI_BLOCK_SIZE + in_block);
 		if (ret < 0)
 			return ret;
+next:
 		p += n;
 		off += n;
 		len -= n;

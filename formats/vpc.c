@@ -199,13 +199,13 @@ bad:
 	return NULL;
 }
 
-/* The parent of a differencing disk: relative locator (W2ru), else absolute (W2ku),
- * else the unicode name in the header. A leading "./" is dropped. */
+/* The parent of a differencing disk: relative locator (W2ru), else absolute (W2ku), else a
+ * Mac/blktap file URL (MacX, UTF-8), else the unicode name in the header. "./" is dropped. */
 static int vpc_parent_name(struct fmt_image *img, const struct vpc_dyn_header *dh)
 {
-	static const char *const pref[] = { "W2ru", "W2ku" };
+	static const char *const pref[] = { "W2ru", "W2ku", "MacX" };
 	char *name = NULL;
-	for (size_t p = 0; p < 2 && !name; p++) {
+	for (size_t p = 0; p < 3 && !name; p++) {
 		for (int i = 0; i < 8 && !name; i++) {
 			const struct vpc_locator *l = &dh->loc[i];
 			uint32_t dlen = be32toh(l->length);
@@ -225,7 +225,14 @@ static int vpc_parent_name(struct fmt_image *img, const struct vpc_dyn_header *d
 				free(buf);
 				return -EIO;
 			}
-			name = vpc_utf16_to_utf8(buf, dlen, true);
+			if (p == 2) {
+				/* "file://path": UTF-8, maybe NUL-padded */
+				size_t n = strnlen((char *)buf, dlen);
+				size_t skip = n >= 7 && !memcmp(buf, "file://", 7) ? 7 : 0;
+				name = strndup((char *)buf + skip, n - skip);
+			} else {
+				name = vpc_utf16_to_utf8(buf, dlen, true);
+			}
 			free(buf);
 			/* an absolute Windows path ("C:/...") cannot be followed here */
 			if (name && strlen(name) > 1 && name[1] == ':') {
@@ -537,6 +544,12 @@ static int vpc_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* all bytes zero? (writing zeros to an unallocated block is a no-op: it reads as zeros) */
+static bool vpc_is_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
 /* append block idx at free_off: bitmap all ones, footer moved behind it, then the BAT entry */
 static int vpc_alloc_block(struct fmt_image *img, uint32_t idx)
 {
@@ -586,6 +599,8 @@ static int vpc_write(struct fmt_image *img, const void *buf, size_t len, uint64_
 			return -EINVAL;
 		}
 		if (s->bat[idx] == VPC_BAT_UNUSED) {
+			if (vpc_is_zero(p, n))
+				goto next;
 			ret = vpc_alloc_block(img, idx);
 			if (ret < 0)
 				return ret;
@@ -594,6 +609,7 @@ static int vpc_write(struct fmt_image *img, const void *buf, size_t len, uint64_
 				       (uint64_t)s->bat[idx] * VPC_SECTOR + s->bitmap_size + in_block);
 		if (ret < 0)
 			return ret;
+next:
 		p += n;
 		off += n;
 		len -= n;

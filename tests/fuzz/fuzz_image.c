@@ -1,6 +1,8 @@
 /* fuzz_image.c: libFuzzer harness for one image driver (FUZZ_DRIVER, set at compile time): the
  * input bytes are an image in a memory store; open it, ask for info, snapshots and a check, walk
- * the block status and read every allocated byte (capped, so huge virtual disks stay quick). */
+ * the block status and read every allocated byte (capped, so huge virtual disks stay quick).
+ * A writable driver then opens a private copy read-write and writes at the start, the middle
+ * and the last byte (damaged metadata must fail those writes cleanly, never crash). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the last byte, whatever the map says */
 	if (img->virtual_size)
 		fmt_image_read(img, buf, 1, img->virtual_size - 1);
+	if ((img->drv->flags & FMT_DRV_WRITE) && img->drv->write) {
+		uint64_t vs = img->virtual_size;
+		fmt_image_close(img);
+		img = NULL;
+		if (fmt_image_open("mem:fuzz.img", FUZZ_DRIVER, FMT_OPEN_RDWR | FMT_OPEN_NO_BACKING, NULL, &img))
+			goto out;
+		memset(buf, 0x5a, 4096);
+		uint64_t at[3] = { 0, vs / 2 & ~511ULL, vs ? vs - 1 : 0 };
+		for (int i = 0; i < 3 && vs; i++) {
+			size_t n = vs - at[i] < 4096 ? vs - at[i] : 4096;
+			if (fmt_image_write(img, buf, n, at[i]))
+				break;
+			fmt_image_read(img, buf + 4096, n, at[i]);
+		}
+		if (img->drv->flush)
+			img->drv->flush(img);
+	}
 out:
 	fmt_image_close(img);
 	fmt_store_mem_unregister("fuzz.img");
