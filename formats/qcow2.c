@@ -12,7 +12,7 @@
 
 #include "qcow2.h"
 
-enum { QCOW2_MAP_UNALLOC, QCOW2_MAP_ZERO, QCOW2_MAP_DATA, QCOW2_MAP_COMPRESSED };
+enum { QCOW2_MAP_UNALLOC, QCOW2_MAP_ZERO, QCOW2_MAP_ZERO_ALLOC, QCOW2_MAP_DATA, QCOW2_MAP_COMPRESSED };
 
 #define QCOW2_L2_WAYS 4
 
@@ -202,7 +202,7 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 						  s->img->spec, off + done);
 					return -EIO;
 				}
-				t = QCOW2_MAP_ZERO;
+				t = hoff ? QCOW2_MAP_ZERO_ALLOC : QCOW2_MAP_ZERO;
 			} else if (hoff) {
 				t = QCOW2_MAP_DATA;
 				h = hoff;
@@ -349,6 +349,7 @@ int qcow2_read_unlocked_range(struct qcow2_state *s, void *vbuf, size_t len, uin
 			ret = qcow2_read_backing(s->img, buf, run, off);
 			break;
 		case QCOW2_MAP_ZERO:
+		case QCOW2_MAP_ZERO_ALLOC:
 			memset(buf, 0, run);
 			ret = 0;
 			break;
@@ -418,6 +419,7 @@ static int qcow2_block_status(struct fmt_image *img, uint64_t off, uint64_t len,
 		*bits = img->backing ? 0 : FMT_BS_ZERO;
 		break;
 	case QCOW2_MAP_ZERO:
+	case QCOW2_MAP_ZERO_ALLOC:   /* zero flag with a cluster kept: qemu's map says zero, no data */
 		*bits = FMT_BS_ZERO | FMT_BS_ALLOCATED;
 		break;
 	case QCOW2_MAP_DATA:
