@@ -119,8 +119,7 @@ struct vmdk_state {
 	uint32_t cid, parent_cid;
 	bool have_desc;
 	uint8_t *grain_buf;         /* one grain, scratch for merges */
-	uint8_t *zbuf;              /* compressed data scratch */
-	size_t zbuf_size;
+	size_t zbuf_size;           /* room for one compressed grain and its marker */
 	size_t grain_buf_size;
 	/* streamOptimized: a partly written grain not yet compressed */
 	int pend_ext;               /* -1 = none */
@@ -165,12 +164,10 @@ static int vmdk_ensure_buffers(struct fmt_image *img, uint64_t grain)
 		return 0;
 	free(s->grain_buf);
 	free(s->pend_buf);
-	free(s->zbuf);
 	s->grain_buf = malloc(grain);
 	s->pend_buf = malloc(grain);
 	s->zbuf_size = compressBound(grain) + 2 * VMDK_SECTOR;
-	s->zbuf = malloc(s->zbuf_size);
-	if (!s->grain_buf || !s->pend_buf || !s->zbuf) {
+	if (!s->grain_buf || !s->pend_buf) {
 		s->grain_buf_size = 0;
 		return -ENOMEM;
 	}
@@ -660,8 +657,9 @@ static int vmdk_set_gte(struct vmdk_extent *e, uint64_t g, uint32_t val)
 }
 
 /* read and inflate the compressed grain at sector gte into out (e->grain bytes) */
+/* zbuf: s->zbuf_size bytes of scratch; needs no lock (a written grain never changes) */
 static int vmdk_read_compressed(struct fmt_image *img, struct vmdk_extent *e, uint64_t g,
-				uint32_t gte, uint8_t *out)
+				uint32_t gte, uint8_t *out, uint8_t *zbuf)
 {
 	struct vmdk_state *s = img->priv;
 	uint64_t off = (uint64_t)gte * VMDK_SECTOR, fsize = e->store->size, avail;
@@ -676,11 +674,11 @@ static int vmdk_read_compressed(struct fmt_image *img, struct vmdk_extent *e, ui
 	}
 	avail = fsize - off;
 	clen = s->zbuf_size < avail ? s->zbuf_size : avail;
-	ret = fmt_store_pread(e->store, s->zbuf, clen, off);
+	ret = fmt_store_pread(e->store, zbuf, clen, off);
 	if (ret < 0)
 		return ret;
 	if (e->markers) {
-		uint32_t size = le32toh(*(uint32_t *)(s->zbuf + 8));
+		uint32_t size = le32toh(*(uint32_t *)(zbuf + 8));
 		if (clen < hdr || size > clen - hdr) {
 			fmt_error("%s: compressed grain %" PRIu64 " has a bad size %u", e->store->spec, g, size);
 			return -EIO;
@@ -695,7 +693,7 @@ static int vmdk_read_compressed(struct fmt_image *img, struct vmdk_extent *e, ui
 		memset(&z, 0, sizeof(z));
 		if (inflateInit(&z) != Z_OK)
 			return -ENOMEM;
-		z.next_in = s->zbuf + hdr;
+		z.next_in = zbuf + hdr;
 		z.avail_in = clen;
 		z.next_out = out;
 		z.avail_out = e->grain;
@@ -749,7 +747,6 @@ static void vmdk_close(struct fmt_image *img)
 	free(s->ext);
 	free(s->grain_buf);
 	free(s->pend_buf);
-	free(s->zbuf);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	img->priv = NULL;
@@ -1087,10 +1084,22 @@ static int vmdk_read_sparse(struct fmt_image *img, int ei, uint8_t *buf, size_t 
 		} else if (gte == VMDK_GTE_ZEROED && e->zeroed_grain) {
 			memset(buf, 0, n);
 		} else {
-			ret = vmdk_read_compressed(img, e, g, gte, s->grain_buf);
+			/* inflate outside the lock so several threads decompress at once */
+			uint8_t *zb = malloc(s->zbuf_size), *gb = malloc(e->grain);
+			if (!zb || !gb) {
+				free(zb);
+				free(gb);
+				return -ENOMEM;
+			}
+			pthread_mutex_unlock(&s->lock);
+			ret = vmdk_read_compressed(img, e, g, gte, gb, zb);
+			pthread_mutex_lock(&s->lock);
+			if (ret >= 0)
+				memcpy(buf, gb + in_grain, n);
+			free(zb);
+			free(gb);
 			if (ret < 0)
 				return ret;
-			memcpy(buf, s->grain_buf + in_grain, n);
 		}
 		buf += n;
 		eoff += n;
