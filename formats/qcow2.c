@@ -12,7 +12,7 @@
 
 #include "qcow2.h"
 
-enum { QCOW2_MAP_UNALLOC, QCOW2_MAP_ZERO, QCOW2_MAP_DATA, QCOW2_MAP_COMPRESSED };
+enum { QCOW2_MAP_UNALLOC, QCOW2_MAP_ZERO, QCOW2_MAP_ZERO_ALLOC, QCOW2_MAP_DATA, QCOW2_MAP_COMPRESSED };
 
 #define QCOW2_L2_WAYS 4
 
@@ -174,6 +174,10 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 		if (in_unit > len - done)
 			in_unit = len - done;
 		if (entry & QCOW2_OFLAG_COMPRESSED) {
+			if (s->data_store) {
+				fmt_error("%s: compressed cluster in an image with an external data file", s->img->spec);
+				return -EIO;
+			}
 			t = QCOW2_MAP_COMPRESSED;
 			h = entry;
 			if ((entry & s->coffset_mask) >= s->file_size) {
@@ -202,8 +206,8 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 						  s->img->spec, off + done);
 					return -EIO;
 				}
-				t = QCOW2_MAP_ZERO;
-			} else if (hoff) {
+				t = hoff ? QCOW2_MAP_ZERO_ALLOC : QCOW2_MAP_ZERO;
+			} else if (hoff || (s->data_store && (entry & QCOW2_OFLAG_COPIED))) {
 				t = QCOW2_MAP_DATA;
 				h = hoff;
 			} else {
@@ -215,7 +219,7 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 						  s->img->spec, hoff, off + done);
 					return -EIO;
 				}
-				if (hoff >= s->file_size) {
+				if (!s->data_store && hoff >= s->file_size) {
 					fmt_error("%s: data cluster offset %#" PRIx64 " past end of file (guest offset %" PRIu64 ")",
 						  s->img->spec, hoff, off + done);
 					return -EIO;
@@ -280,8 +284,10 @@ past_end:
 /* host data at host for guest off, decrypting when the image is encrypted */
 static int qcow2_read_data(struct qcow2_state *s, uint8_t *buf, size_t len, uint64_t host, uint64_t off)
 {
+	struct fmt_store *st = s->data_store ? s->data_store : s->img->store;
+
 	if (!s->cipher)
-		return fmt_store_pread(s->img->store, buf, len, host);
+		return fmt_store_pread(st, buf, len, host);
 
 	/* decrypt whole sectors; a run never crosses a cluster boundary unaligned */
 	uint64_t head = off & 511;
@@ -293,7 +299,7 @@ static int qcow2_read_data(struct qcow2_state *s, uint8_t *buf, size_t len, uint
 		fmt_error("%s: out of memory", s->img->spec);
 		return -ENOMEM;
 	}
-	ret = fmt_store_pread(s->img->store, tmp, alen, host - head);
+	ret = fmt_store_pread(st, tmp, alen, host - head);
 	if (ret >= 0) {
 		uint64_t sector = (s->crypt_method == QCOW2_CRYPT_AES ? off - head : host - head) >> 9;
 		ret = fmt_cipher_crypt(s->cipher, false, tmp, alen, sector);
@@ -349,6 +355,7 @@ int qcow2_read_unlocked_range(struct qcow2_state *s, void *vbuf, size_t len, uin
 			ret = qcow2_read_backing(s->img, buf, run, off);
 			break;
 		case QCOW2_MAP_ZERO:
+		case QCOW2_MAP_ZERO_ALLOC:
 			memset(buf, 0, run);
 			ret = 0;
 			break;
@@ -418,6 +425,7 @@ static int qcow2_block_status(struct fmt_image *img, uint64_t off, uint64_t len,
 		*bits = img->backing ? 0 : FMT_BS_ZERO;
 		break;
 	case QCOW2_MAP_ZERO:
+	case QCOW2_MAP_ZERO_ALLOC:   /* zero flag with a cluster kept: qemu's map says zero, no data */
 		*bits = FMT_BS_ZERO | FMT_BS_ALLOCATED;
 		break;
 	case QCOW2_MAP_DATA:
@@ -473,6 +481,12 @@ static int qcow2_parse_extensions(struct qcow2_state *s, const uint8_t *hdr, uin
 				return -EINVAL;
 			}
 			break;
+		case QCOW2_EXT_DATA_FILE:
+			free(s->data_file);
+			s->data_file = strndup((const char *)data, len);
+			if (!s->data_file)
+				return -ENOMEM;
+			break;
 		case QCOW2_EXT_BITMAPS:
 			if (len != 24) {
 				fmt_error("%s: bitmaps_ext: Invalid extension length", img->spec);
@@ -515,13 +529,6 @@ static int qcow2_parse_extensions(struct qcow2_state *s, const uint8_t *hdr, uin
 		pos += 8 + ((len + 7ull) & ~7ull);
 	}
 	return 0;
-}
-
-static const char *qcow2_incompat_name(int bit)
-{
-	static const char *const names[] = { "dirty bit", "corrupt bit", "external data file",
-					     "compression type", "extended L2 entries" };
-	return bit < 5 ? names[bit] : NULL;
 }
 
 static int qcow2_open_crypto(struct qcow2_state *s, const struct fmt_options *opts)
@@ -682,12 +689,6 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 		ret = -ENOTSUP;
 		goto fail;
 	}
-	if (s->incompat & QCOW2_INCOMPAT_DATA_FILE) {
-		fmt_error("%s: Unsupported qcow2 feature(s): %s (not supported by this driver)", name,
-			  qcow2_incompat_name(2));
-		ret = -ENOTSUP;
-		goto fail;
-	}
 	if (s->compression_type && !(s->incompat & QCOW2_INCOMPAT_COMPRESSION)) {
 		fmt_error("%s: qcow2: Compression type incompatible feature bit must be set", name);
 		goto fail;
@@ -822,6 +823,28 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 		fmt_error("%s: qcow2: Image is corrupt; cannot be opened read/write", name);
 		goto fail;
 	}
+	if (s->incompat & QCOW2_INCOMPAT_DATA_FILE) {
+		char *path;
+		if (!s->data_file || !*s->data_file) {
+			fmt_error("%s: 'data-file' is required for this image", name);
+			goto fail;
+		}
+		if (img->writable) {
+			fmt_error("%s: writing images with an external data file is not supported", name);
+			ret = -ENOTSUP;
+			goto fail;
+		}
+		path = fmt_store_sibling(img->spec, s->data_file);
+		if (!path) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		ret = fmt_store_open(path, FMT_STORE_RDONLY, &s->data_store);
+		free(path);
+		if (ret < 0)
+			goto fail;
+		ret = -EINVAL;
+	}
 	if (s->ext_l2 && img->writable) {
 		fmt_error("%s: writing images with extended L2 entries is not supported", name);
 		ret = -ENOTSUP;
@@ -890,6 +913,9 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 fail:
 	free(hdr);
 	img->priv = NULL;
+	if (s->data_store)
+		fmt_store_close(s->data_store);
+	free(s->data_file);
 	fmt_cipher_free(s->cipher);
 	if (s->l2_cache)
 		qcow2_l2_cache_free(s);
@@ -914,6 +940,9 @@ static void qcow2_close(struct fmt_image *img)
 		return;
 	if (img->writable)
 		qcow2_flush(img);
+	if (s->data_store)
+		fmt_store_close(s->data_store);
+	free(s->data_file);
 	fmt_cipher_free(s->cipher);
 	qcow2_l2_cache_free(s);
 	if (s->refblocks)

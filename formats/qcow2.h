@@ -159,6 +159,8 @@ struct qcow2_state {
 	uint32_t bitmaps_nr;
 	uint64_t bitmaps_dir_size, bitmaps_dir_off;
 
+	char *data_file;               /* external data file name (ext 0x44415441) */
+	struct fmt_store *data_store;  /* open when the image uses it: guest data lives there */
 	struct fmt_cipher *cipher;
 	struct luks_info luks;
 	bool need_key;                 /* encrypted but no key given: read/write refuse */

@@ -96,10 +96,19 @@ static int qcow2_check_l1(struct qcow2_checker *c, const uint64_t *l1, uint32_t 
 			uint64_t off = e & QCOW2_OFFSET_MASK;
 			if (!s->ext_l2 && (e & QCOW2_L2_RESERVED))
 				c->res->corruptions++;   /* l2 entry with reserved bits set */
-			if (!off)
+			if (!off) {
+				/* in an external data file, offset 0 with COPIED is the first cluster */
+				if (active && s->data_store && (e & QCOW2_OFLAG_COPIED))
+					c->res->allocated_clusters++;
 				continue;
+			}
 			if (off & (s->cluster_size - 1)) {
 				c->res->corruptions++;
+				continue;
+			}
+			if (s->data_store) {   /* clusters of an external data file have no refcounts */
+				if (active)
+					c->res->allocated_clusters++;
 				continue;
 			}
 			ret = qcow2_check_ref(c, off, s->cluster_size);
@@ -141,7 +150,7 @@ static int qcow2_check_copied(struct qcow2_checker *c)
 		for (uint32_t j = 0; j < s->l2_entries; j++) {
 			uint64_t e = be64toh(l2[s->ext_l2 ? 2 * j : j]);
 			uint64_t off = e & QCOW2_OFFSET_MASK;
-			if ((e & QCOW2_OFLAG_COMPRESSED) || !off || (off & (s->cluster_size - 1)))
+			if ((e & QCOW2_OFLAG_COMPRESSED) || !off || (off & (s->cluster_size - 1)) || s->data_store)
 				continue;
 			ret = qcow2_refcount_get(s, off >> s->cluster_bits, &ref);
 			if (ret < 0)
