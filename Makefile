@@ -1,9 +1,10 @@
 # Sheepfold: one non-recursive makefile for sheep, collie, libsd, formats and tests.
 #   make            build sheep and collie (build/)
 #   make SANITIZE=1 the same with ASan+UBSan (build-san/)
-#   make check      unit + functional tests (one pass under sanitizers)
+#   make check      unit + functional tests (one pass under sanitizers), fuzzers briefly
+#   make fuzz       one libFuzzer binary per image driver (clang), build-fuzz/fuzz-NAME
 #   make demo       start a local 3-node cluster and show it
-#   make bench      throughput figures against a local-disk peer
+#   make bench      throughput figures against a local-disk peer, and NBD against qemu-nbd
 #   make deps       install the Debian packages the build and tests need
 #   make V=1        show full command lines
 
@@ -50,7 +51,7 @@ SHEEP      := $(BUILD)/sheep
 COLLIE     := $(BUILD)/collie
 UNIT       := $(BUILD)/unit-tests
 
-.PHONY: all check check-unit check-functional check-long bench demo deps install clean
+.PHONY: all check check-unit check-functional check-long check-fuzz fuzz bench demo deps install clean
 all: $(SHEEP) $(COLLIE)
 
 $(BUILD)/obj/%.o: %.c
@@ -66,14 +67,18 @@ $(LIBFORMATS): $(call obj,$(FORMATS_SRCS))
 $(SHEEP): $(call obj,$(SHEEP_SRCS)) $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# the driver table and the store table find their members through weak references, which do
+# not pull objects out of an archive: link the formats library whole
+WHOLE_FORMATS = -Wl,--whole-archive $(LIBFORMATS) -Wl,--no-whole-archive
+
 $(COLLIE): $(call obj,$(COLLIE_SRCS)) $(LIBFORMATS) $(LIBSD)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(COLLIE_SRCS)) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS)
 
 $(UNIT): $(call obj,$(UNIT_SRCS)) $(LIBFORMATS) $(LIBSD)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CUNIT_LIBS)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(UNIT_SRCS)) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS) $(CUNIT_LIBS)
 
 # scenarios that also run with the ASan+UBSan build of sheep and collie
-SAN_SCENARIOS := 001 002 004 005 006 007 040 042 043 044 045 046
+SAN_SCENARIOS := 001 002 004 005 006 007 040 042 043 044 045 046 070 073 075
 
 # check: unit tests plain and under sanitizers, every functional scenario, then the
 # sanitizer scenarios again with build-san binaries (any sanitizer report fails the run)
@@ -83,6 +88,7 @@ check: all $(UNIT)
 	build-san/unit-tests
 	tests/functional/check
 	BUILD=$(CURDIR)/build-san tests/functional/check $(SAN_SCENARIOS)
+	$(MAKE) check-fuzz
 
 check-unit: $(UNIT)
 	$(UNIT)
@@ -92,9 +98,40 @@ check-functional: all
 
 check-long: all
 	LONG=1 tests/functional/check
+	$(MAKE) check-fuzz FUZZ_TIME=120
+
+# ---- fuzzing: tests/fuzz/fuzz_image.c built once per driver file (formats/NAME.c defining
+# fmt_NAME_driver) against the formats library and lib/, with ASan and UBSan
+FUZZ_CC     ?= clang
+FUZZ_BUILD  := build-fuzz
+FUZZ_TIME   ?= 10
+FUZZ_CFLAGS := -O1 -g -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude $(PKG_CFLAGS) -pthread \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_DRIVERS = $(patsubst formats/%.c,%,$(shell grep -l '^const struct fmt_driver fmt_[a-z0-9_]*_driver' formats/*.c))
+FUZZ_OBJS    = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FORMATS_SRCS) $(LIB_SRCS))
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call quiet,FUZZCC,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c -o $@ $<
+
+.PRECIOUS: $(FUZZ_BUILD)/obj/%.o
+
+$(FUZZ_BUILD)/fuzz-%: tests/fuzz/fuzz_image.c $(FUZZ_OBJS)
+	$(call quiet,FUZZ,$@)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DFUZZ_DRIVER='"$*"' -o $@ $< \
+		$(FUZZ_OBJS) $(PKG_LIBS) -lm
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) is not installed"; exit 1; }
+	$(MAKE) $(addprefix $(FUZZ_BUILD)/fuzz-,$(FUZZ_DRIVERS))
+
+# runs each fuzzer FUZZ_TIME seconds on its corpus; skipped without clang
+check-fuzz:
+	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) fuzz && FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run; \
+	 else echo "check-fuzz: $(FUZZ_CC) is not installed, skipped"; fi
 
 bench: all
 	tests/bench/run
+	tests/bench/nbd
 	tests/bench/recovery
 
 demo: all
@@ -110,6 +147,19 @@ install: all
 	install -m 644 man/sheep.8 man/collie.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+
+# fuzz-nbd: libFuzzer harnesses for the NBD parsers and the sheep request header checks (clang).
+#   make fuzz-nbd && build/fuzz/fuzz_nbd -max_total_time=60 && build/fuzz/fuzz_sheep_req -max_total_time=60
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Iinclude
+.PHONY: fuzz-nbd
+fuzz-nbd: build/fuzz/fuzz_nbd build/fuzz/fuzz_sheep_req
+build/fuzz/fuzz_nbd: tests/fuzz/fuzz_nbd.c lib/nbd_proto.c include/nbd_proto.h
+	@mkdir -p $(dir $@)
+	$(call quiet,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_nbd.c lib/nbd_proto.c
+build/fuzz/fuzz_sheep_req: tests/fuzz/fuzz_sheep_req.c lib/proto_check.c include/proto_check.h
+	@mkdir -p $(dir $@)
+	$(call quiet,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sheep_req.c lib/proto_check.c

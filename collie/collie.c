@@ -17,7 +17,8 @@ bool raw_output;
 /* image commands live in their own file; collie works without them */
 extern const struct command image_command __attribute__((weak));
 
-static const struct command *commands[] = { &cluster_command, &node_command, &vdi_command, NULL /* image */ };
+/* a weak image_command that is not linked in is NULL and simply ends the table early */
+static const struct command *commands[] = { &cluster_command, &node_command, &vdi_command, &image_command, NULL };
 
 static char *opt_values[512];
 static bool opt_present[512];
@@ -207,8 +208,6 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 
 int main(int argc, char **argv)
 {
-	if (&image_command)
-		commands[3] = &image_command;
 	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		if (argc >= 3 && !strcmp(argv[1], "help"))
 			for (int i = 0; commands[i]; i++)

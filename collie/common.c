@@ -20,7 +20,9 @@ int sheep_exec(struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *
 
 int report_failure(const char *what, int res)
 {
-	if (res < 0)
+	if (res == -ECONNRESET || res == -ETIMEDOUT || res == -EPIPE)
+		die_msg("%s: lost the connection to the sheep at %s:%d: %s", what, sd_addr, sd_port, strerror(-res));
+	else if (res < 0)
 		die_msg("%s: cannot reach the sheep at %s:%d: %s", what, sd_addr, sd_port, strerror(-res));
 	else
 		die_msg("%s: %s", what, sd_strerror(res));

@@ -547,6 +547,11 @@ static const struct collie_option object_opts[] = {
 	{ 0 },
 };
 
+/* vdi_transfer.c */
+extern const struct collie_option vdi_import_opts[], vdi_export_opts[];
+int vdi_import(int argc, char **argv);
+int vdi_export(int argc, char **argv);
+
 static const struct subcommand vdi_subs[] = {
 	{ "create", "NAME SIZE [-c COPIES] [-P] [-z SHIFT]", "create a VDI of SIZE bytes (K, M, G, T suffixes)",
 	  create_opts, CMD_CLUSTER, 2, 2, vdi_create },
@@ -579,6 +584,10 @@ static const struct subcommand vdi_subs[] = {
 	  restore_opts, CMD_CLUSTER, 1, 1, vdi_restore },
 	{ "object", "NAME [-i INDEX]", "show which nodes hold each object of a VDI", object_opts, CMD_CLUSTER, 1, 1,
 	  vdi_object },
+	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",
+	  "create VDIs from disk images (files or URLs), several at once", vdi_import_opts, 0, 0, -1, vdi_import },
+	{ "export", "[-O FMT] [-o OPTS] [-s SNAPSHOT] [-p] NAME DEST [NAME DEST...] | --list FILE",
+	  "write VDIs out as disk images, several at once", vdi_export_opts, 0, 0, -1, vdi_export },
 	{ NULL },
 };
 

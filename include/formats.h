@@ -202,3 +202,28 @@ int fmt_convert(const char *src, const char *dst, const struct fmt_convert_opts 
 int fmt_compare(struct fmt_image *a, struct fmt_image *b, uint64_t *first_diff);
 
 #endif
+
+/* ---- additions (fmt-core, appended) ---------------------------------------------------------- */
+
+/* The rest of the store operations, dispatched like fmt_store_pread: a store without the
+ * operation reports everything as data (block_status), -ENOTSUP (truncate, discard) or 0 (flush). */
+int fmt_store_block_status(struct fmt_store *st, uint64_t off, uint64_t len, bool *data, uint64_t *run);
+int fmt_store_truncate(struct fmt_store *st, uint64_t size);
+/* the range reads as zeros afterwards (punched hole, BLKZEROOUT) */
+int fmt_store_discard(struct fmt_store *st, uint64_t off, uint64_t len);
+int fmt_store_flush(struct fmt_store *st);
+/* Memory stores "mem:NAME" for fuzzing and tests: the buffer is copied; opening an unregistered
+ * name fails as a missing file does. Siblings of "mem:X" are "mem:NAME" too (never the disk). */
+int fmt_store_mem_register(const char *name, const void *buf, size_t len);
+void fmt_store_mem_unregister(const char *name);
+
+/* Status through the backing chain (what convert and map need): runs not allocated in a layer
+ * are looked up in its backing image; *depth is the layer that answered (0 = img itself).
+ * Past the end of a shorter backing image the run reads as zero. */
+int fmt_image_block_status_deep(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+				uint64_t *run, int *depth);
+
+/* Durability of local file and device stores. By default a flush is an fdatasync(); after
+ * fmt_store_set_unsafe(true) it does nothing, as qemu-img convert's default target cache mode
+ * "unsafe" (collie image convert and vdi export use it unless -t writeback is given). */
+void fmt_store_set_unsafe(bool unsafe);

@@ -18,20 +18,42 @@ const char *sd_strerror(int res);
 int sd_vdi_create(const char *host, int port, const char *name, uint64_t size,
 		  int copies, bool prealloc, uint32_t *vid_out);
 /* Open by name; snap = NULL/"" for the working VDI, else a tag or a decimal snapshot id.
- * A snapshot opens read-only. */
+ * A snapshot opens read-only. A writable open takes the VDI's guest lock (LOCK_VDI); others
+ * look it up (GET_VDI_INFO). */
 int sd_vdi_open(const char *host, int port, const char *name, const char *snap,
 		bool writable, struct sd_vdi **out);
 uint64_t sd_vdi_size(const struct sd_vdi *vdi);
-uint32_t sd_vdi_id(const struct sd_vdi *vdi);
+/* the working VDI's id (it changes when a snapshot is taken under an open VDI) */
+uint32_t sd_vdi_id(struct sd_vdi *vdi);
+bool sd_vdi_writable(const struct sd_vdi *vdi);
 int sd_vdi_pread(struct sd_vdi *vdi, void *buf, size_t len, uint64_t offset);
 /* Writes allocate objects as needed and update the inode; durable after sd_vdi_flush(). */
 int sd_vdi_pwrite(struct sd_vdi *vdi, const void *buf, size_t len, uint64_t offset);
+
+/* write flags */
+#define SD_VDI_SYNC     0x1   /* durable on every replica before returning (FUA) */
+#define SD_VDI_ALLOCATE 0x2   /* allocate objects even for zeros (no holes) */
+#define SD_VDI_FAST     0x4   /* write_zeroes: fail with SD_RES_NO_SUPPORT rather than write zeros */
+int sd_vdi_pwrite_flags(struct sd_vdi *vdi, const void *buf, size_t len, uint64_t offset, unsigned flags);
+/* Make [offset, offset + len) read as zeros: whole objects become holes again through DISCARD_OBJ
+ * (unless SD_VDI_ALLOCATE), parts of allocated objects are written with zeros. */
+int sd_vdi_write_zeroes(struct sd_vdi *vdi, uint64_t offset, uint64_t len, unsigned flags);
 /* Is the object covering offset allocated? *run gets the length (from offset) of the run with the
  * same answer, up to len. Unallocated reads as zeros. */
 int sd_vdi_block_status(struct sd_vdi *vdi, uint64_t offset, uint64_t len, bool *allocated, uint64_t *run);
 int sd_vdi_flush(struct sd_vdi *vdi);
 int sd_vdi_delete(const char *host, int port, const char *name, const char *snap);
+/* closing a writable VDI releases its lock (RELEASE_VDI) */
 void sd_vdi_close(struct sd_vdi *vdi);
+int sd_vdi_release(const char *host, int port, const char *name, uint32_t vid);
+
+/* An in-process transport for the I/O path of an open VDI (sheep's NBD export runs the gateway
+ * directly). It returns a result like vdi requests do, or -ENOTSUP to let the socket carry it. */
+typedef int (*sd_exec_fn)(void *ctx, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
+void sd_vdi_set_exec(struct sd_vdi *vdi, sd_exec_fn fn, void *ctx);
+/* open with every request (lookup, inode, I/O, release) going through fn: no sockets at all */
+int sd_vdi_open_via(sd_exec_fn fn, void *ctx, const char *name, const char *snap, bool writable,
+		    struct sd_vdi **out);
 
 /* One request on a fresh connection: 0 when the exchange completed (rsp->result says how it
  * went), or -errno when the sheep could not be reached. */

@@ -186,12 +186,23 @@ int connect_to_node(const struct sd_node *n, int timeout_ms, int io_timeout_ms)
 	return connect_to(addr_to_str(n->addr, a, sizeof(a)), n->port, timeout_ms, io_timeout_ms);
 }
 
+/* a short read that is not an error is the peer closing the connection */
+static int read_exact(int fd, void *buf, size_t len)
+{
+	ssize_t n = xread(fd, buf, len);
+	if (n == (ssize_t)len)
+		return 0;
+	if (n >= 0)
+		errno = ECONNRESET;
+	return -1;
+}
+
 static int drain(int fd, uint32_t len)
 {
 	char buf[65536];
 	while (len) {
 		uint32_t n = MIN(len, sizeof(buf));
-		if (xread(fd, buf, n) != (ssize_t)n)
+		if (read_exact(fd, buf, n) < 0)
 			return -1;
 		len -= n;
 	}
@@ -227,11 +238,11 @@ int send_req(int fd, const struct sd_req *hdr, const void *data, uint32_t wlen)
 
 int recv_rsp(int fd, struct sd_rsp *rsp, void *buf, uint32_t bufsize)
 {
-	if (xread(fd, rsp, sizeof(*rsp)) != sizeof(*rsp))
+	if (read_exact(fd, rsp, sizeof(*rsp)) < 0)
 		return -1;
 	if (rsp->data_length) {
 		uint32_t take = MIN(rsp->data_length, bufsize);
-		if (take && xread(fd, buf, take) != (ssize_t)take)
+		if (take && read_exact(fd, buf, take) < 0)
 			return -1;
 		if (rsp->data_length > take && drain(fd, rsp->data_length - take) < 0)
 			return -1;

@@ -20,6 +20,12 @@
 struct sd_vdi {
 	char host[256];
 	int port;
+	char name[SD_MAX_VDI_LEN];
+	char snap[SD_MAX_VDI_TAG_LEN];
+	bool locked;                              /* LOCK_VDI taken: RELEASE_VDI on close */
+	sd_exec_fn exec;                          /* in-process transport, or NULL: sockets */
+	void *exec_ctx;
+	pthread_mutex_t reload_lock;              /* one inode reload at a time */
 	uint32_t vid;
 	uint64_t size;
 	uint8_t shift;
@@ -91,7 +97,7 @@ int sd_run(const char *host, int port, struct sd_req *hdr, void *data, uint32_t 
 	int fd = connect_to(host, port, 5000, 120000);
 	if (fd < 0)
 		return fd;
-	int ret = exec_req(fd, hdr, data, bufsize, rsp) < 0 ? -EIO : 0;
+	int ret = exec_req(fd, hdr, data, bufsize, rsp) < 0 ? -(errno ? errno : EIO) : 0;
 	close(fd);
 	return ret;
 }
@@ -99,6 +105,26 @@ int sd_run(const char *host, int port, struct sd_req *hdr, void *data, uint32_t 
 static int run_result(int ret, const struct sd_rsp *rsp)
 {
 	return ret < 0 ? ret : (int)rsp->result;
+}
+
+/* where the requests of a VDI's lookup and inode reads go: a transport, else host:port */
+struct sd_link {
+	const char *host;     /* NULL: the transport only */
+	int port;
+	sd_exec_fn exec;
+	void *ctx;
+};
+
+static int link_run(const struct sd_link *l, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
+{
+	if (l->exec) {
+		int ret = l->exec(l->ctx, hdr, data, bufsize, rsp);
+		if (ret != -ENOTSUP)
+			return ret;
+	}
+	if (!l->host)
+		return -ENOTSUP;
+	return run_result(sd_run(l->host, l->port, hdr, data, bufsize, rsp), rsp);
 }
 
 /* payload name[256] + tag[256]; snap may be a tag or a decimal id */
@@ -116,33 +142,46 @@ static void fill_name(char *buf, const char *name, const char *snap, uint32_t *s
 	}
 }
 
-int sd_vdi_lookup(const char *host, int port, const char *name, const char *snap, uint32_t *vid)
+/* GET_VDI_INFO, or LOCK_VDI for a guest that opens the working VDI to write: name + tag -> vid */
+static int vdi_find(const struct sd_link *l, uint8_t opcode, const char *name, const char *snap, uint32_t *vid)
 {
 	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
-	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_GET_VDI_INFO,
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = opcode,
 			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
 	struct sd_rsp rsp;
-	if (strlen(name) >= SD_MAX_VDI_LEN || (snap && strlen(snap) >= SD_MAX_VDI_TAG_LEN))
+	if (!*name || strlen(name) >= SD_MAX_VDI_LEN || (snap && strlen(snap) >= SD_MAX_VDI_TAG_LEN))
 		return SD_RES_INVALID_PARMS;
 	fill_name(buf, name, snap, &hdr.vdi.snapid);
-	int ret = run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	int ret = link_run(l, &hdr, buf, 0, &rsp);
 	if (ret == SD_RES_SUCCESS)
 		*vid = rsp.vdi.vdi_id;
 	return ret;
 }
 
-int sd_read_inode_header(const char *host, int port, uint32_t vid, struct sd_inode_header *h)
+int sd_vdi_lookup(const char *host, int port, const char *name, const char *snap, uint32_t *vid)
+{
+	struct sd_link l = { host, port, NULL, NULL };
+	return vdi_find(&l, SD_OP_GET_VDI_INFO, name, snap, vid);
+}
+
+static int read_header(const struct sd_link *l, uint32_t vid, struct sd_inode_header *h)
 {
 	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_OBJ, .data_length = sizeof(*h) };
 	struct sd_rsp rsp;
 	hdr.obj.oid = vid_to_vdi_oid(vid);
-	int ret = run_result(sd_run(host, port, &hdr, h, sizeof(*h), &rsp), &rsp);
+	int ret = link_run(l, &hdr, h, sizeof(*h), &rsp);
 	if (ret == SD_RES_SUCCESS && rsp.data_length < sizeof(*h))
 		memset((char *)h + rsp.data_length, 0, sizeof(*h) - rsp.data_length);
 	return ret;
 }
 
-int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *index, uint32_t nr)
+int sd_read_inode_header(const char *host, int port, uint32_t vid, struct sd_inode_header *h)
+{
+	struct sd_link l = { host, port, NULL, NULL };
+	return read_header(&l, vid, h);
+}
+
+static int read_index(const struct sd_link *l, uint32_t vid, uint32_t *index, uint32_t nr)
 {
 	if (nr > SD_INODE_DATA_INDEX)
 		return SD_RES_INVALID_PARMS;
@@ -153,10 +192,16 @@ int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *inde
 	struct sd_rsp rsp;
 	hdr.obj.oid = vid_to_vdi_oid(vid);
 	hdr.obj.offset = SD_INODE_HEADER_SIZE;
-	int ret = run_result(sd_run(host, port, &hdr, index, nr * sizeof(uint32_t), &rsp), &rsp);
+	int ret = link_run(l, &hdr, index, nr * sizeof(uint32_t), &rsp);
 	if (ret == SD_RES_SUCCESS && rsp.data_length < nr * sizeof(uint32_t))
 		memset((char *)index + rsp.data_length, 0, nr * sizeof(uint32_t) - rsp.data_length);
 	return ret;
+}
+
+int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *index, uint32_t nr)
+{
+	struct sd_link l = { host, port, NULL, NULL };
+	return read_index(&l, vid, index, nr);
 }
 
 int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, int copies, bool prealloc,
@@ -221,59 +266,107 @@ int sd_vdi_delete(const char *host, int port, const char *name, const char *snap
 	return run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
 }
 
-int sd_vdi_open(const char *host, int port, const char *name, const char *snap, bool writable,
-		struct sd_vdi **out)
+
+/* Read the header and index of vid into fresh memory: what open and a reload need. */
+static int load_inode(const struct sd_link *l, uint32_t vid, struct sd_inode_header *h,
+		      uint32_t **index, uint32_t *nr_objs)
 {
-	uint32_t vid;
+	int ret = read_header(l, vid, h);
+	if (ret)
+		return ret;
+	uint8_t shift = h->block_size_shift ? h->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
+	if (shift < 20 || shift > 31)
+		return SD_RES_INVALID_PARMS;
+	uint64_t nr = DIV_ROUND_UP(h->vdi_size, UINT64_C(1) << shift);
+	if (nr > SD_INODE_DATA_INDEX)
+		return SD_RES_INVALID_PARMS;
+	uint32_t *idx = calloc(nr ? nr : 1, sizeof(uint32_t));
+	if (!idx)
+		return -ENOMEM;
+	ret = read_index(l, vid, idx, nr);
+	if (ret) {
+		free(idx);
+		return ret;
+	}
+	*index = idx;
+	*nr_objs = nr;
+	return SD_RES_SUCCESS;
+}
+
+static int release_vdi(const struct sd_link *l, const char *name, uint32_t vid)
+{
+	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN] = { 0 };
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_RELEASE_VDI,
+			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
+	struct sd_rsp rsp;
+	snprintf(buf, SD_MAX_VDI_LEN, "%s", name);
+	hdr.vdi.base_vdi_id = vid;
+	return link_run(l, &hdr, buf, 0, &rsp);
+}
+
+int sd_vdi_release(const char *host, int port, const char *name, uint32_t vid)
+{
+	struct sd_link l = { host, port, NULL, NULL };
+	return release_vdi(&l, name, vid);
+}
+
+static struct sd_link vdi_link(const struct sd_vdi *vdi)
+{
+	struct sd_link l = { vdi->host[0] ? vdi->host : NULL, vdi->port, vdi->exec, vdi->exec_ctx };
+	return l;
+}
+
+static int vdi_open_link(const struct sd_link *l, const char *name, const char *snap, bool writable,
+			 struct sd_vdi **out)
+{
+	bool snapshot = snap && *snap;
+	bool lock = writable && !snapshot;
 	struct sd_inode_header *h = NULL;
-	int ret = sd_vdi_lookup(host, port, name, snap, &vid);
+	struct sd_vdi *vdi = NULL;
+	uint32_t vid;
+	int ret;
+
+	if (writable && snapshot)
+		return SD_RES_READONLY;
+	/* a guest locks the working VDI it writes; readers and snapshots only look it up */
+	ret = vdi_find(l, lock ? SD_OP_LOCK_VDI : SD_OP_GET_VDI_INFO, name, snap, &vid);
 	if (ret)
 		return ret;
 	h = calloc(1, sizeof(*h));
-	struct sd_vdi *vdi = calloc(1, sizeof(*vdi));
+	vdi = calloc(1, sizeof(*vdi));
 	if (!h || !vdi) {
 		ret = -ENOMEM;
-		goto out_free;
+		goto out_release;
 	}
-	ret = sd_read_inode_header(host, port, vid, h);
-	if (ret)
-		goto out_free;
-	snprintf(vdi->host, sizeof(vdi->host), "%s", host);
-	vdi->port = port;
+	snprintf(vdi->host, sizeof(vdi->host), "%s", l->host ? l->host : "");
+	snprintf(vdi->name, sizeof(vdi->name), "%s", name);
+	snprintf(vdi->snap, sizeof(vdi->snap), "%s", snapshot ? snap : "");
+	vdi->port = l->port;
+	vdi->exec = l->exec;
+	vdi->exec_ctx = l->ctx;
 	vdi->vid = vid;
+	vdi->locked = lock;
+	ret = load_inode(l, vid, h, &vdi->index, &vdi->nr_objs);
+	if (ret)
+		goto out_release;
+	if (writable && h->snap_ctime) {
+		ret = SD_RES_READONLY;
+		goto out_release;
+	}
 	vdi->size = h->vdi_size;
 	vdi->shift = h->block_size_shift ? h->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	vdi->copies = h->nr_copies;
-	if (writable && h->snap_ctime) {
-		ret = SD_RES_READONLY;
-		goto out_free;
-	}
 	vdi->writable = writable;
-	if (vdi->shift < 20 || vdi->shift > 31) {
-		ret = SD_RES_INVALID_PARMS;
-		goto out_free;
-	}
-	uint64_t nr = DIV_ROUND_UP(vdi->size, UINT64_C(1) << vdi->shift);
-	if (nr > SD_INODE_DATA_INDEX) {
-		ret = SD_RES_INVALID_PARMS;
-		goto out_free;
-	}
-	vdi->nr_objs = nr;
-	vdi->index = calloc(nr ? nr : 1, sizeof(uint32_t));
-	if (!vdi->index) {
-		ret = -ENOMEM;
-		goto out_free;
-	}
-	ret = sd_read_inode_index(host, port, vid, vdi->index, nr);
-	if (ret)
-		goto out_free;
 	pthread_mutex_init(&vdi->lock, NULL);
+	pthread_mutex_init(&vdi->reload_lock, NULL);
 	for (int i = 0; i < ALLOC_LOCKS; i++)
 		pthread_mutex_init(&vdi->alloc_lock[i], NULL);
 	free(h);
 	*out = vdi;
 	return SD_RES_SUCCESS;
-out_free:
+out_release:
+	if (lock)
+		release_vdi(l, name, vid);
 	if (vdi)
 		free(vdi->index);
 	free(vdi);
@@ -281,9 +374,37 @@ out_free:
 	return ret;
 }
 
+int sd_vdi_open(const char *host, int port, const char *name, const char *snap, bool writable,
+		struct sd_vdi **out)
+{
+	struct sd_link l = { host, port, NULL, NULL };
+	return vdi_open_link(&l, name, snap, writable, out);
+}
+
+int sd_vdi_open_via(sd_exec_fn fn, void *ctx, const char *name, const char *snap, bool writable,
+		    struct sd_vdi **out)
+{
+	struct sd_link l = { NULL, 0, fn, ctx };
+	return vdi_open_link(&l, name, snap, writable, out);
+}
+
+void sd_vdi_set_exec(struct sd_vdi *vdi, sd_exec_fn fn, void *ctx)
+{
+	vdi->exec = fn;
+	vdi->exec_ctx = ctx;
+}
+
 uint64_t sd_vdi_size(const struct sd_vdi *vdi) { return vdi->size; }
-uint32_t sd_vdi_id(const struct sd_vdi *vdi) { return vdi->vid; }
 uint32_t sd_vdi_object_size(const struct sd_vdi *vdi) { return UINT32_C(1) << vdi->shift; }
+bool sd_vdi_writable(const struct sd_vdi *vdi) { return vdi->writable; }
+
+uint32_t sd_vdi_id(struct sd_vdi *vdi)
+{
+	pthread_mutex_lock(&vdi->lock);
+	uint32_t v = vdi->vid;
+	pthread_mutex_unlock(&vdi->lock);
+	return v;
+}
 
 const uint32_t *sd_vdi_index(const struct sd_vdi *vdi, uint32_t *nr_objects)
 {
@@ -315,40 +436,118 @@ static void pool_put(struct sd_vdi *vdi, int fd)
 		close(fd);
 }
 
+/* one request of the I/O path: the in-process transport when set (it may decline with -ENOTSUP),
+ * else a pooled connection */
 static int vdi_exec(struct sd_vdi *vdi, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
 {
+	if (vdi->exec) {
+		int ret = vdi->exec(vdi->exec_ctx, hdr, data, bufsize, rsp);
+		if (ret != -ENOTSUP)
+			return ret;
+	}
+	if (!vdi->host[0])
+		return -ENOTSUP;
 	int fd = pool_get(vdi);
 	if (fd < 0)
 		return fd;
 	if (exec_req(fd, hdr, data, bufsize, rsp) < 0) {
+		int err = errno ? errno : EIO;
 		close(fd);
-		return -EIO;
+		return -err;
 	}
 	pool_put(vdi, fd);
 	return rsp->result;
 }
 
-static uint32_t index_get(struct sd_vdi *vdi, uint32_t idx)
+/* the VDI's current id and the owner of index idx, consistently */
+static void index_get(struct sd_vdi *vdi, uint32_t idx, uint32_t *vid, uint32_t *owner)
 {
 	pthread_mutex_lock(&vdi->lock);
-	uint32_t v = vdi->index[idx];
+	*vid = vdi->vid;
+	*owner = idx < vdi->nr_objs ? vdi->index[idx] : 0;
 	pthread_mutex_unlock(&vdi->lock);
-	return v;
+}
+
+static void index_set(struct sd_vdi *vdi, uint32_t vid, uint32_t idx, uint32_t owner)
+{
+	pthread_mutex_lock(&vdi->lock);
+	if (vdi->vid == vid && idx < vdi->nr_objs)
+		vdi->index[idx] = owner;
+	pthread_mutex_unlock(&vdi->lock);
+}
+
+/*
+ * A write was refused with READONLY: someone took a snapshot, so stale_vid is frozen and the name
+ * now maps to a new working VDI that shares its objects. Adopt the new id and index (as QEMU's
+ * driver reloaded its inode); the caller retries, and its first write to each object copies it.
+ */
+static int vdi_reload(struct sd_vdi *vdi, uint32_t stale_vid)
+{
+	struct sd_inode_header *h;
+	uint32_t vid, *index = NULL, nr = 0;
+	int ret;
+
+	if (vdi->snap[0] || !vdi->writable)
+		return SD_RES_READONLY;
+	pthread_mutex_lock(&vdi->reload_lock);
+	if (sd_vdi_id(vdi) != stale_vid) {
+		ret = SD_RES_SUCCESS;              /* another thread reloaded already */
+		goto out_unlock;
+	}
+	/* a lookup, not LOCK_VDI: the guest lock we hold follows the name to its new id (a fresh LOCK
+	 * would find it taken, by us) */
+	struct sd_link l = vdi_link(vdi);
+	ret = vdi_find(&l, SD_OP_GET_VDI_INFO, vdi->name, NULL, &vid);
+	if (ret)
+		goto out_unlock;
+	if (vid == stale_vid) {
+		ret = SD_RES_READONLY;
+		goto out_unlock;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	ret = load_inode(&l, vid, h, &index, &nr);
+	if (ret == SD_RES_SUCCESS) {
+		pthread_mutex_lock(&vdi->lock);
+		uint32_t *old = vdi->index;
+		vdi->index = index;
+		vdi->nr_objs = nr;
+		vdi->vid = vid;
+		vdi->size = h->vdi_size;
+		pthread_mutex_unlock(&vdi->lock);
+		free(old);
+		/* where the lock stayed with the old id, let it go (else this answers NOT_LOCKED) */
+		release_vdi(&l, vdi->name, stale_vid);
+	}
+	free(h);
+out_unlock:
+	pthread_mutex_unlock(&vdi->reload_lock);
+	return ret;
+}
+
+static bool range_ok(const struct sd_vdi *vdi, uint64_t offset, uint64_t len)
+{
+	return offset <= vdi->size && len <= vdi->size - offset;
 }
 
 int sd_vdi_pread(struct sd_vdi *vdi, void *buf, size_t len, uint64_t offset)
 {
 	uint64_t objsize = UINT64_C(1) << vdi->shift;
-	if (offset > vdi->size || len > vdi->size - offset)
+	if (!range_ok(vdi, offset, len))
 		return SD_RES_INVALID_PARMS;
 	while (len) {
 		uint32_t idx = offset >> vdi->shift;
 		uint32_t off = offset & (objsize - 1);
 		uint32_t n = MIN(len, objsize - off);
-		uint32_t owner = index_get(vdi, idx);
+		uint32_t vid, owner;
+		index_get(vdi, idx, &vid, &owner);
 		if (!owner) {
 			memset(buf, 0, n);
 		} else {
+			/* the owner may be a parent: a snapshot's or clone's base still holds the object */
 			struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_OBJ, .data_length = n };
 			struct sd_rsp rsp;
 			hdr.obj.oid = vid_to_data_oid(owner, idx);
@@ -368,69 +567,74 @@ int sd_vdi_pread(struct sd_vdi *vdi, void *buf, size_t len, uint64_t offset)
 }
 
 /* write within one object, creating it (or its copy-on-write copy) on first write */
-static int write_one(struct sd_vdi *vdi, uint32_t idx, const void *buf, uint32_t n, uint32_t off)
+static int write_one(struct sd_vdi *vdi, uint32_t idx, const void *buf, uint32_t n, uint32_t off,
+		     unsigned flags)
 {
-	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .flags = SD_FLAG_CMD_WRITE | SD_FLAG_CMD_CACHE,
-			      .data_length = n };
+	uint16_t cache = (flags & SD_VDI_SYNC) ? 0 : SD_FLAG_CMD_CACHE;
 	struct sd_rsp rsp;
-	uint32_t owner = index_get(vdi, idx);
-	int ret;
-
+	uint32_t vid, owner;
+	int ret, tries = 0;
+again:
+	index_get(vdi, idx, &vid, &owner);
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_WRITE_OBJ,
+			      .flags = SD_FLAG_CMD_WRITE | cache, .data_length = n };
 	hdr.obj.copies = vdi->copies;
 	hdr.obj.offset = off;
-	hdr.obj.oid = vid_to_data_oid(vdi->vid, idx);
-	if (owner == vdi->vid) {
-		hdr.opcode = SD_OP_WRITE_OBJ;
-		return vdi_exec(vdi, &hdr, (void *)buf, 0, &rsp);
+	hdr.obj.oid = vid_to_data_oid(vid, idx);
+	if (owner == vid) {
+		ret = vdi_exec(vdi, &hdr, (void *)buf, 0, &rsp);
+		goto out;
 	}
 	pthread_mutex_t *lk = &vdi->alloc_lock[idx % ALLOC_LOCKS];
 	pthread_mutex_lock(lk);
-	owner = index_get(vdi, idx);
-	if (owner == vdi->vid) {          /* another thread created it meanwhile */
+	index_get(vdi, idx, &vid, &owner);
+	hdr.obj.oid = vid_to_data_oid(vid, idx);
+	if (owner == vid) {          /* another thread created it meanwhile */
 		pthread_mutex_unlock(lk);
-		hdr.opcode = SD_OP_WRITE_OBJ;
-		return vdi_exec(vdi, &hdr, (void *)buf, 0, &rsp);
+		ret = vdi_exec(vdi, &hdr, (void *)buf, 0, &rsp);
+		goto out;
 	}
-	if (!owner && is_all_zero(buf, n)) {   /* zeros into a hole: nothing to store */
-		pthread_mutex_unlock(lk);
+	if (!owner && !(flags & SD_VDI_ALLOCATE) && is_all_zero(buf, n)) {
+		pthread_mutex_unlock(lk);   /* zeros into a hole: nothing to store */
 		return SD_RES_SUCCESS;
 	}
 	hdr.opcode = SD_OP_CREATE_AND_WRITE_OBJ;
 	if (owner) {
+		/* the index belongs to another VDI (a parent): copy its object, then lay our data over it */
 		hdr.flags |= SD_FLAG_CMD_COW;
 		hdr.obj.cow_oid = vid_to_data_oid(owner, idx);
 	}
 	ret = vdi_exec(vdi, &hdr, (void *)buf, 0, &rsp);
 	if (ret == SD_RES_SUCCESS) {
-		/* record the new object in the inode */
-		uint32_t me = vdi->vid;
+		/* then record the new object: the 4-byte data_vdi_id entry of the inode */
 		struct sd_req w = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_WRITE_OBJ,
-				    .flags = SD_FLAG_CMD_WRITE | SD_FLAG_CMD_CACHE, .data_length = sizeof(me) };
-		w.obj.oid = vid_to_vdi_oid(vdi->vid);
+				    .flags = SD_FLAG_CMD_WRITE | cache, .data_length = sizeof(vid) };
+		w.obj.oid = vid_to_vdi_oid(vid);
+		w.obj.copies = vdi->copies;
 		w.obj.offset = SD_INODE_HEADER_SIZE + idx * sizeof(uint32_t);
-		ret = vdi_exec(vdi, &w, &me, 0, &rsp);
-		if (ret == SD_RES_SUCCESS) {
-			pthread_mutex_lock(&vdi->lock);
-			vdi->index[idx] = vdi->vid;
-			pthread_mutex_unlock(&vdi->lock);
-		}
+		ret = vdi_exec(vdi, &w, &vid, 0, &rsp);
+		if (ret == SD_RES_SUCCESS)
+			index_set(vdi, vid, idx, vid);
 	}
 	pthread_mutex_unlock(lk);
+out:
+	if (ret == SD_RES_READONLY && tries++ < 3 && vdi_reload(vdi, vid) == SD_RES_SUCCESS)
+		goto again;
 	return ret;
 }
 
-int sd_vdi_pwrite(struct sd_vdi *vdi, const void *buf, size_t len, uint64_t offset)
+int sd_vdi_pwrite_flags(struct sd_vdi *vdi, const void *buf, size_t len, uint64_t offset, unsigned flags)
 {
 	uint64_t objsize = UINT64_C(1) << vdi->shift;
 	if (!vdi->writable)
 		return SD_RES_READONLY;
-	if (offset > vdi->size || len > vdi->size - offset)
+	if (!range_ok(vdi, offset, len))
 		return SD_RES_INVALID_PARMS;
 	while (len) {
 		uint32_t idx = offset >> vdi->shift;
 		uint32_t off = offset & (objsize - 1);
 		uint32_t n = MIN(len, objsize - off);
-		int ret = write_one(vdi, idx, buf, n, off);
+		int ret = write_one(vdi, idx, buf, n, off, flags);
 		if (ret)
 			return ret;
 		buf = (const char *)buf + n;
@@ -440,18 +644,95 @@ int sd_vdi_pwrite(struct sd_vdi *vdi, const void *buf, size_t len, uint64_t offs
 	return SD_RES_SUCCESS;
 }
 
+int sd_vdi_pwrite(struct sd_vdi *vdi, const void *buf, size_t len, uint64_t offset)
+{
+	return sd_vdi_pwrite_flags(vdi, buf, len, offset, 0);
+}
+
+/* DISCARD_OBJ of one whole object: the inode entry goes back to 0 (and the object, if ours) */
+static int discard_one(struct sd_vdi *vdi, uint32_t idx)
+{
+	pthread_mutex_t *lk = &vdi->alloc_lock[idx % ALLOC_LOCKS];
+	uint32_t vid, owner;
+	int ret, tries = 0;
+again:
+	pthread_mutex_lock(lk);
+	index_get(vdi, idx, &vid, &owner);
+	if (!owner) {
+		pthread_mutex_unlock(lk);
+		return SD_RES_SUCCESS;
+	}
+	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_DISCARD_OBJ };
+	struct sd_rsp rsp;
+	hdr.obj.oid = vid_to_data_oid(vid, idx);
+	hdr.obj.copies = vdi->copies;
+	ret = vdi_exec(vdi, &hdr, NULL, 0, &rsp);
+	if (ret == SD_RES_SUCCESS)
+		index_set(vdi, vid, idx, 0);
+	pthread_mutex_unlock(lk);
+	if (ret == SD_RES_READONLY && tries++ < 3 && vdi_reload(vdi, vid) == SD_RES_SUCCESS)
+		goto again;
+	return ret;
+}
+
+int sd_vdi_write_zeroes(struct sd_vdi *vdi, uint64_t offset, uint64_t len, unsigned flags)
+{
+	uint64_t objsize = UINT64_C(1) << vdi->shift;
+	char *zero = NULL;
+	int ret = SD_RES_SUCCESS;
+
+	if (!vdi->writable)
+		return SD_RES_READONLY;
+	if (!range_ok(vdi, offset, len))
+		return SD_RES_INVALID_PARMS;
+	if (flags & SD_VDI_FAST) {
+		/* only holes are cheap: refuse when zeros would have to be written */
+		if (flags & SD_VDI_ALLOCATE)
+			return SD_RES_NO_SUPPORT;
+		for (uint64_t o = offset, l = len; l;) {
+			uint32_t idx = o >> vdi->shift, off = o & (objsize - 1), vid, owner;
+			uint32_t n = MIN(l, objsize - off);
+			index_get(vdi, idx, &vid, &owner);
+			if (owner && n != objsize)
+				return SD_RES_NO_SUPPORT;
+			o += n;
+			l -= n;
+		}
+	}
+	while (len && ret == SD_RES_SUCCESS) {
+		uint32_t idx = offset >> vdi->shift, off = offset & (objsize - 1), vid, owner;
+		uint32_t n = MIN(len, objsize - off);
+		index_get(vdi, idx, &vid, &owner);
+		if (n == objsize && !(flags & SD_VDI_ALLOCATE)) {
+			ret = discard_one(vdi, idx);
+		} else if (owner || (flags & SD_VDI_ALLOCATE)) {
+			if (!zero && !(zero = calloc(1, objsize)))
+				ret = -ENOMEM;
+			else
+				ret = write_one(vdi, idx, zero, n, off, flags);
+		}
+		offset += n;
+		len -= n;
+	}
+	free(zero);
+	return ret;
+}
+
 int sd_vdi_block_status(struct sd_vdi *vdi, uint64_t offset, uint64_t len, bool *allocated, uint64_t *run)
 {
 	uint64_t objsize = UINT64_C(1) << vdi->shift;
+	uint32_t vid, owner;
 	if (offset >= vdi->size || !len)
 		return SD_RES_INVALID_PARMS;
 	len = MIN(len, vdi->size - offset);
 	uint32_t idx = offset >> vdi->shift;
-	bool a = index_get(vdi, idx) != 0;
+	index_get(vdi, idx, &vid, &owner);
+	bool a = owner != 0;
 	uint64_t end = MIN(((uint64_t)idx + 1) * objsize, offset + len);
 	while (end < offset + len) {
 		idx++;
-		if ((index_get(vdi, idx) != 0) != a)
+		index_get(vdi, idx, &vid, &owner);
+		if ((owner != 0) != a)
 			break;
 		end = MIN(((uint64_t)idx + 1) * objsize, offset + len);
 	}
@@ -464,7 +745,7 @@ int sd_vdi_flush(struct sd_vdi *vdi)
 {
 	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_FLUSH_VDI };
 	struct sd_rsp rsp;
-	hdr.obj.oid = vid_to_vdi_oid(vdi->vid);
+	hdr.obj.oid = vid_to_vdi_oid(sd_vdi_id(vdi));
 	return vdi_exec(vdi, &hdr, NULL, 0, &rsp);
 }
 
@@ -472,6 +753,10 @@ void sd_vdi_close(struct sd_vdi *vdi)
 {
 	if (!vdi)
 		return;
+	if (vdi->locked) {
+		struct sd_link l = vdi_link(vdi);
+		release_vdi(&l, vdi->name, vdi->vid);
+	}
 	while (vdi->nr_pool)
 		close(vdi->pool[--vdi->nr_pool]);
 	free(vdi->index);

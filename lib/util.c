@@ -20,8 +20,10 @@ ssize_t xread(int fd, void *buf, size_t len)
 	while (done < len) {
 		ssize_t n = read(fd, (char *)buf + done, len - done);
 		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				errno = ETIMEDOUT;   /* SO_RCVTIMEO expired */
 			return -1;
 		}
 		if (n == 0)

@@ -57,6 +57,8 @@ static _Atomic uint32_t target_epoch;         /* the epoch the worker should rec
 static bool worker_busy;                      /* main thread: the recovery work is queued */
 static struct work recovery_work_item;
 static uint32_t finished_epoch;               /* worker result: epoch completed (0 none) */
+static uint32_t stopped_epoch;                /* worker result: epoch stopped for want of space */
+#define RECOVERY_SPACE_RETRY_MS 10000
 
 /* members that announced the end of their recovery (main thread) */
 static struct { struct sd_node node; uint32_t epoch; } member_done[SD_MAX_NODES];
@@ -161,6 +163,7 @@ int recover_object_now(uint64_t oid)
 		}
 	}
 	if (ret == SD_RES_SUCCESS) {
+		/* synced here, not left to a client's flush (which would then wait for recovery) */
 		ret = store_create_and_write(oid, buf, size, 0, size, true);
 		if (ret == SD_RES_SUCCESS)
 			sd_debug("recovered %016" PRIx64 " at epoch %u", oid, e);
@@ -322,13 +325,19 @@ static bool recover_epoch(uint32_t e)
 	if (atomic_load(&job.stop) == 2) {
 		set_phase(RECOVERY_STOPPED, "stopped: less than %llu MiB would be left free on the store",
 			  RECOVERY_DISK_RESERVE >> 20);
-		sd_err("recovery of epoch %u stopped: the disk is nearly full", e);
+		sd_err("recovery of epoch %u stopped: the disk is nearly full; trying again in %d s", e,
+		       RECOVERY_SPACE_RETRY_MS / 1000);
+		stopped_epoch = e;
 		goto out;
 	}
 	if (atomic_load(&job.stop) || sys_epoch() != e)
 		goto out;
 	if (info.failed) {
 		set_phase(RECOVERY_INCOMPLETE, "%" PRIu64 " objects had no live source", info.failed);
+		goto out;
+	}
+	if (store_flush() != SD_RES_SUCCESS) {
+		set_phase(RECOVERY_INCOMPLETE, "cannot sync the recovered objects to disk");
 		goto out;
 	}
 	set_phase(RECOVERY_DONE, NULL);
@@ -343,6 +352,7 @@ out:
 static void recovery_work(struct work *w)
 {
 	finished_epoch = 0;
+	stopped_epoch = 0;
 	for (;;) {
 		uint32_t e = atomic_load(&target_epoch);
 		if (sys->recovery_disabled || sys->shutting_down)
@@ -356,9 +366,18 @@ static void recovery_work(struct work *w)
 	}
 }
 
+static void retry_after_space(void *data)
+{
+	uint32_t e = (uint32_t)(uintptr_t)data;
+	if (e == sys_epoch() && !worker_busy)
+		recovery_start();
+}
+
 static void recovery_work_done(struct work *w)
 {
 	worker_busy = false;
+	if (stopped_epoch && stopped_epoch == sys_epoch())
+		add_timer(RECOVERY_SPACE_RETRY_MS, retry_after_space, (void *)(uintptr_t)stopped_epoch);
 	if (finished_epoch && finished_epoch == sys_epoch()) {
 		struct sd_req rq = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_COMPLETE_RECOVERY,
 				     .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(struct sd_node) };

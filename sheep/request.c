@@ -163,18 +163,23 @@ static void worker_done(struct work *w)
 }
 
 /* A request that must wait for a format or a shutdown is refused early here. */
-static int check_request_state(const struct request *req)
+int op_check_state(const struct sd_op_template *op)
 {
 	int status = atomic_load(&sys->status);
-	if (status == SD_STATUS_SHUTDOWN && !req->op->admin)
+	if (status == SD_STATUS_SHUTDOWN && !op->admin)
 		return SD_RES_SHUTDOWN;
-	if (req->op->needs_format && status == SD_STATUS_WAIT_FOR_FORMAT)
+	if (op->needs_format && status == SD_STATUS_WAIT_FOR_FORMAT)
 		return SD_RES_WAIT_FOR_FORMAT;
-	if (req->op->needs_format && status == SD_STATUS_HALT)
+	if (op->needs_format && status == SD_STATUS_HALT)
 		return SD_RES_HALT;
-	if (req->op->needs_format && status == SD_STATUS_WAIT && req->op->type != SD_OP_TYPE_PEER)
+	if (op->needs_format && status == SD_STATUS_WAIT && op->type != SD_OP_TYPE_PEER)
 		return SD_RES_WAIT_FOR_JOIN;
 	return SD_RES_SUCCESS;
+}
+
+static int check_request_state(const struct request *req)
+{
+	return op_check_state(req->op);
 }
 
 void queue_request(struct request *req)
@@ -281,6 +286,7 @@ static void client_rx(struct client_info *ci)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
+			sd_warn("client connection %d: read: %m; closing it", ci->fd);
 			client_close(ci);
 			return;
 		}
@@ -349,6 +355,7 @@ static void client_tx(struct client_info *ci)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
+			sd_warn("client connection %d: send: %m; closing it", ci->fd);
 			client_close(ci);
 			return;
 		}
@@ -373,6 +380,8 @@ static void client_handler(int fd, uint32_t events, void *data)
 	struct client_info *ci = data;
 	ci->refcnt++;
 	if (events & (EPOLLERR | EPOLLHUP)) {
+		if (events & EPOLLERR)
+			sd_warn("client connection %d: socket error; closing it", ci->fd);
 		client_close(ci);
 	} else {
 		if (events & EPOLLIN)

@@ -102,6 +102,7 @@ static void usage(FILE *fp)
 		"  -P, --pidfile FILE     write the daemon's pid to FILE\n"
 		"  -R, --recovery N[:MS]  recovery throttle: N objects fetched at once (default 4),\n"
 		"                         and a pause of MS milliseconds after each (default 0)\n"
+		"      --nbd [ADDR:]PORT  export VDIs over NBD on PORT (ADDR default 127.0.0.1; off by default)\n"
 		"  -h, --help             show this help\n"
 		"  -v, --version          show the version\n");
 }
@@ -118,6 +119,7 @@ static const struct option long_opts[] = {
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "pidfile", required_argument, NULL, 'P' },
 	{ "recovery", required_argument, NULL, 'R' },
+	{ "nbd", required_argument, NULL, 256 },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -127,6 +129,34 @@ static int parse_uint(const char *s, const char *what, uint64_t max, uint64_t *o
 {
 	if (parse_u64(s, out) < 0 || *out > max) {
 		fprintf(stderr, "sheep: invalid %s '%s' (0 to %llu)\n", what, s, (unsigned long long)max);
+		return -1;
+	}
+	return 0;
+}
+
+/* --nbd [ADDR:]PORT, ADDR may be [IPv6] */
+static int parse_nbd(const char *arg, char *addr, size_t len, uint64_t *port)
+{
+	const char *colon = strrchr(arg, ':'), *p = arg;
+	snprintf(addr, len, "127.0.0.1");
+	if (colon) {
+		size_t n = colon - arg;
+		if (n && arg[0] == '[' && arg[n - 1] == ']') {
+			arg++;
+			n -= 2;
+		}
+		if (!n || n >= len) {
+			fprintf(stderr, "sheep: invalid --nbd address in '%s'\n", p);
+			return -1;
+		}
+		memcpy(addr, arg, n);
+		addr[n] = 0;
+		p = colon + 1;
+	}
+	if (parse_uint(p, "NBD port", 65535, port) < 0)
+		return -1;
+	if (!*port) {
+		fprintf(stderr, "sheep: invalid NBD port '%s' (1 to 65535)\n", p);
 		return -1;
 	}
 	return 0;
@@ -193,7 +223,8 @@ int main(int argc, char **argv)
 	uint64_t port = SD_LISTEN_PORT, zone = 0, vnodes = SD_DEFAULT_VNODES;
 	bool foreground = false, zone_set = false;
 	int loglevel = LOG_INFO_, c, ret;
-	char myaddr_buf[64];
+	char myaddr_buf[64], nbd_addr[256];
+	uint64_t nbd_port = 0;
 
 	saved_argv = argv;
 
@@ -240,6 +271,10 @@ int main(int argc, char **argv)
 		case 'o': logfile = optarg; break;
 		case 'f': foreground = true; break;
 		case 'P': pidfile = optarg; break;
+		case 256:
+			if (parse_nbd(optarg, nbd_addr, sizeof(nbd_addr), &nbd_port) < 0)
+				return 1;
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'v': printf("sheep (Sheepfold) 0.1\n"); return 0;
 		default: usage(stderr); return 1;
@@ -283,6 +318,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	sys->this_node.port = port;
+	sys->this_node.nbd_port = nbd_port;
 	sys->this_node.nr_vnodes = vnodes;
 	sys->this_node.zone = zone_set ? (uint32_t)zone : node_id_hash32(&sys->this_node);
 	struct statvfs vfs;
@@ -298,6 +334,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	close(listen_probe);
+	if (nbd_port) {
+		int nbd_probe = listen_tcp(nbd_addr, nbd_port);
+		if (nbd_probe < 0) {
+			fprintf(stderr, "sheep: cannot listen for NBD on %s:%d: %s\n", nbd_addr, (int)nbd_port,
+				strerror(-nbd_probe));
+			return 1;
+		}
+		close(nbd_probe);
+	}
 
 	char logpath[4200];
 	if (!logfile && !foreground) {
@@ -386,6 +431,10 @@ int main(int argc, char **argv)
 	}
 	if ((ret = create_listen_port(bindaddr, port)) < 0) {
 		fprintf(stderr, "sheep: cannot listen on port %d: %s\n", (int)port, strerror(-ret));
+		return 1;
+	}
+	if (nbd_port && (ret = nbd_init(nbd_addr, nbd_port)) < 0) {
+		fprintf(stderr, "sheep: cannot export NBD on %s:%d: %s\n", nbd_addr, (int)nbd_port, strerror(-ret));
 		return 1;
 	}
 	if ((ret = group_init(driver)) < 0) {

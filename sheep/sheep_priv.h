@@ -118,6 +118,10 @@ void queue_request(struct request *req);      /* dispatch a complete request */
 void request_done(struct request *req);       /* main thread: reply and free */
 struct request *alloc_local_request(const struct sd_req *hdr, const void *data, uint32_t size);
 void free_request(struct request *req);
+int op_check_state(const struct sd_op_template *op);   /* 0 or the result refusing the op now */
+
+/* ---- nbd.c: the NBD export ---- */
+int nbd_init(const char *addr, int port);
 
 /* ---- gateway.c (worker threads) ---- */
 int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset);

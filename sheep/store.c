@@ -204,6 +204,12 @@ out:
 	pthread_mutex_unlock(&dirty_lock);
 }
 
+static int cmp_oid(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 int store_flush(void)
 {
 	pthread_mutex_lock(&dirty_lock);
@@ -223,6 +229,9 @@ int store_flush(void)
 		}
 		goto out;
 	}
+	/* random writes list an object many times: sync each once */
+	if (nr > 1)
+		qsort(list, nr, sizeof(*list), cmp_oid);
 	for (size_t i = 0; i < nr; i++) {
 		char path[4300];
 		if (i && list[i] == list[i - 1])

@@ -67,9 +67,9 @@ start_sheep() {
 # kill_sheep N [signal]
 kill_sheep() {
 	local sig=${2:-KILL}
-	pkill "-$sig" -f "sheep -c $(driver_spec) -y 127.0.0.1 -p $(port_of "$1") " || true
+	pkill "-$sig" -f "sheep -c $(driver_spec) -y 127.0.0.1 -p $(port_of "$1") .*$T/" || true
 	for _ in $(seq 100); do
-		pgrep -f "sheep -c $(driver_spec) -y 127.0.0.1 -p $(port_of "$1") " >/dev/null || return 0
+		pgrep -f "sheep -c $(driver_spec) -y 127.0.0.1 -p $(port_of "$1") .*$T/" >/dev/null || return 0
 		sleep 0.05
 	done
 	fail "sheep $1 did not die"
@@ -116,9 +116,11 @@ expect_fail() {
 	case "$out" in *"collie: "*|*"sheep: "*) ;; *) fail "$what: error does not say who failed: $out" ;; esac
 }
 
+# only this scenario's daemons: their command lines name its scratch directory (a scenario run
+# outside a private PID namespace must not touch anybody else's sheep or corosync)
 cleanup_cluster() {
-	pkill -f "sheep -c" 2>/dev/null
-	pkill corosync 2>/dev/null
+	pkill -f "sheep -c .* $T/" 2>/dev/null
+	pkill -f "corosync -f -c $T/" 2>/dev/null
 	true
 }
 trap cleanup_cluster EXIT

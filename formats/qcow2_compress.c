@@ -1,0 +1,73 @@
+/* qcow2_compress.c: cluster compression for qcow2 and qcow: raw deflate with a 4 KiB window
+ * (window bits -12, as qemu) and zstd frames. Decompression must produce exactly one cluster and
+ * tolerates trailing bytes (compressed lengths are only known to sector granularity). */
+#include <errno.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "qcow2.h"
+
+int qcow2_decompress(int type, void *dst, size_t dlen, const void *src, size_t slen)
+{
+	if (type == QCOW2_COMPRESS_ZSTD) {
+		ZSTD_DCtx *z = ZSTD_createDCtx();
+		ZSTD_inBuffer in = { src, slen, 0 };
+		ZSTD_outBuffer out = { dst, dlen, 0 };
+		int ret = 0;
+
+		if (!z)
+			return -ENOMEM;
+		while (out.pos < out.size) {
+			size_t ipos = in.pos, opos = out.pos;
+			size_t r = ZSTD_decompressStream(z, &out, &in);
+			if (ZSTD_isError(r) || (in.pos == ipos && out.pos == opos)) {
+				ret = -EIO;
+				break;
+			}
+		}
+		ZSTD_freeDCtx(z);
+		return ret;
+	}
+
+	z_stream zs = { 0 };
+	int ret;
+
+	zs.next_in = (Bytef *)src;
+	zs.avail_in = slen;
+	zs.next_out = dst;
+	zs.avail_out = dlen;
+	if (inflateInit2(&zs, -12) != Z_OK)
+		return -ENOMEM;
+	ret = inflate(&zs, Z_FINISH);
+	/* Z_BUF_ERROR: the cluster is full but trailing garbage remained; fine if full */
+	if ((ret == Z_STREAM_END || ret == Z_BUF_ERROR) && zs.avail_out == 0)
+		ret = 0;
+	else
+		ret = -EIO;
+	inflateEnd(&zs);
+	return ret;
+}
+
+size_t qcow2_compress(int type, void *dst, size_t dlen, const void *src, size_t slen)
+{
+	if (type == QCOW2_COMPRESS_ZSTD) {
+		size_t r = ZSTD_compress(dst, dlen, src, slen, ZSTD_CLEVEL_DEFAULT);
+		if (ZSTD_isError(r) || r >= dlen)
+			return 0;
+		return r;
+	}
+
+	z_stream zs = { 0 };
+	size_t out = 0;
+
+	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+		return 0;
+	zs.next_in = (Bytef *)src;
+	zs.avail_in = slen;
+	zs.next_out = dst;
+	zs.avail_out = dlen;
+	if (deflate(&zs, Z_FINISH) == Z_STREAM_END)
+		out = dlen - zs.avail_out;
+	deflateEnd(&zs);
+	return out < dlen ? out : 0;
+}
