@@ -245,7 +245,8 @@ static void tree_label(const struct vdi_entry *e, char *buf, size_t len)
 		snprintf(buf, len, "%s [snapshot %" PRIu32 "%s%s%s, %s]", h->name, h->snap_id, h->tag[0] ? " '" : "",
 			 h->tag, h->tag[0] ? "'" : "", tbuf);
 	else
-		snprintf(buf, len, "%s (working VDI, %s)", h->name, tbuf);
+		snprintf(buf, len, "%s (%s, %s)", h->name,
+			 h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_CLONE ? "clone" : "working VDI", tbuf);
 }
 
 static void tree_print(const struct tree_ctx *t, int node, const char *prefix, bool last, bool root)

@@ -195,15 +195,19 @@ struct object_hash {
 /* LOCK_VDI type (request vdi.type) */
 #define SD_LOCK_NORMAL 0
 #define SD_LOCK_SHARED 1
-#define SD_LOCK_MAX_OWNERS 14
+#define SD_LOCK_MAX_OWNERS 11
+#define SD_LOCK_PREV_VIDS  3
 
-/* GET_VDI_LOCKS: one entry per locked VDI; owners are node_id_hash32() of the holding sheep */
+/* GET_VDI_LOCKS: one entry per locked VDI; owners are node_id_hash32() of the holding sheep.
+ * A snapshot moves the lock to the new working VDI; prev_vids remembers the ids it had (newest
+ * first), so a holder that never saw the move can still release it. */
 struct vdi_lock_info {
 	uint32_t vid;
 	uint8_t  type;
 	uint8_t  nr_owners;
 	uint16_t __pad;
 	uint32_t owners[SD_LOCK_MAX_OWNERS];
+	uint32_t prev_vids[SD_LOCK_PREV_VIDS];
 };
 SD_CHECK(sizeof(struct vdi_lock_info) == 64);
 

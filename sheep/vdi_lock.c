@@ -108,11 +108,28 @@ out:
 	return ret;
 }
 
+/* caller holds lock_table_lock: the entry whose lock had id vid before snapshots moved it */
+static struct lock_entry **lock_find_moved(uint32_t vid)
+{
+	for (int b = 0; b < LOCK_BUCKETS; b++)
+		for (struct lock_entry **pp = &lock_table[b]; *pp; pp = &(*pp)->next)
+			for (int i = 0; i < SD_LOCK_PREV_VIDS; i++)
+				if ((*pp)->info.prev_vids[i] == vid)
+					return pp;
+	return NULL;
+}
+
 int vdi_lock_release(uint32_t vid, uint32_t owner, bool all)
 {
 	int ret = SD_RES_VDI_NOT_LOCKED;
 	pthread_mutex_lock(&lock_table_lock);
 	struct lock_entry **pp = lock_find(vid);
+	if (!*pp) {
+		/* the holder may not have seen a snapshot move its lock to a new id */
+		struct lock_entry **moved = vid ? lock_find_moved(vid) : NULL;
+		if (moved)
+			pp = moved;
+	}
 	if (*pp) {
 		struct vdi_lock_info *li = &(*pp)->info;
 		for (int i = 0; i < li->nr_owners;) {
@@ -146,6 +163,8 @@ void vdi_lock_move(uint32_t from, uint32_t to)
 	if (*pp && !*lock_find(to)) {
 		struct lock_entry *e = *pp;
 		*pp = e->next;
+		memmove(&e->info.prev_vids[1], &e->info.prev_vids[0], (SD_LOCK_PREV_VIDS - 1) * sizeof(uint32_t));
+		e->info.prev_vids[0] = from;
 		e->info.vid = to;
 		e->next = lock_table[to % LOCK_BUCKETS];
 		lock_table[to % LOCK_BUCKETS] = e;

@@ -198,8 +198,8 @@ def run_seed(c, seed, ops, log):
             out = c.proto_read(name, tag, port, off, length)
             if out is None:
                 raise Failure('%s%s: not found' % (name, ' -s ' + tag if tag else ''))
-        want = bytes(data[off:] if length is None else data[off:off + length])
-        if out != want:
+        want = memoryview(data)[off:] if length is None else memoryview(data)[off:off + length]
+        if want != out:
             diff = next((i for i in range(min(len(out), len(want))) if out[i] != want[i]), min(len(out), len(want)))
             raise Failure('%s%s [%d, +%s): %d bytes read, model has %d; first difference at byte %d'
                           % (name, ' -s ' + tag if tag else '', off, length, len(out), len(want), off + diff))
@@ -383,6 +383,9 @@ def main():
     except Failure as e:
         print('FAIL: %s' % e, file=sys.stderr)
         return 1
+    import resource
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    print('CPU seconds: model %.1f, collie %.1f' % (me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime))
     print('%d collie calls; seconds per command: %s' % (c.calls, ' '.join(
         '%s=%d/%.1fs' % (k, c.counts[k], c.times[k]) for k in sorted(c.times))))
     return 0
