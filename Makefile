@@ -133,6 +133,7 @@ bench: all
 	tests/bench/run
 	tests/bench/nbd
 	tests/bench/recovery
+	tests/bench/formats
 
 demo: all
 	tests/demo
