@@ -246,7 +246,8 @@ static void *fetch_worker(void *arg)
 			break;
 		}
 		store_lock(oid);
-		int ret = recover_object_now(oid);
+		/* an object of a VDI deleted since the lists were taken is not brought back */
+		int ret = vdi_obj_is_garbage(oid) ? SD_RES_SUCCESS : recover_object_now(oid);
 		store_unlock(oid);
 		pthread_mutex_lock(&info_lock);
 		if (ret == SD_RES_SUCCESS) {
