@@ -58,6 +58,7 @@ static bool worker_busy;                      /* main thread: the recovery work 
 static struct work recovery_work_item;
 static uint32_t finished_epoch;               /* worker result: epoch completed (0 none) */
 static uint32_t stopped_epoch;                /* worker result: epoch stopped for want of space */
+static uint32_t worked_epoch;                 /* worker result: the last epoch it worked on */
 #define RECOVERY_SPACE_RETRY_MS 10000
 
 /* members that announced the end of their recovery (main thread) */
@@ -356,6 +357,7 @@ static void recovery_work(struct work *w)
 	stopped_epoch = 0;
 	for (;;) {
 		uint32_t e = atomic_load(&target_epoch);
+		worked_epoch = e;
 		if (sys->recovery_disabled || sys->shutting_down)
 			return;
 		bool ok = recover_epoch(e);
@@ -379,13 +381,17 @@ static void recovery_work_done(struct work *w)
 	worker_busy = false;
 	if (stopped_epoch && stopped_epoch == sys_epoch())
 		add_timer(RECOVERY_SPACE_RETRY_MS, retry_after_space, (void *)(uintptr_t)stopped_epoch);
+	/* a membership change that came after the worker last looked: recover that epoch now */
+	if (atomic_load(&target_epoch) != worked_epoch || worked_epoch != sys_epoch()) {
+		if (atomic_load(&sys->status) == SD_STATUS_OK && !sys->recovery_disabled)
+			recovery_start();
+		return;
+	}
 	if (finished_epoch && finished_epoch == sys_epoch()) {
 		struct sd_req rq = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_COMPLETE_RECOVERY,
 				     .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(struct sd_node) };
 		rq.obj.tgt_epoch = finished_epoch;
 		cluster_queue_request(alloc_local_request(&rq, &sys->this_node, sizeof(struct sd_node)));
-	} else if (atomic_load(&target_epoch) != sys_epoch() && atomic_load(&sys->status) == SD_STATUS_OK) {
-		recovery_start();
 	}
 }
 

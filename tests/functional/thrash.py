@@ -24,7 +24,7 @@ def write(collie, ports, vdi, slots, seconds, logpath):
     gens = {}
     deadline = time.time() + float(seconds)
     acked = failed = 0
-    with open(logpath, "a", buffering=1) as log:
+    with open(logpath, "w", buffering=1) as log:
         while time.time() < deadline:
             slot = random.randrange(slots)
             gen = gens.get(slot, 0) + 1
