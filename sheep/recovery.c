@@ -230,7 +230,8 @@ static void *fetch_worker(void *arg)
 	int id = atomic_fetch_add(&job->next_worker_id, 1);
 	for (;;) {
 		/* yield to clients: only the first worker goes on, with a pause */
-		while (id > 0 && clients_busy() && !atomic_load(&job->stop) && sys_epoch() == job->epoch)
+		while (id > 0 && clients_busy() && !atomic_load(&job->stop) && sys_epoch() == job->epoch &&
+		       atomic_load(&job->next) < job->nr)
 			usleep(CLIENT_IO_PAUSE_US);
 		if (id == 0 && clients_busy())
 			usleep(CLIENT_IO_PAUSE_US);
