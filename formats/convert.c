@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "formats.h"
+#include "util.h"
 
 #define CONVERT_CHUNK       (2u << 20)
 #define CONVERT_MAX_THREADS 16
@@ -64,27 +65,8 @@ static void convert_fail(struct convert_job *j, int err)
 	pthread_mutex_unlock(&j->lock);
 }
 
-/* the 2 MiB of zeros that zero runs are written from; also what data is compared with */
+/* the 2 MiB of zeros that zero runs are written from */
 static const uint8_t *convert_zeros;
-
-/* memcmp against zeros: the library's vectorised compare beats a hand-written loop */
-static bool convert_is_zero(const uint8_t *p, size_t len)
-{
-	uint64_t head[2];
-	if (len >= 16) {   /* data blocks usually differ at once */
-		memcpy(head, p, 16);
-		if (head[0] | head[1])
-			return false;
-	}
-	while (len) {
-		size_t n = len < CONVERT_CHUNK ? len : CONVERT_CHUNK;
-		if (memcmp(p, convert_zeros, n))
-			return false;
-		p += n;
-		len -= n;
-	}
-	return true;
-}
 
 static int convert_src_status(struct convert_job *j, uint64_t off, uint64_t len, unsigned *bits, uint64_t *run)
 {
@@ -210,7 +192,7 @@ static int convert_write_request(struct convert_job *j, uint8_t *buf, uint64_t o
 				if (!runs[k].zero) {
 					uint64_t s = runs[k].off > b ? runs[k].off : b;
 					uint64_t t = runs[k].off + runs[k].len < e ? runs[k].off + runs[k].len : e;
-					zero = convert_is_zero(buf + (s - off), t - s);
+					zero = is_all_zero(buf + (s - off), t - s);
 				}
 		}
 		if (seg_zero != -1 && seg_zero != (int)zero) {

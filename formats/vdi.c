@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "formats.h"
+#include "util.h"
 
 #define VDI_SIGNATURE      0xbeda107fu
 #define VDI_VERSION_1_1    0x00010001u
@@ -266,12 +267,6 @@ static int vdi_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* all bytes zero? (writing zeros to an unallocated block is a no-op: it reads as zeros) */
-static bool vdi_is_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
-}
-
 /* give block idx the next free data block; the file grows to cover it (a hole reads as zeros) */
 static int vdi_alloc_block(struct fmt_image *img, uint32_t idx)
 {
@@ -317,7 +312,7 @@ static int vdi_write(struct fmt_image *img, const void *buf, size_t len, uint64_
 			return -EINVAL;
 		}
 		if (s->bmap[idx] == VDI_UNALLOCATED || s->bmap[idx] == VDI_DISCARDED) {
-			if (vdi_is_zero(p, n))
+			if (is_all_zero(p, n))
 				goto next;
 			ret = vdi_alloc_block(img, idx);
 			if (ret < 0)

@@ -24,6 +24,7 @@
 #include <zlib.h>
 
 #include "formats.h"
+#include "util.h"
 
 #define VMDK_SECTOR          512u
 #define VMDK4_MAGIC          "KDMV"
@@ -1150,12 +1151,6 @@ static int vmdk_read_locked(struct fmt_image *img, void *buf, size_t len, uint64
 
 /* ---- write ----------------------------------------------------------------------------------- */
 
-/* all bytes zero? (writing zeros to an unallocated block is a no-op: it reads as zeros) */
-static bool vmdk_is_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
-}
-
 /* compress grain g (e->grain bytes at data) behind its marker into a new buffer padded to
  * whole sectors; needs no lock */
 static int vmdk_stream_compress(struct vmdk_extent *e, uint64_t g, const uint8_t *data, uint8_t **out,
@@ -1276,7 +1271,7 @@ static int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, 
 		size_t n = e->grain - in_grain;
 		if (n > len)
 			n = len;
-		if (n == e->grain && !img->backing && vmdk_is_zero(buf, n)) {
+		if (n == e->grain && !img->backing && is_all_zero(buf, n)) {
 			/* a zero grain never written stays unallocated (it reads as zeros) */
 			uint32_t gte = 0;
 			pthread_mutex_lock(&s->lock);
@@ -1350,7 +1345,7 @@ static int vmdk_write_sparse(struct fmt_image *img, int ei, const uint8_t *buf, 
 		if (ret < 0)
 			return ret;
 		if (((gte == 0 && !img->backing) || (gte == VMDK_GTE_ZEROED && e->zeroed_grain)) &&
-		    vmdk_is_zero(buf, n)) {
+		    is_all_zero(buf, n)) {
 			ret = 0;    /* already reads as zeros */
 		} else if (gte == 0 || (gte == VMDK_GTE_ZEROED && e->zeroed_grain)) {
 			uint64_t sector = e->next_sector, gend = (sector * VMDK_SECTOR) + e->grain;

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "formats.h"
+#include "util.h"
 
 #define VPC_SECTOR          512
 #define VPC_FOOTER_SIZE     512
@@ -544,12 +545,6 @@ static int vpc_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* all bytes zero? (writing zeros to an unallocated block is a no-op: it reads as zeros) */
-static bool vpc_is_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
-}
-
 /* append block idx at free_off: bitmap all ones, footer moved behind it, then the BAT entry */
 static int vpc_alloc_block(struct fmt_image *img, uint32_t idx)
 {
@@ -599,7 +594,7 @@ static int vpc_write(struct fmt_image *img, const void *buf, size_t len, uint64_
 			return -EINVAL;
 		}
 		if (s->bat[idx] == VPC_BAT_UNUSED) {
-			if (vpc_is_zero(p, n))
+			if (is_all_zero(p, n))
 				goto next;
 			ret = vpc_alloc_block(img, idx);
 			if (ret < 0)
