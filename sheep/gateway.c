@@ -12,6 +12,7 @@
 #include "sheep_priv.h"
 
 #define GATEWAY_RETRY_SECONDS 60
+#define GATEWAY_OLD_EPOCHS    64    /* how far back earlier holders are looked for */
 
 int oid_copies(uint64_t oid)
 {
@@ -136,9 +137,9 @@ again:
 
 /* read from one node: local store directly, else a READ_PEER */
 static int read_from(const struct sd_node *n, uint64_t oid, void *buf, uint32_t len, uint32_t offset,
-		     uint32_t epoch)
+		     uint32_t epoch, uint16_t flags)
 {
-	struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_READ_PEER,
+	struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_READ_PEER, .flags = flags,
 			      .epoch = epoch, .data_length = len };
 	hdr.obj.oid = oid;
 	hdr.obj.offset = offset;
@@ -153,35 +154,38 @@ static int read_from(const struct sd_node *n, uint64_t oid, void *buf, uint32_t 
 	return ret;
 }
 
-/* Try the replicas of earlier epochs that are still members (data not yet moved). */
-static int read_from_old_epochs(const struct vnode_info *cur, uint64_t oid, void *buf, uint32_t len,
-				uint32_t offset, int copies)
+int gateway_read_holders(const struct vnode_info *vi, const struct vnode_info *cur, uint64_t oid, void *buf,
+			 uint32_t len, uint32_t offset, uint16_t flags)
+{
+	int idx[SD_MAX_COPIES];
+	int nr = ring_pick_nodes(vi, oid, oid_copies(oid), idx);
+	for (int i = 0; i < nr; i++) {
+		const struct sd_node *n = &vi->nodes[idx[i]];
+		if (ring_find_node(cur, n) < 0)
+			continue;    /* gone */
+		if (read_from(n, oid, buf, len, offset, sys_epoch(), flags) == SD_RES_SUCCESS)
+			return SD_RES_SUCCESS;
+	}
+	return SD_RES_NO_OBJ;
+}
+
+int gateway_read_old_epochs(const struct vnode_info *cur, uint64_t oid, void *buf, uint32_t len, uint32_t offset,
+			    uint16_t flags)
 {
 	struct epoch_log *log = xzalloc(sizeof(*log));
 	int ret = SD_RES_NO_OBJ;
 	uint32_t e = sys_epoch();
-	for (uint32_t old = e ? e - 1 : 0; old >= 1 && e - old <= 64; old--) {
+	for (uint32_t old = e ? e - 1 : 0; old >= 1 && e - old <= GATEWAY_OLD_EPOCHS; old--) {
 		if (epoch_log_read(old, log) < 0)
 			break;
 		struct vnode_info *ovi = ring_build(log->nodes, log->nr_nodes);
 		if (!ovi)
 			break;
-		int idx[SD_MAX_COPIES];
-		int nr = ring_pick_nodes(ovi, oid, copies, idx);
-		for (int i = 0; i < nr; i++) {
-			const struct sd_node *n = &ovi->nodes[idx[i]];
-			if (ring_find_node(cur, n) < 0)
-				continue;    /* gone */
-			int r = read_from(n, oid, buf, len, offset, e);
-			if (r == SD_RES_SUCCESS) {
-				ring_free(ovi);
-				ret = r;
-				goto out;
-			}
-		}
+		ret = gateway_read_holders(ovi, cur, oid, buf, len, offset, flags);
 		ring_free(ovi);
+		if (ret == SD_RES_SUCCESS)
+			break;
 	}
-out:
 	free(log);
 	return ret;
 }
@@ -208,7 +212,7 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 				idx[i] = t;
 			}
 		for (int i = 0; i < nr; i++) {
-			ret = read_from(&vi->nodes[idx[i]], oid, buf, len, offset, epoch);
+			ret = read_from(&vi->nodes[idx[i]], oid, buf, len, offset, epoch, 0);
 			if (ret == SD_RES_SUCCESS)
 				break;
 			if (retryable(ret))
@@ -217,7 +221,7 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 				last_err = ret;
 		}
 		if (ret != SD_RES_SUCCESS)
-			ret = read_from_old_epochs(vi, oid, buf, len, offset, copies);
+			ret = gateway_read_old_epochs(vi, oid, buf, len, offset, 0);
 		put_vnode_info(vi);
 		if (ret == SD_RES_SUCCESS)
 			return ret;

@@ -434,25 +434,27 @@ void sd_confchg(const struct cluster_id *cur, size_t nr_cur, const struct cluste
 		note_strangers(joined_list, nr_joined);
 }
 
-/* Majority rule: only a partition holding more than half of the current epoch's nodes goes on. */
-static bool lost_majority(void)
+/* nodes of the current epoch (0 when its log is missing) */
+static int epoch_nr_nodes(void)
 {
 	struct epoch_log *log = xzalloc(sizeof(*log));
-	int prev = epoch_log_read(sys_epoch(), log) == 0 ? (int)log->nr_nodes : 0;
+	int n = epoch_log_read(sys_epoch(), log) == 0 ? (int)log->nr_nodes : 0;
 	free(log);
-	return prev && nr_members * 2 <= prev;
+	return n;
 }
 
-/* A minority stops serving I/O and keeps its epoch; it rejoins as a newcomer once it sees the
- * other nodes again (check_strangers). */
-static void enter_halt(void)
+/* Majority rule: only a partition holding more than half of the current epoch's nodes goes on.
+ * A minority stops serving I/O and keeps its epoch; it rejoins as a newcomer once it sees the
+ * other nodes again (check_strangers). Returns true when this node halted. */
+static bool halt_if_minority(void)
 {
-	struct epoch_log *log = xzalloc(sizeof(*log));
-	int prev = epoch_log_read(sys_epoch(), log) == 0 ? (int)log->nr_nodes : 0;
-	free(log);
+	int prev = epoch_nr_nodes();
+	if (!prev || nr_members * 2 > prev)
+		return false;
 	atomic_store(&sys->status, SD_STATUS_HALT);
 	sd_err("lost the majority: %d of the %d nodes of epoch %u remain; I/O stops until the others "
 	       "are reachable again", nr_members, prev, sys_epoch());
+	return true;
 }
 
 /* processes in the group that are not members: the other side of a healed partition, or
@@ -529,12 +531,10 @@ static void handle_confchg_left(const struct cluster_id *left, size_t nr_left)
 			}
 		}
 	}
-	if (changed && atomic_load(&sys->status) == SD_STATUS_OK && lost_majority()) {
-		enter_halt();
-	} else if (changed && atomic_load(&sys->status) != SD_STATUS_SHUTDOWN &&
-		   atomic_load(&sys->status) != SD_STATUS_HALT) {
+	int status = atomic_load(&sys->status);
+	if (changed && status != SD_STATUS_SHUTDOWN && status != SD_STATUS_HALT &&
+	    !(status == SD_STATUS_OK && halt_if_minority()))
 		members_changed();
-	}
 	send_accepts_if_master();
 	maybe_start_block();
 }

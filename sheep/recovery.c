@@ -27,7 +27,6 @@
 
 #define RECOVERY_DISK_RESERVE (64ull << 20)   /* stop when less than this would be left free */
 #define RECOVERY_MAX_LIST     (512u << 20)    /* the largest object list accepted from a member */
-#define RECOVERY_OLD_EPOCHS   64              /* how far back sources are looked for */
 
 int recovery_inflight = 4;
 uint32_t recovery_pause_ms;
@@ -56,9 +55,10 @@ static uint64_t info_start_ns;
 static _Atomic uint32_t target_epoch;         /* the epoch the worker should recover */
 static bool worker_busy;                      /* main thread: the recovery work is queued */
 static struct work recovery_work_item;
-static uint32_t finished_epoch;               /* worker result: epoch completed (0 none) */
-static uint32_t stopped_epoch;                /* worker result: epoch stopped for want of space */
+/* how the worker's last epoch ended */
+enum recovery_result { RECOVERY_ABANDONED, RECOVERY_COMPLETE, RECOVERY_NO_SPACE };
 static uint32_t worked_epoch;                 /* worker result: the last epoch it worked on */
+static enum recovery_result worked_result;
 #define RECOVERY_SPACE_RETRY_MS 10000
 
 /* members that announced the end of their recovery (main thread) */
@@ -106,80 +106,25 @@ static bool holds(const struct vnode_info *vi, uint64_t oid, const struct sd_nod
 	return false;
 }
 
-/* read a whole object from node n; 0 on success */
-static int fetch_from(const struct sd_node *n, uint64_t oid, void *buf, uint64_t size, uint32_t epoch)
-{
-	struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_READ_PEER,
-			      .flags = SD_FLAG_CMD_RECOVERY, .epoch = epoch, .data_length = size };
-	struct sd_rsp rsp;
-	hdr.obj.oid = oid;
-	int ret = peer_exec(n, &hdr, buf, size, &rsp);
-	if (ret == SD_RES_SUCCESS && rsp.data_length < size)
-		memset((char *)buf + rsp.data_length, 0, size - rsp.data_length);
-	return ret;
-}
-
-/* try the holders of oid on ring vi that are alive in cur (and are not this node) */
-static int fetch_from_holders(const struct vnode_info *vi, const struct vnode_info *cur, uint64_t oid,
-			      void *buf, uint64_t size, uint32_t epoch)
-{
-	int idx[SD_MAX_COPIES];
-	int nr = ring_pick_nodes(vi, oid, oid_copies(oid), idx);
-	for (int i = 0; i < nr; i++) {
-		const struct sd_node *n = &vi->nodes[idx[i]];
-		if (!node_cmp(n, &sys->this_node) || ring_find_node(cur, n) < 0)
-			continue;
-		if (fetch_from(n, oid, buf, size, epoch) == SD_RES_SUCCESS)
-			return SD_RES_SUCCESS;
-	}
-	return SD_RES_NO_OBJ;
-}
-
 int recover_object_now(uint64_t oid)
 {
+	if (store_exists(oid))
+		return SD_RES_SUCCESS;
 	uint64_t size = obj_size_of(oid);
-	uint32_t e = sys_epoch();
 	struct vnode_info *cur = get_vnode_info();
-	struct epoch_log *log = NULL;
 	char *buf = xmalloc(size);
-	int ret;
-
-	if (store_exists(oid)) {
-		ret = SD_RES_SUCCESS;
-		goto out;
-	}
-	ret = fetch_from_holders(cur, cur, oid, buf, size, e);
-	if (ret != SD_RES_SUCCESS) {
-		log = xzalloc(sizeof(*log));
-		for (uint32_t old = e - 1; old >= 1 && e - old <= RECOVERY_OLD_EPOCHS; old--) {
-			if (epoch_log_read(old, log) < 0)
-				break;
-			struct vnode_info *ovi = ring_build(log->nodes, log->nr_nodes);
-			if (!ovi)
-				break;
-			ret = fetch_from_holders(ovi, cur, oid, buf, size, e);
-			ring_free(ovi);
-			if (ret == SD_RES_SUCCESS)
-				break;
-		}
-	}
+	int ret = gateway_read_holders(cur, cur, oid, buf, size, 0, SD_FLAG_CMD_RECOVERY);
+	if (ret != SD_RES_SUCCESS)
+		ret = gateway_read_old_epochs(cur, oid, buf, size, 0, SD_FLAG_CMD_RECOVERY);
 	if (ret == SD_RES_SUCCESS) {
 		/* synced here, not left to a client's flush (which would then wait for recovery) */
 		ret = store_create_and_write(oid, buf, size, 0, size, true);
 		if (ret == SD_RES_SUCCESS)
-			sd_debug("recovered %016" PRIx64 " at epoch %u", oid, e);
+			sd_debug("recovered %016" PRIx64 " at epoch %u", oid, sys_epoch());
 	}
-out:
 	put_vnode_info(cur);
-	free(log);
 	free(buf);
 	return ret;
-}
-
-static int cmp_oid(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* the object list of one member; retried until it answers or the epoch moves on */
@@ -198,7 +143,7 @@ static int get_obj_list(const struct sd_node *n, uint32_t epoch, uint64_t **out,
 				      .epoch = epoch, .data_length = bufsize };
 		struct sd_rsp rsp;
 		int ret = peer_exec(n, &hdr, buf, bufsize, &rsp);
-		if (ret == SD_RES_SUCCESS && rsp.data_length % sizeof(uint64_t) == 0 && rsp.data_length <= bufsize) {
+		if (ret == SD_RES_SUCCESS && rsp.data_length % sizeof(uint64_t) == 0) {
 			*out = buf;
 			*nr = rsp.data_length / sizeof(uint64_t);
 			return 0;
@@ -267,13 +212,13 @@ static void *fetch_worker(void *arg)
 	return NULL;
 }
 
-/* worker thread: recover one epoch; returns true when this node holds all it should */
-static bool recover_epoch(uint32_t e)
+/* worker thread: recover one epoch; COMPLETE when this node holds all it should */
+static enum recovery_result recover_epoch(uint32_t e)
 {
 	struct vnode_info *vi = get_vnode_info();
 	uint64_t *all = NULL;
 	size_t nr_all = 0;
-	bool ok = false;
+	enum recovery_result result = RECOVERY_ABANDONED;
 
 	pthread_mutex_lock(&info_lock);
 	memset(&info, 0, sizeof(info));
@@ -330,7 +275,7 @@ static bool recover_epoch(uint32_t e)
 			  RECOVERY_DISK_RESERVE >> 20);
 		sd_err("recovery of epoch %u stopped: the disk is nearly full; trying again in %d s", e,
 		       RECOVERY_SPACE_RETRY_MS / 1000);
-		stopped_epoch = e;
+		result = RECOVERY_NO_SPACE;
 		goto out;
 	}
 	if (atomic_load(&job.stop) || sys_epoch() != e)
@@ -339,34 +284,27 @@ static bool recover_epoch(uint32_t e)
 		set_phase(RECOVERY_INCOMPLETE, "%" PRIu64 " objects had no live source", info.failed);
 		goto out;
 	}
-	if (store_flush() != SD_RES_SUCCESS) {
-		set_phase(RECOVERY_INCOMPLETE, "cannot sync the recovered objects to disk");
-		goto out;
-	}
 	set_phase(RECOVERY_DONE, NULL);
 	sd_info("recovery of epoch %u done: %" PRIu64 " objects, %" PRIu64 " bytes", e, info.done, info.bytes);
-	ok = true;
+	result = RECOVERY_COMPLETE;
 out:
 	free(all);
 	put_vnode_info(vi);
-	return ok;
+	return result;
 }
 
 static void recovery_work(struct work *w)
 {
-	finished_epoch = 0;
-	stopped_epoch = 0;
 	for (;;) {
 		uint32_t e = atomic_load(&target_epoch);
 		worked_epoch = e;
+		worked_result = RECOVERY_ABANDONED;
 		if (sys->recovery_disabled || sys->shutting_down)
 			return;
-		bool ok = recover_epoch(e);
-		if (atomic_load(&target_epoch) != e)
-			continue;       /* another membership change arrived: start over */
-		if (ok)
-			finished_epoch = e;
-		return;
+		worked_result = recover_epoch(e);
+		if (atomic_load(&target_epoch) == e)
+			return;
+		/* another membership change arrived: start over */
 	}
 }
 
@@ -380,18 +318,18 @@ static void retry_after_space(void *data)
 static void recovery_work_done(struct work *w)
 {
 	worker_busy = false;
-	if (stopped_epoch && stopped_epoch == sys_epoch())
-		add_timer(RECOVERY_SPACE_RETRY_MS, retry_after_space, (void *)(uintptr_t)stopped_epoch);
 	/* a membership change that came after the worker last looked: recover that epoch now */
 	if (atomic_load(&target_epoch) != worked_epoch || worked_epoch != sys_epoch()) {
-		if (atomic_load(&sys->status) == SD_STATUS_OK && !sys->recovery_disabled)
+		if (!sys->recovery_disabled)
 			recovery_start();
 		return;
 	}
-	if (finished_epoch && finished_epoch == sys_epoch()) {
+	if (worked_result == RECOVERY_NO_SPACE)
+		add_timer(RECOVERY_SPACE_RETRY_MS, retry_after_space, (void *)(uintptr_t)worked_epoch);
+	if (worked_result == RECOVERY_COMPLETE) {
 		struct sd_req rq = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_COMPLETE_RECOVERY,
 				     .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(struct sd_node) };
-		rq.obj.tgt_epoch = finished_epoch;
+		rq.obj.tgt_epoch = worked_epoch;
 		cluster_queue_request(alloc_local_request(&rq, &sys->this_node, sizeof(struct sd_node)));
 	}
 }

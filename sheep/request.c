@@ -178,14 +178,9 @@ int op_check_state(const struct sd_op_template *op)
 	return SD_RES_SUCCESS;
 }
 
-static int check_request_state(const struct request *req)
-{
-	return op_check_state(req->op);
-}
-
 void queue_request(struct request *req)
 {
-	int ret = check_request_state(req);
+	int ret = op_check_state(req->op);
 	if (ret != SD_RES_SUCCESS) {
 		req->rp.result = ret;
 		request_done(req);

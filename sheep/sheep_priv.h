@@ -125,6 +125,12 @@ int nbd_init(const char *addr, int port);
 
 /* ---- gateway.c (worker threads) ---- */
 int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset);
+/* read from the holders of oid on ring vi that are still members of cur; NO_OBJ if none has it */
+int gateway_read_holders(const struct vnode_info *vi, const struct vnode_info *cur, uint64_t oid, void *buf,
+			 uint32_t len, uint32_t offset, uint16_t flags);
+/* the same for the rings of the earlier epochs, newest first (data not yet moved) */
+int gateway_read_old_epochs(const struct vnode_info *cur, uint64_t oid, void *buf, uint32_t len, uint32_t offset,
+			    uint16_t flags);
 int gateway_write_obj(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync);
 int gateway_remove_obj(uint64_t oid);
 int gateway_forward_request(struct request *req);
@@ -133,6 +139,12 @@ int oid_copies(uint64_t oid);
 int peer_exec(const struct sd_node *n, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
 
 /* ---- store.c ---- */
+/* qsort comparison of oids */
+static inline int cmp_oid(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
 int store_init(const char *dir);
 int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset);
 int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool sync);

@@ -15,18 +15,10 @@
 static char obj_dir[4200];
 /* per-object serialisation of writes, creates, removes and recovery (striped by oid) */
 #define OBJ_LOCK_STRIPES 1024
-static pthread_mutex_t obj_locks[OBJ_LOCK_STRIPES];
-static pthread_once_t obj_locks_once = PTHREAD_ONCE_INIT;
-
-static void obj_locks_init(void)
-{
-	for (int i = 0; i < OBJ_LOCK_STRIPES; i++)
-		pthread_mutex_init(&obj_locks[i], NULL);
-}
+static pthread_mutex_t obj_locks[OBJ_LOCK_STRIPES];   /* initialised by store_init */
 
 static pthread_mutex_t *obj_lock_of(uint64_t oid)
 {
-	pthread_once(&obj_locks_once, obj_locks_init);
 	uint64_t h = oid * 0x9E3779B97F4A7C15ull;
 	return &obj_locks[(h >> 32) % OBJ_LOCK_STRIPES];
 }
@@ -45,7 +37,11 @@ static void obj_path(uint64_t oid, char *buf, size_t len)
 int store_init(const char *dir)
 {
 	snprintf(obj_dir, sizeof(obj_dir), "%s/obj", dir);
-	int ret = mkdir_p(obj_dir, 0755);
+	for (int i = 0; i < OBJ_LOCK_STRIPES; i++)
+		pthread_mutex_init(&obj_locks[i], NULL);
+	char stale[4300];
+	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
+	int ret = mkdir_p(stale, 0755);    /* and obj/ with it */
 	if (ret < 0)
 		return ret;
 	obj_dir_fd = open(obj_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -204,12 +200,6 @@ out:
 	pthread_mutex_unlock(&dirty_lock);
 }
 
-static int cmp_oid(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 int store_flush(void)
 {
 	pthread_mutex_lock(&dirty_lock);
@@ -304,12 +294,9 @@ int store_wipe(void)
 /* move one object to obj/.stale (caller holds its lock); it is never served again */
 int store_set_aside(uint64_t oid, uint32_t epoch)
 {
-	char stale[4300], from[4300], to[4400];
-	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
-	if (mkdir_p(stale, 0755) < 0)
-		return SD_RES_EIO;
+	char from[4300], to[4400];
 	obj_path(oid, from, sizeof(from));
-	snprintf(to, sizeof(to), "%s/%016" PRIx64 ".%u", stale, oid, epoch);
+	snprintf(to, sizeof(to), "%s/.stale/%016" PRIx64 ".%u", obj_dir, oid, epoch);
 	if (rename(from, to) < 0)
 		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
 	return SD_RES_SUCCESS;
@@ -342,21 +329,18 @@ uint64_t store_free_space(void)
 
 int store_set_aside_all(void)
 {
-	char stale[4300];
 	uint64_t *oids;
-	size_t nr;
-	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
-	if (mkdir_p(stale, 0755) < 0 || store_list(&oids, &nr))
+	size_t nr, moved = 0;
+	if (store_list(&oids, &nr))
 		return SD_RES_EIO;
 	for (size_t i = 0; i < nr; i++) {
-		char from[4300], to[4400];
-		obj_path(oids[i], from, sizeof(from));
-		snprintf(to, sizeof(to), "%s/%016" PRIx64 ".%u", stale, oids[i], sys_epoch());
-		if (rename(from, to) < 0)
-			sd_warn("cannot set %s aside: %m", from);
+		if (store_set_aside(oids[i], sys_epoch()) == SD_RES_SUCCESS)
+			moved++;
+		else
+			sd_warn("cannot set %016" PRIx64 " aside: %m", oids[i]);
 	}
-	if (nr)
-		sd_info("set %zu objects aside in %s: this node missed epochs", nr, stale);
+	if (moved)
+		sd_info("set %zu objects aside in %s/.stale: this node missed epochs", moved, obj_dir);
 	free(oids);
 	return SD_RES_SUCCESS;
 }
