@@ -61,6 +61,8 @@ void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #include "internal_proto.h"
 /* one request: -errno when the sheep cannot be reached, else the SD_RES_* result */
 int sheep_exec(struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
+/* one request to one node of the cluster (not the -a/-p sheep): -errno or the SD_RES_* result */
+int node_exec(const struct sd_node *n, struct sd_req *req, void *data, uint32_t size, struct sd_rsp *rsp);
 /* the cluster's nodes (malloc'd) */
 int get_node_list(struct sd_node **nodes, int *nr, int *local_idx);
 /* print "collie: WHAT: REASON" for a failed result; returns the exit status 1 */

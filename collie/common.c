@@ -12,10 +12,7 @@
 
 int sheep_exec(struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
 {
-	int ret = sd_run(sd_addr, sd_port, hdr, data, bufsize, rsp);
-	if (ret < 0)
-		return ret;
-	return rsp->result;
+	return sd_request(sd_addr, sd_port, hdr, data, bufsize, rsp);
 }
 
 int report_failure(const char *what, int res)
@@ -80,4 +77,11 @@ int check_vdi_name(const char *name)
 		return -1;
 	}
 	return 0;
+}
+
+int node_exec(const struct sd_node *n, struct sd_req *req, void *data, uint32_t size, struct sd_rsp *rsp)
+{
+	char a[64];
+	addr_to_str(n->addr, a, sizeof(a));
+	return sd_request(a, n->port, req, data, size, rsp);
 }

@@ -39,13 +39,11 @@ static int node_info(int argc, char **argv)
 	if (!raw_output)
 		printf("Id\tSize\tUsed\tAvail\tUse%%\n");
 	for (int i = 0; i < nr; i++) {
-		char a[64], s1[32], s2[32], s3[32];
+		char nb[80], s1[32], s2[32], s3[32];
 		struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_STAT_SHEEP };
 		struct sd_rsp rsp;
-		addr_to_str(nodes[i].addr, a, sizeof(a));
-		ret = sd_run(a, nodes[i].port, &req, NULL, 0, &rsp);
-		if (ret < 0 || rsp.result) {
-			die_msg("node info: cannot reach node %d (%s:%u)", i, a, nodes[i].port);
+		if (node_exec(&nodes[i], &req, NULL, 0, &rsp)) {
+			die_msg("node info: cannot reach node %d (%s)", i, node_to_str(&nodes[i], nb, sizeof(nb)));
 			failed = 1;
 			continue;
 		}

@@ -26,14 +26,6 @@ static const char *phase_str(uint8_t phase)
 	return "unknown";
 }
 
-static int node_exec(const struct sd_node *n, struct sd_req *req, void *data, uint32_t size, struct sd_rsp *rsp)
-{
-	char a[64];
-	addr_to_str(n->addr, a, sizeof(a));
-	int ret = sd_run(a, n->port, req, data, size, rsp);
-	return ret < 0 ? ret : (int)rsp->result;
-}
-
 int node_recovery(int argc, char **argv)
 {
 	struct sd_node *nodes;

@@ -454,13 +454,13 @@ static int vdi_object(int argc, char **argv)
 	size_t *counts = calloc(nr_nodes, sizeof(*counts));
 	uint32_t bufsize = 16u << 20;
 	for (int i = 0; i < nr_nodes; i++) {
-		char a[64];
+		char nb[80];
 		struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_GET_OBJ_LIST, .data_length = bufsize };
 		struct sd_rsp rsp;
 		lists[i] = malloc(bufsize);
-		addr_to_str(nodes[i].addr, a, sizeof(a));
-		if (sd_run(a, nodes[i].port, &req, lists[i], bufsize, &rsp) < 0 || rsp.result) {
-			die_msg("vdi object: cannot list the objects of node %d (%s:%u)", i, a, nodes[i].port);
+		if (!lists[i] || node_exec(&nodes[i], &req, lists[i], bufsize, &rsp)) {
+			die_msg("vdi object: cannot list the objects of node %d (%s)", i,
+				node_to_str(&nodes[i], nb, sizeof(nb)));
 			continue;
 		}
 		counts[i] = rsp.data_length / sizeof(uint64_t);

@@ -58,6 +58,11 @@ int sd_vdi_open_via(sd_exec_fn fn, void *ctx, const char *name, const char *snap
 /* One request on a fresh connection: 0 when the exchange completed (rsp->result says how it
  * went), or -errno when the sheep could not be reached. */
 int sd_run(const char *host, int port, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
+/* the same, folded into one value: -errno when the sheep could not be reached, else rsp->result */
+int sd_request(const char *host, int port, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
+/* the name[256] + tag[256] payload of the VDI ops; snap is a tag or a decimal snapshot id
+ * (*snapid, else 0). INVALID_PARMS for an empty or over-long name or tag. */
+int sd_fill_name_snap(char *buf, const char *name, const char *snap, uint32_t *snapid);
 /* look a VDI up: vid of NAME (snap as in sd_vdi_open) */
 int sd_vdi_lookup(const char *host, int port, const char *name, const char *snap, uint32_t *vid);
 /* read the inode header (4664 bytes) of a VDI id */

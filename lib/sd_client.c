@@ -102,8 +102,9 @@ int sd_run(const char *host, int port, struct sd_req *hdr, void *data, uint32_t 
 	return ret;
 }
 
-static int run_result(int ret, const struct sd_rsp *rsp)
+int sd_request(const char *host, int port, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
 {
+	int ret = sd_run(host, port, hdr, data, bufsize, rsp);
 	return ret < 0 ? ret : (int)rsp->result;
 }
 
@@ -124,22 +125,33 @@ static int link_run(const struct sd_link *l, struct sd_req *hdr, void *data, uin
 	}
 	if (!l->host)
 		return -ENOTSUP;
-	return run_result(sd_run(l->host, l->port, hdr, data, bufsize, rsp), rsp);
+	return sd_request(l->host, l->port, hdr, data, bufsize, rsp);
 }
 
-/* payload name[256] + tag[256]; snap may be a tag or a decimal id */
-static void fill_name(char *buf, const char *name, const char *snap, uint32_t *snapid)
+int sd_fill_name_snap(char *buf, const char *name, const char *snap, uint32_t *snapid)
 {
 	memset(buf, 0, SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN);
-	strncpy(buf, name, SD_MAX_VDI_LEN - 1);
 	*snapid = 0;
+	if (!name || !*name || strlen(name) >= SD_MAX_VDI_LEN)
+		return SD_RES_INVALID_PARMS;
+	memcpy(buf, name, strlen(name));
 	if (snap && *snap) {
 		uint64_t id;
-		if (parse_u64(snap, &id) == 0 && id && id <= UINT32_MAX)
+		if (strlen(snap) >= SD_MAX_VDI_TAG_LEN)
+			return SD_RES_INVALID_PARMS;
+		if (sd_snap_is_id(snap) && parse_u64(snap, &id) == 0)
 			*snapid = id;
 		else
-			strncpy(buf + SD_MAX_VDI_LEN, snap, SD_MAX_VDI_TAG_LEN - 1);
+			memcpy(buf + SD_MAX_VDI_LEN, snap, strlen(snap));
 	}
+	return SD_RES_SUCCESS;
+}
+
+/* the same rule every lookup applies: a number from 1 to 2^32-1 is an id, anything else a tag */
+bool sd_snap_is_id(const char *snap)
+{
+	uint64_t id;
+	return snap && parse_u64(snap, &id) == 0 && id && id <= UINT32_MAX;
 }
 
 /* GET_VDI_INFO, or LOCK_VDI for a guest that opens the working VDI to write: name + tag -> vid */
@@ -149,10 +161,10 @@ static int vdi_find(const struct sd_link *l, uint8_t opcode, const char *name, c
 	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = opcode,
 			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
 	struct sd_rsp rsp;
-	if (!*name || strlen(name) >= SD_MAX_VDI_LEN || (snap && strlen(snap) >= SD_MAX_VDI_TAG_LEN))
-		return SD_RES_INVALID_PARMS;
-	fill_name(buf, name, snap, &hdr.vdi.snapid);
-	int ret = link_run(l, &hdr, buf, 0, &rsp);
+	int ret = sd_fill_name_snap(buf, name, snap, &hdr.vdi.snapid);
+	if (ret)
+		return ret;
+	ret = link_run(l, &hdr, buf, 0, &rsp);
 	if (ret == SD_RES_SUCCESS)
 		*vid = rsp.vdi.vdi_id;
 	return ret;
@@ -216,7 +228,7 @@ int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, i
 	strncpy(buf, name, sizeof(buf) - 1);
 	hdr.vdi.vdi_size = size;
 	hdr.vdi.copies = copies;
-	int ret = run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	int ret = sd_request(host, port, &hdr, buf, 0, &rsp);
 	if (ret != SD_RES_SUCCESS)
 		return ret;
 	if (vid_out)
@@ -236,7 +248,7 @@ int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, i
 		c.obj.oid = vid_to_data_oid(vdi->vid, i);
 		c.obj.copies = vdi->copies;
 		c.obj.offset = objsize - 1;
-		ret = run_result(sd_run(host, port, &c, zero, 0, &rsp), &rsp);
+		ret = sd_request(host, port, &c, zero, 0, &rsp);
 		if (ret == SD_RES_SUCCESS)
 			vdi->index[i] = vdi->vid;
 	}
@@ -246,7 +258,7 @@ int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, i
 				    .flags = SD_FLAG_CMD_WRITE, .data_length = vdi->nr_objs * 4 };
 		w.obj.oid = vid_to_vdi_oid(vdi->vid);
 		w.obj.offset = SD_INODE_HEADER_SIZE;
-		ret = run_result(sd_run(host, port, &w, vdi->index, 0, &rsp), &rsp);
+		ret = sd_request(host, port, &w, vdi->index, 0, &rsp);
 	}
 	if (ret == SD_RES_SUCCESS)
 		ret = sd_vdi_flush(vdi);
@@ -260,10 +272,8 @@ int sd_vdi_delete(const char *host, int port, const char *name, const char *snap
 	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_DEL_VDI,
 			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
 	struct sd_rsp rsp;
-	if (!*name || strlen(name) >= SD_MAX_VDI_LEN)
-		return SD_RES_INVALID_PARMS;
-	fill_name(buf, name, snap, &hdr.vdi.snapid);
-	return run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	int ret = sd_fill_name_snap(buf, name, snap, &hdr.vdi.snapid);
+	return ret ? ret : sd_request(host, port, &hdr, buf, 0, &rsp);
 }
 
 

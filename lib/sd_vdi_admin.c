@@ -9,38 +9,6 @@
 #include "sd_client.h"
 #include "util.h"
 
-static int run_result(int ret, const struct sd_rsp *rsp)
-{
-	return ret < 0 ? ret : (int)rsp->result;
-}
-
-/* name[256] + tag[256]; snap is a tag or a decimal snapshot id (0 = none) */
-static int fill_name_snap(char *buf, const char *name, const char *snap, uint32_t *snapid)
-{
-	memset(buf, 0, SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN);
-	*snapid = 0;
-	if (!name || !*name || strlen(name) >= SD_MAX_VDI_LEN)
-		return SD_RES_INVALID_PARMS;
-	memcpy(buf, name, strlen(name));
-	if (snap && *snap) {
-		uint64_t id;
-		if (strlen(snap) >= SD_MAX_VDI_TAG_LEN)
-			return SD_RES_INVALID_PARMS;
-		if (sd_snap_is_id(snap) && parse_u64(snap, &id) == 0)
-			*snapid = id;
-		else
-			memcpy(buf + SD_MAX_VDI_LEN, snap, strlen(snap));
-	}
-	return SD_RES_SUCCESS;
-}
-
-/* the same rule sd_vdi_lookup applies: a number from 1 to 2^32-1 is an id, anything else a tag */
-bool sd_snap_is_id(const char *snap)
-{
-	uint64_t id;
-	return snap && parse_u64(snap, &id) == 0 && id && id <= UINT32_MAX;
-}
-
 int sd_vdi_snapshot(const char *host, int port, const char *name, const char *tag, uint32_t *new_vid)
 {
 	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
@@ -50,11 +18,11 @@ int sd_vdi_snapshot(const char *host, int port, const char *name, const char *ta
 	uint32_t unused;
 	if (tag && sd_snap_is_id(tag))
 		return SD_RES_INVALID_PARMS;     /* it could not be told from a snapshot id */
-	int ret = fill_name_snap(buf, name, tag, &unused);
+	int ret = sd_fill_name_snap(buf, name, tag, &unused);
 	if (ret)
 		return ret;
 	hdr.vdi.snapid = 1;
-	ret = run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	ret = sd_request(host, port, &hdr, buf, 0, &rsp);
 	if (ret == SD_RES_SUCCESS && new_vid)
 		*new_vid = rsp.vdi.vdi_id;
 	return ret;
@@ -76,7 +44,7 @@ int sd_vdi_clone(const char *host, int port, const char *src, const char *snap, 
 	memcpy(buf, dst, strlen(dst));
 	hdr.vdi.base_vdi_id = base;
 	hdr.vdi.vdi_size = size;
-	ret = run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	ret = sd_request(host, port, &hdr, buf, 0, &rsp);
 	if (ret == SD_RES_SUCCESS && new_vid)
 		*new_vid = rsp.vdi.vdi_id;
 	return ret;
@@ -90,10 +58,10 @@ int sd_vdi_rollback(const char *host, int port, const char *name, const char *sn
 	struct sd_rsp rsp;
 	if (!snap || !*snap)
 		return SD_RES_INVALID_PARMS;
-	int ret = fill_name_snap(buf, name, snap, &hdr.vdi.snapid);
+	int ret = sd_fill_name_snap(buf, name, snap, &hdr.vdi.snapid);
 	if (ret)
 		return ret;
-	return run_result(sd_run(host, port, &hdr, buf, 0, &rsp), &rsp);
+	return sd_request(host, port, &hdr, buf, 0, &rsp);
 }
 
 int sd_vdi_attr(const char *host, int port, const char *name, const char *snap, const char *key,
@@ -109,7 +77,7 @@ int sd_vdi_attr(const char *host, int port, const char *name, const char *snap, 
 	int ret;
 	if (value_len > SD_MAX_VDI_ATTR_VALUE_LEN || !key || !*key || strlen(key) >= SD_MAX_VDI_ATTR_KEY_LEN)
 		return SD_RES_INVALID_PARMS;
-	ret = fill_name_snap(nb, name, snap, &snapid);
+	ret = sd_fill_name_snap(nb, name, snap, &snapid);
 	if (ret)
 		return ret;
 	a = calloc(1, sizeof(*a));
@@ -122,7 +90,7 @@ int sd_vdi_attr(const char *host, int port, const char *name, const char *snap, 
 	memcpy(a->key, key, strlen(key));
 	if (value_len)
 		memcpy(a->value, value, value_len);
-	ret = run_result(sd_run(host, port, &hdr, a, 0, &rsp), &rsp);
+	ret = sd_request(host, port, &hdr, a, 0, &rsp);
 	if (ret == SD_RES_SUCCESS) {
 		if (vid)
 			*vid = rsp.vdi.vdi_id;

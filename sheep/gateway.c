@@ -61,6 +61,7 @@ static int fanout_write(uint8_t peer_opcode, uint64_t oid, uint16_t flags, const
 {
 	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
 	int ret;
+	recovery_note_client_io();    /* whoever sent it: client, NBD export, cluster op */
 again:
 	ret = SD_RES_SUCCESS;
 	struct vnode_info *vi = get_vnode_info();
@@ -194,6 +195,7 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
 	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
 	int copies = oid_copies(oid);
+	recovery_note_client_io();
 	for (;;) {
 		struct vnode_info *vi = get_vnode_info();
 		uint32_t epoch = sys_epoch();

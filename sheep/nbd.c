@@ -1111,21 +1111,9 @@ static void conn_handler(int fd, uint32_t events, void *data)
 
 static void listen_handler(int fd, uint32_t events, void *data)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0) {
-		if (errno != EAGAIN)
-			sd_warn("nbd: accept: %m");
+	int cfd = accept_client(fd, "nbd");
+	if (cfd < 0)
 		return;
-	}
-	if (sys->shutting_down) {
-		close(cfd);
-		return;
-	}
-	int on = 1;
-	setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	set_keepalive(cfd);
 	struct nbd_conn *c = xzalloc(sizeof(*c));
 	c->fd = cfd;
 	c->refcnt = 1;
@@ -1149,20 +1137,12 @@ static void listen_handler(int fd, uint32_t events, void *data)
 
 int nbd_init(const char *addr, int port)
 {
-	int fd = listen_tcp(addr, port);
+	nbd_wq = create_work_queue("nbd", NBD_WORKERS);
+	if (!nbd_wq)
+		return -ENOMEM;
+	int fd = listen_port(addr, port, listen_handler);
 	if (fd < 0)
 		return fd;
-	set_nonblocking(fd);
-	nbd_wq = create_work_queue("nbd", NBD_WORKERS);
-	if (!nbd_wq) {
-		close(fd);
-		return -ENOMEM;
-	}
-	int ret = register_event(fd, listen_handler, NULL, EPOLLIN);
-	if (ret < 0) {
-		close(fd);
-		return ret;
-	}
 	sd_info("nbd: exporting VDIs on %s:%d", addr, port);
 	return 0;
 }

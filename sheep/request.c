@@ -190,7 +190,6 @@ void queue_request(struct request *req)
 	req->work.done = worker_done;
 	switch (req->op->type) {
 	case SD_OP_TYPE_GATEWAY:
-		recovery_note_client_io();
 		queue_work(sys->gateway_wq, &req->work);
 		break;
 	case SD_OP_TYPE_PEER:
@@ -394,21 +393,43 @@ static void client_handler(int fd, uint32_t events, void *data)
 	client_put(ci);
 }
 
-static void listen_handler(int fd, uint32_t events, void *data)
+int accept_client(int listen_fd, const char *what)
 {
-	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int cfd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0) {
 		if (errno != EAGAIN)
-			sd_warn("accept: %m");
-		return;
+			sd_warn("%s: accept: %m", what);
+		return -1;
 	}
 	if (sys->shutting_down) {
 		close(cfd);
-		return;
+		return -1;
 	}
 	int on = 1;
 	setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	set_keepalive(cfd);
+	return cfd;
+}
+
+int listen_port(const char *addr, int port, void (*handler)(int fd, uint32_t events, void *data))
+{
+	int fd = listen_tcp(addr, port);
+	if (fd < 0)
+		return fd;
+	set_nonblocking(fd);
+	int ret = register_event(fd, handler, NULL, EPOLLIN);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static void listen_handler(int fd, uint32_t events, void *data)
+{
+	int cfd = accept_client(fd, "sheep");
+	if (cfd < 0)
+		return;
 	struct client_info *ci = xzalloc(sizeof(*ci));
 	ci->fd = cfd;
 	ci->refcnt = 1;
@@ -422,10 +443,9 @@ static void listen_handler(int fd, uint32_t events, void *data)
 
 int create_listen_port(const char *bindaddr, int port)
 {
-	int fd = listen_tcp(bindaddr, port);
+	int fd = listen_port(bindaddr, port, listen_handler);
 	if (fd < 0)
 		return fd;
-	set_nonblocking(fd);
 	sys->listen_fd = fd;
-	return register_event(fd, listen_handler, NULL, EPOLLIN);
+	return 0;
 }

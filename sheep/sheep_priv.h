@@ -114,6 +114,10 @@ const struct sd_op_template *get_sd_op(uint8_t opcode);
 
 /* ---- request.c ---- */
 int create_listen_port(const char *bindaddr, int port);
+/* a listening socket on addr:port whose connections go to handler (main loop); fd or -errno */
+int listen_port(const char *addr, int port, void (*handler)(int fd, uint32_t events, void *data));
+/* accept one connection, non-blocking, TCP_NODELAY and keepalive; -1 when none (or shutting down) */
+int accept_client(int listen_fd, const char *what);
 void queue_request(struct request *req);      /* dispatch a complete request */
 void request_done(struct request *req);       /* main thread: reply and free */
 struct request *alloc_local_request(const struct sd_req *hdr, const void *data, uint32_t size);
