@@ -240,31 +240,27 @@ fail:
 	return ret;
 }
 
-static int vdi_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+/* the block holding off: in the data area, or zeros (never written or discarded) */
+static int vdi_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits, uint64_t *host,
+		   uint64_t *n)
 {
 	struct vdi_state *s = img->priv;
-	uint8_t *p = buf;
-	while (len) {
-		uint64_t idx = off / VDI_BLOCK_SIZE, in_block = off % VDI_BLOCK_SIZE;
-		size_t n = VDI_BLOCK_SIZE - in_block;
-		uint32_t e;
-		int ret;
-		if (n > len)
-			n = len;
-		e = idx < s->blocks ? s->bmap[idx] : VDI_UNALLOCATED;
-		if (e == VDI_UNALLOCATED || e == VDI_DISCARDED) {
-			memset(p, 0, n);
-		} else {
-			ret = fmt_store_pread(img->store, p, n,
-					      s->offset_data + (uint64_t)e * VDI_BLOCK_SIZE + in_block);
-			if (ret < 0)
-				return ret;
-		}
-		p += n;
-		off += n;
-		len -= n;
+	uint64_t idx = off / VDI_BLOCK_SIZE, in_block = off % VDI_BLOCK_SIZE;
+	uint32_t e = idx < s->blocks ? s->bmap[idx] : VDI_UNALLOCATED;
+
+	*n = VDI_BLOCK_SIZE - in_block;
+	if (e == VDI_UNALLOCATED || e == VDI_DISCARDED) {
+		*bits = FMT_BS_ZERO;
+	} else {
+		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
+		*host = s->offset_data + (uint64_t)e * VDI_BLOCK_SIZE + in_block;
 	}
 	return 0;
+}
+
+static int vdi_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+{
+	return fmt_map_read(img, buf, len, off, vdi_map);
 }
 
 /* give block idx the next free data block; the file grows to cover it (a hole reads as zeros) */
@@ -333,24 +329,7 @@ next:
 static int vdi_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			    uint64_t *run)
 {
-	struct vdi_state *s = img->priv;
-	uint64_t idx = off / VDI_BLOCK_SIZE, end;
-	bool alloc;
-
-	alloc = idx < s->blocks && s->bmap[idx] != VDI_UNALLOCATED && s->bmap[idx] != VDI_DISCARDED;
-	end = (idx + 1) * VDI_BLOCK_SIZE;
-	while (end < off + len) {
-		uint64_t j = end / VDI_BLOCK_SIZE;
-		bool a = j < s->blocks && s->bmap[j] != VDI_UNALLOCATED && s->bmap[j] != VDI_DISCARDED;
-		if (a != alloc)
-			break;
-		end += VDI_BLOCK_SIZE;
-	}
-	if (end > off + len)
-		end = off + len;
-	*run = end - off;
-	*bits = alloc ? FMT_BS_DATA | FMT_BS_ALLOCATED : FMT_BS_ZERO;
-	return 0;
+	return fmt_map_block_status(img, off, len, bits, run, vdi_map);
 }
 
 /* qemu's vdi check: every entry in range and unique, blocks_allocated matching */
