@@ -518,6 +518,26 @@ static int vmdk_open_cowd(struct fmt_image *img, struct vmdk_extent *e)
 	return vmdk_ensure_buffers(img, e->grain);
 }
 
+/* write a dirty cached GT back to its table and the redundant copy */
+static int vmdk_write_gt(struct vmdk_extent *e, struct vmdk_gt_slot *slot)
+{
+	uint32_t *le = malloc(e->gtes * 4);
+	int ret;
+
+	if (!le)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < e->gtes; i++)
+		le[i] = htole32(slot->gt[i]);
+	ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->gd[slot->index] * VMDK_SECTOR);
+	if (ret >= 0 && e->rgd && e->rgd[slot->index])
+		ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->rgd[slot->index] * VMDK_SECTOR);
+	free(le);
+	if (ret < 0)
+		return ret;
+	slot->dirty = false;
+	return 0;
+}
+
 /* GT number gt_idx of extent e, through the direct-mapped cache */
 static int vmdk_get_gt(struct vmdk_extent *e, uint64_t gt_idx, struct vmdk_gt_slot **out)
 {
@@ -529,20 +549,9 @@ static int vmdk_get_gt(struct vmdk_extent *e, uint64_t gt_idx, struct vmdk_gt_sl
 		return 0;
 	}
 	if (slot->dirty) {
-		/* write back the evicted table to both copies */
-		uint64_t old = slot->index;
-		uint32_t *le = malloc(e->gtes * 4);
-		if (!le)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < e->gtes; i++)
-			le[i] = htole32(slot->gt[i]);
-		ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->gd[old] * VMDK_SECTOR);
-		if (ret >= 0 && e->rgd && e->rgd[old])
-			ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->rgd[old] * VMDK_SECTOR);
-		free(le);
+		ret = vmdk_write_gt(e, slot);
 		if (ret < 0)
 			return ret;
-		slot->dirty = false;
 	}
 	if (!slot->gt) {
 		slot->gt = malloc(e->gtes * 4);
@@ -563,24 +572,11 @@ static int vmdk_get_gt(struct vmdk_extent *e, uint64_t gt_idx, struct vmdk_gt_sl
 static int vmdk_flush_gts(struct vmdk_extent *e)
 {
 	for (int i = 0; i < VMDK_GT_CACHE; i++) {
-		struct vmdk_gt_slot *slot = &e->cache[i];
-		uint32_t *le;
-		int ret;
-		if (!slot->dirty)
-			continue;
-		le = malloc(e->gtes * 4);
-		if (!le)
-			return -ENOMEM;
-		for (uint32_t j = 0; j < e->gtes; j++)
-			le[j] = htole32(slot->gt[j]);
-		ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->gd[slot->index] * VMDK_SECTOR);
-		if (ret >= 0 && e->rgd && e->rgd[slot->index])
-			ret = fmt_store_pwrite(e->store, le, e->gtes * 4,
-					       (uint64_t)e->rgd[slot->index] * VMDK_SECTOR);
-		free(le);
-		if (ret < 0)
-			return ret;
-		slot->dirty = false;
+		if (e->cache[i].dirty) {
+			int ret = vmdk_write_gt(e, &e->cache[i]);
+			if (ret < 0)
+				return ret;
+		}
 	}
 	return 0;
 }
