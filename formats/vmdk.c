@@ -1171,22 +1171,30 @@ static int vmdk_stream_compress(struct vmdk_extent *e, uint64_t g, const uint8_t
 	return 0;
 }
 
+/* stream extents are append-only: grain g must not be allocated yet (lock held) */
+static int vmdk_stream_check_free(struct vmdk_extent *e, uint64_t g)
+{
+	uint32_t gte;
+	int ret = vmdk_gte(e, g, &gte);
+
+	if (ret >= 0 && gte) {
+		fmt_error("%s: Could not write to allocated cluster for streamOptimized", e->store->spec);
+		ret = -EIO;
+	}
+	return ret;
+}
+
 /* append an already compressed grain g (lock held): it must not be allocated yet */
 static int vmdk_stream_append(struct fmt_image *img, int ei, uint64_t g, const uint8_t *z,
 			      uint64_t sectors)
 {
 	struct vmdk_state *s = img->priv;
 	struct vmdk_extent *e = &s->ext[ei];
-	uint32_t gte;
 	int ret;
 
-	ret = vmdk_gte(e, g, &gte);
+	ret = vmdk_stream_check_free(e, g);
 	if (ret < 0)
 		return ret;
-	if (gte) {
-		fmt_error("%s: Could not write to allocated cluster for streamOptimized", e->store->spec);
-		return -EIO;
-	}
 	if (s->pend_ext == ei && s->pend_grain == g)
 		s->pend_ext = -1;    /* a whole grain replaces the partial one */
 	if (e->next_sector + sectors > UINT32_MAX) {
@@ -1269,30 +1277,18 @@ static int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, 
 			n = len;
 		if (n == e->grain && !img->backing && is_all_zero(buf, n)) {
 			/* a zero grain never written stays unallocated (it reads as zeros) */
-			uint32_t gte = 0;
 			pthread_mutex_lock(&s->lock);
 			if (s->pend_ext == ei && s->pend_grain == g)
 				s->pend_ext = -1;
-			ret = vmdk_gte(e, g, &gte);
+			ret = vmdk_stream_check_free(e, g);
 			pthread_mutex_unlock(&s->lock);
-			if (ret >= 0 && gte) {
-				fmt_error("%s: Could not write to allocated cluster for streamOptimized",
-					  e->store->spec);
-				ret = -EIO;
-			}
 		} else if (n == e->grain) {
 			ret = vmdk_stream_put(img, ei, g, buf, false);
 		} else {
 			pthread_mutex_lock(&s->lock);
 			ret = 0;
 			if (!(s->pend_ext == ei && s->pend_grain == g)) {
-				uint32_t gte;
-				ret = vmdk_gte(e, g, &gte);
-				if (ret >= 0 && gte) {
-					fmt_error("%s: Could not write to allocated cluster for streamOptimized",
-						  e->store->spec);
-					ret = -EIO;
-				}
+				ret = vmdk_stream_check_free(e, g);
 				if (ret >= 0)
 					ret = vmdk_flush_pending(img);
 				if (ret >= 0)
