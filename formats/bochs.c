@@ -89,11 +89,7 @@ static int bochs_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t fsize = img->store->size, disk, hdr;
 	int ret;
 
-	if (fsize < sizeof(h)) {
-		fmt_error("%s: File too small for a Bochs header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "Bochs");
 	if (ret < 0)
 		return ret;
 	if (!bochs_header_ok(&h)) {

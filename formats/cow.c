@@ -63,11 +63,7 @@ static int cow_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t size, bm_bytes;
 	int ret;
 
-	if (img->store->size < sizeof(h)) {
-		fmt_error("%s: File too small for a COW header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "COW");
 	if (ret < 0)
 		return ret;
 	if (be32toh(h.magic) != COW_MAGIC) {

@@ -348,6 +348,15 @@ int fmt_map_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsi
 	return 0;
 }
 
+int fmt_image_read_header(struct fmt_image *img, void *buf, size_t len, const char *what)
+{
+	if (img->store->size < len) {
+		fmt_error("%s: File too small for a %s header", img->spec, what);
+		return -EINVAL;
+	}
+	return fmt_store_pread(img->store, buf, len, 0);
+}
+
 int fmt_image_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
 {
 	int ret = image_check_range(img, len, off, "write");

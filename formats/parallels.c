@@ -70,11 +70,7 @@ static int parallels_open(struct fmt_image *img, const struct fmt_options *opts)
 	bool ext;
 	int ret;
 
-	if (fsize < sizeof(h)) {
-		fmt_error("%s: File too small for a Parallels header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "Parallels");
 	if (ret < 0)
 		return ret;
 	if ((memcmp(h.magic, PARALLELS_MAGIC_OLD, 16) && memcmp(h.magic, PARALLELS_MAGIC_EXT, 16)) ||

@@ -90,11 +90,7 @@ static int qed_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t features, max_size;
 	int ret;
 
-	if (img->store->size < sizeof(h)) {
-		fmt_error("%s: File too small for a QED header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "QED");
 	if (ret < 0)
 		return ret;
 	if (le32toh(h.magic) != QED_MAGIC) {

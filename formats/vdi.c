@@ -99,11 +99,7 @@ static int vdi_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t fsize = img->store->size, disk_size, bmap_bytes;
 	int ret;
 
-	if (fsize < sizeof(h)) {
-		fmt_error("%s: File too small for a VDI header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "VDI");
 	if (ret < 0)
 		return ret;
 	if (le32toh(h.signature) != VDI_SIGNATURE) {

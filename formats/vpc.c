@@ -393,16 +393,12 @@ static int vpc_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t fsize = img->store->size, sectors;
 	int ret;
 
-	if (fsize < VPC_FOOTER_SIZE) {
-		fmt_error("%s: File too small for a VHD header", img->spec);
-		return -EINVAL;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	img->priv = s;
 	f = (struct vpc_footer *)s->footer;
-	ret = fmt_store_pread(img->store, s->footer, VPC_FOOTER_SIZE, 0);
+	ret = fmt_image_read_header(img, s->footer, VPC_FOOTER_SIZE, "VHD");
 	if (ret < 0)
 		goto fail;
 	if (memcmp(f->cookie, "conectix", 8)) {

@@ -196,6 +196,10 @@ int fmt_map_read(struct fmt_image *img, void *buf, size_t len, uint64_t off, fmt
 int fmt_map_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			 uint64_t *run, fmt_map_fn map);
 
+/* a driver's open: the header (the first len bytes of img->store) into buf; a shorter file is
+ * refused with "File too small for a <what> header" as qemu words it */
+int fmt_image_read_header(struct fmt_image *img, void *buf, size_t len, const char *what);
+
 /* ---- convert ------------------------------------------------------------------------------ */
 
 struct fmt_convert_opts {
