@@ -229,13 +229,12 @@ static int image_check_range(struct fmt_image *img, size_t len, uint64_t off, co
 	return 0;
 }
 
-/* a run that this layer does not hold comes from the backing image (zeros past its end) */
-static int image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+int fmt_image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
 	struct fmt_image *b = img->backing;
 	size_t n = 0;
 
-	if (off < b->virtual_size)
+	if (b && off < b->virtual_size)
 		n = b->virtual_size - off < len ? b->virtual_size - off : len;
 	if (n) {
 		int ret = fmt_image_read(b, buf, n, off);
@@ -263,7 +262,7 @@ int fmt_image_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 		if (bits & FMT_BS_ALLOCATED)
 			ret = img->drv->read(img, buf, run, off);
 		else
-			ret = image_read_backing(img, buf, run, off);
+			ret = fmt_image_read_backing(img, buf, run, off);
 		if (ret)
 			return ret;
 		buf = (char *)buf + run;

@@ -1015,21 +1015,6 @@ static int vmdk_find_extent(struct vmdk_state *s, uint64_t off)
 	return -1;
 }
 
-static int vmdk_read_unallocated(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t off)
-{
-	size_t n = 0;
-	if (img->backing && off < img->backing->virtual_size) {
-		n = len;
-		if (n > img->backing->virtual_size - off)
-			n = img->backing->virtual_size - off;
-		int ret = fmt_image_read(img->backing, buf, n, off);
-		if (ret < 0)
-			return ret;
-	}
-	memset(buf + n, 0, len - n);
-	return 0;
-}
-
 /* read within one sparse extent; runs of contiguous uncompressed grains become one pread */
 static int vmdk_read_sparse(struct fmt_image *img, int ei, uint8_t *buf, size_t len, uint64_t eoff)
 {
@@ -1075,7 +1060,7 @@ static int vmdk_read_sparse(struct fmt_image *img, int ei, uint8_t *buf, size_t 
 		} else if (gte == UINT32_MAX) {
 			memcpy(buf, s->pend_buf + in_grain, n);
 		} else if (gte == 0) {
-			ret = vmdk_read_unallocated(img, buf, n, e->start + eoff);
+			ret = fmt_image_read_backing(img, buf, n, e->start + eoff);
 			if (ret < 0)
 				return ret;
 		} else if (gte == VMDK_GTE_ZEROED && e->zeroed_grain) {
@@ -1292,7 +1277,7 @@ static int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, 
 				if (ret >= 0)
 					ret = vmdk_flush_pending(img);
 				if (ret >= 0)
-					ret = vmdk_read_unallocated(img, s->pend_buf, e->grain, e->start + g * e->grain);
+					ret = fmt_image_read_backing(img, s->pend_buf, e->grain, e->start + g * e->grain);
 				if (ret >= 0) {
 					/* the tail grain past the disk end stays zero */
 					if (e->start + (g + 1) * e->grain > img->virtual_size &&
@@ -1349,7 +1334,7 @@ static int vmdk_write_sparse(struct fmt_image *img, int ei, const uint8_t *buf, 
 				ret = fmt_store_pwrite(e->store, buf, n, sector * VMDK_SECTOR);
 			} else if (gte == 0 && img->backing) {
 				/* copy the rest of the grain up from the parent */
-				ret = vmdk_read_unallocated(img, s->grain_buf, e->grain, e->start + g * e->grain);
+				ret = fmt_image_read_backing(img, s->grain_buf, e->grain, e->start + g * e->grain);
 				if (ret >= 0) {
 					memcpy(s->grain_buf + in_grain, buf, n);
 					ret = fmt_store_pwrite(e->store, s->grain_buf, e->grain, sector * VMDK_SECTOR);

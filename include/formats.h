@@ -196,6 +196,9 @@ int fmt_map_read(struct fmt_image *img, void *buf, size_t len, uint64_t off, fmt
 int fmt_map_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			 uint64_t *run, fmt_map_fn map);
 
+/* what img's layer does not hold reads as: the backing image's bytes, zeros past its end or
+ * without one (for a driver's copy-up of a partly written cluster) */
+int fmt_image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off);
 /* a driver's open: the header (the first len bytes of img->store) into buf; a shorter file is
  * refused with "File too small for a <what> header" as qemu words it */
 int fmt_image_read_header(struct fmt_image *img, void *buf, size_t len, const char *what);
