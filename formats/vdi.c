@@ -74,14 +74,6 @@ static int vdi_probe(const uint8_t *buf, size_t len, const char *spec)
 	return le32toh(sig) == VDI_SIGNATURE ? 100 : 0;
 }
 
-static bool vdi_uuid_null(const uint8_t *u)
-{
-	for (int i = 0; i < 16; i++)
-		if (u[i])
-			return false;
-	return true;
-}
-
 static void vdi_close(struct fmt_image *img)
 {
 	struct vdi_state *s = img->priv;
@@ -160,11 +152,11 @@ static int vdi_open(struct fmt_image *img, const struct fmt_options *opts)
 			  (unsigned long long)s->blocks * VDI_BLOCK_SIZE);
 		goto fail;
 	}
-	if (!vdi_uuid_null(h.uuid_link)) {
+	if (!is_all_zero(h.uuid_link, sizeof(h.uuid_link))) {
 		fmt_error("%s: unsupported VDI image (non-NULL link UUID)", img->spec);
 		goto fail;
 	}
-	if (!vdi_uuid_null(h.uuid_parent)) {
+	if (!is_all_zero(h.uuid_parent, sizeof(h.uuid_parent))) {
 		fmt_error("%s: unsupported VDI image (non-NULL parent UUID)", img->spec);
 		goto fail;
 	}
