@@ -421,18 +421,10 @@ static int vdi_create(const char *spec, uint64_t size, const struct fmt_options 
 	ret = fmt_store_create(spec, file_size, &st);
 	if (ret < 0)
 		goto out;
+	/* the store was created at file_size: a static image's blocks are there (sparse) */
 	ret = fmt_store_pwrite(st, &h, sizeof(h), 0);
 	if (ret >= 0 && bmap_bytes)
 		ret = fmt_store_pwrite(st, bmap, bmap_bytes, sizeof(h));
-	/* a static image covers all blocks; the store is sparse where it can be */
-	if (ret >= 0 && st->size < file_size) {
-		if (fmt_store_truncate(st, file_size) == 0)
-			ret = 0;
-		else {
-			uint8_t zero = 0;
-			ret = fmt_store_pwrite(st, &zero, 1, file_size - 1);
-		}
-	}
 	fmt_store_close(st);
 out:
 	free(bmap);

@@ -1696,11 +1696,7 @@ static int vmdk_create_sparse(const char *path, uint64_t size, bool compress, bo
 		if (ret < 0)
 			goto out;
 	}
-	/* the GTs are zero: the store was created at its full metadata size (or extend it now) */
-	if (st->size < le64toh(h.grain_offset) * VMDK_SECTOR) {
-		uint8_t zero[VMDK_SECTOR] = { 0 };
-		ret = fmt_store_pwrite(st, zero, VMDK_SECTOR, (le64toh(h.grain_offset) - 1) * VMDK_SECTOR);
-	}
+	/* the GTs are zero: the store was created at its full metadata size */
 out:
 	free(gd);
 	fmt_store_close(st);
@@ -1916,18 +1912,7 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 			ext_len += strlen(line);
 			free(line);
 			if (flat) {
-				ret = fmt_store_create(path, n, &st);
-				if (ret >= 0 && st->size < n) {
-					if (fmt_store_truncate(st, n) == 0)
-						ret = 0;
-					else if (n) {
-						uint8_t zero = 0;
-						ret = fmt_store_pwrite(st, &zero, 1, n - 1);
-					}
-				}
-				if (st)
-					fmt_store_close(st);
-				st = NULL;
+				ret = fmt_store_create(path, n, NULL);
 			} else {
 				ret = vmdk_create_sparse(path, n, false, p.zeroed_grain, NULL);
 			}

@@ -81,6 +81,7 @@ struct fmt_store {
 #define FMT_STORE_CREATE  0x2   /* create (or truncate) the store; size from fmt_store_create */
 
 int fmt_store_open(const char *spec, int flags, struct fmt_store **out);
+/* the new store holds at least size bytes, reading as zeros (out may be NULL: closed again) */
 int fmt_store_create(const char *spec, uint64_t size, struct fmt_store **out);
 int fmt_store_pread(struct fmt_store *st, void *buf, size_t len, uint64_t off);
 int fmt_store_pwrite(struct fmt_store *st, const void *buf, size_t len, uint64_t off);
