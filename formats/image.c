@@ -1,6 +1,7 @@
 /* image.c: images over byte stores: probing, opening with the backing chain (loops and chains
  * deeper than 64 are refused), bounds-checked reads through the chain, block status, create,
- * and fmt_map_read/fmt_map_block_status for drivers that describe their file as a run map.
+ * and the helpers drivers share: reads and block status through a run map (fmt_map_*), the
+ * header read at open, and reads of what a layer does not hold (fmt_image_read_backing).
  * The generic layer owns img->spec, img->backing_spec and img->backing_fmt (malloc'd strings,
  * freed here after the driver's close) and the opened backing chain. */
 #include <errno.h>
