@@ -89,11 +89,7 @@ static int bochs_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t fsize = img->store->size, disk, hdr;
 	int ret;
 
-	if (fsize < sizeof(h)) {
-		fmt_error("%s: File too small for a Bochs header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "Bochs");
 	if (ret < 0)
 		return ret;
 	if (!bochs_header_ok(&h)) {
@@ -179,16 +175,27 @@ fail:
 	return ret;
 }
 
-/* presence of the sector at off, and the host offset of its data */
-static int bochs_sector(struct fmt_image *img, uint64_t off, bool *present, uint64_t *host)
+static bool bochs_present(const struct bochs_state *s, uint64_t sec)
+{
+	return (s->bm[sec / 8] >> (sec % 8)) & 1;
+}
+
+/* the run at off within its extent: the sectors with the same presence bit (a clear bit reads
+ * as zeros), or the rest of an unallocated extent */
+static int bochs_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits, uint64_t *host,
+		     uint64_t *n)
 {
 	struct bochs_state *s = img->priv;
-	uint64_t idx = off / s->extent_size, sec = (off % s->extent_size) / 512, base;
+	uint64_t idx = off / s->extent_size, ext_end = (idx + 1) * s->extent_size;
+	uint64_t sec = (off % s->extent_size) / 512, base, end;
+	bool present;
 	int ret;
 
-	*present = false;
-	if (idx >= s->catalog_size || s->catalog[idx] == BOCHS_UNALLOCATED)
+	*bits = FMT_BS_ZERO;
+	if (idx >= s->catalog_size || s->catalog[idx] == BOCHS_UNALLOCATED) {
+		*n = ext_end - off;
 		return 0;
+	}
 	base = s->data_offset + 512ull * s->catalog[idx] * (s->extent_blocks + s->bitmap_blocks);
 	if (s->bm_extent != idx) {
 		s->bm_extent = UINT32_MAX;
@@ -197,67 +204,27 @@ static int bochs_sector(struct fmt_image *img, uint64_t off, bool *present, uint
 			return ret;
 		s->bm_extent = idx;
 	}
-	*present = (s->bm[sec / 8] >> (sec % 8)) & 1;
-	*host = base + 512ull * (s->bitmap_blocks + sec);
+	present = bochs_present(s, sec);
+	for (end = (off / 512 + 1) * 512; end < ext_end && end < off + len; end += 512)
+		if (bochs_present(s, (end % s->extent_size) / 512) != present)
+			break;
+	*n = end - off;
+	if (present) {
+		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
+		*host = base + 512ull * (s->bitmap_blocks + sec) + off % 512;
+	}
 	return 0;
 }
 
 static int bochs_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
-	uint8_t *p = buf;
-	while (len) {
-		size_t n = 512 - off % 512;
-		bool present;
-		uint64_t host;
-		int ret;
-		if (n > len)
-			n = len;
-		ret = bochs_sector(img, off, &present, &host);
-		if (ret < 0)
-			return ret;
-		if (present)
-			ret = fmt_store_pread(img->store, p, n, host + off % 512);
-		else
-			memset(p, 0, n);
-		if (ret < 0)
-			return ret;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return fmt_map_read(img, buf, len, off, bochs_map);
 }
 
 static int bochs_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			      uint64_t *run)
 {
-	struct bochs_state *s = img->priv;
-	uint64_t end = off;
-	bool first = false;
-	while (end < off + len) {
-		uint64_t idx = end / s->extent_size, host;
-		bool present;
-		if (idx >= s->catalog_size || s->catalog[idx] == BOCHS_UNALLOCATED) {
-			present = false;
-			if (end == off)
-				first = false;
-			else if (first)
-				break;
-			end = (idx + 1) * s->extent_size;   /* whole unallocated extent */
-			continue;
-		}
-		int ret = bochs_sector(img, end, &present, &host);
-		if (ret < 0)
-			return ret;
-		if (end == off)
-			first = present;
-		else if (present != first)
-			break;
-		end = (end / 512 + 1) * 512;
-	}
-	*run = (end < off + len ? end : off + len) - off;
-	*bits = first ? FMT_BS_DATA | FMT_BS_ALLOCATED : FMT_BS_ZERO;
-	return 0;
+	return fmt_map_block_status(img, off, len, bits, run, bochs_map);
 }
 
 const struct fmt_driver fmt_bochs_driver = {

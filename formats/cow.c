@@ -63,11 +63,7 @@ static int cow_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t size, bm_bytes;
 	int ret;
 
-	if (img->store->size < sizeof(h)) {
-		fmt_error("%s: File too small for a COW header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "COW");
 	if (ret < 0)
 		return ret;
 	if (be32toh(h.magic) != COW_MAGIC) {
@@ -132,37 +128,9 @@ static bool cow_present(struct cow_state *s, uint64_t sec)
 	return sec < s->sectors && (s->bitmap[sec / 8] >> (sec % 8)) & 1;
 }
 
-static int cow_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
-{
-	struct cow_state *s = img->priv;
-	uint8_t *p = buf;
-	while (len) {
-		uint64_t sec = off / 512;
-		size_t n = 512 - off % 512;
-		int ret;
-		if (n > len)
-			n = len;
-		if (cow_present(s, sec)) {
-			ret = fmt_store_pread(img->store, p, n, s->data_offset + off);
-		} else if (img->backing && off < img->backing->virtual_size) {
-			size_t m = img->backing->virtual_size - off < n ? img->backing->virtual_size - off : n;
-			ret = fmt_image_read(img->backing, p, m, off);
-			memset(p + m, 0, n - m);
-		} else {
-			memset(p, 0, n);
-			ret = 0;
-		}
-		if (ret < 0)
-			return ret;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int cow_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-			    uint64_t *run)
+/* the sectors from off with the same bit; a present sector n lives at data_offset + n*512 */
+static int cow_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits, uint64_t *host,
+		   uint64_t *n)
 {
 	struct cow_state *s = img->priv;
 	bool first = cow_present(s, off / 512);
@@ -182,12 +150,24 @@ static int cow_block_status(struct fmt_image *img, uint64_t off, uint64_t len, u
 			break;
 		end += 512;
 	}
-	*run = (end < off + len ? end : off + len) - off;
+	*n = end - off;
+	*host = s->data_offset + off;
 	if (first)
 		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
 	else
 		*bits = img->backing ? 0 : FMT_BS_ZERO;
 	return 0;
+}
+
+static int cow_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+{
+	return fmt_map_read(img, buf, len, off, cow_map);
+}
+
+static int cow_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+			    uint64_t *run)
+{
+	return fmt_map_block_status(img, off, len, bits, run, cow_map);
 }
 
 const struct fmt_driver fmt_cow_driver = {

@@ -1,5 +1,7 @@
 /* image.c: images over byte stores: probing, opening with the backing chain (loops and chains
- * deeper than 64 are refused), bounds-checked reads through the chain, block status, create.
+ * deeper than 64 are refused), bounds-checked reads through the chain, block status, create,
+ * and the helpers drivers share: reads and block status through a run map (fmt_map_*), the
+ * header read at open, and reads of what a layer does not hold (fmt_image_read_backing).
  * The generic layer owns img->spec, img->backing_spec and img->backing_fmt (malloc'd strings,
  * freed here after the driver's close) and the opened backing chain. */
 #include <errno.h>
@@ -228,13 +230,12 @@ static int image_check_range(struct fmt_image *img, size_t len, uint64_t off, co
 	return 0;
 }
 
-/* a run that this layer does not hold comes from the backing image (zeros past its end) */
-static int image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+int fmt_image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
 	struct fmt_image *b = img->backing;
 	size_t n = 0;
 
-	if (off < b->virtual_size)
+	if (b && off < b->virtual_size)
 		n = b->virtual_size - off < len ? b->virtual_size - off : len;
 	if (n) {
 		int ret = fmt_image_read(b, buf, n, off);
@@ -262,7 +263,7 @@ int fmt_image_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 		if (bits & FMT_BS_ALLOCATED)
 			ret = img->drv->read(img, buf, run, off);
 		else
-			ret = image_read_backing(img, buf, run, off);
+			ret = fmt_image_read_backing(img, buf, run, off);
 		if (ret)
 			return ret;
 		buf = (char *)buf + run;
@@ -270,6 +271,90 @@ int fmt_image_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 		len -= run;
 	}
 	return 0;
+}
+
+/* one run of a driver's map, at most len bytes */
+static int image_map_run(struct fmt_image *img, fmt_map_fn map, uint64_t off, uint64_t len,
+			 unsigned *bits, uint64_t *host, uint64_t *n)
+{
+	int ret;
+
+	*bits = 0;
+	*n = 0;
+	ret = map(img, off, len, bits, host, n);
+	if (ret)
+		return ret > 0 ? -EIO : ret;
+	if (*n == 0) {
+		fmt_error("%s: no mapping at offset %llu", img->spec, (unsigned long long)off);
+		return -EIO;
+	}
+	if (*n > len)
+		*n = len;
+	return 0;
+}
+
+int fmt_map_read(struct fmt_image *img, void *buf, size_t len, uint64_t off, fmt_map_fn map)
+{
+	uint8_t *p = buf, *pend_buf = NULL;
+	uint64_t pend_host = 0, pend_len = 0;   /* DATA not read yet: extended while contiguous */
+	int ret;
+
+	while (len) {
+		unsigned bits;
+		uint64_t host = 0, n;
+		ret = image_map_run(img, map, off, len, &bits, &host, &n);
+		if (ret)
+			return ret;
+		bool data = bits & FMT_BS_DATA;
+		if (pend_len && (!data || host != pend_host + pend_len)) {
+			ret = fmt_store_pread(img->store, pend_buf, pend_len, pend_host);
+			if (ret)
+				return ret;
+			pend_len = 0;
+		}
+		if (data) {
+			if (!pend_len) {
+				pend_buf = p;
+				pend_host = host;
+			}
+			pend_len += n;
+		} else {
+			memset(p, 0, n);
+		}
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return pend_len ? fmt_store_pread(img->store, pend_buf, pend_len, pend_host) : 0;
+}
+
+int fmt_map_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+			 uint64_t *run, fmt_map_fn map)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		unsigned b;
+		uint64_t host, n;
+		int ret = image_map_run(img, map, off + done, len - done, &b, &host, &n);
+		if (ret)
+			return ret;
+		if (done && b != *bits)
+			break;
+		*bits = b;
+		done += n;
+	}
+	*run = done;
+	return 0;
+}
+
+int fmt_image_read_header(struct fmt_image *img, void *buf, size_t len, const char *what)
+{
+	if (img->store->size < len) {
+		fmt_error("%s: File too small for a %s header", img->spec, what);
+		return -EINVAL;
+	}
+	return fmt_store_pread(img->store, buf, len, 0);
 }
 
 int fmt_image_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)

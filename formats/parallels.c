@@ -70,11 +70,7 @@ static int parallels_open(struct fmt_image *img, const struct fmt_options *opts)
 	bool ext;
 	int ret;
 
-	if (fsize < sizeof(h)) {
-		fmt_error("%s: File too small for a Parallels header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "Parallels");
 	if (ret < 0)
 		return ret;
 	if ((memcmp(h.magic, PARALLELS_MAGIC_OLD, 16) && memcmp(h.magic, PARALLELS_MAGIC_EXT, 16)) ||
@@ -150,45 +146,32 @@ fail:
 	return ret;
 }
 
-static int parallels_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+/* the cluster holding off: where the BAT points, or zeros */
+static int parallels_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+			 uint64_t *host, uint64_t *n)
 {
 	struct parallels_state *s = img->priv;
-	uint8_t *p = buf;
-	while (len) {
-		uint64_t idx = off / s->cluster_size, in = off % s->cluster_size;
-		size_t n = s->cluster_size - in;
-		int ret;
-		if (n > len)
-			n = len;
-		if (idx >= s->bat_entries || !s->bat[idx]) {
-			memset(p, 0, n);
-		} else {
-			ret = fmt_store_pread(img->store, p, n, s->bat[idx] * s->multiplier + in);
-			if (ret < 0)
-				return ret;
-		}
-		p += n;
-		off += n;
-		len -= n;
+	uint64_t idx = off / s->cluster_size, in = off % s->cluster_size;
+
+	*n = s->cluster_size - in;
+	if (idx >= s->bat_entries || !s->bat[idx]) {
+		*bits = FMT_BS_ZERO;
+	} else {
+		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
+		*host = s->bat[idx] * s->multiplier + in;
 	}
 	return 0;
+}
+
+static int parallels_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+{
+	return fmt_map_read(img, buf, len, off, parallels_map);
 }
 
 static int parallels_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 				  uint64_t *run)
 {
-	struct parallels_state *s = img->priv;
-	uint64_t idx = off / s->cluster_size, end = (idx + 1) * s->cluster_size;
-	bool alloc = idx < s->bat_entries && s->bat[idx];
-	while (end < off + len) {
-		uint64_t j = end / s->cluster_size;
-		if ((j < s->bat_entries && s->bat[j]) != alloc)
-			break;
-		end += s->cluster_size;
-	}
-	*run = (end < off + len ? end : off + len) - off;
-	*bits = alloc ? FMT_BS_DATA | FMT_BS_ALLOCATED : FMT_BS_ZERO;
-	return 0;
+	return fmt_map_block_status(img, off, len, bits, run, parallels_map);
 }
 
 /* like qemu's parallels check: clusters past the end of the file are corruptions, file space

@@ -90,11 +90,7 @@ static int qed_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t features, max_size;
 	int ret;
 
-	if (img->store->size < sizeof(h)) {
-		fmt_error("%s: File too small for a QED header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "QED");
 	if (ret < 0)
 		return ret;
 	if (le32toh(h.magic) != QED_MAGIC) {
@@ -235,71 +231,36 @@ static int qed_lookup(struct fmt_image *img, uint64_t off, uint64_t *out)
 	return 0;
 }
 
-static int qed_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+/* the cluster holding off: data, a zero cluster, or unallocated (the backing file's or zeros) */
+static int qed_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits, uint64_t *host,
+		   uint64_t *n)
 {
 	struct qed_state *s = img->priv;
-	uint8_t *p = buf;
-	while (len) {
-		uint64_t in = off & (s->cluster_size - 1), host;
-		size_t n = s->cluster_size - in;
-		int ret;
-		if (n > len)
-			n = len;
-		ret = qed_lookup(img, off, &host);
-		if (ret < 0)
-			return ret;
-		if (host == 0 && img->backing) {
-			size_t m = 0;
-			if (off < img->backing->virtual_size) {
-				m = img->backing->virtual_size - off < n ? img->backing->virtual_size - off : n;
-				ret = fmt_image_read(img->backing, p, m, off);
-				if (ret < 0)
-					return ret;
-			}
-			memset(p + m, 0, n - m);
-		} else if (host <= QED_CLUSTER_ZERO) {
-			memset(p, 0, n);
-		} else {
-			ret = fmt_store_pread(img->store, p, n, host + in);
-			if (ret < 0)
-				return ret;
-		}
-		p += n;
-		off += n;
-		len -= n;
-	}
+	uint64_t in = off & (s->cluster_size - 1), cl;
+	int ret = qed_lookup(img, off, &cl);
+
+	if (ret < 0)
+		return ret;
+	*n = s->cluster_size - in;
+	if (cl == 0)
+		*bits = img->backing ? 0 : FMT_BS_ZERO;
+	else if (cl == QED_CLUSTER_ZERO)
+		*bits = FMT_BS_ZERO | FMT_BS_ALLOCATED;
+	else
+		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
+	*host = cl + in;
 	return 0;
 }
 
-static unsigned qed_bits(struct fmt_image *img, uint64_t host)
+static int qed_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
-	if (host == 0)
-		return img->backing ? 0 : FMT_BS_ZERO;
-	if (host == QED_CLUSTER_ZERO)
-		return FMT_BS_ZERO | FMT_BS_ALLOCATED;
-	return FMT_BS_DATA | FMT_BS_ALLOCATED;
+	return fmt_map_read(img, buf, len, off, qed_map);
 }
 
 static int qed_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			    uint64_t *run)
 {
-	struct qed_state *s = img->priv;
-	uint64_t host, end;
-	int ret = qed_lookup(img, off, &host);
-	if (ret < 0)
-		return ret;
-	*bits = qed_bits(img, host);
-	end = (off | (s->cluster_size - 1)) + 1;
-	while (end < off + len) {
-		ret = qed_lookup(img, end, &host);
-		if (ret < 0)
-			return ret;
-		if (qed_bits(img, host) != *bits)
-			break;
-		end += s->cluster_size;
-	}
-	*run = (end < off + len ? end : off + len) - off;
-	return 0;
+	return fmt_map_block_status(img, off, len, bits, run, qed_map);
 }
 
 /* mark clusters [first, first+n) used; a cluster used twice is a corruption */

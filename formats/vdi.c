@@ -74,14 +74,6 @@ static int vdi_probe(const uint8_t *buf, size_t len, const char *spec)
 	return le32toh(sig) == VDI_SIGNATURE ? 100 : 0;
 }
 
-static bool vdi_uuid_null(const uint8_t *u)
-{
-	for (int i = 0; i < 16; i++)
-		if (u[i])
-			return false;
-	return true;
-}
-
 static void vdi_close(struct fmt_image *img)
 {
 	struct vdi_state *s = img->priv;
@@ -99,11 +91,7 @@ static int vdi_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t fsize = img->store->size, disk_size, bmap_bytes;
 	int ret;
 
-	if (fsize < sizeof(h)) {
-		fmt_error("%s: File too small for a VDI header", img->spec);
-		return -EINVAL;
-	}
-	ret = fmt_store_pread(img->store, &h, sizeof(h), 0);
+	ret = fmt_image_read_header(img, &h, sizeof(h), "VDI");
 	if (ret < 0)
 		return ret;
 	if (le32toh(h.signature) != VDI_SIGNATURE) {
@@ -164,11 +152,11 @@ static int vdi_open(struct fmt_image *img, const struct fmt_options *opts)
 			  (unsigned long long)s->blocks * VDI_BLOCK_SIZE);
 		goto fail;
 	}
-	if (!vdi_uuid_null(h.uuid_link)) {
+	if (!is_all_zero(h.uuid_link, sizeof(h.uuid_link))) {
 		fmt_error("%s: unsupported VDI image (non-NULL link UUID)", img->spec);
 		goto fail;
 	}
-	if (!vdi_uuid_null(h.uuid_parent)) {
+	if (!is_all_zero(h.uuid_parent, sizeof(h.uuid_parent))) {
 		fmt_error("%s: unsupported VDI image (non-NULL parent UUID)", img->spec);
 		goto fail;
 	}
@@ -240,31 +228,27 @@ fail:
 	return ret;
 }
 
-static int vdi_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+/* the block holding off: in the data area, or zeros (never written or discarded) */
+static int vdi_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits, uint64_t *host,
+		   uint64_t *n)
 {
 	struct vdi_state *s = img->priv;
-	uint8_t *p = buf;
-	while (len) {
-		uint64_t idx = off / VDI_BLOCK_SIZE, in_block = off % VDI_BLOCK_SIZE;
-		size_t n = VDI_BLOCK_SIZE - in_block;
-		uint32_t e;
-		int ret;
-		if (n > len)
-			n = len;
-		e = idx < s->blocks ? s->bmap[idx] : VDI_UNALLOCATED;
-		if (e == VDI_UNALLOCATED || e == VDI_DISCARDED) {
-			memset(p, 0, n);
-		} else {
-			ret = fmt_store_pread(img->store, p, n,
-					      s->offset_data + (uint64_t)e * VDI_BLOCK_SIZE + in_block);
-			if (ret < 0)
-				return ret;
-		}
-		p += n;
-		off += n;
-		len -= n;
+	uint64_t idx = off / VDI_BLOCK_SIZE, in_block = off % VDI_BLOCK_SIZE;
+	uint32_t e = idx < s->blocks ? s->bmap[idx] : VDI_UNALLOCATED;
+
+	*n = VDI_BLOCK_SIZE - in_block;
+	if (e == VDI_UNALLOCATED || e == VDI_DISCARDED) {
+		*bits = FMT_BS_ZERO;
+	} else {
+		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
+		*host = s->offset_data + (uint64_t)e * VDI_BLOCK_SIZE + in_block;
 	}
 	return 0;
+}
+
+static int vdi_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+{
+	return fmt_map_read(img, buf, len, off, vdi_map);
 }
 
 /* give block idx the next free data block; the file grows to cover it (a hole reads as zeros) */
@@ -333,24 +317,7 @@ next:
 static int vdi_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			    uint64_t *run)
 {
-	struct vdi_state *s = img->priv;
-	uint64_t idx = off / VDI_BLOCK_SIZE, end;
-	bool alloc;
-
-	alloc = idx < s->blocks && s->bmap[idx] != VDI_UNALLOCATED && s->bmap[idx] != VDI_DISCARDED;
-	end = (idx + 1) * VDI_BLOCK_SIZE;
-	while (end < off + len) {
-		uint64_t j = end / VDI_BLOCK_SIZE;
-		bool a = j < s->blocks && s->bmap[j] != VDI_UNALLOCATED && s->bmap[j] != VDI_DISCARDED;
-		if (a != alloc)
-			break;
-		end += VDI_BLOCK_SIZE;
-	}
-	if (end > off + len)
-		end = off + len;
-	*run = end - off;
-	*bits = alloc ? FMT_BS_DATA | FMT_BS_ALLOCATED : FMT_BS_ZERO;
-	return 0;
+	return fmt_map_block_status(img, off, len, bits, run, vdi_map);
 }
 
 /* qemu's vdi check: every entry in range and unique, blocks_allocated matching */
@@ -454,18 +421,10 @@ static int vdi_create(const char *spec, uint64_t size, const struct fmt_options 
 	ret = fmt_store_create(spec, file_size, &st);
 	if (ret < 0)
 		goto out;
+	/* the store was created at file_size: a static image's blocks are there (sparse) */
 	ret = fmt_store_pwrite(st, &h, sizeof(h), 0);
 	if (ret >= 0 && bmap_bytes)
 		ret = fmt_store_pwrite(st, bmap, bmap_bytes, sizeof(h));
-	/* a static image covers all blocks; the store is sparse where it can be */
-	if (ret >= 0 && st->size < file_size) {
-		if (fmt_store_truncate(st, file_size) == 0)
-			ret = 0;
-		else {
-			uint8_t zero = 0;
-			ret = fmt_store_pwrite(st, &zero, 1, file_size - 1);
-		}
-	}
 	fmt_store_close(st);
 out:
 	free(bmap);

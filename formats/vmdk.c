@@ -518,6 +518,26 @@ static int vmdk_open_cowd(struct fmt_image *img, struct vmdk_extent *e)
 	return vmdk_ensure_buffers(img, e->grain);
 }
 
+/* write a dirty cached GT back to its table and the redundant copy */
+static int vmdk_write_gt(struct vmdk_extent *e, struct vmdk_gt_slot *slot)
+{
+	uint32_t *le = malloc(e->gtes * 4);
+	int ret;
+
+	if (!le)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < e->gtes; i++)
+		le[i] = htole32(slot->gt[i]);
+	ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->gd[slot->index] * VMDK_SECTOR);
+	if (ret >= 0 && e->rgd && e->rgd[slot->index])
+		ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->rgd[slot->index] * VMDK_SECTOR);
+	free(le);
+	if (ret < 0)
+		return ret;
+	slot->dirty = false;
+	return 0;
+}
+
 /* GT number gt_idx of extent e, through the direct-mapped cache */
 static int vmdk_get_gt(struct vmdk_extent *e, uint64_t gt_idx, struct vmdk_gt_slot **out)
 {
@@ -529,20 +549,9 @@ static int vmdk_get_gt(struct vmdk_extent *e, uint64_t gt_idx, struct vmdk_gt_sl
 		return 0;
 	}
 	if (slot->dirty) {
-		/* write back the evicted table to both copies */
-		uint64_t old = slot->index;
-		uint32_t *le = malloc(e->gtes * 4);
-		if (!le)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < e->gtes; i++)
-			le[i] = htole32(slot->gt[i]);
-		ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->gd[old] * VMDK_SECTOR);
-		if (ret >= 0 && e->rgd && e->rgd[old])
-			ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->rgd[old] * VMDK_SECTOR);
-		free(le);
+		ret = vmdk_write_gt(e, slot);
 		if (ret < 0)
 			return ret;
-		slot->dirty = false;
 	}
 	if (!slot->gt) {
 		slot->gt = malloc(e->gtes * 4);
@@ -563,24 +572,11 @@ static int vmdk_get_gt(struct vmdk_extent *e, uint64_t gt_idx, struct vmdk_gt_sl
 static int vmdk_flush_gts(struct vmdk_extent *e)
 {
 	for (int i = 0; i < VMDK_GT_CACHE; i++) {
-		struct vmdk_gt_slot *slot = &e->cache[i];
-		uint32_t *le;
-		int ret;
-		if (!slot->dirty)
-			continue;
-		le = malloc(e->gtes * 4);
-		if (!le)
-			return -ENOMEM;
-		for (uint32_t j = 0; j < e->gtes; j++)
-			le[j] = htole32(slot->gt[j]);
-		ret = fmt_store_pwrite(e->store, le, e->gtes * 4, (uint64_t)e->gd[slot->index] * VMDK_SECTOR);
-		if (ret >= 0 && e->rgd && e->rgd[slot->index])
-			ret = fmt_store_pwrite(e->store, le, e->gtes * 4,
-					       (uint64_t)e->rgd[slot->index] * VMDK_SECTOR);
-		free(le);
-		if (ret < 0)
-			return ret;
-		slot->dirty = false;
+		if (e->cache[i].dirty) {
+			int ret = vmdk_write_gt(e, &e->cache[i]);
+			if (ret < 0)
+				return ret;
+		}
 	}
 	return 0;
 }
@@ -1019,21 +1015,6 @@ static int vmdk_find_extent(struct vmdk_state *s, uint64_t off)
 	return -1;
 }
 
-static int vmdk_read_unallocated(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t off)
-{
-	size_t n = 0;
-	if (img->backing && off < img->backing->virtual_size) {
-		n = len;
-		if (n > img->backing->virtual_size - off)
-			n = img->backing->virtual_size - off;
-		int ret = fmt_image_read(img->backing, buf, n, off);
-		if (ret < 0)
-			return ret;
-	}
-	memset(buf + n, 0, len - n);
-	return 0;
-}
-
 /* read within one sparse extent; runs of contiguous uncompressed grains become one pread */
 static int vmdk_read_sparse(struct fmt_image *img, int ei, uint8_t *buf, size_t len, uint64_t eoff)
 {
@@ -1079,7 +1060,7 @@ static int vmdk_read_sparse(struct fmt_image *img, int ei, uint8_t *buf, size_t 
 		} else if (gte == UINT32_MAX) {
 			memcpy(buf, s->pend_buf + in_grain, n);
 		} else if (gte == 0) {
-			ret = vmdk_read_unallocated(img, buf, n, e->start + eoff);
+			ret = fmt_image_read_backing(img, buf, n, e->start + eoff);
 			if (ret < 0)
 				return ret;
 		} else if (gte == VMDK_GTE_ZEROED && e->zeroed_grain) {
@@ -1175,22 +1156,30 @@ static int vmdk_stream_compress(struct vmdk_extent *e, uint64_t g, const uint8_t
 	return 0;
 }
 
+/* stream extents are append-only: grain g must not be allocated yet (lock held) */
+static int vmdk_stream_check_free(struct vmdk_extent *e, uint64_t g)
+{
+	uint32_t gte;
+	int ret = vmdk_gte(e, g, &gte);
+
+	if (ret >= 0 && gte) {
+		fmt_error("%s: Could not write to allocated cluster for streamOptimized", e->store->spec);
+		ret = -EIO;
+	}
+	return ret;
+}
+
 /* append an already compressed grain g (lock held): it must not be allocated yet */
 static int vmdk_stream_append(struct fmt_image *img, int ei, uint64_t g, const uint8_t *z,
 			      uint64_t sectors)
 {
 	struct vmdk_state *s = img->priv;
 	struct vmdk_extent *e = &s->ext[ei];
-	uint32_t gte;
 	int ret;
 
-	ret = vmdk_gte(e, g, &gte);
+	ret = vmdk_stream_check_free(e, g);
 	if (ret < 0)
 		return ret;
-	if (gte) {
-		fmt_error("%s: Could not write to allocated cluster for streamOptimized", e->store->spec);
-		return -EIO;
-	}
 	if (s->pend_ext == ei && s->pend_grain == g)
 		s->pend_ext = -1;    /* a whole grain replaces the partial one */
 	if (e->next_sector + sectors > UINT32_MAX) {
@@ -1273,34 +1262,22 @@ static int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, 
 			n = len;
 		if (n == e->grain && !img->backing && is_all_zero(buf, n)) {
 			/* a zero grain never written stays unallocated (it reads as zeros) */
-			uint32_t gte = 0;
 			pthread_mutex_lock(&s->lock);
 			if (s->pend_ext == ei && s->pend_grain == g)
 				s->pend_ext = -1;
-			ret = vmdk_gte(e, g, &gte);
+			ret = vmdk_stream_check_free(e, g);
 			pthread_mutex_unlock(&s->lock);
-			if (ret >= 0 && gte) {
-				fmt_error("%s: Could not write to allocated cluster for streamOptimized",
-					  e->store->spec);
-				ret = -EIO;
-			}
 		} else if (n == e->grain) {
 			ret = vmdk_stream_put(img, ei, g, buf, false);
 		} else {
 			pthread_mutex_lock(&s->lock);
 			ret = 0;
 			if (!(s->pend_ext == ei && s->pend_grain == g)) {
-				uint32_t gte;
-				ret = vmdk_gte(e, g, &gte);
-				if (ret >= 0 && gte) {
-					fmt_error("%s: Could not write to allocated cluster for streamOptimized",
-						  e->store->spec);
-					ret = -EIO;
-				}
+				ret = vmdk_stream_check_free(e, g);
 				if (ret >= 0)
 					ret = vmdk_flush_pending(img);
 				if (ret >= 0)
-					ret = vmdk_read_unallocated(img, s->pend_buf, e->grain, e->start + g * e->grain);
+					ret = fmt_image_read_backing(img, s->pend_buf, e->grain, e->start + g * e->grain);
 				if (ret >= 0) {
 					/* the tail grain past the disk end stays zero */
 					if (e->start + (g + 1) * e->grain > img->virtual_size &&
@@ -1357,7 +1334,7 @@ static int vmdk_write_sparse(struct fmt_image *img, int ei, const uint8_t *buf, 
 				ret = fmt_store_pwrite(e->store, buf, n, sector * VMDK_SECTOR);
 			} else if (gte == 0 && img->backing) {
 				/* copy the rest of the grain up from the parent */
-				ret = vmdk_read_unallocated(img, s->grain_buf, e->grain, e->start + g * e->grain);
+				ret = fmt_image_read_backing(img, s->grain_buf, e->grain, e->start + g * e->grain);
 				if (ret >= 0) {
 					memcpy(s->grain_buf + in_grain, buf, n);
 					ret = fmt_store_pwrite(e->store, s->grain_buf, e->grain, sector * VMDK_SECTOR);
@@ -1719,11 +1696,7 @@ static int vmdk_create_sparse(const char *path, uint64_t size, bool compress, bo
 		if (ret < 0)
 			goto out;
 	}
-	/* the GTs are zero: the store was created at its full metadata size (or extend it now) */
-	if (st->size < le64toh(h.grain_offset) * VMDK_SECTOR) {
-		uint8_t zero[VMDK_SECTOR] = { 0 };
-		ret = fmt_store_pwrite(st, zero, VMDK_SECTOR, (le64toh(h.grain_offset) - 1) * VMDK_SECTOR);
-	}
+	/* the GTs are zero: the store was created at its full metadata size */
 out:
 	free(gd);
 	fmt_store_close(st);
@@ -1939,18 +1912,7 @@ static int vmdk_create(const char *spec, uint64_t size, const struct fmt_options
 			ext_len += strlen(line);
 			free(line);
 			if (flat) {
-				ret = fmt_store_create(path, n, &st);
-				if (ret >= 0 && st->size < n) {
-					if (fmt_store_truncate(st, n) == 0)
-						ret = 0;
-					else if (n) {
-						uint8_t zero = 0;
-						ret = fmt_store_pwrite(st, &zero, 1, n - 1);
-					}
-				}
-				if (st)
-					fmt_store_close(st);
-				st = NULL;
+				ret = fmt_store_create(path, n, NULL);
 			} else {
 				ret = vmdk_create_sparse(path, n, false, p.zeroed_grain, NULL);
 			}

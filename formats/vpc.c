@@ -393,16 +393,12 @@ static int vpc_open(struct fmt_image *img, const struct fmt_options *opts)
 	uint64_t fsize = img->store->size, sectors;
 	int ret;
 
-	if (fsize < VPC_FOOTER_SIZE) {
-		fmt_error("%s: File too small for a VHD header", img->spec);
-		return -EINVAL;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	img->priv = s;
 	f = (struct vpc_footer *)s->footer;
-	ret = fmt_store_pread(img->store, s->footer, VPC_FOOTER_SIZE, 0);
+	ret = fmt_image_read_header(img, s->footer, VPC_FOOTER_SIZE, "VHD");
 	if (ret < 0)
 		goto fail;
 	if (memcmp(f->cookie, "conectix", 8)) {
@@ -458,91 +454,57 @@ fail:
 	return ret;
 }
 
-/* unallocated range: from the parent when there is one, else zeros */
-static int vpc_read_unallocated(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t off)
+static bool vpc_sector_present(const struct vpc_state *s, uint64_t sec)
 {
-	size_t n = 0;
-	if (img->backing && off < img->backing->virtual_size) {
-		n = len;
-		if (n > img->backing->virtual_size - off)
-			n = img->backing->virtual_size - off;
-		int ret = fmt_image_read(img->backing, buf, n, off);
-		if (ret < 0)
-			return ret;
-	}
-	memset(buf + n, 0, len - n);
-	return 0;
+	return s->bitmap[sec / 8] & (0x80 >> (sec % 8));
 }
 
-/* differencing block: per-sector bitmap decides this file or the parent */
-static int vpc_read_diff_block(struct fmt_image *img, uint32_t idx, uint8_t *buf, size_t len,
-			       uint64_t off)
+/* fixed: the disk is the start of the file; dynamic: the block holding off, or unallocated (the
+ * parent's or zeros); differencing: in an allocated block, the sectors with the same bitmap bit */
+static int vpc_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits, uint64_t *host,
+		   uint64_t *n)
 {
 	struct vpc_state *s = img->priv;
-	uint64_t base = (uint64_t)s->bat[idx] * VPC_SECTOR;
-	uint64_t in_block = off % s->block_size;
+	uint64_t idx, in_block, end;
+	bool present;
 	int ret;
 
+	*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
+	if (s->type == VPC_TYPE_FIXED) {
+		*host = off;
+		*n = len;
+		return 0;
+	}
+	idx = off / s->block_size;
+	in_block = off % s->block_size;
+	*n = s->block_size - in_block;
+	if (idx >= s->bat_entries || s->bat[idx] == VPC_BAT_UNUSED) {
+		*bits = img->backing ? 0 : FMT_BS_ZERO;
+		return 0;
+	}
+	*host = (uint64_t)s->bat[idx] * VPC_SECTOR + s->bitmap_size + in_block;
+	if (s->type != VPC_TYPE_DIFF)
+		return 0;
 	if (s->bitmap_block != idx) {
-		ret = fmt_store_pread(img->store, s->bitmap, s->bitmap_size, base);
+		ret = fmt_store_pread(img->store, s->bitmap, s->bitmap_size, (uint64_t)s->bat[idx] * VPC_SECTOR);
 		if (ret < 0)
 			return ret;
 		s->bitmap_block = idx;
 	}
-	while (len) {
-		uint64_t sec = in_block / VPC_SECTOR;
-		bool present = s->bitmap[sec / 8] & (0x80 >> (sec % 8));
-		size_t n = VPC_SECTOR - in_block % VPC_SECTOR;
-		/* extend the run over sectors with the same state */
-		while (n < len) {
-			uint64_t ns = (in_block + n) / VPC_SECTOR;
-			if (!!(s->bitmap[ns / 8] & (0x80 >> (ns % 8))) != present)
-				break;
-			n += VPC_SECTOR;
-		}
-		if (n > len)
-			n = len;
-		if (present)
-			ret = fmt_store_pread(img->store, buf, n, base + s->bitmap_size + in_block);
-		else
-			ret = vpc_read_unallocated(img, buf, n, off);
-		if (ret < 0)
-			return ret;
-		buf += n;
-		off += n;
-		in_block += n;
-		len -= n;
-	}
+	present = vpc_sector_present(s, in_block / VPC_SECTOR);
+	for (end = (in_block / VPC_SECTOR + 1) * VPC_SECTOR; end < s->block_size && end < in_block + len;
+	     end += VPC_SECTOR)
+		if (vpc_sector_present(s, end / VPC_SECTOR) != present)
+			break;
+	*n = end - in_block;
+	if (!present)
+		*bits = 0;
 	return 0;
 }
 
 static int vpc_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
-	struct vpc_state *s = img->priv;
-	uint8_t *p = buf;
-	int ret;
-
-	if (s->type == VPC_TYPE_FIXED)
-		return fmt_store_pread(img->store, buf, len, off);
-	while (len) {
-		uint64_t idx = off / s->block_size, in_block = off % s->block_size;
-		size_t n = s->block_size - in_block;
-		if (n > len)
-			n = len;
-		if (idx >= s->bat_entries || s->bat[idx] == VPC_BAT_UNUSED)
-			ret = vpc_read_unallocated(img, p, n, off);
-		else if (s->type == VPC_TYPE_DIFF)
-			ret = vpc_read_diff_block(img, idx, p, n, off);
-		else
-			ret = fmt_store_pread(img->store, p, n,
-					      (uint64_t)s->bat[idx] * VPC_SECTOR + s->bitmap_size + in_block);
-		if (ret < 0)
-			return ret;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return fmt_map_read(img, buf, len, off, vpc_map);
 }
 
 /* append block idx at free_off: bitmap all ones, footer moved behind it, then the BAT entry */
@@ -612,70 +574,10 @@ next:
 	return 0;
 }
 
-/* differencing block idx: the run of sectors from off with the same bitmap state */
-static int vpc_diff_status(struct fmt_image *img, uint32_t idx, uint64_t off, uint64_t len,
-			   unsigned *bits, uint64_t *run)
-{
-	struct vpc_state *s = img->priv;
-	uint64_t in_block = off % s->block_size, end, sec;
-	bool present;
-	int ret;
-
-	if (s->bitmap_block != idx) {
-		ret = fmt_store_pread(img->store, s->bitmap, s->bitmap_size, (uint64_t)s->bat[idx] * VPC_SECTOR);
-		if (ret < 0)
-			return ret;
-		s->bitmap_block = idx;
-	}
-	sec = in_block / VPC_SECTOR;
-	present = s->bitmap[sec / 8] & (0x80 >> (sec % 8));
-	end = (sec + 1) * VPC_SECTOR;
-	while (end < s->block_size && end < in_block + len) {
-		uint64_t ns = end / VPC_SECTOR;
-		if (!!(s->bitmap[ns / 8] & (0x80 >> (ns % 8))) != present)
-			break;
-		end += VPC_SECTOR;
-	}
-	if (end > in_block + len)
-		end = in_block + len;
-	*run = end - in_block;
-	*bits = present ? FMT_BS_DATA | FMT_BS_ALLOCATED : 0;
-	return 0;
-}
-
 static int vpc_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			    uint64_t *run)
 {
-	struct vpc_state *s = img->priv;
-	uint64_t idx, end;
-	bool alloc;
-
-	if (s->type == VPC_TYPE_FIXED) {
-		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
-		*run = len;
-		return 0;
-	}
-	idx = off / s->block_size;
-	alloc = idx < s->bat_entries && s->bat[idx] != VPC_BAT_UNUSED;
-	if (alloc && s->type == VPC_TYPE_DIFF)
-		return vpc_diff_status(img, idx, off, len, bits, run);
-	end = (idx + 1) * s->block_size;
-	/* merge neighbouring blocks in the same state */
-	while (end < off + len) {
-		uint64_t j = end / s->block_size;
-		bool a = j < s->bat_entries && s->bat[j] != VPC_BAT_UNUSED;
-		if (a != alloc || (a && s->type == VPC_TYPE_DIFF))
-			break;
-		end += s->block_size;
-	}
-	if (end > off + len)
-		end = off + len;
-	*run = end - off;
-	if (alloc)
-		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
-	else
-		*bits = img->backing ? 0 : FMT_BS_ZERO;
-	return 0;
+	return fmt_map_block_status(img, off, len, bits, run, vpc_map);
 }
 
 static void vpc_uuid(uint8_t *u)

@@ -81,6 +81,7 @@ struct fmt_store {
 #define FMT_STORE_CREATE  0x2   /* create (or truncate) the store; size from fmt_store_create */
 
 int fmt_store_open(const char *spec, int flags, struct fmt_store **out);
+/* the new store holds at least size bytes, reading as zeros (out may be NULL: closed again) */
 int fmt_store_create(const char *spec, uint64_t size, struct fmt_store **out);
 int fmt_store_pread(struct fmt_store *st, void *buf, size_t len, uint64_t off);
 int fmt_store_pwrite(struct fmt_store *st, const void *buf, size_t len, uint64_t off);
@@ -129,6 +130,8 @@ struct fmt_driver {
 	/* Open img->store (already open). opts carries user options (encrypt.key-secret, ...).
 	 * Sets img->virtual_size, img->cluster_size; may open img->backing. */
 	int (*open)(struct fmt_image *img, const struct fmt_options *opts);
+	/* with a backing image, called only for runs that block_status reports ALLOCATED (the
+	 * generic layer reads the others from the backing chain) */
 	int (*read)(struct fmt_image *img, void *buf, size_t len, uint64_t off);
 	int (*write)(struct fmt_image *img, const void *buf, size_t len, uint64_t off);
 	/* one whole cluster (or the image tail) at a cluster-aligned offset, stored compressed */
@@ -179,6 +182,27 @@ int fmt_image_write(struct fmt_image *img, const void *buf, size_t len, uint64_t
 int fmt_image_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits, uint64_t *run);
 int fmt_image_flush(struct fmt_image *img);
 void fmt_image_close(struct fmt_image *img);
+
+/* ---- for drivers: reads and block status through a run map ------------------------------ */
+
+/* How the disk run at off maps onto img->store: *bits (FMT_BS_*) and *n > 0 bytes mapped alike
+ * (stopping at a block end is fine; going past len is allowed and ignored); with FMT_BS_DATA,
+ * *host is where off lives in the file, the run's bytes following it contiguously. */
+typedef int (*fmt_map_fn)(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+			  uint64_t *host, uint64_t *n);
+/* a driver's read: DATA runs come from img->store (runs contiguous in the file in one pread),
+ * the others read as zeros (unallocated runs only get here when there is no backing image) */
+int fmt_map_read(struct fmt_image *img, void *buf, size_t len, uint64_t off, fmt_map_fn map);
+/* a driver's block_status: the neighbouring runs with the same bits as the first make one run */
+int fmt_map_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+			 uint64_t *run, fmt_map_fn map);
+
+/* what img's layer does not hold reads as: the backing image's bytes, zeros past its end or
+ * without one (for a driver's copy-up of a partly written cluster) */
+int fmt_image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off);
+/* a driver's open: the header (the first len bytes of img->store) into buf; a shorter file is
+ * refused with "File too small for a <what> header" as qemu words it */
+int fmt_image_read_header(struct fmt_image *img, void *buf, size_t len, const char *what);
 
 /* ---- convert ------------------------------------------------------------------------------ */
 
