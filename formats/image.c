@@ -228,13 +228,12 @@ static int image_check_range(struct fmt_image *img, size_t len, uint64_t off, co
 	return 0;
 }
 
-/* a run that this layer does not hold comes from the backing image (zeros past its end) */
-static int image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+int fmt_image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
 	struct fmt_image *b = img->backing;
 	size_t n = 0;
 
-	if (off < b->virtual_size)
+	if (b && off < b->virtual_size)
 		n = b->virtual_size - off < len ? b->virtual_size - off : len;
 	if (n) {
 		int ret = fmt_image_read(b, buf, n, off);
@@ -245,31 +244,14 @@ static int image_read_backing(struct fmt_image *img, void *buf, size_t len, uint
 	return 0;
 }
 
+/* the driver follows the backing chain itself (fmt_image_read_backing for what it does not
+ * hold), so a read is one mapping lookup per run, not a block status first and a lookup again */
 int fmt_image_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
 	int ret = image_check_range(img, len, off, "read");
 	if (ret || !len)
 		return ret;
-	if (!img->backing || !img->drv->block_status)
-		return img->drv->read(img, buf, len, off);
-	/* split into runs this layer holds and runs the backing chain holds */
-	while (len) {
-		unsigned bits;
-		uint64_t run;
-		ret = fmt_image_block_status(img, off, len, &bits, &run);
-		if (ret)
-			return ret;
-		if (bits & FMT_BS_ALLOCATED)
-			ret = img->drv->read(img, buf, run, off);
-		else
-			ret = image_read_backing(img, buf, run, off);
-		if (ret)
-			return ret;
-		buf = (char *)buf + run;
-		off += run;
-		len -= run;
-	}
-	return 0;
+	return img->drv->read(img, buf, len, off);
 }
 
 int fmt_image_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)

@@ -311,23 +311,6 @@ static int qcow2_read_data(struct qcow2_state *s, uint8_t *buf, size_t len, uint
 	return ret < 0 ? ret : 0;
 }
 
-static int qcow2_read_backing(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t off)
-{
-	if (!img->backing) {
-		memset(buf, 0, len);
-		return 0;
-	}
-	uint64_t bsize = img->backing->virtual_size;
-	size_t n = off >= bsize ? 0 : (bsize - off < len ? bsize - off : len);
-	if (n) {
-		int ret = fmt_image_read(img->backing, buf, n, off);
-		if (ret < 0)
-			return ret;
-	}
-	memset(buf + n, 0, len - n);
-	return 0;
-}
-
 /* the read path: one mapping lookup per run, the data read without the lock */
 int qcow2_read_unlocked_range(struct qcow2_state *s, void *vbuf, size_t len, uint64_t off)
 {
@@ -352,7 +335,7 @@ int qcow2_read_unlocked_range(struct qcow2_state *s, void *vbuf, size_t len, uin
 			goto out;
 		switch (type) {
 		case QCOW2_MAP_UNALLOC:
-			ret = qcow2_read_backing(s->img, buf, run, off);
+			ret = fmt_image_read_backing(s->img, buf, run, off);
 			break;
 		case QCOW2_MAP_ZERO:
 		case QCOW2_MAP_ZERO_ALLOC:

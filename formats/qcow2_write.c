@@ -419,15 +419,7 @@ static int qcow2_cluster_contents(struct qcow2_state *s, uint64_t entry, uint64_
 					       (s->crypt_method == QCOW2_CRYPT_AES ? guest : off) >> 9);
 		return ret < 0 ? ret : 0;
 	}
-	memset(buf, 0, s->cluster_size);
-	struct fmt_image *b = s->img->backing;
-	if (b && guest < b->virtual_size) {
-		uint64_t n = b->virtual_size - guest < s->cluster_size ? b->virtual_size - guest : s->cluster_size;
-		ret = fmt_image_read(b, buf, n, guest);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return fmt_image_read_backing(s->img, buf, s->cluster_size, guest);
 }
 
 static int qcow2_pwrite_data(struct qcow2_state *s, const uint8_t *buf, size_t len, uint64_t host, uint64_t guest,

@@ -173,7 +173,7 @@ int fmt_probe(struct fmt_store *st, const struct fmt_driver **drv);
 int fmt_image_open(const char *spec, const char *fmt, int flags, const struct fmt_options *opts,
 		   struct fmt_image **out);
 int fmt_image_create(const char *spec, const char *fmt, uint64_t size, const struct fmt_options *opts);
-/* read through the backing chain; bytes past virtual_size are refused */
+/* read (the driver follows the backing chain); bytes past virtual_size are refused */
 int fmt_image_read(struct fmt_image *img, void *buf, size_t len, uint64_t off);
 int fmt_image_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off);
 int fmt_image_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits, uint64_t *run);
@@ -216,6 +216,10 @@ int fmt_store_flush(struct fmt_store *st);
  * name fails as a missing file does. Siblings of "mem:X" are "mem:NAME" too (never the disk). */
 int fmt_store_mem_register(const char *name, const void *buf, size_t len);
 void fmt_store_mem_unregister(const char *name);
+
+/* For drivers: [off, off+len) of img's backing image, zeros past its end or without one (the
+ * runs img does not hold). */
+int fmt_image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off);
 
 /* Status through the backing chain (what convert and map need): runs not allocated in a layer
  * are looked up in its backing image; *depth is the layer that answered (0 = img itself).
