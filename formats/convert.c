@@ -509,12 +509,7 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 		goto out;
 	/* the target's metadata must reach its store, and the store its disk (a no-op for files
 	 * under fmt_store_set_unsafe(), qemu's cache=unsafe; a cluster VDI's inode is flushed) */
-	if (j.dst->drv->flush) {
-		ret = j.dst->drv->flush(j.dst);
-		if (ret)
-			goto out;
-	}
-	ret = fmt_store_flush(j.dst->store);
+	ret = fmt_image_flush(j.dst);
 out:
 	if (j.dst)
 		fmt_image_close(j.dst);

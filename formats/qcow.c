@@ -554,12 +554,6 @@ static int qcow_write_compressed(struct fmt_image *img, const void *buf, size_t 
 	return ret < 0 ? ret : 0;
 }
 
-static int qcow_flush(struct fmt_image *img)
-{
-	struct fmt_store *st = img->store;
-	return st->ops->flush ? st->ops->flush(st) : 0;
-}
-
 static int qcow_create(const char *spec, uint64_t size, const struct fmt_options *opts)
 {
 	const char *bfile = fmt_options_get(opts, "backing_file");
@@ -655,6 +649,5 @@ const struct fmt_driver fmt_qcow_driver = {
 	.write_compressed = qcow_write_compressed,
 	.block_status = qcow_block_status,
 	.create = qcow_create,
-	.flush = qcow_flush,
 	.close = qcow_close,
 };

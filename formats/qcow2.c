@@ -921,8 +921,8 @@ static void qcow2_close(struct fmt_image *img)
 	struct qcow2_state *s = img->priv;
 	if (!s)
 		return;
-	if (img->writable)
-		qcow2_flush(img);
+	if (img->writable && !qcow2_flush(img))
+		fmt_store_flush(img->store);
 	if (s->data_store)
 		fmt_store_close(s->data_store);
 	free(s->data_file);

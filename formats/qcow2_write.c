@@ -848,6 +848,7 @@ int qcow2_flush_metadata(struct qcow2_state *s)
 	return 0;
 }
 
+/* the metadata reaches the store; fmt_image_flush then flushes the store itself */
 int qcow2_flush(struct fmt_image *img)
 {
 	struct qcow2_state *s = img->priv;
@@ -858,7 +859,5 @@ int qcow2_flush(struct fmt_image *img)
 	pthread_mutex_lock(&s->lock);
 	ret = qcow2_flush_metadata(s);
 	pthread_mutex_unlock(&s->lock);
-	if (ret >= 0 && img->store->ops->flush)
-		ret = img->store->ops->flush(img->store);
 	return ret < 0 ? ret : 0;
 }
