@@ -156,13 +156,12 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 
 	/* one unit is a cluster, or a subcluster with extended L2 */
 	uint32_t unit_bits = s->ext_l2 ? s->cluster_bits - 5 : s->cluster_bits;
-	uint64_t unit = off >> unit_bits;
 	uint64_t done = 0;
 	int first_type = -1;
 	uint64_t first_host = 0;
 
 	while (done < len) {
-		uint64_t u = unit + (done ? ((off + done) >> unit_bits) - unit : 0);
+		uint64_t u = (off + done) >> unit_bits;
 		uint64_t c = u >> (s->ext_l2 ? 5 : 0);
 		uint64_t idx = c & (s->l2_entries - 1);
 		uint64_t entry = be64toh(table[s->ext_l2 ? 2 * idx : idx]);
@@ -186,9 +185,6 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 				return -EIO;
 			}
 		} else {
-			if (entry & QCOW2_L2_RESERVED & ~(s->ext_l2 ? 1ull : 0)) {
-				/* qemu ignores most reserved bits on read; only offsets matter */
-			}
 			if (s->ext_l2) {
 				uint64_t bm = be64toh(table[2 * idx + 1]);
 				uint32_t sc = u & 31;
@@ -587,6 +583,30 @@ static int qcow2_bitmaps_mark_in_use(struct qcow2_state *s)
 	return ret < 0 ? ret : 0;
 }
 
+/* everything the state owns, for a failed open (any part may be missing) and for close */
+static void qcow2_state_free(struct fmt_image *img)
+{
+	struct qcow2_state *s = img->priv;
+
+	img->priv = NULL;
+	if (s->data_store)
+		fmt_store_close(s->data_store);
+	free(s->data_file);
+	fmt_cipher_free(s->cipher);
+	if (s->l2_cache)
+		qcow2_l2_cache_free(s);
+	if (s->refblocks)
+		for (uint64_t i = 0; i < s->rt_size; i++)
+			free(s->refblocks[i]);
+	free(s->refblocks);
+	free(s->refblock_dirty);
+	free(s->rt);
+	free(s->l1);
+	free(s->unknown_ext);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
 static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 {
 	struct qcow2_state *s;
@@ -895,50 +915,17 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 
 fail:
 	free(hdr);
-	img->priv = NULL;
-	if (s->data_store)
-		fmt_store_close(s->data_store);
-	free(s->data_file);
-	fmt_cipher_free(s->cipher);
-	if (s->l2_cache)
-		qcow2_l2_cache_free(s);
-	if (s->refblocks) {
-		for (uint64_t i = 0; i < s->rt_size; i++)
-			free(s->refblocks[i]);
-	}
-	free(s->refblocks);
-	free(s->refblock_dirty);
-	free(s->rt);
-	free(s->l1);
-	free(s->unknown_ext);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
+	qcow2_state_free(img);
 	return ret;
 }
 
 static void qcow2_close(struct fmt_image *img)
 {
-	struct qcow2_state *s = img->priv;
-	if (!s)
+	if (!img->priv)
 		return;
 	if (img->writable && !qcow2_flush(img))
 		fmt_store_flush(img->store);
-	if (s->data_store)
-		fmt_store_close(s->data_store);
-	free(s->data_file);
-	fmt_cipher_free(s->cipher);
-	qcow2_l2_cache_free(s);
-	if (s->refblocks)
-		for (uint64_t i = 0; i < s->rt_size; i++)
-			free(s->refblocks[i]);
-	free(s->refblocks);
-	free(s->refblock_dirty);
-	free(s->rt);
-	free(s->l1);
-	free(s->unknown_ext);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
-	img->priv = NULL;
+	qcow2_state_free(img);
 }
 
 /* ---- header rewrite ------------------------------------------------------------------------ */
