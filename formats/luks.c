@@ -572,21 +572,7 @@ static int luks_fmt_read(struct fmt_image *img, void *buf, size_t len, uint64_t 
 	struct luks_state *s = img->priv;
 	if (!s->cipher)
 		return luks_no_key(img);
-	uint64_t head = off & 511;
-	size_t alen = (head + len + 511) & ~511ull;
-	uint8_t *tmp = (head || (len & 511)) ? malloc(alen) : buf;
-	int ret;
-
-	if (!tmp)
-		return -ENOMEM;
-	ret = fmt_store_pread(img->store, tmp, alen, s->payload + off - head);
-	if (ret >= 0)
-		ret = fmt_cipher_crypt(s->cipher, false, tmp, alen, (off - head) / LUKS_SECTOR);
-	if (ret >= 0 && tmp != buf)
-		memcpy(buf, tmp + head, len);
-	if (tmp != buf)
-		free(tmp);
-	return ret < 0 ? ret : 0;
+	return fmt_cipher_pread(s->cipher, img->store, buf, len, s->payload + off, off);
 }
 
 static int luks_fmt_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)

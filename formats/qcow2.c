@@ -284,27 +284,7 @@ static int qcow2_read_data(struct qcow2_state *s, uint8_t *buf, size_t len, uint
 
 	if (!s->cipher)
 		return fmt_store_pread(st, buf, len, host);
-
-	/* decrypt whole sectors; a run never crosses a cluster boundary unaligned */
-	uint64_t head = off & 511;
-	size_t alen = (head + len + 511) & ~511ull;
-	uint8_t *tmp = (head || (len & 511)) ? malloc(alen) : buf;
-	int ret;
-
-	if (!tmp) {
-		fmt_error("%s: out of memory", s->img->spec);
-		return -ENOMEM;
-	}
-	ret = fmt_store_pread(st, tmp, alen, host - head);
-	if (ret >= 0) {
-		uint64_t sector = (s->crypt_method == QCOW2_CRYPT_AES ? off - head : host - head) >> 9;
-		ret = fmt_cipher_crypt(s->cipher, false, tmp, alen, sector);
-	}
-	if (ret >= 0 && tmp != buf)
-		memcpy(buf, tmp + head, len);
-	if (tmp != buf)
-		free(tmp);
-	return ret < 0 ? ret : 0;
+	return fmt_cipher_pread(s->cipher, st, buf, len, host, s->crypt_method == QCOW2_CRYPT_AES ? off : host);
 }
 
 /* the read path: one mapping lookup per run, the data read without the lock */

@@ -68,6 +68,10 @@ struct fmt_cipher *fmt_cipher_new(const void *evp, const uint8_t *key, size_t ke
 struct fmt_cipher *fmt_cipher_new_qcow_aes(const char *passphrase);
 /* en/decrypt len bytes (multiple of 512) in place; first_sector numbers the first 512 bytes */
 int fmt_cipher_crypt(struct fmt_cipher *c, bool encrypt, uint8_t *buf, size_t len, uint64_t first_sector);
+/* read and decrypt len bytes at store offset host; iv_off is the offset the sector numbers count
+ * from (host & 511 == iv_off & 511) */
+int fmt_cipher_pread(struct fmt_cipher *c, struct fmt_store *st, uint8_t *buf, size_t len, uint64_t host,
+		     uint64_t iv_off);
 void fmt_cipher_free(struct fmt_cipher *c);
 
 /* LUKS1 header inside a byte range of a store (qcow2 crypto extension, or a luks file at 0). */
