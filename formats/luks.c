@@ -182,20 +182,29 @@ static int luks_diffuse(const EVP_MD *md, uint8_t *buf, size_t len)
 	return 0;
 }
 
+/* the diffused XOR of the first stripes - 1 stripes of split material, which the last stripe
+ * turns into the key (merge) or is made from (split) */
+static int luks_af_diffuse(const EVP_MD *md, const uint8_t *src, size_t key_bytes, uint32_t stripes, uint8_t d[64])
+{
+	memset(d, 0, 64);
+	for (uint32_t i = 0; i + 1 < stripes; i++) {
+		for (size_t j = 0; j < key_bytes; j++)
+			d[j] ^= src[i * key_bytes + j];
+		int ret = luks_diffuse(md, d, key_bytes);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 /* stripes x key_bytes of split material -> the key */
 static int luks_af_merge(const EVP_MD *md, const uint8_t *src, size_t key_bytes, uint32_t stripes, uint8_t *key)
 {
 	uint8_t d[64];
-	int ret;
+	int ret = luks_af_diffuse(md, src, key_bytes, stripes, d);
 
-	memset(d, 0, sizeof(d));
-	for (uint32_t i = 0; i + 1 < stripes; i++) {
-		for (size_t j = 0; j < key_bytes; j++)
-			d[j] ^= src[i * key_bytes + j];
-		ret = luks_diffuse(md, d, key_bytes);
-		if (ret < 0)
-			return ret;
-	}
+	if (ret < 0)
+		return ret;
 	for (size_t j = 0; j < key_bytes; j++)
 		key[j] = d[j] ^ src[(size_t)(stripes - 1) * key_bytes + j];
 	return 0;
@@ -208,14 +217,9 @@ static int luks_af_split(const EVP_MD *md, const uint8_t *key, size_t key_bytes,
 
 	if (RAND_bytes(dst, (int)((stripes - 1) * key_bytes)) != 1)
 		return -EIO;
-	memset(d, 0, sizeof(d));
-	for (uint32_t i = 0; i + 1 < stripes; i++) {
-		for (size_t j = 0; j < key_bytes; j++)
-			d[j] ^= dst[i * key_bytes + j];
-		ret = luks_diffuse(md, d, key_bytes);
-		if (ret < 0)
-			return ret;
-	}
+	ret = luks_af_diffuse(md, dst, key_bytes, stripes, d);
+	if (ret < 0)
+		return ret;
 	for (size_t j = 0; j < key_bytes; j++)
 		dst[(size_t)(stripes - 1) * key_bytes + j] = d[j] ^ key[j];
 	return 0;
