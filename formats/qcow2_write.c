@@ -490,6 +490,8 @@ static int qcow2_write_locked(struct qcow2_state *s, const uint8_t *buf, size_t 
 			ret = -EINVAL;
 			goto out;
 		}
+		/* the L2 table first (as qemu lays files out), then the data; table stays valid
+		 * meanwhile: allocating and writing data load no other L2 table */
 		ret = qcow2_l2_for_write(s, l1_index, &table);
 		if (ret < 0)
 			goto out;
@@ -553,9 +555,6 @@ static int qcow2_write_locked(struct qcow2_state *s, const uint8_t *buf, size_t 
 			if (ret < 0)
 				goto out;
 			if (!inplace) {
-				ret = qcow2_l2_for_write(s, l1_index, &table);
-				if (ret < 0)
-					goto out;
 				table[idx] = htobe64((uint64_t)host | QCOW2_OFLAG_COPIED);
 				qcow2_l2_slot_of(s, table)->dirty = true;
 				ret = qcow2_release_entry(s, entry);
@@ -585,9 +584,6 @@ static int qcow2_write_locked(struct qcow2_state *s, const uint8_t *buf, size_t 
 			goto out;
 		}
 		ret = qcow2_pwrite_data(s, buf, k * s->cluster_size, host, off, &bounce, &bounce_len);
-		if (ret < 0)
-			goto out;
-		ret = qcow2_l2_for_write(s, l1_index, &table);
 		if (ret < 0)
 			goto out;
 		for (uint64_t i = 0; i < k; i++) {
@@ -704,6 +700,7 @@ int qcow2_write_compressed(struct fmt_image *img, const void *buf, size_t len, u
 		ret = -EINVAL;
 		goto out;
 	}
+	/* the L2 table before the data, as in qcow2_write_locked; table stays valid */
 	ret = qcow2_l2_for_write(s, l1_index, &table);
 	if (ret < 0)
 		goto out;
@@ -716,9 +713,6 @@ int qcow2_write_compressed(struct fmt_image *img, const void *buf, size_t len, u
 	if (ret < 0)
 		goto out;
 	qcow2_note_write(s, at + clen);
-	ret = qcow2_l2_for_write(s, l1_index, &table);
-	if (ret < 0)
-		goto out;
 	uint64_t nsect = (((uint64_t)at + clen - 1) >> 9) - ((uint64_t)at >> 9);
 	uint64_t old = be64toh(table[idx]);
 	table[idx] = htobe64((uint64_t)at | QCOW2_OFLAG_COMPRESSED | (nsect << s->csize_shift));
