@@ -575,12 +575,7 @@ static void qcow2_state_free(struct fmt_image *img)
 	fmt_cipher_free(s->cipher);
 	if (s->l2_cache)
 		qcow2_l2_cache_free(s);
-	if (s->refblocks)
-		for (uint64_t i = 0; i < s->rt_size; i++)
-			free(s->refblocks[i]);
-	free(s->refblocks);
-	free(s->refblock_dirty);
-	free(s->rt);
+	qcow2_free_refcounts(s);
 	free(s->l1);
 	free(s->unknown_ext);
 	pthread_mutex_destroy(&s->lock);

@@ -190,6 +190,7 @@ int qcow2_write_compressed(struct fmt_image *img, const void *buf, size_t len, u
 int qcow2_flush(struct fmt_image *img);
 int qcow2_grow_l1(struct qcow2_state *s, uint32_t min_size);
 int qcow2_load_refcounts(struct qcow2_state *s, uint64_t *bad);
+void qcow2_free_refcounts(struct qcow2_state *s);
 uint64_t qcow2_refblock_get(const struct qcow2_state *s, const uint8_t *rb, uint64_t i);
 void qcow2_refblock_set(const struct qcow2_state *s, uint8_t *rb, uint64_t i, uint64_t v);
 

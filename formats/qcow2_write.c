@@ -84,6 +84,20 @@ int qcow2_load_refcounts(struct qcow2_state *s, uint64_t *bad)
 	return 0;
 }
 
+/* drop the in-memory refcount table and blocks (unwritten changes are lost) */
+void qcow2_free_refcounts(struct qcow2_state *s)
+{
+	if (s->refblocks)
+		for (uint64_t i = 0; i < s->rt_size; i++)
+			free(s->refblocks[i]);
+	free(s->refblocks);
+	free(s->refblock_dirty);
+	free(s->rt);
+	s->refblocks = NULL;
+	s->refblock_dirty = NULL;
+	s->rt = NULL;
+}
+
 /* the refblock for table index idx, NULL if none allocated */
 static int qcow2_refblock(struct qcow2_state *s, uint64_t idx, uint8_t **rb)
 {
