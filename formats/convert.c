@@ -205,9 +205,10 @@ static int convert_write_request(struct convert_job *j, uint8_t *buf, uint64_t o
 			seg_start = b;
 		}
 		if (!zero) {
-			/* known-zero parts inside a data block were not read: clear them */
-			for (int k = 0; k < nr; k++)
-				if (runs[k].zero && runs[k].off < e && runs[k].off + runs[k].len > b) {
+			/* known-zero parts inside a data block were not read: clear them (runs
+			 * before r end before b) */
+			for (int k = r; k < nr && runs[k].off < e; k++)
+				if (runs[k].zero) {
 					uint64_t s = runs[k].off > b ? runs[k].off : b;
 					uint64_t t = runs[k].off + runs[k].len < e ? runs[k].off + runs[k].len : e;
 					memset(buf + (s - off), 0, t - s);
