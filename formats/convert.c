@@ -541,11 +541,13 @@ static int compare_first_nonzero(struct fmt_image *img, uint64_t off, uint64_t e
 			ret = fmt_image_read(img, buf, run, off);
 			if (ret)
 				return ret;
-			for (uint64_t i = 0; i < run; i++)
-				if (buf[i]) {
-					*where = off + i;
-					return 0;
-				}
+			if (!is_all_zero(buf, run)) {
+				uint64_t i = 0;
+				while (!buf[i])
+					i++;
+				*where = off + i;
+				return 0;
+			}
 		}
 		off += run;
 	}
