@@ -52,9 +52,8 @@ int qcow2_l2_writeback(struct qcow2_state *s, struct qcow2_l2_slot *slot)
 	return 0;
 }
 
-/* The table at l2_off (checked by the caller) with the lock held; the pointer stays valid until
- * the next qcow2_l2_load. */
-int qcow2_l2_load(struct qcow2_state *s, uint64_t l2_off, uint64_t **table)
+/* The cache slot for the table at l2_off, read from the store on a miss when read is set. */
+static int qcow2_l2_get(struct qcow2_state *s, uint64_t l2_off, bool read, uint64_t **table)
 {
 	uint32_t sets = s->l2_cache_slots / QCOW2_L2_WAYS;
 	uint64_t h = (l2_off >> s->cluster_bits) * 0x9E3779B97F4A7C15ull;
@@ -83,15 +82,31 @@ int qcow2_l2_load(struct qcow2_state *s, uint64_t l2_off, uint64_t **table)
 		b[0] = victim - s->l2_cache;
 		victim->table = b + 1;
 	}
-	victim->offset = 0;
-	ret = fmt_store_pread(s->img->store, victim->table, s->cluster_size, l2_off);
-	if (ret < 0)
-		return ret;
+	if (read) {
+		victim->offset = 0;
+		ret = fmt_store_pread(s->img->store, victim->table, s->cluster_size, l2_off);
+		if (ret < 0)
+			return ret;
+	}
 	victim->offset = l2_off;
 	victim->dirty = false;
 	victim->last_use = ++s->l2_clock;
 	*table = victim->table;
 	return 0;
+}
+
+/* The table at l2_off (checked by the caller) with the lock held; the pointer stays valid until
+ * the next qcow2_l2_load or qcow2_l2_claim. */
+int qcow2_l2_load(struct qcow2_state *s, uint64_t l2_off, uint64_t **table)
+{
+	return qcow2_l2_get(s, l2_off, true, table);
+}
+
+/* A slot for a table just allocated at l2_off, nothing read: the caller fills all of it and
+ * marks it dirty. A slot that is evicted keeps its old contents in the buffer handed out. */
+int qcow2_l2_claim(struct qcow2_state *s, uint64_t l2_off, uint64_t **table)
+{
+	return qcow2_l2_get(s, l2_off, false, table);
 }
 
 /* L1 entry -> checked L2 offset (0 = none) */

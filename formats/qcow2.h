@@ -174,6 +174,7 @@ struct qcow2_state {
 
 /* qcow2.c */
 int qcow2_l2_load(struct qcow2_state *s, uint64_t l2_off, uint64_t **table);
+int qcow2_l2_claim(struct qcow2_state *s, uint64_t l2_off, uint64_t **table);
 int qcow2_l2_writeback(struct qcow2_state *s, struct qcow2_l2_slot *slot);
 struct qcow2_l2_slot *qcow2_l2_slot_of(struct qcow2_state *s, const uint64_t *table);
 int qcow2_read_unlocked_range(struct qcow2_state *s, void *buf, size_t len, uint64_t off);

@@ -318,29 +318,19 @@ static int qcow2_grow_refcount_table(struct qcow2_state *s, uint64_t min_entries
 
 /* ---- L1/L2 for writing ------------------------------------------------------------------------ */
 
+/* the cache slot for a new L2 table at off: a copy of copy_from, or empty; dirty */
 static int qcow2_l2_new(struct qcow2_state *s, uint64_t off, const uint64_t *copy_from, uint64_t **table)
 {
-	/* load through the cache (reads whatever is there), then overwrite and mark dirty */
 	uint64_t *t;
-	uint64_t *tmp = NULL;
-	int ret;
+	int ret = qcow2_l2_claim(s, off, &t);
 
-	if (copy_from) {
-		tmp = malloc(s->cluster_size);
-		if (!tmp)
-			return -ENOMEM;
-		memcpy(tmp, copy_from, s->cluster_size);
-	}
-	ret = qcow2_l2_load(s, off, &t);
-	if (ret < 0) {
-		free(tmp);
+	if (ret < 0)
 		return ret;
-	}
-	if (tmp)
-		memcpy(t, tmp, s->cluster_size);
-	else
+	/* if copy_from's own slot was the one claimed, t is copy_from with its contents intact */
+	if (!copy_from)
 		memset(t, 0, s->cluster_size);
-	free(tmp);
+	else if (t != copy_from)
+		memcpy(t, copy_from, s->cluster_size);
 	qcow2_l2_slot_of(s, t)->dirty = true;
 	*table = t;
 	return 0;
