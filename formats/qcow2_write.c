@@ -836,7 +836,7 @@ int qcow2_flush_metadata(struct qcow2_state *s)
 	 * still have to lie inside the file */
 	if (s->disk_end < s->file_size) {
 		if (st->ops->truncate)
-			ret = st->ops->truncate(st, s->file_size);
+			ret = fmt_store_truncate(st, s->file_size);
 		else
 			ret = fmt_store_pwrite(st, "", 1, s->file_size - 1);
 		if (ret < 0)
