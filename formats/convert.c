@@ -205,9 +205,10 @@ static int convert_write_request(struct convert_job *j, uint8_t *buf, uint64_t o
 			seg_start = b;
 		}
 		if (!zero) {
-			/* known-zero parts inside a data block were not read: clear them */
-			for (int k = 0; k < nr; k++)
-				if (runs[k].zero && runs[k].off < e && runs[k].off + runs[k].len > b) {
+			/* known-zero parts inside a data block were not read: clear them (runs
+			 * before r end before b) */
+			for (int k = r; k < nr && runs[k].off < e; k++)
+				if (runs[k].zero) {
 					uint64_t s = runs[k].off > b ? runs[k].off : b;
 					uint64_t t = runs[k].off + runs[k].len < e ? runs[k].off + runs[k].len : e;
 					memset(buf + (s - off), 0, t - s);
@@ -509,12 +510,7 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 		goto out;
 	/* the target's metadata must reach its store, and the store its disk (a no-op for files
 	 * under fmt_store_set_unsafe(), qemu's cache=unsafe; a cluster VDI's inode is flushed) */
-	if (j.dst->drv->flush) {
-		ret = j.dst->drv->flush(j.dst);
-		if (ret)
-			goto out;
-	}
-	ret = fmt_store_flush(j.dst->store);
+	ret = fmt_image_flush(j.dst);
 out:
 	if (j.dst)
 		fmt_image_close(j.dst);
@@ -545,11 +541,13 @@ static int compare_first_nonzero(struct fmt_image *img, uint64_t off, uint64_t e
 			ret = fmt_image_read(img, buf, run, off);
 			if (ret)
 				return ret;
-			for (uint64_t i = 0; i < run; i++)
-				if (buf[i]) {
-					*where = off + i;
-					return 0;
-				}
+			if (!is_all_zero(buf, run)) {
+				uint64_t i = 0;
+				while (!buf[i])
+					i++;
+				*where = off + i;
+				return 0;
+			}
 		}
 		off += run;
 	}

@@ -90,6 +90,29 @@ out:
 	return ret;
 }
 
+int fmt_cipher_pread(struct fmt_cipher *c, struct fmt_store *st, uint8_t *buf, size_t len, uint64_t host,
+		     uint64_t iv_off)
+{
+	/* whole sectors are read and decrypted; an unaligned request goes through a bounce buffer */
+	uint64_t head = host & 511;
+	size_t alen = (head + len + 511) & ~511ull;
+	uint8_t *tmp = (head || (len & 511)) ? malloc(alen) : buf;
+	int ret;
+
+	if (!tmp) {
+		fmt_error("%s: out of memory", st->spec);
+		return -ENOMEM;
+	}
+	ret = fmt_store_pread(st, tmp, alen, host - head);
+	if (ret >= 0)
+		ret = fmt_cipher_crypt(c, false, tmp, alen, (iv_off - head) >> 9);
+	if (ret >= 0 && tmp != buf)
+		memcpy(buf, tmp + head, len);
+	if (tmp != buf)
+		free(tmp);
+	return ret < 0 ? ret : 0;
+}
+
 void fmt_cipher_free(struct fmt_cipher *c)
 {
 	if (c) {

@@ -246,31 +246,14 @@ int fmt_image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_
 	return 0;
 }
 
+/* the driver follows the backing chain itself (fmt_image_read_backing for what it does not
+ * hold), so a read is one mapping lookup per run, not a block status first and a lookup again */
 int fmt_image_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
 	int ret = image_check_range(img, len, off, "read");
 	if (ret || !len)
 		return ret;
-	if (!img->backing || !img->drv->block_status)
-		return img->drv->read(img, buf, len, off);
-	/* split into runs this layer holds and runs the backing chain holds */
-	while (len) {
-		unsigned bits;
-		uint64_t run;
-		ret = fmt_image_block_status(img, off, len, &bits, &run);
-		if (ret)
-			return ret;
-		if (bits & FMT_BS_ALLOCATED)
-			ret = img->drv->read(img, buf, run, off);
-		else
-			ret = fmt_image_read_backing(img, buf, run, off);
-		if (ret)
-			return ret;
-		buf = (char *)buf + run;
-		off += run;
-		len -= run;
-	}
-	return 0;
+	return img->drv->read(img, buf, len, off);
 }
 
 /* one run of a driver's map, at most len bytes */
@@ -318,8 +301,13 @@ int fmt_map_read(struct fmt_image *img, void *buf, size_t len, uint64_t off, fmt
 				pend_host = host;
 			}
 			pend_len += n;
-		} else {
+		} else if (bits & FMT_BS_ZERO) {
 			memset(p, 0, n);
+		} else {
+			/* not in this layer: the backing chain's bytes (zeros without one) */
+			ret = fmt_image_read_backing(img, p, n, off);
+			if (ret)
+				return ret;
 		}
 		p += n;
 		off += n;

@@ -182,20 +182,29 @@ static int luks_diffuse(const EVP_MD *md, uint8_t *buf, size_t len)
 	return 0;
 }
 
+/* the diffused XOR of the first stripes - 1 stripes of split material, which the last stripe
+ * turns into the key (merge) or is made from (split) */
+static int luks_af_diffuse(const EVP_MD *md, const uint8_t *src, size_t key_bytes, uint32_t stripes, uint8_t d[64])
+{
+	memset(d, 0, 64);
+	for (uint32_t i = 0; i + 1 < stripes; i++) {
+		for (size_t j = 0; j < key_bytes; j++)
+			d[j] ^= src[i * key_bytes + j];
+		int ret = luks_diffuse(md, d, key_bytes);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 /* stripes x key_bytes of split material -> the key */
 static int luks_af_merge(const EVP_MD *md, const uint8_t *src, size_t key_bytes, uint32_t stripes, uint8_t *key)
 {
 	uint8_t d[64];
-	int ret;
+	int ret = luks_af_diffuse(md, src, key_bytes, stripes, d);
 
-	memset(d, 0, sizeof(d));
-	for (uint32_t i = 0; i + 1 < stripes; i++) {
-		for (size_t j = 0; j < key_bytes; j++)
-			d[j] ^= src[i * key_bytes + j];
-		ret = luks_diffuse(md, d, key_bytes);
-		if (ret < 0)
-			return ret;
-	}
+	if (ret < 0)
+		return ret;
 	for (size_t j = 0; j < key_bytes; j++)
 		key[j] = d[j] ^ src[(size_t)(stripes - 1) * key_bytes + j];
 	return 0;
@@ -208,14 +217,9 @@ static int luks_af_split(const EVP_MD *md, const uint8_t *key, size_t key_bytes,
 
 	if (RAND_bytes(dst, (int)((stripes - 1) * key_bytes)) != 1)
 		return -EIO;
-	memset(d, 0, sizeof(d));
-	for (uint32_t i = 0; i + 1 < stripes; i++) {
-		for (size_t j = 0; j < key_bytes; j++)
-			d[j] ^= dst[i * key_bytes + j];
-		ret = luks_diffuse(md, d, key_bytes);
-		if (ret < 0)
-			return ret;
-	}
+	ret = luks_af_diffuse(md, dst, key_bytes, stripes, d);
+	if (ret < 0)
+		return ret;
 	for (size_t j = 0; j < key_bytes; j++)
 		dst[(size_t)(stripes - 1) * key_bytes + j] = d[j] ^ key[j];
 	return 0;
@@ -572,21 +576,7 @@ static int luks_fmt_read(struct fmt_image *img, void *buf, size_t len, uint64_t 
 	struct luks_state *s = img->priv;
 	if (!s->cipher)
 		return luks_no_key(img);
-	uint64_t head = off & 511;
-	size_t alen = (head + len + 511) & ~511ull;
-	uint8_t *tmp = (head || (len & 511)) ? malloc(alen) : buf;
-	int ret;
-
-	if (!tmp)
-		return -ENOMEM;
-	ret = fmt_store_pread(img->store, tmp, alen, s->payload + off - head);
-	if (ret >= 0)
-		ret = fmt_cipher_crypt(s->cipher, false, tmp, alen, (off - head) / LUKS_SECTOR);
-	if (ret >= 0 && tmp != buf)
-		memcpy(buf, tmp + head, len);
-	if (tmp != buf)
-		free(tmp);
-	return ret < 0 ? ret : 0;
+	return fmt_cipher_pread(s->cipher, img->store, buf, len, s->payload + off, off);
 }
 
 static int luks_fmt_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)

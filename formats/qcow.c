@@ -288,15 +288,6 @@ static int qcow_read_compressed(struct qcow_state *s, uint64_t e, uint8_t *out)
 	return ret < 0 ? ret : 0;
 }
 
-static int qcow_read_backing(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t off)
-{
-	memset(buf, 0, len);
-	if (!img->backing || off >= img->backing->virtual_size)
-		return 0;
-	size_t n = img->backing->virtual_size - off < len ? img->backing->virtual_size - off : len;
-	return fmt_image_read(img->backing, buf, n, off);
-}
-
 static int qcow_read(struct fmt_image *img, void *vbuf, size_t len, uint64_t off)
 {
 	struct qcow_state *s = img->priv;
@@ -317,7 +308,7 @@ static int qcow_read(struct fmt_image *img, void *vbuf, size_t len, uint64_t off
 		if (ret < 0)
 			break;
 		if (type == QCOW_UNALLOC) {
-			ret = qcow_read_backing(img, buf, run, off);
+			ret = fmt_image_read_backing(img, buf, run, off);
 		} else if (type == QCOW_COMPRESSED || s->cipher) {
 			/* whole clusters through a bounce buffer */
 			uint64_t in = off & (s->cluster_size - 1);
@@ -466,7 +457,7 @@ static int qcow_write_locked(struct qcow_state *s, const uint8_t *buf, size_t le
 			uint64_t guest = off - in;
 			if (!full) {
 				if (!e)
-					ret = qcow_read_backing(img, tmp, s->cluster_size, guest);
+					ret = fmt_image_read_backing(img, tmp, s->cluster_size, guest);
 				else if (e & QCOW_OFLAG_COMPRESSED)
 					ret = qcow_read_compressed(s, e, tmp);
 				else {
@@ -561,12 +552,6 @@ static int qcow_write_compressed(struct fmt_image *img, const void *buf, size_t 
 	free(out);
 	free(pad);
 	return ret < 0 ? ret : 0;
-}
-
-static int qcow_flush(struct fmt_image *img)
-{
-	struct fmt_store *st = img->store;
-	return st->ops->flush ? st->ops->flush(st) : 0;
 }
 
 static int qcow_create(const char *spec, uint64_t size, const struct fmt_options *opts)
@@ -664,6 +649,5 @@ const struct fmt_driver fmt_qcow_driver = {
 	.write_compressed = qcow_write_compressed,
 	.block_status = qcow_block_status,
 	.create = qcow_create,
-	.flush = qcow_flush,
 	.close = qcow_close,
 };

@@ -52,9 +52,8 @@ int qcow2_l2_writeback(struct qcow2_state *s, struct qcow2_l2_slot *slot)
 	return 0;
 }
 
-/* The table at l2_off (checked by the caller) with the lock held; the pointer stays valid until
- * the next qcow2_l2_load. */
-int qcow2_l2_load(struct qcow2_state *s, uint64_t l2_off, uint64_t **table)
+/* The cache slot for the table at l2_off, read from the store on a miss when read is set. */
+static int qcow2_l2_get(struct qcow2_state *s, uint64_t l2_off, bool read, uint64_t **table)
 {
 	uint32_t sets = s->l2_cache_slots / QCOW2_L2_WAYS;
 	uint64_t h = (l2_off >> s->cluster_bits) * 0x9E3779B97F4A7C15ull;
@@ -83,15 +82,31 @@ int qcow2_l2_load(struct qcow2_state *s, uint64_t l2_off, uint64_t **table)
 		b[0] = victim - s->l2_cache;
 		victim->table = b + 1;
 	}
-	victim->offset = 0;
-	ret = fmt_store_pread(s->img->store, victim->table, s->cluster_size, l2_off);
-	if (ret < 0)
-		return ret;
+	if (read) {
+		victim->offset = 0;
+		ret = fmt_store_pread(s->img->store, victim->table, s->cluster_size, l2_off);
+		if (ret < 0)
+			return ret;
+	}
 	victim->offset = l2_off;
 	victim->dirty = false;
 	victim->last_use = ++s->l2_clock;
 	*table = victim->table;
 	return 0;
+}
+
+/* The table at l2_off (checked by the caller) with the lock held; the pointer stays valid until
+ * the next qcow2_l2_load or qcow2_l2_claim. */
+int qcow2_l2_load(struct qcow2_state *s, uint64_t l2_off, uint64_t **table)
+{
+	return qcow2_l2_get(s, l2_off, true, table);
+}
+
+/* A slot for a table just allocated at l2_off, nothing read: the caller fills all of it and
+ * marks it dirty. A slot that is evicted keeps its old contents in the buffer handed out. */
+int qcow2_l2_claim(struct qcow2_state *s, uint64_t l2_off, uint64_t **table)
+{
+	return qcow2_l2_get(s, l2_off, false, table);
 }
 
 /* L1 entry -> checked L2 offset (0 = none) */
@@ -156,13 +171,12 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 
 	/* one unit is a cluster, or a subcluster with extended L2 */
 	uint32_t unit_bits = s->ext_l2 ? s->cluster_bits - 5 : s->cluster_bits;
-	uint64_t unit = off >> unit_bits;
 	uint64_t done = 0;
 	int first_type = -1;
 	uint64_t first_host = 0;
 
 	while (done < len) {
-		uint64_t u = unit + (done ? ((off + done) >> unit_bits) - unit : 0);
+		uint64_t u = (off + done) >> unit_bits;
 		uint64_t c = u >> (s->ext_l2 ? 5 : 0);
 		uint64_t idx = c & (s->l2_entries - 1);
 		uint64_t entry = be64toh(table[s->ext_l2 ? 2 * idx : idx]);
@@ -186,9 +200,6 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 				return -EIO;
 			}
 		} else {
-			if (entry & QCOW2_L2_RESERVED & ~(s->ext_l2 ? 1ull : 0)) {
-				/* qemu ignores most reserved bits on read; only offsets matter */
-			}
 			if (s->ext_l2) {
 				uint64_t bm = be64toh(table[2 * idx + 1]);
 				uint32_t sc = u & 31;
@@ -288,44 +299,7 @@ static int qcow2_read_data(struct qcow2_state *s, uint8_t *buf, size_t len, uint
 
 	if (!s->cipher)
 		return fmt_store_pread(st, buf, len, host);
-
-	/* decrypt whole sectors; a run never crosses a cluster boundary unaligned */
-	uint64_t head = off & 511;
-	size_t alen = (head + len + 511) & ~511ull;
-	uint8_t *tmp = (head || (len & 511)) ? malloc(alen) : buf;
-	int ret;
-
-	if (!tmp) {
-		fmt_error("%s: out of memory", s->img->spec);
-		return -ENOMEM;
-	}
-	ret = fmt_store_pread(st, tmp, alen, host - head);
-	if (ret >= 0) {
-		uint64_t sector = (s->crypt_method == QCOW2_CRYPT_AES ? off - head : host - head) >> 9;
-		ret = fmt_cipher_crypt(s->cipher, false, tmp, alen, sector);
-	}
-	if (ret >= 0 && tmp != buf)
-		memcpy(buf, tmp + head, len);
-	if (tmp != buf)
-		free(tmp);
-	return ret < 0 ? ret : 0;
-}
-
-static int qcow2_read_backing(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t off)
-{
-	if (!img->backing) {
-		memset(buf, 0, len);
-		return 0;
-	}
-	uint64_t bsize = img->backing->virtual_size;
-	size_t n = off >= bsize ? 0 : (bsize - off < len ? bsize - off : len);
-	if (n) {
-		int ret = fmt_image_read(img->backing, buf, n, off);
-		if (ret < 0)
-			return ret;
-	}
-	memset(buf + n, 0, len - n);
-	return 0;
+	return fmt_cipher_pread(s->cipher, st, buf, len, host, s->crypt_method == QCOW2_CRYPT_AES ? off : host);
 }
 
 /* the read path: one mapping lookup per run, the data read without the lock */
@@ -352,7 +326,7 @@ int qcow2_read_unlocked_range(struct qcow2_state *s, void *vbuf, size_t len, uin
 			goto out;
 		switch (type) {
 		case QCOW2_MAP_UNALLOC:
-			ret = qcow2_read_backing(s->img, buf, run, off);
+			ret = fmt_image_read_backing(s->img, buf, run, off);
 			break;
 		case QCOW2_MAP_ZERO:
 		case QCOW2_MAP_ZERO_ALLOC:
@@ -602,6 +576,25 @@ static int qcow2_bitmaps_mark_in_use(struct qcow2_state *s)
 		ret = fmt_store_pwrite(s->img->store, dir, s->bitmaps_dir_size, s->bitmaps_dir_off);
 	free(dir);
 	return ret < 0 ? ret : 0;
+}
+
+/* everything the state owns, for a failed open (any part may be missing) and for close */
+static void qcow2_state_free(struct fmt_image *img)
+{
+	struct qcow2_state *s = img->priv;
+
+	img->priv = NULL;
+	if (s->data_store)
+		fmt_store_close(s->data_store);
+	free(s->data_file);
+	fmt_cipher_free(s->cipher);
+	if (s->l2_cache)
+		qcow2_l2_cache_free(s);
+	qcow2_free_refcounts(s);
+	free(s->l1);
+	free(s->unknown_ext);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
 }
 
 static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
@@ -912,50 +905,17 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_options *opts)
 
 fail:
 	free(hdr);
-	img->priv = NULL;
-	if (s->data_store)
-		fmt_store_close(s->data_store);
-	free(s->data_file);
-	fmt_cipher_free(s->cipher);
-	if (s->l2_cache)
-		qcow2_l2_cache_free(s);
-	if (s->refblocks) {
-		for (uint64_t i = 0; i < s->rt_size; i++)
-			free(s->refblocks[i]);
-	}
-	free(s->refblocks);
-	free(s->refblock_dirty);
-	free(s->rt);
-	free(s->l1);
-	free(s->unknown_ext);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
+	qcow2_state_free(img);
 	return ret;
 }
 
 static void qcow2_close(struct fmt_image *img)
 {
-	struct qcow2_state *s = img->priv;
-	if (!s)
+	if (!img->priv)
 		return;
-	if (img->writable)
-		qcow2_flush(img);
-	if (s->data_store)
-		fmt_store_close(s->data_store);
-	free(s->data_file);
-	fmt_cipher_free(s->cipher);
-	qcow2_l2_cache_free(s);
-	if (s->refblocks)
-		for (uint64_t i = 0; i < s->rt_size; i++)
-			free(s->refblocks[i]);
-	free(s->refblocks);
-	free(s->refblock_dirty);
-	free(s->rt);
-	free(s->l1);
-	free(s->unknown_ext);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
-	img->priv = NULL;
+	if (img->writable && !qcow2_flush(img))
+		fmt_store_flush(img->store);
+	qcow2_state_free(img);
 }
 
 /* ---- header rewrite ------------------------------------------------------------------------ */

@@ -68,6 +68,10 @@ struct fmt_cipher *fmt_cipher_new(const void *evp, const uint8_t *key, size_t ke
 struct fmt_cipher *fmt_cipher_new_qcow_aes(const char *passphrase);
 /* en/decrypt len bytes (multiple of 512) in place; first_sector numbers the first 512 bytes */
 int fmt_cipher_crypt(struct fmt_cipher *c, bool encrypt, uint8_t *buf, size_t len, uint64_t first_sector);
+/* read and decrypt len bytes at store offset host; iv_off is the offset the sector numbers count
+ * from (host & 511 == iv_off & 511) */
+int fmt_cipher_pread(struct fmt_cipher *c, struct fmt_store *st, uint8_t *buf, size_t len, uint64_t host,
+		     uint64_t iv_off);
 void fmt_cipher_free(struct fmt_cipher *c);
 
 /* LUKS1 header inside a byte range of a store (qcow2 crypto extension, or a luks file at 0). */
@@ -170,6 +174,7 @@ struct qcow2_state {
 
 /* qcow2.c */
 int qcow2_l2_load(struct qcow2_state *s, uint64_t l2_off, uint64_t **table);
+int qcow2_l2_claim(struct qcow2_state *s, uint64_t l2_off, uint64_t **table);
 int qcow2_l2_writeback(struct qcow2_state *s, struct qcow2_l2_slot *slot);
 struct qcow2_l2_slot *qcow2_l2_slot_of(struct qcow2_state *s, const uint64_t *table);
 int qcow2_read_unlocked_range(struct qcow2_state *s, void *buf, size_t len, uint64_t off);
@@ -186,6 +191,7 @@ int qcow2_write_compressed(struct fmt_image *img, const void *buf, size_t len, u
 int qcow2_flush(struct fmt_image *img);
 int qcow2_grow_l1(struct qcow2_state *s, uint32_t min_size);
 int qcow2_load_refcounts(struct qcow2_state *s, uint64_t *bad);
+void qcow2_free_refcounts(struct qcow2_state *s);
 uint64_t qcow2_refblock_get(const struct qcow2_state *s, const uint8_t *rb, uint64_t i);
 void qcow2_refblock_set(const struct qcow2_state *s, uint8_t *rb, uint64_t i, uint64_t v);
 

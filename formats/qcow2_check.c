@@ -403,15 +403,7 @@ int qcow2_rebuild_refcounts(struct qcow2_state *s)
 	if (ret < 0)
 		goto out;
 	qcow2_note_write(s, (start + nblocks + tclusters) << s->cluster_bits);
-	if (s->refblocks)
-		for (uint64_t i = 0; i < s->rt_size; i++)
-			free(s->refblocks[i]);
-	free(s->refblocks);
-	free(s->refblock_dirty);
-	free(s->rt);
-	s->refblocks = NULL;
-	s->refblock_dirty = NULL;
-	s->rt = NULL;
+	qcow2_free_refcounts(s);
 	s->rt_offset = (start + nblocks) << s->cluster_bits;
 	s->rt_clusters = tclusters;
 	s->rt_size = (tclusters << s->cluster_bits) / 8;

@@ -265,7 +265,7 @@ static int qcow2_preallocate(struct qcow2_state *s, int mode)
 			break;
 		}
 		uint64_t *table;
-		ret = qcow2_l2_load(s, l2off, &table);
+		ret = qcow2_l2_claim(s, l2off, &table);
 		if (ret < 0)
 			break;
 		memset(table, 0, s->cluster_size);

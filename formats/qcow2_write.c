@@ -84,6 +84,20 @@ int qcow2_load_refcounts(struct qcow2_state *s, uint64_t *bad)
 	return 0;
 }
 
+/* drop the in-memory refcount table and blocks (unwritten changes are lost) */
+void qcow2_free_refcounts(struct qcow2_state *s)
+{
+	if (s->refblocks)
+		for (uint64_t i = 0; i < s->rt_size; i++)
+			free(s->refblocks[i]);
+	free(s->refblocks);
+	free(s->refblock_dirty);
+	free(s->rt);
+	s->refblocks = NULL;
+	s->refblock_dirty = NULL;
+	s->rt = NULL;
+}
+
 /* the refblock for table index idx, NULL if none allocated */
 static int qcow2_refblock(struct qcow2_state *s, uint64_t idx, uint8_t **rb)
 {
@@ -304,29 +318,19 @@ static int qcow2_grow_refcount_table(struct qcow2_state *s, uint64_t min_entries
 
 /* ---- L1/L2 for writing ------------------------------------------------------------------------ */
 
+/* the cache slot for a new L2 table at off: a copy of copy_from, or empty; dirty */
 static int qcow2_l2_new(struct qcow2_state *s, uint64_t off, const uint64_t *copy_from, uint64_t **table)
 {
-	/* load through the cache (reads whatever is there), then overwrite and mark dirty */
 	uint64_t *t;
-	uint64_t *tmp = NULL;
-	int ret;
+	int ret = qcow2_l2_claim(s, off, &t);
 
-	if (copy_from) {
-		tmp = malloc(s->cluster_size);
-		if (!tmp)
-			return -ENOMEM;
-		memcpy(tmp, copy_from, s->cluster_size);
-	}
-	ret = qcow2_l2_load(s, off, &t);
-	if (ret < 0) {
-		free(tmp);
+	if (ret < 0)
 		return ret;
-	}
-	if (tmp)
-		memcpy(t, tmp, s->cluster_size);
-	else
+	/* if copy_from's own slot was the one claimed, t is copy_from with its contents intact */
+	if (!copy_from)
 		memset(t, 0, s->cluster_size);
-	free(tmp);
+	else if (t != copy_from)
+		memcpy(t, copy_from, s->cluster_size);
 	qcow2_l2_slot_of(s, t)->dirty = true;
 	*table = t;
 	return 0;
@@ -419,15 +423,7 @@ static int qcow2_cluster_contents(struct qcow2_state *s, uint64_t entry, uint64_
 					       (s->crypt_method == QCOW2_CRYPT_AES ? guest : off) >> 9);
 		return ret < 0 ? ret : 0;
 	}
-	memset(buf, 0, s->cluster_size);
-	struct fmt_image *b = s->img->backing;
-	if (b && guest < b->virtual_size) {
-		uint64_t n = b->virtual_size - guest < s->cluster_size ? b->virtual_size - guest : s->cluster_size;
-		ret = fmt_image_read(b, buf, n, guest);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return fmt_image_read_backing(s->img, buf, s->cluster_size, guest);
 }
 
 static int qcow2_pwrite_data(struct qcow2_state *s, const uint8_t *buf, size_t len, uint64_t host, uint64_t guest,
@@ -498,6 +494,8 @@ static int qcow2_write_locked(struct qcow2_state *s, const uint8_t *buf, size_t 
 			ret = -EINVAL;
 			goto out;
 		}
+		/* the L2 table first (as qemu lays files out), then the data; table stays valid
+		 * meanwhile: allocating and writing data load no other L2 table */
 		ret = qcow2_l2_for_write(s, l1_index, &table);
 		if (ret < 0)
 			goto out;
@@ -561,9 +559,6 @@ static int qcow2_write_locked(struct qcow2_state *s, const uint8_t *buf, size_t 
 			if (ret < 0)
 				goto out;
 			if (!inplace) {
-				ret = qcow2_l2_for_write(s, l1_index, &table);
-				if (ret < 0)
-					goto out;
 				table[idx] = htobe64((uint64_t)host | QCOW2_OFLAG_COPIED);
 				qcow2_l2_slot_of(s, table)->dirty = true;
 				ret = qcow2_release_entry(s, entry);
@@ -593,9 +588,6 @@ static int qcow2_write_locked(struct qcow2_state *s, const uint8_t *buf, size_t 
 			goto out;
 		}
 		ret = qcow2_pwrite_data(s, buf, k * s->cluster_size, host, off, &bounce, &bounce_len);
-		if (ret < 0)
-			goto out;
-		ret = qcow2_l2_for_write(s, l1_index, &table);
 		if (ret < 0)
 			goto out;
 		for (uint64_t i = 0; i < k; i++) {
@@ -712,6 +704,7 @@ int qcow2_write_compressed(struct fmt_image *img, const void *buf, size_t len, u
 		ret = -EINVAL;
 		goto out;
 	}
+	/* the L2 table before the data, as in qcow2_write_locked; table stays valid */
 	ret = qcow2_l2_for_write(s, l1_index, &table);
 	if (ret < 0)
 		goto out;
@@ -724,9 +717,6 @@ int qcow2_write_compressed(struct fmt_image *img, const void *buf, size_t len, u
 	if (ret < 0)
 		goto out;
 	qcow2_note_write(s, at + clen);
-	ret = qcow2_l2_for_write(s, l1_index, &table);
-	if (ret < 0)
-		goto out;
 	uint64_t nsect = (((uint64_t)at + clen - 1) >> 9) - ((uint64_t)at >> 9);
 	uint64_t old = be64toh(table[idx]);
 	table[idx] = htobe64((uint64_t)at | QCOW2_OFLAG_COMPRESSED | (nsect << s->csize_shift));
@@ -846,7 +836,7 @@ int qcow2_flush_metadata(struct qcow2_state *s)
 	 * still have to lie inside the file */
 	if (s->disk_end < s->file_size) {
 		if (st->ops->truncate)
-			ret = st->ops->truncate(st, s->file_size);
+			ret = fmt_store_truncate(st, s->file_size);
 		else
 			ret = fmt_store_pwrite(st, "", 1, s->file_size - 1);
 		if (ret < 0)
@@ -856,6 +846,7 @@ int qcow2_flush_metadata(struct qcow2_state *s)
 	return 0;
 }
 
+/* the metadata reaches the store; fmt_image_flush then flushes the store itself */
 int qcow2_flush(struct fmt_image *img)
 {
 	struct qcow2_state *s = img->priv;
@@ -866,7 +857,5 @@ int qcow2_flush(struct fmt_image *img)
 	pthread_mutex_lock(&s->lock);
 	ret = qcow2_flush_metadata(s);
 	pthread_mutex_unlock(&s->lock);
-	if (ret >= 0 && img->store->ops->flush)
-		ret = img->store->ops->flush(img->store);
 	return ret < 0 ? ret : 0;
 }

@@ -8,33 +8,37 @@
 #include <string.h>
 
 #include "formats.h"
+#include "util.h"
 
 extern const struct fmt_store_ops fmt_store_file_ops;
 extern const struct fmt_store_ops fmt_store_curl_ops __attribute__((weak));
 extern const struct fmt_store_ops fmt_store_sheepdog_ops __attribute__((weak));
 static const struct fmt_store_ops store_mem_ops;
 
-/* first match wins; the file backend takes whatever nobody else claims */
-static const struct fmt_store_ops *store_backends(int i)
-{
-	const struct fmt_store_ops *t[] = { &store_mem_ops, &fmt_store_sheepdog_ops, &fmt_store_curl_ops,
-					    &fmt_store_file_ops };
-	return i < (int)(sizeof(t) / sizeof(t[0])) ? t[i] : NULL;
-}
+/* first match wins; the file backend takes whatever nobody else claims (the URL and cluster
+ * backends are weak: NULL when not linked in) */
+static const struct fmt_store_ops *const store_backends[] = {
+	&store_mem_ops, &fmt_store_sheepdog_ops, &fmt_store_curl_ops, &fmt_store_file_ops,
+};
 
 static const struct fmt_store_ops *store_find_backend(const char *spec)
 {
-	for (int i = 0; i < 4; i++) {
-		const struct fmt_store_ops *ops = store_backends(i);
-		if (ops && ops->matches(spec))
-			return ops;
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(store_backends); i++)
+		if (store_backends[i] && store_backends[i]->matches(spec))
+			return store_backends[i];
 	return NULL;
 }
 
+/* a store for spec, not opened yet: its backend (NULL if none matches) and its name */
 static int store_new(const char *spec, struct fmt_store **out)
 {
-	struct fmt_store *st = calloc(1, sizeof(*st));
+	struct fmt_store *st;
+
+	if (!spec || !*spec) {
+		fmt_error("an empty file name");
+		return -EINVAL;
+	}
+	st = calloc(1, sizeof(*st));
 	if (!st || !(st->spec = strdup(spec))) {
 		free(st);
 		fmt_error("%s: out of memory", spec);
@@ -51,10 +55,6 @@ int fmt_store_open(const char *spec, int flags, struct fmt_store **out)
 	struct fmt_store *st;
 	int ret;
 
-	if (!spec || !*spec) {
-		fmt_error("an empty file name");
-		return -EINVAL;
-	}
 	ret = store_new(spec, &st);
 	if (ret)
 		return ret;
@@ -85,10 +85,6 @@ int fmt_store_create(const char *spec, uint64_t size, struct fmt_store **out)
 	struct fmt_store *st;
 	int ret;
 
-	if (!spec || !*spec) {
-		fmt_error("an empty file name");
-		return -EINVAL;
-	}
 	ret = store_new(spec, &st);
 	if (ret)
 		return ret;

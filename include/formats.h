@@ -130,8 +130,9 @@ struct fmt_driver {
 	/* Open img->store (already open). opts carries user options (encrypt.key-secret, ...).
 	 * Sets img->virtual_size, img->cluster_size; may open img->backing. */
 	int (*open)(struct fmt_image *img, const struct fmt_options *opts);
-	/* with a backing image, called only for runs that block_status reports ALLOCATED (the
-	 * generic layer reads the others from the backing chain) */
+	/* the whole range: the driver reads what its layer does not hold from the backing chain
+	 * (fmt_image_read_backing; fmt_map_read does it for map-based drivers), so a read costs one
+	 * mapping lookup per run */
 	int (*read)(struct fmt_image *img, void *buf, size_t len, uint64_t off);
 	int (*write)(struct fmt_image *img, const void *buf, size_t len, uint64_t off);
 	/* one whole cluster (or the image tail) at a cluster-aligned offset, stored compressed */
@@ -176,7 +177,7 @@ int fmt_probe(struct fmt_store *st, const struct fmt_driver **drv);
 int fmt_image_open(const char *spec, const char *fmt, int flags, const struct fmt_options *opts,
 		   struct fmt_image **out);
 int fmt_image_create(const char *spec, const char *fmt, uint64_t size, const struct fmt_options *opts);
-/* read through the backing chain; bytes past virtual_size are refused */
+/* read (the driver follows the backing chain); bytes past virtual_size are refused */
 int fmt_image_read(struct fmt_image *img, void *buf, size_t len, uint64_t off);
 int fmt_image_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off);
 int fmt_image_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits, uint64_t *run);
@@ -191,15 +192,12 @@ void fmt_image_close(struct fmt_image *img);
 typedef int (*fmt_map_fn)(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			  uint64_t *host, uint64_t *n);
 /* a driver's read: DATA runs come from img->store (runs contiguous in the file in one pread),
- * the others read as zeros (unallocated runs only get here when there is no backing image) */
+ * ZERO runs read as zeros, runs with neither come from the backing chain (zeros without one) */
 int fmt_map_read(struct fmt_image *img, void *buf, size_t len, uint64_t off, fmt_map_fn map);
 /* a driver's block_status: the neighbouring runs with the same bits as the first make one run */
 int fmt_map_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			 uint64_t *run, fmt_map_fn map);
 
-/* what img's layer does not hold reads as: the backing image's bytes, zeros past its end or
- * without one (for a driver's copy-up of a partly written cluster) */
-int fmt_image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off);
 /* a driver's open: the header (the first len bytes of img->store) into buf; a shorter file is
  * refused with "File too small for a <what> header" as qemu words it */
 int fmt_image_read_header(struct fmt_image *img, void *buf, size_t len, const char *what);
@@ -240,6 +238,10 @@ int fmt_store_flush(struct fmt_store *st);
  * name fails as a missing file does. Siblings of "mem:X" are "mem:NAME" too (never the disk). */
 int fmt_store_mem_register(const char *name, const void *buf, size_t len);
 void fmt_store_mem_unregister(const char *name);
+
+/* For drivers: [off, off+len) of img's backing image, zeros past its end or without one (the
+ * runs img does not hold). */
+int fmt_image_read_backing(struct fmt_image *img, void *buf, size_t len, uint64_t off);
 
 /* Status through the backing chain (what convert and map need): runs not allocated in a layer
  * are looked up in its backing image; *depth is the layer that answered (0 = img itself).
