@@ -3,7 +3,7 @@
 #   make SANITIZE=1 the same with ASan+UBSan (build-san/)
 #   make check      unit + functional tests (one pass under sanitizers), fuzzers briefly
 #   make fuzz       one libFuzzer binary per image driver (clang), build-fuzz/fuzz-NAME
-#   make demo       start a local 3-node cluster and show it
+#   make demo       start a local 3-node cluster and show it (make demo-stop stops it)
 #   make bench      throughput figures against a local-disk peer, and NBD against qemu-nbd
 #   make deps       install the Debian packages the build and tests need
 #   make V=1        show full command lines
@@ -51,7 +51,7 @@ SHEEP      := $(BUILD)/sheep
 COLLIE     := $(BUILD)/collie
 UNIT       := $(BUILD)/unit-tests
 
-.PHONY: all check check-unit check-functional check-long check-fuzz fuzz bench demo deps install clean
+.PHONY: all check check-unit check-functional check-long check-fuzz fuzz bench demo demo-stop deps install clean
 all: $(SHEEP) $(COLLIE)
 
 $(BUILD)/obj/%.o: %.c
@@ -135,8 +135,12 @@ bench: all
 	tests/bench/recovery
 	tests/bench/formats
 
-demo: all
-	tests/demo
+# the demo installs what the build needs before it builds, so it does not depend on all
+demo:
+	@tests/demo
+
+demo-stop:
+	@tests/demo --stop
 
 deps:
 	@tests/deps.sh
@@ -148,6 +152,7 @@ install: all
 	install -m 644 man/sheep.8 man/collie.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
+	@[ ! -d build/demo ] || tests/demo --stop
 	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
