@@ -53,8 +53,6 @@ static void wait_epoch_change(uint32_t e)
 		usleep(10000);
 }
 
-int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
-
 /* send one peer op to every replica of oid in the current epoch */
 static int fanout_write(uint8_t peer_opcode, uint64_t oid, uint16_t flags, const void *buf,
 			uint32_t len, uint32_t offset, int copies)

@@ -10,8 +10,6 @@
 
 #include "sheep_priv.h"
 
-int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
-
 static int check_epoch(const struct sd_req *hdr)
 {
 	uint32_t mine = sys_epoch();
@@ -27,55 +25,91 @@ static int check_epoch(const struct sd_req *hdr)
 	return SD_RES_SUCCESS;
 }
 
-int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+static bool in_object(const struct sd_req *hdr)
+{
+	return (uint64_t)hdr->obj.offset + hdr->data_length <= obj_size_of(hdr->obj.oid);
+}
+
+static bool sync_write(const struct sd_req *hdr)
+{
+	return !(hdr->flags & SD_FLAG_CMD_CACHE);
+}
+
+int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+{
+	if (!in_object(hdr))
+		return SD_RES_INVALID_PARMS;
+	int ret = store_read(hdr->obj.oid, data, hdr->data_length, hdr->obj.offset);
+	if (ret == SD_RES_SUCCESS)
+		rsp->data_length = hdr->data_length;
+	return ret;
+}
+
+int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+{
+	uint64_t oid = hdr->obj.oid;
+	int ret;
+	if (!in_object(hdr))
+		return SD_RES_INVALID_PARMS;
+	if ((ret = check_epoch(hdr)))
+		return ret;
+	store_lock(oid);
+	ret = store_create_and_write(oid, data, (hdr->flags & SD_FLAG_CMD_WRITE) ? hdr->data_length : 0,
+				     hdr->obj.offset, obj_size_of(oid), sync_write(hdr));
+	store_unlock(oid);
+	return ret;
+}
+
+int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 {
 	uint64_t oid = hdr->obj.oid;
 	uint32_t len = hdr->data_length;
-	bool sync = !(hdr->flags & SD_FLAG_CMD_CACHE);
 	int ret;
-
-	if (hdr->opcode != SD_OP_FLUSH_PEER && (uint64_t)hdr->obj.offset + len > obj_size_of(oid))
+	if (!in_object(hdr))
 		return SD_RES_INVALID_PARMS;
-	switch (hdr->opcode) {
-	case SD_OP_READ_PEER:
-		ret = store_read(oid, data, len, hdr->obj.offset);
-		if (ret == SD_RES_SUCCESS)
-			rsp->data_length = len;
+	if ((ret = check_epoch(hdr)))
 		return ret;
-	case SD_OP_CREATE_AND_WRITE_PEER:
-		if ((ret = check_epoch(hdr)))
-			return ret;
-		store_lock(oid);
-		ret = store_create_and_write(oid, data, (hdr->flags & SD_FLAG_CMD_WRITE) ? len : 0,
-					     hdr->obj.offset, obj_size_of(oid), sync);
-		store_unlock(oid);
-		return ret;
-	case SD_OP_WRITE_PEER:
-		if ((ret = check_epoch(hdr)))
-			return ret;
-		/* an object that moved here in this epoch and is not here yet is fetched first */
-		store_lock(oid);
-		ret = store_write(oid, data, len, hdr->obj.offset, sync);
-		if (ret == SD_RES_NO_OBJ && recover_object_now(oid) == SD_RES_SUCCESS)
-			ret = store_write(oid, data, len, hdr->obj.offset, sync);
-		store_unlock(oid);
-		return ret;
-	case SD_OP_REMOVE_PEER:
-		if ((ret = check_epoch(hdr)))
-			return ret;
-		store_lock(oid);
-		ret = store_remove(oid);
-		store_unlock(oid);
-		return ret;
-	case SD_OP_FLUSH_PEER:
-		return store_flush();
-	}
-	return SD_RES_INVALID_PARMS;
+	/* an object that moved here in this epoch and is not here yet is fetched first */
+	store_lock(oid);
+	ret = store_write(oid, data, len, hdr->obj.offset, sync_write(hdr));
+	if (ret == SD_RES_NO_OBJ && recover_object_now(oid) == SD_RES_SUCCESS)
+		ret = store_write(oid, data, len, hdr->obj.offset, sync_write(hdr));
+	store_unlock(oid);
+	return ret;
 }
 
+int peer_remove(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+{
+	uint64_t oid = hdr->obj.oid;
+	int ret;
+	if (!in_object(hdr))
+		return SD_RES_INVALID_PARMS;
+	if ((ret = check_epoch(hdr)))
+		return ret;
+	store_lock(oid);
+	ret = store_remove(oid);
+	store_unlock(oid);
+	return ret;
+}
+
+int peer_flush(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+{
+	return store_flush();
+}
+
+/* a peer op on the local store: a replica's request, or the gateway doing its own share */
+int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+{
+	const struct sd_op_template *op = get_sd_op(hdr->opcode);
+	if (!op || !op->process_peer)
+		return SD_RES_INVALID_PARMS;
+	return op->process_peer(hdr, data, rsp);
+}
+
+/* process_work of every PEER row */
 int peer_op(struct request *req)
 {
-	if (req->rq.opcode == SD_OP_WRITE_PEER && !(req->rq.flags & SD_FLAG_CMD_WRITE))
+	if (op_has(req->op, OP_NEEDS_PAYLOAD) && !(req->rq.flags & SD_FLAG_CMD_WRITE))
 		return SD_RES_INVALID_PARMS;
-	return peer_handle(&req->rq, req->data, &req->rp);
+	return req->op->process_peer(&req->rq, req->data, &req->rp);
 }

@@ -167,13 +167,13 @@ static void worker_done(struct work *w)
 int op_check_state(const struct sd_op_template *op)
 {
 	int status = atomic_load(&sys->status);
-	if (status == SD_STATUS_SHUTDOWN && !op->admin)
+	if (status == SD_STATUS_SHUTDOWN && !op_has(op, OP_DURING_SHUTDOWN))
 		return SD_RES_SHUTDOWN;
-	if (op->needs_format && status == SD_STATUS_WAIT_FOR_FORMAT)
+	if (op_has(op, OP_NEEDS_FORMAT) && status == SD_STATUS_WAIT_FOR_FORMAT)
 		return SD_RES_WAIT_FOR_FORMAT;
-	if (op->needs_format && status == SD_STATUS_HALT)
+	if (op_has(op, OP_NEEDS_FORMAT) && status == SD_STATUS_HALT)
 		return SD_RES_HALT;
-	if (op->needs_format && status == SD_STATUS_WAIT && op->type != SD_OP_TYPE_PEER)
+	if (op_has(op, OP_NEEDS_FORMAT) && status == SD_STATUS_WAIT && op->type != SD_OP_TYPE_PEER)
 		return SD_RES_WAIT_FOR_JOIN;
 	return SD_RES_SUCCESS;
 }

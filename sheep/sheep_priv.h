@@ -96,11 +96,26 @@ enum sd_op_type {
 	SD_OP_TYPE_CLUSTER,       /* totally ordered through the cluster driver */
 };
 
+/* who may send an opcode: the request path's access check reads it */
+enum sd_op_class {
+	OP_CLASS_NONE = 0,        /* not an opcode of the protocol */
+	OP_CLASS_GUEST,           /* what a VM's block driver (QEMU, tgt) sends, and read-only info */
+	OP_CLASS_PEER,            /* sheep to sheep: replica I/O, epochs, recovery */
+	OP_CLASS_ADMIN,           /* formatting, shutdown, recovery control, cluster changes */
+};
+
+/* named flags of an opcode row */
+enum sd_op_flag {
+	OP_NEEDS_FORMAT    = 1 << 0,   /* refused with WAIT_FOR_FORMAT before the cluster is formatted */
+	OP_DURING_SHUTDOWN = 1 << 1,   /* still answered while shutting down */
+	OP_NEEDS_PAYLOAD   = 1 << 2,   /* a peer op refused without SD_FLAG_CMD_WRITE */
+};
+
 struct sd_op_template {
 	const char *name;
 	enum sd_op_type type;
-	bool needs_format;        /* refused with WAIT_FOR_FORMAT before the cluster is formatted */
-	bool admin;               /* allowed while shutting down */
+	enum sd_op_class class;
+	unsigned flags;           /* enum sd_op_flag */
 	/* originating node, main thread, before a CLUSTER op is multicast (fill in times etc.) */
 	int (*prepare)(struct request *req);
 	/* worker thread; for CLUSTER ops this runs on the originating node only, while it holds
@@ -108,9 +123,26 @@ struct sd_op_template {
 	int (*process_work)(struct request *req);
 	/* main thread; for CLUSTER ops every node runs it in the same total order */
 	int (*process_main)(const struct sd_req *req, struct sd_rsp *rsp, void *data);
+	/* PEER ops: the op on the local store, for a replica's request or the gateway's own share */
+	int (*process_peer)(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 };
 
+static inline bool op_has(const struct sd_op_template *op, enum sd_op_flag f)
+{
+	return op->flags & f;
+}
+
 const struct sd_op_template *get_sd_op(uint8_t opcode);
+enum sd_op_class sd_op_class(uint8_t opcode);
+
+/* ---- peer.c: the PEER rows' work on the local store ---- */
+int peer_op(struct request *req);
+int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+int peer_remove(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+int peer_flush(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 
 /* ---- request.c ---- */
 int create_listen_port(const char *bindaddr, int port);
