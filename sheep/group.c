@@ -248,7 +248,7 @@ static void adopt_snapshot(const void *buf, size_t len)
 			epoch_log_remove_all();
 		} else if (h->status == SD_STATUS_OK && !h->keep_store) {
 			/* the cluster ran on without this node: what it holds may be out of date */
-			store_set_aside_all();
+			store_set_aside_all(sys_epoch());
 		}
 		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = h->epoch };

@@ -17,27 +17,8 @@
 #include "ring.h"
 #include "util.h"
 #include "cluster.h"
-
-/* allocation that never returns NULL: the daemon cannot run on without memory */
-static inline void *xzalloc(size_t n)
-{
-	void *p = calloc(1, n ? n : 1);
-	if (!p) {
-		sd_emerg("out of memory allocating %zu bytes", n);
-		abort();
-	}
-	return p;
-}
-
-static inline void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p) {
-		sd_emerg("out of memory allocating %zu bytes", n);
-		abort();
-	}
-	return p;
-}
+#include "alloc.h"
+#include "store/store.h"
 
 struct system_info {
 	char dir[4096];
@@ -174,32 +155,7 @@ int gateway_flush_all(void);
 int oid_copies(uint64_t oid);
 int peer_exec(const struct sd_node *n, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
 
-/* ---- store.c ---- */
-/* qsort comparison of oids */
-static inline int cmp_oid(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-int store_init(const char *dir);
-int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset);
-int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool sync);
-int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset,
-			   uint64_t obj_size, bool sync);
-int store_remove(uint64_t oid);
-bool store_exists(uint64_t oid);
-int store_flush(void);
-int store_wipe(void);
-void store_lock(uint64_t oid);
-void store_unlock(uint64_t oid);
-int store_set_aside(uint64_t oid, uint32_t epoch);
-void store_purge_stale(void);
-uint64_t store_free_space(void);
-/* move every object to obj/.stale (kept for recovery, never served) */
-int store_set_aside_all(void);
-/* fills oids (malloc'd) with every object stored here */
-int store_list(uint64_t **oids, size_t *nr);
-int store_stat(uint64_t *size, uint64_t *used);
+/* ---- object sizes (vdi.c): a data object's size follows its VDI's block size ---- */
 uint64_t obj_size_of(uint64_t oid);
 
 /* ---- config.c: the store's config file and epoch logs ---- */

@@ -823,3 +823,13 @@ int fetch_vdi_state_from(const struct sd_node *n)
 	free(locks);
 	return 0;
 }
+
+/* a data object is as large as its VDI's block size, every other object as the protocol says */
+uint64_t obj_size_of(uint64_t oid)
+{
+	struct vdi_state st;
+	uint8_t shift = sys->block_size_shift;
+	if (is_data_obj(oid) && vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.block_size_shift)
+		shift = st.block_size_shift;
+	return sd_obj_max_size(oid, shift);
+}
