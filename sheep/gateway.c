@@ -14,30 +14,9 @@
 #define GATEWAY_RETRY_SECONDS 60
 #define GATEWAY_OLD_EPOCHS    64    /* how far back earlier holders are looked for */
 
-int oid_copies(uint64_t oid)
-{
-	struct vdi_state st;
-	if (vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.nr_copies)
-		return st.nr_copies;
-	return sys->nr_copies ? sys->nr_copies : 1;
-}
-
 static bool is_local_node(const struct sd_node *n)
 {
 	return !node_cmp(n, &sys->this_node);
-}
-
-int peer_exec(const struct sd_node *n, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
-{
-	int fd = sockfd_cache_get(n);
-	if (fd < 0)
-		return SD_RES_NETWORK_ERROR;
-	if (exec_req(fd, hdr, data, bufsize, rsp) < 0) {
-		sockfd_cache_del(n, fd);
-		return SD_RES_NETWORK_ERROR;
-	}
-	sockfd_cache_put(n, fd);
-	return rsp->result;
 }
 
 static bool retryable(int res)

@@ -18,11 +18,6 @@
 
 #include "sheep_priv.h"
 
-static struct system_info sys_info = {
-	.vinfo_lock = PTHREAD_MUTEX_INITIALIZER,
-};
-struct system_info *sys = &sys_info;
-
 static int ready_fd = -1;   /* write end of the pipe to the waiting parent */
 static char **saved_argv;   /* for sheep_restart */
 
@@ -35,42 +30,6 @@ void sheep_restart(const char *why)
 	log_close();
 	execv("/proc/self/exe", saved_argv);
 	_exit(1);
-}
-
-/* ---- the current ring ---- */
-
-struct vnode_info *get_vnode_info(void)
-{
-	pthread_mutex_lock(&sys->vinfo_lock);
-	struct vnode_info *vi = sys->vinfo;
-	vi->refcnt++;
-	pthread_mutex_unlock(&sys->vinfo_lock);
-	return vi;
-}
-
-void put_vnode_info(struct vnode_info *vi)
-{
-	pthread_mutex_lock(&sys->vinfo_lock);
-	bool last = --vi->refcnt == 0;
-	pthread_mutex_unlock(&sys->vinfo_lock);
-	if (last)
-		ring_free(vi);
-}
-
-void set_vnode_info(const struct sd_node *nodes, int nr)
-{
-	struct vnode_info *vi = ring_build(nodes, nr);
-	if (!vi) {
-		sd_emerg("out of memory building the ring");
-		abort();
-	}
-	vi->refcnt = 1;
-	pthread_mutex_lock(&sys->vinfo_lock);
-	struct vnode_info *old = sys->vinfo;
-	sys->vinfo = vi;
-	pthread_mutex_unlock(&sys->vinfo_lock);
-	if (old)
-		put_vnode_info(old);
 }
 
 /* the node has joined (or founded) the cluster: release a waiting parent */

@@ -152,11 +152,9 @@ int gateway_write_obj(uint64_t oid, const void *buf, uint32_t len, uint32_t offs
 int gateway_remove_obj(uint64_t oid);
 int gateway_forward_request(struct request *req);
 int gateway_flush_all(void);
-int oid_copies(uint64_t oid);
-int peer_exec(const struct sd_node *n, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
 
-/* ---- object sizes (vdi.c): a data object's size follows its VDI's block size ---- */
-uint64_t obj_size_of(uint64_t oid);
+/* ---- peer_client.c ---- */
+int peer_exec(const struct sd_node *n, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
 
 /* ---- config.c: the store's config file and epoch logs ---- */
 struct sheep_config {
@@ -203,7 +201,7 @@ void recovery_note_client_io(void);
 /* main thread: a member announced it finished epoch e */
 void recovery_member_done(const struct sd_node *n, uint32_t e);
 
-/* ---- vdi.c ---- */
+/* ---- vdi_state.c ---- */
 int vdi_init(void);
 bool vdi_bit_test(uint32_t vid);
 void vdi_bit_set(uint32_t vid);
@@ -214,15 +212,37 @@ int vdi_state_lookup(uint32_t vid, struct vdi_state *out);
 void vdi_state_set(const struct vdi_state *st);
 int vdi_state_list(struct vdi_state **out, size_t *nr);
 void vdi_state_clear_all(void);
+bool vdi_is_deleted(uint32_t vid);
+bool vdi_tombstone_known_clean(uint32_t vid);
+void vdi_tombstone_set_clean(uint32_t vid);
+/* a data object's size follows its VDI's block size */
+uint64_t obj_size_of(uint64_t oid);
+int oid_copies(uint64_t oid);
+
+/* ---- vdi_lookup.c ---- */
+#define INODE_LOOKUP_SIZE 568    /* name, tag, times, sizes, ids: all lookup needs */
+/* What one walk along a name's probe run found. */
+struct vdi_probe {
+	uint32_t working;       /* the name's working VDI, 0 if none */
+	uint32_t match;         /* the inode asked for, 0 if none */
+	uint32_t max_snap_id;   /* highest snap_id among the name's inodes */
+	uint32_t free_vid;      /* the first free id after the run */
+	bool name_seen;
+};
+
+int vdi_probe(const char *name, const char *tag, uint32_t snapid, struct vdi_probe *p,
+	      struct sd_inode_header *hdr);
 int vdi_lookup(const char *name, const char *tag, uint32_t snapid, uint32_t *vid, struct sd_inode_header *hdr);
 int vdi_lookup_settled(const char *name, const char *tag, uint32_t snapid, uint32_t *vid,
 		       struct sd_inode_header *hdr);
+int vdi_parse_name_tag(const struct request *req, char *name, char *tag);
+uint32_t vdi_nr_objs(const struct sd_inode_header *h);
+
+/* ---- vdi.c ---- */
 int vdi_create_work(struct request *req);
 int vdi_delete_work(struct request *req);
 int vdi_rollback_work(struct request *req);
-int vdi_parse_name_tag(const struct request *req, char *name, char *tag);
 int vdi_read_inode(uint32_t vid, struct sd_inode **out, uint32_t *nr);
-uint32_t vdi_nr_objs(const struct sd_inode_header *h);
 /* recovery may skip it: an object of a deleted VDI that nothing can reference again */
 bool vdi_obj_is_garbage(uint64_t oid);
 int fetch_vdi_state_from(const struct sd_node *n);
