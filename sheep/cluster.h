@@ -21,10 +21,19 @@ static inline int cluster_id_cmp(const struct cluster_id *a, const struct cluste
 	return 0;
 }
 
+/* What a driver reports, on the main thread, in its total order; members is the whole group
+ * after the change. group.c hands these to the driver at init. */
+struct cluster_events {
+	void (*confchg)(const struct cluster_id *members, size_t nr_members,
+			const struct cluster_id *left, size_t nr_left,
+			const struct cluster_id *joined, size_t nr_joined);
+	void (*deliver)(const struct cluster_id *from, const void *msg, size_t len);
+};
+
 struct cluster_driver {
 	const char *name;
-	/* connect (opts after "name:" or NULL); registers its fd with the event loop */
-	int (*init)(const char *opts);
+	/* connect (opts after "name:" or NULL), reporting to ev; registers its fd with the event loop */
+	int (*init)(const char *opts, const struct cluster_events *ev);
 	/* join the group: a membership event including ourselves follows */
 	int (*join)(void);
 	int (*leave)(void);
@@ -34,12 +43,5 @@ struct cluster_driver {
 };
 
 extern const struct cluster_driver cdrv_corosync, cdrv_local;
-
-/* Callbacks into group.c, on the main thread, in the driver's total order.
- * members is the whole group after the change. */
-void sd_confchg(const struct cluster_id *members, size_t nr_members,
-		const struct cluster_id *left, size_t nr_left,
-		const struct cluster_id *joined, size_t nr_joined);
-void sd_deliver(const struct cluster_id *from, const void *msg, size_t len);
 
 #endif

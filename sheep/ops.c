@@ -390,6 +390,14 @@ static int local_get_hash(struct request *req)
 
 /* Every opcode of the protocol headers has a row and a class. A row without handlers is an opcode
  * this sheep does not answer: get_sd_op() refuses it like an unknown one. */
+/* process_work of every PEER row: the row's own op on the local store */
+static int peer_op(struct request *req)
+{
+	if (op_has(req->op, OP_NEEDS_PAYLOAD) && !(req->rq.flags & SD_FLAG_CMD_WRITE))
+		return SD_RES_INVALID_PARMS;
+	return req->op->process_peer(&req->rq, req->data, &req->rp);
+}
+
 static const struct sd_op_template sd_ops[256] = {
 	/* client-facing object I/O: the gateway fans out to replicas */
 	[SD_OP_CREATE_AND_WRITE_OBJ] = {

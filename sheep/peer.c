@@ -10,6 +10,13 @@
 
 #include "sheep_priv.h"
 
+static int (*fetch_object)(uint64_t oid);   /* recovery's, set at start */
+
+void peer_set_object_fetcher(int (*fetch)(uint64_t oid))
+{
+	fetch_object = fetch;
+}
+
 static int check_epoch(const struct sd_req *hdr)
 {
 	uint32_t mine = sys_epoch();
@@ -72,7 +79,7 @@ int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 	/* an object that moved here in this epoch and is not here yet is fetched first */
 	store_lock(oid);
 	ret = store_write(oid, data, len, hdr->obj.offset, sync_write(hdr));
-	if (ret == SD_RES_NO_OBJ && recover_object_now(oid) == SD_RES_SUCCESS)
+	if (ret == SD_RES_NO_OBJ && fetch_object && fetch_object(oid) == SD_RES_SUCCESS)
 		ret = store_write(oid, data, len, hdr->obj.offset, sync_write(hdr));
 	store_unlock(oid);
 	return ret;
@@ -95,21 +102,4 @@ int peer_remove(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 int peer_flush(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 {
 	return store_flush();
-}
-
-/* a peer op on the local store: a replica's request, or the gateway doing its own share */
-int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
-{
-	const struct sd_op_template *op = get_sd_op(hdr->opcode);
-	if (!op || !op->process_peer)
-		return SD_RES_INVALID_PARMS;
-	return op->process_peer(hdr, data, rsp);
-}
-
-/* process_work of every PEER row */
-int peer_op(struct request *req)
-{
-	if (op_has(req->op, OP_NEEDS_PAYLOAD) && !(req->rq.flags & SD_FLAG_CMD_WRITE))
-		return SD_RES_INVALID_PARMS;
-	return req->op->process_peer(&req->rq, req->data, &req->rp);
 }

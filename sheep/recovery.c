@@ -330,7 +330,7 @@ static void recovery_work_done(struct work *w)
 		struct sd_req rq = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_COMPLETE_RECOVERY,
 				     .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(struct sd_node) };
 		rq.obj.tgt_epoch = worked_epoch;
-		cluster_queue_request(alloc_local_request(&rq, &sys->this_node, sizeof(struct sd_node)));
+		group_notify(&rq, &sys->this_node);
 	}
 }
 
@@ -458,5 +458,10 @@ void recovery_member_done(const struct sd_node *n, uint32_t e)
 int recovery_init(void)
 {
 	recovery_wq = create_work_queue("recovery", 1);
-	return recovery_wq ? 0 : -ENOMEM;
+	if (!recovery_wq)
+		return -ENOMEM;
+	/* the layers below recovery reach it through these */
+	peer_set_object_fetcher(recover_object_now);
+	gateway_set_client_io_hook(recovery_note_client_io);
+	return 0;
 }

@@ -81,21 +81,6 @@ static void update_events(struct client_info *ci)
 	}
 }
 
-struct request *alloc_local_request(const struct sd_req *hdr, const void *data, uint32_t size)
-{
-	struct request *req = xzalloc(sizeof(*req));
-	req->rq = *hdr;
-	req->data_size = size;
-	if (size) {
-		req->data = xzalloc(size);
-		if (data)
-			memcpy(req->data, data, size);
-	}
-	req->op = get_sd_op(hdr->opcode);
-	INIT_LIST_HEAD(&req->list);
-	return req;
-}
-
 void free_request(struct request *req)
 {
 	free(req->data);
@@ -107,10 +92,7 @@ void request_done(struct request *req)
 {
 	struct client_info *ci = req->ci;
 	if (!ci) {
-		if (req->local_done)
-			req->local_done(req);
-		else
-			free_request(req);
+		free_request(req);
 		return;
 	}
 	if (ci->dead) {

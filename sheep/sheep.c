@@ -396,7 +396,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sheep: cannot export NBD on %s:%d: %s\n", nbd_addr, (int)nbd_port, strerror(-ret));
 		return 1;
 	}
-	if ((ret = group_init(driver)) < 0) {
+	static const struct group_hooks group_hooks = {
+		.lookup_op = get_sd_op,
+		.request_done = request_done,
+		.epoch_transition = recovery_epoch_transition,
+		.epoch_started = recovery_start,
+		.fetch_state_from = fetch_vdi_state_from,
+		.joined = sheep_ready,
+		.restart = sheep_restart,
+	};
+	if ((ret = group_init(driver, &group_hooks)) < 0) {
 		if (ret != -EINVAL)
 			fprintf(stderr, "sheep: cannot join the cluster through %s\n", driver);
 		return 1;

@@ -65,8 +65,6 @@ struct request {
 	struct work work;
 	struct list_head list;      /* on the client's reply queue or the cluster wait list */
 	uint64_t cluster_seq;       /* for cluster ops waiting for their message */
-	void (*local_done)(struct request *req);   /* completion of a request sheep made itself */
-	void *local_data;
 };
 
 /* ---- the opcode table (ops.c) ---- */
@@ -117,8 +115,8 @@ const struct sd_op_template *get_sd_op(uint8_t opcode);
 enum sd_op_class sd_op_class(uint8_t opcode);
 
 /* ---- peer.c: the PEER rows' work on the local store ---- */
-int peer_op(struct request *req);
-int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+/* how a write finds an object that moved here and has not arrived yet (recovery's, at start) */
+void peer_set_object_fetcher(int (*fetch)(uint64_t oid));
 int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
@@ -133,7 +131,6 @@ int listen_port(const char *addr, int port, void (*handler)(int fd, uint32_t eve
 int accept_client(int listen_fd, const char *what);
 void queue_request(struct request *req);      /* dispatch a complete request */
 void request_done(struct request *req);       /* main thread: reply and free */
-struct request *alloc_local_request(const struct sd_req *hdr, const void *data, uint32_t size);
 void free_request(struct request *req);
 int op_check_state(const struct sd_op_template *op);   /* 0 or the result refusing the op now */
 
@@ -152,6 +149,8 @@ int gateway_write_obj(uint64_t oid, const void *buf, uint32_t len, uint32_t offs
 int gateway_remove_obj(uint64_t oid);
 int gateway_forward_request(struct request *req);
 int gateway_flush_all(void);
+/* called on each client object op (recovery's throttle registers it at start) */
+void gateway_set_client_io_hook(void (*hook)(void));
 
 /* ---- peer_client.c ---- */
 int peer_exec(const struct sd_node *n, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
@@ -176,7 +175,20 @@ void sheep_ready(void);   /* sheep.c: joined, release the parent */
 void sheep_restart(const char *why) __attribute__((noreturn));
 
 /* ---- group.c: membership, epochs and cluster operations ---- */
-int group_init(const char *driver_spec);
+/* what group.c needs of the layers above it, given at group_init (all on the main thread) */
+struct group_hooks {
+	const struct sd_op_template *(*lookup_op)(uint8_t opcode);   /* the opcode table */
+	void (*request_done)(struct request *req);                  /* a cluster op has run */
+	/* before the ring of epoch old_epoch + 1 is installed */
+	void (*epoch_transition)(uint32_t old_epoch, const struct sd_node *nodes, int nr);
+	void (*epoch_started)(void);           /* a new epoch is in place, or this node joined */
+	int (*fetch_state_from)(const struct sd_node *n);   /* after joining: 0 when n gave it */
+	void (*joined)(void);
+	void (*restart)(const char *why) __attribute__((noreturn));
+};
+int group_init(const char *driver_spec, const struct group_hooks *hooks);
+/* send a cluster op that has no work part and whose reply nobody waits for */
+void group_notify(const struct sd_req *rq, const void *data);
 void group_leave(void);
 /* send a cluster op (main thread); the request completes when it has run everywhere */
 void cluster_queue_request(struct request *req);
