@@ -3,7 +3,10 @@
  * any thread reads the ring through get_vnode_info/put_vnode_info. */
 #include <stdlib.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "ring.h"
+#include "cluster_view.h"
 
 static struct system_info sys_info = {
 	.vinfo_lock = PTHREAD_MUTEX_INITIALIZER,

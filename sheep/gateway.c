@@ -9,7 +9,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "ring.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "gateway.h"
+#include "peer.h"
+#include "peer_client.h"
+#include "request_types.h"
+#include "store/store.h"
+#include "vdi_state.h"
 
 #define GATEWAY_RETRY_SECONDS 60
 #define GATEWAY_OLD_EPOCHS    64    /* how far back earlier holders are looked for */

@@ -16,7 +16,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "ring.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "alloc.h"
+#include "cluster.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "group.h"
+#include "peer_client.h"
+#include "request_types.h"
+#include "store/store.h"
+#include "vdi_state.h"
 
 enum msg_type {
 	MSG_JOIN_REQ = 1,
@@ -101,8 +117,9 @@ static LIST_HEAD(waiting_reqs);      /* my cluster requests, waiting for their m
 static LIST_HEAD(buffered_events);
 static LIST_HEAD(pending_accepts);
 static const struct group_hooks *hooks;   /* the layers above, given at group_init */
+static const struct cluster_driver *cdrv;
 
-static struct cluster_id my_cid(void) { return sys->cdrv->my_id(); }
+static struct cluster_id my_cid(void) { return cdrv->my_id(); }
 static bool is_me(const struct cluster_id *c) { struct cluster_id m = my_cid(); return !cluster_id_cmp(c, &m); }
 static bool i_am_master(void) { return joined && nr_members > 0 && is_me(&members[0].cid); }
 
@@ -138,7 +155,7 @@ static int send_msg(uint32_t type, uint64_t seq, const struct cluster_id *target
 		memcpy(m->body + l1, b2, l2);
 	if (l3)
 		memcpy(m->body + l1 + l2, b3, l3);
-	int ret = sys->cdrv->send(m, len);
+	int ret = cdrv->send(m, len);
 	free(m);
 	return ret;
 }
@@ -628,7 +645,7 @@ static void complete_waiting(uint64_t seq, int result)
 	if (!req)
 		return;
 	req->rp.result = result;
-	hooks->request_done(req);
+	hooks->complete_request(req);
 }
 
 static void handle_deliver(const struct cluster_id *from, const struct cluster_msg *m)
@@ -695,7 +712,7 @@ static void handle_deliver(const struct cluster_id *from, const struct cluster_m
 			if (req) {
 				req->rp = rp;
 				req->rp.result = ret;
-				hooks->request_done(req);
+				hooks->complete_request(req);
 			}
 		}
 		maybe_start_block();
@@ -749,7 +766,7 @@ void cluster_queue_request(struct request *req)
 		int r = req->op->prepare(req);
 		if (r != SD_RES_SUCCESS) {
 			req->rp.result = r;
-			hooks->request_done(req);
+			hooks->complete_request(req);
 			return;
 		}
 	}
@@ -764,7 +781,7 @@ void cluster_queue_request(struct request *req)
 	if (ret < 0) {
 		find_waiting(req->cluster_seq);
 		req->rp.result = SD_RES_SYSTEM_ERROR;
-		hooks->request_done(req);
+		hooks->complete_request(req);
 	}
 }
 
@@ -788,21 +805,21 @@ int group_init(const char *spec, const struct group_hooks *h)
 	const char *opts = strchr(spec, ':');
 	snprintf(name, sizeof(name), "%.*s", opts ? (int)(opts - spec) : (int)strlen(spec), spec);
 	if (!strcmp(name, "corosync"))
-		sys->cdrv = &cdrv_corosync;
+		cdrv = &cdrv_corosync;
 	else if (!strcmp(name, "local"))
-		sys->cdrv = &cdrv_local;
+		cdrv = &cdrv_local;
 	else {
 		fprintf(stderr, "sheep: unknown cluster driver '%s' (corosync or local)\n", name);
 		return -EINVAL;
 	}
-	int ret = sys->cdrv->init(opts ? opts + 1 : NULL, &group_events);
+	int ret = cdrv->init(opts ? opts + 1 : NULL, &group_events);
 	if (ret < 0)
 		return ret;
-	return sys->cdrv->join();
+	return cdrv->join();
 }
 
 void group_leave(void)
 {
-	if (sys->cdrv)
-		sys->cdrv->leave();
+	if (cdrv)
+		cdrv->leave();
 }

@@ -19,7 +19,21 @@
 #include "nbd_proto.h"
 #include "proto_check.h"
 #include "sd_client.h"
-#include "sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "gateway.h"
+#include "nbd.h"
+#include "ops.h"
+#include "request.h"
+#include "request_types.h"
+#include "vdi_state.h"
 
 #define NBD_WORKERS        32
 #define NBD_MAX_INFLIGHT   128               /* requests read but not yet answered, per connection */

@@ -10,7 +10,25 @@
 #include <unistd.h>
 
 #include "crc32c.h"
-#include "sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "group.h"
+#include "ops.h"
+#include "peer.h"
+#include "recovery.h"
+#include "request_types.h"
+#include "store/store.h"
+#include "vdi.h"
+#include "vdi_attr.h"
+#include "vdi_lock.h"
+#include "vdi_lookup.h"
+#include "vdi_state.h"
 
 int gateway_read(struct request *req);
 int gateway_write(struct request *req);

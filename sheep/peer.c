@@ -8,7 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "sheepdog_proto.h"
+#include "cluster_view.h"
+#include "peer.h"
+#include "store/store.h"
+#include "vdi_state.h"
 
 static int (*fetch_object)(uint64_t oid);   /* recovery's, set at start */
 

@@ -23,7 +23,25 @@
 #include <unistd.h>
 
 #include "sd_client.h"
-#include "sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "ring.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "gateway.h"
+#include "group.h"
+#include "peer.h"
+#include "peer_client.h"
+#include "recovery.h"
+#include "store/store.h"
+#include "vdi.h"
+#include "vdi_state.h"
 
 #define RECOVERY_DISK_RESERVE (64ull << 20)   /* stop when less than this would be left free */
 #define RECOVERY_MAX_LIST     (512u << 20)    /* the largest object list accepted from a member */

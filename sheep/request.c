@@ -11,7 +11,20 @@
 #include <unistd.h>
 
 #include "proto_check.h"
-#include "sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "group.h"
+#include "ops.h"
+#include "recovery.h"
+#include "request.h"
+#include "request_types.h"
 
 enum rx_state { RX_HDR, RX_DATA, RX_DRAIN };
 
@@ -428,6 +441,5 @@ int create_listen_port(const char *bindaddr, int port)
 	int fd = listen_port(bindaddr, port, listen_handler);
 	if (fd < 0)
 		return fd;
-	sys->listen_fd = fd;
 	return 0;
 }

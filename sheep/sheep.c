@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
@@ -16,14 +17,30 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "group.h"
+#include "nbd.h"
+#include "ops.h"
+#include "recovery.h"
+#include "request.h"
+#include "store/store.h"
+#include "vdi.h"
+#include "vdi_state.h"
 
 static int ready_fd = -1;   /* write end of the pipe to the waiting parent */
 static char **saved_argv;   /* for sheep_restart */
 
 /* Start this sheep afresh (same options): it leaves the cluster and joins again as a newcomer.
  * A node that lost the majority uses it once the others are reachable again. */
-void sheep_restart(const char *why)
+static void __attribute__((noreturn)) sheep_restart(const char *why)
 {
 	sd_warn("restarting to rejoin the cluster: %s", why);
 	group_leave();
@@ -33,7 +50,7 @@ void sheep_restart(const char *why)
 }
 
 /* the node has joined (or founded) the cluster: release a waiting parent */
-void sheep_ready(void)
+static void sheep_ready(void)
 {
 	if (ready_fd >= 0) {
 		char ok = 0;
@@ -398,7 +415,7 @@ int main(int argc, char **argv)
 	}
 	static const struct group_hooks group_hooks = {
 		.lookup_op = get_sd_op,
-		.request_done = request_done,
+		.complete_request = request_done,
 		.epoch_transition = recovery_epoch_transition,
 		.epoch_started = recovery_start,
 		.fetch_state_from = fetch_vdi_state_from,

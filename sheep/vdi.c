@@ -9,7 +9,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "gateway.h"
+#include "peer_client.h"
+#include "request_types.h"
+#include "vdi.h"
+#include "vdi_attr.h"
+#include "vdi_lock.h"
+#include "vdi_lookup.h"
+#include "vdi_state.h"
 
 
 /* The inode of vid with its first *nr index entries (the rest zero). The caller frees *out. */

@@ -11,7 +11,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "alloc.h"
+#include "gateway.h"
+#include "request_types.h"
+#include "vdi_attr.h"
+#include "vdi_lookup.h"
 
 #define ATTR_HDR_SIZE offsetof(struct sheepdog_vdi_attr, value)
 #define ATTR_LIST_MAX SD_INODE_ATTR_LIST_MAX

@@ -7,9 +7,14 @@
  * idempotent on the table, which makes replaying an op the joiner already copied harmless.
  * Holders that left the cluster are dropped the next time the table changes or is listed.
  * Locks live in memory: a whole-cluster restart starts with none. */
+#include <pthread.h>
 #include <string.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "sheepdog_proto.h"
+#include "alloc.h"
+#include "group.h"
+#include "vdi_lock.h"
 
 #define LOCK_BUCKETS 256
 

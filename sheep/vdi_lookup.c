@@ -4,7 +4,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "alloc.h"
+#include "gateway.h"
+#include "request_types.h"
+#include "vdi_lookup.h"
+#include "vdi_state.h"
 
 #define LOOKUP_SETTLE_TRIES 8        /* x LOOKUP_SETTLE_US: longer than the local driver's poll */
 #define LOOKUP_SETTLE_US 5000

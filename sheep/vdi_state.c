@@ -4,7 +4,11 @@
 #include <errno.h>
 #include <string.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "sheepdog_proto.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "vdi_state.h"
 
 #define STATE_BUCKETS 4096
 

@@ -2,11 +2,16 @@
  * multicast, and configuration changes delivered in the same order as messages. */
 #include <corosync/cpg.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "util.h"
+#include "../cluster.h"
 
 #define GROUP_NAME "sheepfold"
 

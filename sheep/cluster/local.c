@@ -9,7 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "util.h"
+#include "../alloc.h"
+#include "../cluster.h"
+#include "../cluster_view.h"
 
 #define POLL_MS 10
 #define LIVENESS_EVERY 10   /* polls */
