@@ -44,4 +44,9 @@ struct cluster_driver {
 
 extern const struct cluster_driver cdrv_corosync, cdrv_local;
 
+/* the driver of that name in the table of drivers (cluster/drivers.c), or NULL */
+const struct cluster_driver *cluster_driver_find(const char *name);
+/* the names of every driver, for a message: "corosync or local" */
+void cluster_driver_names(char *buf, size_t len);
+
 #endif

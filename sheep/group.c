@@ -804,12 +804,11 @@ int group_init(const char *spec, const struct group_hooks *h)
 	char name[64];
 	const char *opts = strchr(spec, ':');
 	snprintf(name, sizeof(name), "%.*s", opts ? (int)(opts - spec) : (int)strlen(spec), spec);
-	if (!strcmp(name, "corosync"))
-		cdrv = &cdrv_corosync;
-	else if (!strcmp(name, "local"))
-		cdrv = &cdrv_local;
-	else {
-		fprintf(stderr, "sheep: unknown cluster driver '%s' (corosync or local)\n", name);
+	cdrv = cluster_driver_find(name);
+	if (!cdrv) {
+		char names[128];
+		cluster_driver_names(names, sizeof(names));
+		fprintf(stderr, "sheep: unknown cluster driver '%s' (%s)\n", name, names);
 		return -EINVAL;
 	}
 	int ret = cdrv->init(opts ? opts + 1 : NULL, &group_events);
