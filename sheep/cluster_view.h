@@ -24,9 +24,6 @@ struct system_info {
 	uint8_t block_size_shift;
 	bool recovery_disabled;
 
-	pthread_mutex_t vinfo_lock;
-	struct vnode_info *vinfo;         /* ring of the current epoch (with refcnt) */
-
 	struct work_queue *gateway_wq;    /* client requests: fan-out to peers */
 	struct work_queue *io_wq;         /* peer requests: local store */
 	struct work_queue *block_wq;      /* cluster operations that need work */
@@ -35,7 +32,8 @@ struct system_info {
 
 extern struct system_info *sys;
 
-/* the current ring, with a reference; release with put_vnode_info */
+/* the current ring, with a reference; release with put_vnode_info. Any thread, without a lock:
+ * the ring is read through RCU (the calling thread is registered with it on first use) */
 struct vnode_info *get_vnode_info(void);
 void put_vnode_info(struct vnode_info *vi);
 /* replace the ring (main thread) */
