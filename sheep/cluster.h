@@ -1,4 +1,5 @@
-/* cluster.h: the cluster driver interface (corosync, local) and the callbacks it drives. */
+/* cluster.h: the cluster driver interface (corosync, local): the driver struct each driver fills,
+ * the events it reports to group.c, and the lookup in the table of drivers. */
 #ifndef CLUSTER_H
 #define CLUSTER_H
 

@@ -1,4 +1,5 @@
-/* config.h: the store's config file and epoch logs (config.c). */
+/* config.h: the store's config file (which cluster it belongs to) and the epoch logs (the
+ * membership of every epoch), kept by config.c. */
 #ifndef SHEEP_CONFIG_H
 #define SHEEP_CONFIG_H
 

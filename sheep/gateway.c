@@ -1,8 +1,6 @@
 /* gateway.c: client object I/O. The gateway picks an object's replicas on the ring of the current
  * epoch, sends the peer op to all of them at once (doing its own share locally), and answers
- * after every replica has answered. A peer on another epoch, or a lost connection, makes it wait
- * for the membership to settle and try again on the new ring. Reads go to one replica (the local
- * one first), then the others, then holders of earlier epochs. */
+ * after every replica has answered. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,6 +22,10 @@
 #include "request_types.h"
 #include "store/store.h"
 #include "vdi_state.h"
+
+/* A peer on another epoch, or a lost connection, makes the gateway wait for the membership to
+ * settle and try again on the new ring. Reads go to one replica (the local one first), then the
+ * others, then holders of earlier epochs. */
 
 #define GATEWAY_RETRY_SECONDS 60
 #define GATEWAY_OLD_EPOCHS    64    /* how far back earlier holders are looked for */

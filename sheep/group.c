@@ -1,14 +1,6 @@
-/* group.c: cluster membership on top of a cluster driver. Every state change travels as a
- * totally ordered message, so all members apply the same changes in the same order:
- *  - a newcomer multicasts JOIN_REQ; each member adds it at that point in the order (bumping
- *    the epoch when formatted) and keeps a snapshot of the state right after; the master (oldest
- *    member) sends that snapshot in JOIN_ACCEPT. The newcomer buffers every event that follows
- *    its JOIN_REQ, adopts the snapshot, then replays the buffer, and so is exactly in step.
- *  - the first process of an empty group founds the cluster from its own store;
- *  - a member that leaves the group is dropped at once (new epoch, new ring);
- *  - cluster ops are NOTIFY (process_main everywhere) or BLOCK/UNBLOCK: a FIFO of blocks in
- *    total order; the head's owner runs process_work alone, then UNBLOCK runs process_main
- *    everywhere. That serialises VDI creation and deletion cluster-wide. */
+/* group.c: cluster membership on top of a cluster driver, the epochs it makes, and totally
+ * ordered cluster operations. Every state change travels as a totally ordered message, so all
+ * members apply the same changes in the same order. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +25,19 @@
 #include "request_types.h"
 #include "store/store.h"
 #include "vdi_state.h"
+
+/*
+ *  - a newcomer multicasts JOIN_REQ; each member adds it at that point in the order (bumping
+ *    the epoch when formatted) and keeps a snapshot of the state right after; the master (oldest
+ *    member) sends that snapshot in JOIN_ACCEPT. The newcomer buffers every event that follows
+ *    its JOIN_REQ, adopts the snapshot, then replays the buffer, and so is exactly in step.
+ *  - the first process of an empty group founds the cluster from its own store;
+ *  - a member that leaves the group is dropped at once (new epoch, new ring);
+ *  - cluster ops are NOTIFY (process_main everywhere) or BLOCK/UNBLOCK: a FIFO of blocks in
+ *    total order; the head's owner runs process_work alone, then UNBLOCK runs process_main
+ *    everywhere. That serialises VDI creation and deletion cluster-wide.
+ * The layers above are reached only through the hooks given to group_init.
+ */
 
 enum msg_type {
 	MSG_JOIN_REQ = 1,

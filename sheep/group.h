@@ -1,4 +1,5 @@
-/* group.h: membership, epochs and totally ordered cluster operations (group.c). */
+/* group.h: membership, epochs and totally ordered cluster operations (group.c), and the hooks
+ * through which group.c reaches the layers above it. */
 #ifndef SHEEP_GROUP_H
 #define SHEEP_GROUP_H
 

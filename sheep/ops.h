@@ -1,4 +1,5 @@
-/* ops.h: the opcode table (ops.c): an opcode's row, and its class for the access check. */
+/* ops.h: the opcode table (ops.c): the row of an opcode this sheep answers, and the class of
+ * any opcode for the access check. */
 #ifndef SHEEP_OPS_H
 #define SHEEP_OPS_H
 

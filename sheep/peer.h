@@ -1,4 +1,5 @@
-/* peer.h: the peer ops on the local store (peer.c): a replica's share of an object op. */
+/* peer.h: the peer ops on the local store (peer.c): a replica's share of an object op, for a
+ * peer's request or the gateway's own share. */
 #ifndef SHEEP_PEER_H
 #define SHEEP_PEER_H
 

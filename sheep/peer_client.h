@@ -1,4 +1,5 @@
-/* peer_client.h: one request to another sheep (peer_client.c). */
+/* peer_client.h: one request to another sheep and its answer (peer_client.c), over the cached
+ * connection to that node. */
 #ifndef SHEEP_PEER_CLIENT_H
 #define SHEEP_PEER_CLIENT_H
 

@@ -1,19 +1,6 @@
-/* recovery.c: after every epoch change, bring in the objects this node now holds, while I/O goes on.
- *
- * Invariants:
- *  - a copy in obj/ of an object this node holds in the current epoch is up to date: it held the
- *    object in the previous epoch too (and so got every write), or it fetched it in this epoch.
- *    Copies of objects that become this node's in a new epoch without having been its in the
- *    previous one are set aside at the transition (recovery_epoch_transition), never served.
- *  - objects this node no longer holds stay in obj/ as sources for the new holders until every
- *    member has announced that it finished the epoch; only then are they removed.
- *  - recovery works from the complete object lists of every member; a member that does not
- *    answer is asked again until it answers or the membership changes. It never calls an epoch
- *    finished on a partial list, and it stops before the disk fills.
- *  - an object is fetched under its store lock, so a client write to it (which takes the same
- *    lock and fetches the object first if it is missing) is never overwritten by recovery.
- * Sources, newest first: the other holders of the current epoch, then the live holders of each
- * earlier epoch. */
+/* recovery.c: after every epoch change, bring in the objects this node now holds, while I/O goes
+ * on, from the other holders of the current epoch and then the live holders of earlier ones;
+ * and remove what it no longer holds once every member has finished the epoch. */
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -42,6 +29,23 @@
 #include "store/store.h"
 #include "vdi.h"
 #include "vdi_state.h"
+
+/*
+ * Invariants:
+ *  - a copy in obj/ of an object this node holds in the current epoch is up to date: it held the
+ *    object in the previous epoch too (and so got every write), or it fetched it in this epoch.
+ *    Copies of objects that become this node's in a new epoch without having been its in the
+ *    previous one are set aside at the transition (recovery_epoch_transition), never served.
+ *  - objects this node no longer holds stay in obj/ as sources for the new holders until every
+ *    member has announced that it finished the epoch; only then are they removed.
+ *  - recovery works from the complete object lists of every member; a member that does not
+ *    answer is asked again until it answers or the membership changes. It never calls an epoch
+ *    finished on a partial list, and it stops before the disk fills.
+ *  - an object is fetched under its store lock, so a client write to it (which takes the same
+ *    lock and fetches the object first if it is missing) is never overwritten by recovery.
+ * Sources, newest first: the other holders of the current epoch, then the live holders of each
+ * earlier epoch.
+ */
 
 #define RECOVERY_DISK_RESERVE (64ull << 20)   /* stop when less than this would be left free */
 #define RECOVERY_MAX_LIST     (512u << 20)    /* the largest object list accepted from a member */

@@ -1,4 +1,5 @@
-/* request.h: client connections and request dispatch (request.c). */
+/* request.h: client connections and request dispatch (request.c): listening ports, queueing a
+ * request to where its opcode runs, and replying. */
 #ifndef SHEEP_REQUEST_H
 #define SHEEP_REQUEST_H
 

@@ -1,4 +1,5 @@
-/* vdi.h: the VDI service (vdi.c): create, snapshot, clone, rollback, delete. */
+/* vdi.h: the VDI service (vdi.c): the work of create, snapshot, clone, rollback and delete,
+ * reading inodes, and the state a joiner fetches from a member. */
 #ifndef SHEEP_VDI_H
 #define SHEEP_VDI_H
 

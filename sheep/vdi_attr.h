@@ -1,4 +1,5 @@
-/* vdi_attr.h: VDI attributes (vdi_attr.c). */
+/* vdi_attr.h: VDI attributes (vdi_attr.c): the GET_VDI_ATTR work, and copying or removing a
+ * VDI's attributes with it. */
 #ifndef SHEEP_VDI_ATTR_H
 #define SHEEP_VDI_ATTR_H
 

@@ -1,4 +1,5 @@
-/* vdi_lookup.h: finding a VDI by name along its probe run (vdi_lookup.c). */
+/* vdi_lookup.h: finding a VDI by name along its probe run (vdi_lookup.c), and the name and tag
+ * a VDI request carries. */
 #ifndef SHEEP_VDI_LOOKUP_H
 #define SHEEP_VDI_LOOKUP_H
 
