@@ -39,7 +39,7 @@ endif
 
 LIB_SRCS     := $(sort $(wildcard lib/*.c))
 FORMATS_SRCS := $(sort $(wildcard formats/*.c))
-SHEEP_SRCS   := $(sort $(wildcard sheep/*.c sheep/cluster/*.c))
+SHEEP_SRCS   := $(sort $(wildcard sheep/*.c sheep/store/*.c sheep/cluster/*.c))
 COLLIE_SRCS  := $(sort $(wildcard collie/*.c))
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*.c))
 

@@ -1,4 +1,5 @@
-/* cluster.h: the cluster driver interface (corosync, local) and the callbacks it drives. */
+/* cluster.h: the cluster driver interface (corosync, local): the driver struct each driver fills,
+ * the events it reports to group.c, and the lookup in the table of drivers. */
 #ifndef CLUSTER_H
 #define CLUSTER_H
 
@@ -21,10 +22,19 @@ static inline int cluster_id_cmp(const struct cluster_id *a, const struct cluste
 	return 0;
 }
 
+/* What a driver reports, on the main thread, in its total order; members is the whole group
+ * after the change. group.c hands these to the driver at init. */
+struct cluster_events {
+	void (*confchg)(const struct cluster_id *members, size_t nr_members,
+			const struct cluster_id *left, size_t nr_left,
+			const struct cluster_id *joined, size_t nr_joined);
+	void (*deliver)(const struct cluster_id *from, const void *msg, size_t len);
+};
+
 struct cluster_driver {
 	const char *name;
-	/* connect (opts after "name:" or NULL); registers its fd with the event loop */
-	int (*init)(const char *opts);
+	/* connect (opts after "name:" or NULL), reporting to ev; registers its fd with the event loop */
+	int (*init)(const char *opts, const struct cluster_events *ev);
 	/* join the group: a membership event including ourselves follows */
 	int (*join)(void);
 	int (*leave)(void);
@@ -35,11 +45,9 @@ struct cluster_driver {
 
 extern const struct cluster_driver cdrv_corosync, cdrv_local;
 
-/* Callbacks into group.c, on the main thread, in the driver's total order.
- * members is the whole group after the change. */
-void sd_confchg(const struct cluster_id *members, size_t nr_members,
-		const struct cluster_id *left, size_t nr_left,
-		const struct cluster_id *joined, size_t nr_joined);
-void sd_deliver(const struct cluster_id *from, const void *msg, size_t len);
+/* the driver of that name in the table of drivers (cluster/drivers.c), or NULL */
+const struct cluster_driver *cluster_driver_find(const char *name);
+/* the names of every driver, for a message: "corosync or local" */
+void cluster_driver_names(char *buf, size_t len);
 
 #endif

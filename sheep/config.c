@@ -7,7 +7,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "util.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "config.h"
 
 #define CONFIG_MAGIC 0x53464c44u   /* "SFLD" */
 #define CONFIG_VERSION 1

@@ -1,43 +1,51 @@
 /* gateway.c: client object I/O. The gateway picks an object's replicas on the ring of the current
  * epoch, sends the peer op to all of them at once (doing its own share locally), and answers
- * after every replica has answered. A peer on another epoch, or a lost connection, makes it wait
- * for the membership to settle and try again on the new ring. Reads go to one replica (the local
- * one first), then the others, then holders of earlier epochs. */
+ * after every replica has answered. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "ring.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "gateway.h"
+#include "peer.h"
+#include "peer_client.h"
+#include "request_types.h"
+#include "store/store.h"
+#include "vdi_state.h"
+
+/* A peer on another epoch, or a lost connection, makes the gateway wait for the membership to
+ * settle and try again on the new ring. Reads go to one replica (the local one first), then the
+ * others, then holders of earlier epochs. */
 
 #define GATEWAY_RETRY_SECONDS 60
 #define GATEWAY_OLD_EPOCHS    64    /* how far back earlier holders are looked for */
 
-int oid_copies(uint64_t oid)
+static void (*client_io_hook)(void);   /* recovery's throttle, set at start */
+
+void gateway_set_client_io_hook(void (*hook)(void))
 {
-	struct vdi_state st;
-	if (vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.nr_copies)
-		return st.nr_copies;
-	return sys->nr_copies ? sys->nr_copies : 1;
+	client_io_hook = hook;
+}
+
+static void note_client_io(void)
+{
+	if (client_io_hook)
+		client_io_hook();
 }
 
 static bool is_local_node(const struct sd_node *n)
 {
 	return !node_cmp(n, &sys->this_node);
-}
-
-int peer_exec(const struct sd_node *n, struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp)
-{
-	int fd = sockfd_cache_get(n);
-	if (fd < 0)
-		return SD_RES_NETWORK_ERROR;
-	if (exec_req(fd, hdr, data, bufsize, rsp) < 0) {
-		sockfd_cache_del(n, fd);
-		return SD_RES_NETWORK_ERROR;
-	}
-	sockfd_cache_put(n, fd);
-	return rsp->result;
 }
 
 static bool retryable(int res)
@@ -53,15 +61,15 @@ static void wait_epoch_change(uint32_t e)
 		usleep(10000);
 }
 
-int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+typedef int (*peer_fn)(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 
-/* send one peer op to every replica of oid in the current epoch */
-static int fanout_write(uint8_t peer_opcode, uint64_t oid, uint16_t flags, const void *buf,
+/* send one peer op to every replica of oid in the current epoch; local_op does this node's share */
+static int fanout_write(uint8_t peer_opcode, peer_fn local_op, uint64_t oid, uint16_t flags, const void *buf,
 			uint32_t len, uint32_t offset, int copies)
 {
 	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
 	int ret;
-	recovery_note_client_io();    /* whoever sent it: client, NBD export, cluster op */
+	note_client_io();    /* whoever sent it: client, NBD export, cluster op */
 again:
 	ret = SD_RES_SUCCESS;
 	struct vnode_info *vi = get_vnode_info();
@@ -99,7 +107,7 @@ again:
 	}
 	if (local >= 0) {
 		struct sd_rsp rsp = { 0 };
-		res[local] = peer_handle(&hdr, (void *)buf, &rsp);
+		res[local] = local_op(&hdr, (void *)buf, &rsp);
 	}
 	for (int i = 0; i < nr; i++) {
 		if (fds[i] < 0)
@@ -146,7 +154,7 @@ static int read_from(const struct sd_node *n, uint64_t oid, void *buf, uint32_t 
 	hdr.obj.offset = offset;
 	if (is_local_node(n)) {
 		struct sd_rsp rsp = { 0 };
-		return peer_handle(&hdr, buf, &rsp);
+		return peer_read(&hdr, buf, &rsp);
 	}
 	struct sd_rsp rsp;
 	int ret = peer_exec(n, &hdr, buf, len, &rsp);
@@ -195,7 +203,7 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
 	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
 	int copies = oid_copies(oid);
-	recovery_note_client_io();
+	note_client_io();
 	for (;;) {
 		struct vnode_info *vi = get_vnode_info();
 		uint32_t epoch = sys_epoch();
@@ -237,13 +245,14 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 
 int gateway_write_obj(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync)
 {
-	return fanout_write(create ? SD_OP_CREATE_AND_WRITE_PEER : SD_OP_WRITE_PEER, oid,
+	return fanout_write(create ? SD_OP_CREATE_AND_WRITE_PEER : SD_OP_WRITE_PEER,
+			    create ? peer_create_and_write : peer_write, oid,
 			    sync ? 0 : SD_FLAG_CMD_CACHE, buf, len, offset, oid_copies(oid));
 }
 
 int gateway_remove_obj(uint64_t oid)
 {
-	return fanout_write(SD_OP_REMOVE_PEER, oid, 0, NULL, 0, 0, oid_copies(oid));
+	return fanout_write(SD_OP_REMOVE_PEER, peer_remove, oid, 0, NULL, 0, 0, oid_copies(oid));
 }
 
 /* FLUSH_PEER to every node: each syncs its store */

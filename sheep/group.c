@@ -1,5 +1,32 @@
-/* group.c: cluster membership on top of a cluster driver. Every state change travels as a
- * totally ordered message, so all members apply the same changes in the same order:
+/* group.c: cluster membership on top of a cluster driver, the epochs it makes, and totally
+ * ordered cluster operations. Every state change travels as a totally ordered message, so all
+ * members apply the same changes in the same order. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "ring.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "alloc.h"
+#include "cluster.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "group.h"
+#include "peer_client.h"
+#include "request_types.h"
+#include "store/store.h"
+#include "vdi_state.h"
+
+/*
  *  - a newcomer multicasts JOIN_REQ; each member adds it at that point in the order (bumping
  *    the epoch when formatted) and keeps a snapshot of the state right after; the master (oldest
  *    member) sends that snapshot in JOIN_ACCEPT. The newcomer buffers every event that follows
@@ -8,15 +35,9 @@
  *  - a member that leaves the group is dropped at once (new epoch, new ring);
  *  - cluster ops are NOTIFY (process_main everywhere) or BLOCK/UNBLOCK: a FIFO of blocks in
  *    total order; the head's owner runs process_work alone, then UNBLOCK runs process_main
- *    everywhere. That serialises VDI creation and deletion cluster-wide. */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "sheep_priv.h"
+ *    everywhere. That serialises VDI creation and deletion cluster-wide.
+ * The layers above are reached only through the hooks given to group_init.
+ */
 
 enum msg_type {
 	MSG_JOIN_REQ = 1,
@@ -100,10 +121,10 @@ static uint64_t next_seq = 1;
 static LIST_HEAD(waiting_reqs);      /* my cluster requests, waiting for their message */
 static LIST_HEAD(buffered_events);
 static LIST_HEAD(pending_accepts);
+static const struct group_hooks *hooks;   /* the layers above, given at group_init */
+static const struct cluster_driver *cdrv;
 
-
-
-static struct cluster_id my_cid(void) { return sys->cdrv->my_id(); }
+static struct cluster_id my_cid(void) { return cdrv->my_id(); }
 static bool is_me(const struct cluster_id *c) { struct cluster_id m = my_cid(); return !cluster_id_cmp(c, &m); }
 static bool i_am_master(void) { return joined && nr_members > 0 && is_me(&members[0].cid); }
 
@@ -139,7 +160,7 @@ static int send_msg(uint32_t type, uint64_t seq, const struct cluster_id *target
 		memcpy(m->body + l1, b2, l2);
 	if (l3)
 		memcpy(m->body + l1 + l2, b3, l3);
-	int ret = sys->cdrv->send(m, len);
+	int ret = cdrv->send(m, len);
 	free(m);
 	return ret;
 }
@@ -176,7 +197,7 @@ static void members_changed(void)
 	int status = atomic_load(&sys->status);
 	if (status == SD_STATUS_OK) {
 		uint32_t e = sys_epoch() + 1;
-		recovery_epoch_transition(e - 1, nodes, n);
+		hooks->epoch_transition(e - 1, nodes, n);
 		epoch_log_write(e, nodes, n);
 		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = e };
@@ -188,7 +209,7 @@ static void members_changed(void)
 	}
 	set_vnode_info(nodes, n);
 	if (joined)
-		recovery_start();
+		hooks->epoch_started();
 }
 
 static size_t make_snapshot(void **out)
@@ -248,7 +269,7 @@ static void adopt_snapshot(const void *buf, size_t len)
 			epoch_log_remove_all();
 		} else if (h->status == SD_STATUS_OK && !h->keep_store) {
 			/* the cluster ran on without this node: what it holds may be out of date */
-			store_set_aside_all();
+			store_set_aside_all(sys_epoch());
 		}
 		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = h->epoch };
@@ -282,8 +303,7 @@ static void announce_local_vdis(void)
 			rq.vdi.block_size_shift = hdr->block_size_shift;
 			rq.vdi.snapid = hdr->snap_ctime ? 1 : 0;
 			rq.vdi.type = hdr->name[0] ? 0 : 1;    /* deleted */
-			struct request *req = alloc_local_request(&rq, NULL, 0);
-			cluster_queue_request(req);
+			group_notify(&rq, NULL);
 		}
 		free(hdr);
 	}
@@ -317,7 +337,7 @@ static void finish_join(void)
 		for (int i = 0; i < nr_members; i++) {
 			if (is_me(&members[i].cid))
 				continue;
-			if (fetch_vdi_state_from(&members[i].node) == 0) {
+			if (hooks->fetch_state_from(&members[i].node) == 0) {
 				fetch_epoch_logs_from(&members[i].node);
 				break;
 			}
@@ -325,8 +345,8 @@ static void finish_join(void)
 	}
 	if (sys->ctime)
 		announce_local_vdis();
-	recovery_start();
-	sheep_ready();
+	hooks->epoch_started();
+	hooks->joined();
 }
 
 static void become_founder(void)
@@ -400,7 +420,7 @@ static void replay_buffered(void)
 	}
 }
 
-void sd_confchg(const struct cluster_id *cur, size_t nr_cur, const struct cluster_id *left, size_t nr_left,
+static void group_confchg(const struct cluster_id *cur, size_t nr_cur, const struct cluster_id *left, size_t nr_left,
 		const struct cluster_id *joined_list, size_t nr_joined)
 {
 	if (!joined && !join_sent) {
@@ -485,9 +505,9 @@ static void check_strangers(void *unused)
 	/* a halted node, or one waiting alone while a running cluster is reachable, starts over as
 	 * a newcomer: the cluster that went on accepts it and it recovers what changed */
 	if (status == SD_STATUS_HALT)
-		sheep_restart("the nodes that went on without this one are reachable again");
+		hooks->restart("the nodes that went on without this one are reachable again");
 	if (status == SD_STATUS_WAIT || status == SD_STATUS_WAIT_FOR_FORMAT)
-		sheep_restart("processes of another group of nodes are reachable (the network merged)");
+		hooks->restart("processes of another group of nodes are reachable (the network merged)");
 }
 
 static void note_strangers(const struct cluster_id *joined_list, size_t nr_joined)
@@ -630,7 +650,7 @@ static void complete_waiting(uint64_t seq, int result)
 	if (!req)
 		return;
 	req->rp.result = result;
-	request_done(req);
+	hooks->complete_request(req);
 }
 
 static void handle_deliver(const struct cluster_id *from, const struct cluster_msg *m)
@@ -661,7 +681,7 @@ static void handle_deliver(const struct cluster_id *from, const struct cluster_m
 		memcpy(&rq, m->body, sizeof(rq));
 		memcpy(&rp, m->body + sizeof(rq), sizeof(rp));
 		void *data = (void *)(m->body + sizeof(rq) + sizeof(rp));
-		const struct sd_op_template *op = get_sd_op(rq.opcode);
+		const struct sd_op_template *op = hooks->lookup_op(rq.opcode);
 		int ret = op && op->process_main ? op->process_main(&rq, &rp, data) : SD_RES_INVALID_PARMS;
 		if (is_me(from))
 			complete_waiting(m->seq, ret);
@@ -687,7 +707,7 @@ static void handle_deliver(const struct cluster_id *from, const struct cluster_m
 			memmove(&blocks[0], &blocks[1], (nr_blocks - 1) * sizeof(blocks[0]));
 			nr_blocks--;
 		}
-		const struct sd_op_template *op = get_sd_op(rq.opcode);
+		const struct sd_op_template *op = hooks->lookup_op(rq.opcode);
 		int ret = rp.result;
 		if (ret == SD_RES_SUCCESS && op && op->process_main)
 			ret = op->process_main(&rq, &rp, data);
@@ -697,7 +717,7 @@ static void handle_deliver(const struct cluster_id *from, const struct cluster_m
 			if (req) {
 				req->rp = rp;
 				req->rp.result = ret;
-				request_done(req);
+				hooks->complete_request(req);
 			}
 		}
 		maybe_start_block();
@@ -706,7 +726,7 @@ static void handle_deliver(const struct cluster_id *from, const struct cluster_m
 	}
 }
 
-void sd_deliver(const struct cluster_id *from, const void *msg, size_t len)
+static void group_deliver(const struct cluster_id *from, const void *msg, size_t len)
 {
 	const struct cluster_msg *m = msg;
 	if (len < sizeof(*m) || m->body_len != len - sizeof(*m)) {
@@ -726,7 +746,7 @@ void sd_deliver(const struct cluster_id *from, const void *msg, size_t len)
 		if (m->type == MSG_JOIN_REJECT && is_me(&m->target) &&
 		    m->body_len > 7 && !strncmp((const char *)m->body, "halted:", 7)) {
 			sleep(2);
-			sheep_restart("the members it reached are halted");
+			hooks->restart("the members it reached are halted");
 		}
 		if (m->type == MSG_JOIN_REJECT && is_me(&m->target)) {
 			sd_emerg("the cluster refused this node: %.*s", (int)m->body_len, (const char *)m->body);
@@ -751,7 +771,7 @@ void cluster_queue_request(struct request *req)
 		int r = req->op->prepare(req);
 		if (r != SD_RES_SUCCESS) {
 			req->rp.result = r;
-			request_done(req);
+			hooks->complete_request(req);
 			return;
 		}
 	}
@@ -766,31 +786,44 @@ void cluster_queue_request(struct request *req)
 	if (ret < 0) {
 		find_waiting(req->cluster_seq);
 		req->rp.result = SD_RES_SYSTEM_ERROR;
-		request_done(req);
+		hooks->complete_request(req);
 	}
 }
 
-int group_init(const char *spec)
+/* a cluster op sheep sends itself that runs only on the main threads (no reply is awaited) */
+void group_notify(const struct sd_req *rq, const void *data)
 {
+	uint32_t wlen = (rq->flags & SD_FLAG_CMD_WRITE) ? rq->data_length : 0;
+	struct sd_rsp rp = { 0 };
+	send_msg(MSG_NOTIFY, next_seq++, NULL, rq, sizeof(*rq), &rp, sizeof(rp), data, wlen);
+}
+
+static const struct cluster_events group_events = {
+	.confchg = group_confchg,
+	.deliver = group_deliver,
+};
+
+int group_init(const char *spec, const struct group_hooks *h)
+{
+	hooks = h;
 	char name[64];
 	const char *opts = strchr(spec, ':');
 	snprintf(name, sizeof(name), "%.*s", opts ? (int)(opts - spec) : (int)strlen(spec), spec);
-	if (!strcmp(name, "corosync"))
-		sys->cdrv = &cdrv_corosync;
-	else if (!strcmp(name, "local"))
-		sys->cdrv = &cdrv_local;
-	else {
-		fprintf(stderr, "sheep: unknown cluster driver '%s' (corosync or local)\n", name);
+	cdrv = cluster_driver_find(name);
+	if (!cdrv) {
+		char names[128];
+		cluster_driver_names(names, sizeof(names));
+		fprintf(stderr, "sheep: unknown cluster driver '%s' (%s)\n", name, names);
 		return -EINVAL;
 	}
-	int ret = sys->cdrv->init(opts ? opts + 1 : NULL);
+	int ret = cdrv->init(opts ? opts + 1 : NULL, &group_events);
 	if (ret < 0)
 		return ret;
-	return sys->cdrv->join();
+	return cdrv->join();
 }
 
 void group_leave(void)
 {
-	if (sys->cdrv)
-		sys->cdrv->leave();
+	if (cdrv)
+		cdrv->leave();
 }

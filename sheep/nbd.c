@@ -1,11 +1,6 @@
-/* nbd.c: the NBD export (--nbd). Connections live on the main loop: fixed-newstyle negotiation,
- * then transmission requests, each checked (nbd_proto.c), run on the "nbd" work queue and answered
- * when done, so many requests are in flight per connection and replies go out in completion
- * order. Export "NAME" is the working VDI, "NAME@TAG" a snapshot, read-only. Every connection to
- * one export shares one open VDI (lib/sd_client.c, the sheepdog guest flow), whose object I/O runs
- * in-process through the gateway ops of this sheep; a write is acknowledged once every replica has
- * it, and FLUSH syncs the store of every node (so CAN_MULTI_CONN holds). A bad request costs an
- * NBD error; only a request the stream cannot be resynchronised after closes the connection. */
+/* nbd.c: the NBD export (--nbd): connections on the main loop, fixed-newstyle negotiation, then
+ * transmission requests run on the "nbd" work queue and answered in completion order. Export
+ * "NAME" is the working VDI, "NAME@TAG" a snapshot, read-only. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -19,7 +14,28 @@
 #include "nbd_proto.h"
 #include "proto_check.h"
 #include "sd_client.h"
-#include "sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "gateway.h"
+#include "nbd.h"
+#include "ops.h"
+#include "request.h"
+#include "request_types.h"
+#include "vdi_state.h"
+
+/* Each request is checked (nbd_proto.c), run on the "nbd" work queue and answered when done, so
+ * many requests are in flight per connection. Every connection to one export shares one open VDI
+ * (lib/sd_client.c, the sheepdog guest flow), whose object I/O runs in-process through the
+ * gateway ops of this sheep; a write is acknowledged once every replica has it, and FLUSH syncs
+ * the store of every node (so CAN_MULTI_CONN holds). A bad request costs an NBD error; only a
+ * request the stream cannot be resynchronised after closes the connection. */
 
 #define NBD_WORKERS        32
 #define NBD_MAX_INFLIGHT   128               /* requests read but not yet answered, per connection */

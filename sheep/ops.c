@@ -1,6 +1,7 @@
 /* ops.c: the opcode table. Every opcode sheep answers is one row here: its type (where it runs),
  * the work done on a worker thread and the work done on the main thread. Request handling looks
- * an opcode up here and nowhere else. */
+ * an opcode up here and nowhere else. Each row also says the opcode's class (guest, peer,
+ * admin): who may send it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,7 +10,25 @@
 #include <unistd.h>
 
 #include "crc32c.h"
-#include "sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "group.h"
+#include "ops.h"
+#include "peer.h"
+#include "recovery.h"
+#include "request_types.h"
+#include "store/store.h"
+#include "vdi.h"
+#include "vdi_attr.h"
+#include "vdi_lock.h"
+#include "vdi_lookup.h"
+#include "vdi_state.h"
 
 int gateway_read(struct request *req);
 int gateway_write(struct request *req);
@@ -17,7 +36,6 @@ int gateway_create_and_write(struct request *req);
 int gateway_remove(struct request *req);
 int gateway_discard(struct request *req);
 int gateway_flush(struct request *req);
-int peer_op(struct request *req);
 
 /* ---- VDI ops ---- */
 
@@ -63,8 +81,11 @@ static int main_notify_vdi_add(const struct sd_req *rq, struct sd_rsp *rp, void 
 	return SD_RES_SUCCESS;
 }
 
+typedef int (*vdi_lookup_fn)(const char *name, const char *tag, uint32_t snapid, uint32_t *vid,
+			    struct sd_inode_header *hdr);
+
 /* GET_VDI_INFO and LOCK_VDI: payload name[256] + tag[256]; snapid in the header */
-static int local_get_vdi_info(struct request *req)
+static int answer_vdi_info(struct request *req, vdi_lookup_fn lookup)
 {
 	const struct sd_req *rq = &req->rq;
 	uint32_t len = (rq->flags & SD_FLAG_CMD_WRITE) ? rq->data_length : 0;
@@ -79,9 +100,7 @@ static int local_get_vdi_info(struct request *req)
 	if (!name[0])
 		return SD_RES_INVALID_PARMS;
 	struct sd_inode_header hdr;
-	/* LOCK_VDI runs inside the cluster block and sees every earlier change; GET_VDI_INFO may not */
-	int ret = rq->opcode == SD_OP_GET_VDI_INFO ? vdi_lookup_settled(name, tag, rq->vdi.snapid, &vid, &hdr)
-						   : vdi_lookup(name, tag, rq->vdi.snapid, &vid, &hdr);
+	int ret = lookup(name, tag, rq->vdi.snapid, &vid, &hdr);
 	if (ret)
 		return ret;
 	req->rp.vdi.vdi_id = vid;
@@ -89,6 +108,18 @@ static int local_get_vdi_info(struct request *req)
 	req->rp.vdi.block_size_shift = hdr.block_size_shift;
 	req->rp.data_length = 0;
 	return SD_RES_SUCCESS;
+}
+
+/* GET_VDI_INFO runs outside the cluster block: it waits until earlier changes have settled */
+static int local_get_vdi_info(struct request *req)
+{
+	return answer_vdi_info(req, vdi_lookup_settled);
+}
+
+/* LOCK_VDI runs inside the cluster block and sees every earlier change */
+static int local_lock_vdi_lookup(struct request *req)
+{
+	return answer_vdi_info(req, vdi_lookup);
 }
 
 /* LOCK_VDI and RELEASE_VDI: the sending sheep owns the lock; its id rides in the request */
@@ -375,52 +406,189 @@ static int local_get_hash(struct request *req)
 	return ret;
 }
 
+/* Every opcode of the protocol headers has a row and a class. A row without handlers is an opcode
+ * this sheep does not answer: get_sd_op() refuses it like an unknown one. */
+/* process_work of every PEER row: the row's own op on the local store */
+static int peer_op(struct request *req)
+{
+	if (op_has(req->op, OP_NEEDS_PAYLOAD) && !(req->rq.flags & SD_FLAG_CMD_WRITE))
+		return SD_RES_INVALID_PARMS;
+	return req->op->process_peer(&req->rq, req->data, &req->rp);
+}
+
 static const struct sd_op_template sd_ops[256] = {
 	/* client-facing object I/O: the gateway fans out to replicas */
-	[SD_OP_CREATE_AND_WRITE_OBJ] = { "CREATE_AND_WRITE_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_create_and_write, NULL },
-	[SD_OP_READ_OBJ]       = { "READ_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_read, NULL },
-	[SD_OP_WRITE_OBJ]      = { "WRITE_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_write, NULL },
-	[SD_OP_REMOVE_OBJ]     = { "REMOVE_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_remove, NULL },
-	[SD_OP_DISCARD_OBJ]    = { "DISCARD_OBJ", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_discard, NULL },
-	[SD_OP_FLUSH_VDI]      = { "FLUSH_VDI", SD_OP_TYPE_GATEWAY, true, false, NULL, gateway_flush, NULL },
+	[SD_OP_CREATE_AND_WRITE_OBJ] = {
+		.name = "CREATE_AND_WRITE_OBJ", .type = SD_OP_TYPE_GATEWAY, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_work = gateway_create_and_write,
+	},
+	[SD_OP_READ_OBJ] = {
+		.name = "READ_OBJ", .type = SD_OP_TYPE_GATEWAY, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_work = gateway_read,
+	},
+	[SD_OP_WRITE_OBJ] = {
+		.name = "WRITE_OBJ", .type = SD_OP_TYPE_GATEWAY, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_work = gateway_write,
+	},
+	[SD_OP_REMOVE_OBJ] = {
+		.name = "REMOVE_OBJ", .type = SD_OP_TYPE_GATEWAY, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = gateway_remove,
+	},
+	[SD_OP_DISCARD_OBJ] = {
+		.name = "DISCARD_OBJ", .type = SD_OP_TYPE_GATEWAY, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_work = gateway_discard,
+	},
+	[SD_OP_FLUSH_VDI] = {
+		.name = "FLUSH_VDI", .type = SD_OP_TYPE_GATEWAY, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_work = gateway_flush,
+	},
 	/* VDIs */
-	[SD_OP_NEW_VDI]        = { "NEW_VDI", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_create_work, main_new_vdi },
-	[SD_OP_DEL_VDI]        = { "DEL_VDI", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_delete_work, main_del_vdi },
-	[SD_OP_ROLLBACK_VDI]   = { "ROLLBACK_VDI", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_rollback_work, NULL },
-	[SD_OP_GET_VDI_ATTR]   = { "GET_VDI_ATTR", SD_OP_TYPE_CLUSTER, true, false, NULL, vdi_attr_work, NULL },
-	[SD_OP_LOCK_VDI]       = { "LOCK_VDI", SD_OP_TYPE_CLUSTER, true, false, prepare_lock_owner, local_get_vdi_info, main_lock_vdi },
-	[SD_OP_GET_VDI_INFO]   = { "GET_VDI_INFO", SD_OP_TYPE_LOCAL, true, false, NULL, local_get_vdi_info, NULL },
-	[SD_OP_RELEASE_VDI]    = { "RELEASE_VDI", SD_OP_TYPE_CLUSTER, true, false, prepare_lock_owner, NULL, main_release_vdi },
-	[SD_OP_GET_VDI_LOCKS]  = { "GET_VDI_LOCKS", SD_OP_TYPE_LOCAL, true, false, NULL, NULL, main_get_vdi_locks },
-	[SD_OP_READ_VDIS]      = { "READ_VDIS", SD_OP_TYPE_LOCAL, true, true, NULL, NULL, main_read_vdis },
-	[SD_OP_GET_CLUSTER_DEFAULT] = { "GET_CLUSTER_DEFAULT", SD_OP_TYPE_LOCAL, true, false, NULL, NULL, main_cluster_default },
-	[SD_OP_NOTIFY_VDI_ADD] = { "NOTIFY_VDI_ADD", SD_OP_TYPE_CLUSTER, true, true, NULL, NULL, main_notify_vdi_add },
-	[SD_OP_GET_VDI_COPIES] = { "GET_VDI_COPIES", SD_OP_TYPE_LOCAL, false, true, NULL, NULL, main_get_vdi_copies },
+	[SD_OP_NEW_VDI] = {
+		.name = "NEW_VDI", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_work = vdi_create_work, .process_main = main_new_vdi,
+	},
+	[SD_OP_DEL_VDI] = {
+		.name = "DEL_VDI", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_work = vdi_delete_work, .process_main = main_del_vdi,
+	},
+	[SD_OP_ROLLBACK_VDI] = {
+		.name = "ROLLBACK_VDI", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = vdi_rollback_work,
+	},
+	[SD_OP_GET_VDI_ATTR] = {
+		.name = "GET_VDI_ATTR", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = vdi_attr_work,
+	},
+	[SD_OP_LOCK_VDI] = {
+		.name = "LOCK_VDI", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .prepare = prepare_lock_owner, .process_work = local_lock_vdi_lookup,
+		.process_main = main_lock_vdi,
+	},
+	[SD_OP_GET_VDI_INFO] = {
+		.name = "GET_VDI_INFO", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_work = local_get_vdi_info,
+	},
+	[SD_OP_RELEASE_VDI] = {
+		.name = "RELEASE_VDI", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .prepare = prepare_lock_owner, .process_main = main_release_vdi,
+	},
+	[SD_OP_GET_VDI_LOCKS] = {
+		.name = "GET_VDI_LOCKS", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_main = main_get_vdi_locks,
+	},
+	[SD_OP_READ_VDIS] = {
+		.name = "READ_VDIS", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT | OP_DURING_SHUTDOWN, .process_main = main_read_vdis,
+	},
+	[SD_OP_GET_CLUSTER_DEFAULT] = {
+		.name = "GET_CLUSTER_DEFAULT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_NEEDS_FORMAT, .process_main = main_cluster_default,
+	},
+	[SD_OP_NOTIFY_VDI_ADD] = {
+		.name = "NOTIFY_VDI_ADD", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT | OP_DURING_SHUTDOWN, .process_main = main_notify_vdi_add,
+	},
+	[SD_OP_GET_VDI_COPIES] = {
+		.name = "GET_VDI_COPIES", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_DURING_SHUTDOWN, .process_main = main_get_vdi_copies,
+	},
+	[SD_OP_NOTIFY_VDI_DEL] = { .name = "NOTIFY_VDI_DEL", .class = OP_CLASS_PEER },
 	/* cluster and node administration */
-	[SD_OP_GET_NODE_LIST]  = { "GET_NODE_LIST", SD_OP_TYPE_LOCAL, false, true, NULL, NULL, main_get_node_list },
-	[SD_OP_MAKE_FS]        = { "MAKE_FS", SD_OP_TYPE_CLUSTER, false, false, prepare_make_fs, NULL, main_make_fs },
-	[SD_OP_FORCE_RECOVER]  = { "FORCE_RECOVER", SD_OP_TYPE_CLUSTER, false, false, NULL, NULL, main_force_recover },
-	[SD_OP_SHUTDOWN]       = { "SHUTDOWN", SD_OP_TYPE_CLUSTER, false, false, NULL, NULL, main_shutdown },
-	[SD_OP_STAT_SHEEP]     = { "STAT_SHEEP", SD_OP_TYPE_LOCAL, false, true, NULL, local_stat_sheep, NULL },
-	[SD_OP_STAT_CLUSTER]   = { "STAT_CLUSTER", SD_OP_TYPE_LOCAL, false, true, NULL, local_stat_cluster, NULL },
-	[SD_OP_GET_EPOCH]      = { "GET_EPOCH", SD_OP_TYPE_LOCAL, false, true, NULL, local_get_epoch, NULL },
-	[SD_OP_GET_OBJ_LIST]   = { "GET_OBJ_LIST", SD_OP_TYPE_LOCAL, false, true, NULL, local_get_obj_list, NULL },
-	[SD_OP_EXIST]          = { "EXIST", SD_OP_TYPE_LOCAL, false, true, NULL, local_exist, NULL },
-	[SD_OP_GET_HASH]       = { "GET_HASH", SD_OP_TYPE_LOCAL, true, true, NULL, local_get_hash, NULL },
+	[SD_OP_GET_NODE_LIST] = {
+		.name = "GET_NODE_LIST", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_DURING_SHUTDOWN, .process_main = main_get_node_list,
+	},
+	[SD_OP_MAKE_FS] = {
+		.name = "MAKE_FS", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.prepare = prepare_make_fs, .process_main = main_make_fs,
+	},
+	[SD_OP_FORCE_RECOVER] = {
+		.name = "FORCE_RECOVER", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.process_main = main_force_recover,
+	},
+	[SD_OP_SHUTDOWN] = {
+		.name = "SHUTDOWN", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.process_main = main_shutdown,
+	},
+	[SD_OP_STAT_SHEEP] = {
+		.name = "STAT_SHEEP", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_DURING_SHUTDOWN, .process_work = local_stat_sheep,
+	},
+	[SD_OP_STAT_CLUSTER] = {
+		.name = "STAT_CLUSTER", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_DURING_SHUTDOWN, .process_work = local_stat_cluster,
+	},
+	[SD_OP_GET_EPOCH] = {
+		.name = "GET_EPOCH", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_PEER,
+		.flags = OP_DURING_SHUTDOWN, .process_work = local_get_epoch,
+	},
+	[SD_OP_GET_OBJ_LIST] = {
+		.name = "GET_OBJ_LIST", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_PEER,
+		.flags = OP_DURING_SHUTDOWN, .process_work = local_get_obj_list,
+	},
+	[SD_OP_EXIST] = {
+		.name = "EXIST", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_PEER,
+		.flags = OP_DURING_SHUTDOWN, .process_work = local_exist,
+	},
+	[SD_OP_GET_HASH] = {
+		.name = "GET_HASH", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT | OP_DURING_SHUTDOWN, .process_work = local_get_hash,
+	},
+	[SD_OP_KILL_NODE] = { .name = "KILL_NODE", .class = OP_CLASS_ADMIN },
+	[SD_OP_FLUSH_NODES] = { .name = "FLUSH_NODES", .class = OP_CLASS_ADMIN },
+	[SD_OP_REPAIR_REPLICA] = { .name = "REPAIR_REPLICA", .class = OP_CLASS_ADMIN },
+	[SD_OP_OIDS_EXIST] = { .name = "OIDS_EXIST", .class = OP_CLASS_PEER },
 	/* recovery */
-	[SD_OP_COMPLETE_RECOVERY] = { "COMPLETE_RECOVERY", SD_OP_TYPE_CLUSTER, true, true, NULL, NULL, main_complete_recovery },
-	[SD_OP_ENABLE_RECOVER] = { "ENABLE_RECOVER", SD_OP_TYPE_CLUSTER, true, false, NULL, NULL, main_enable_recover },
-	[SD_OP_DISABLE_RECOVER] = { "DISABLE_RECOVER", SD_OP_TYPE_CLUSTER, true, false, NULL, NULL, main_disable_recover },
-	[SD_OP_STAT_RECOVERY]  = { "STAT_RECOVERY", SD_OP_TYPE_LOCAL, false, true, NULL, local_stat_recovery, NULL },
-	/* peer I/O on the local store */
-	[SD_OP_CREATE_AND_WRITE_PEER] = { "CREATE_AND_WRITE_PEER", SD_OP_TYPE_PEER, true, false, NULL, peer_op, NULL },
-	[SD_OP_READ_PEER]      = { "READ_PEER", SD_OP_TYPE_PEER, true, true, NULL, peer_op, NULL },
-	[SD_OP_WRITE_PEER]     = { "WRITE_PEER", SD_OP_TYPE_PEER, true, false, NULL, peer_op, NULL },
-	[SD_OP_REMOVE_PEER]    = { "REMOVE_PEER", SD_OP_TYPE_PEER, true, false, NULL, peer_op, NULL },
-	[SD_OP_FLUSH_PEER]     = { "FLUSH_PEER", SD_OP_TYPE_PEER, false, true, NULL, peer_op, NULL },
+	[SD_OP_COMPLETE_RECOVERY] = {
+		.name = "COMPLETE_RECOVERY", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT | OP_DURING_SHUTDOWN, .process_main = main_complete_recovery,
+	},
+	[SD_OP_ENABLE_RECOVER] = {
+		.name = "ENABLE_RECOVER", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_main = main_enable_recover,
+	},
+	[SD_OP_DISABLE_RECOVER] = {
+		.name = "DISABLE_RECOVER", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_main = main_disable_recover,
+	},
+	[SD_OP_STAT_RECOVERY] = {
+		.name = "STAT_RECOVERY", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_DURING_SHUTDOWN, .process_work = local_stat_recovery,
+	},
+	/* peer I/O on the local store: the gateway's share of an object op on one replica */
+	[SD_OP_CREATE_AND_WRITE_PEER] = {
+		.name = "CREATE_AND_WRITE_PEER", .type = SD_OP_TYPE_PEER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT, .process_work = peer_op, .process_peer = peer_create_and_write,
+	},
+	[SD_OP_READ_PEER] = {
+		.name = "READ_PEER", .type = SD_OP_TYPE_PEER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT | OP_DURING_SHUTDOWN, .process_work = peer_op, .process_peer = peer_read,
+	},
+	[SD_OP_WRITE_PEER] = {
+		.name = "WRITE_PEER", .type = SD_OP_TYPE_PEER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT | OP_NEEDS_PAYLOAD, .process_work = peer_op, .process_peer = peer_write,
+	},
+	[SD_OP_REMOVE_PEER] = {
+		.name = "REMOVE_PEER", .type = SD_OP_TYPE_PEER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT, .process_work = peer_op, .process_peer = peer_remove,
+	},
+	[SD_OP_FLUSH_PEER] = {
+		.name = "FLUSH_PEER", .type = SD_OP_TYPE_PEER, .class = OP_CLASS_PEER,
+		.flags = OP_DURING_SHUTDOWN, .process_work = peer_op, .process_peer = peer_flush,
+	},
 };
 
+/* the row of an opcode this sheep answers, or NULL */
 const struct sd_op_template *get_sd_op(uint8_t opcode)
 {
-	return sd_ops[opcode].name ? &sd_ops[opcode] : NULL;
+	const struct sd_op_template *op = &sd_ops[opcode];
+	if (!op->name || (!op->prepare && !op->process_work && !op->process_main && !op->process_peer))
+		return NULL;
+	return op;
+}
+
+/* the class of any opcode the protocol defines, answered here or not; OP_CLASS_NONE if unknown */
+enum sd_op_class sd_op_class(uint8_t opcode)
+{
+	return sd_ops[opcode].class;
 }

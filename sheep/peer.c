@@ -8,9 +8,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "sheepdog_proto.h"
+#include "cluster_view.h"
+#include "peer.h"
+#include "store/store.h"
+#include "vdi_state.h"
 
-int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+static int (*fetch_object)(uint64_t oid);   /* recovery's, set at start */
+
+void peer_set_object_fetcher(int (*fetch)(uint64_t oid))
+{
+	fetch_object = fetch;
+}
 
 static int check_epoch(const struct sd_req *hdr)
 {
@@ -27,55 +37,74 @@ static int check_epoch(const struct sd_req *hdr)
 	return SD_RES_SUCCESS;
 }
 
-int peer_handle(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+static bool in_object(const struct sd_req *hdr)
+{
+	return (uint64_t)hdr->obj.offset + hdr->data_length <= obj_size_of(hdr->obj.oid);
+}
+
+static bool sync_write(const struct sd_req *hdr)
+{
+	return !(hdr->flags & SD_FLAG_CMD_CACHE);
+}
+
+int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+{
+	if (!in_object(hdr))
+		return SD_RES_INVALID_PARMS;
+	int ret = store_read(hdr->obj.oid, data, hdr->data_length, hdr->obj.offset);
+	if (ret == SD_RES_SUCCESS)
+		rsp->data_length = hdr->data_length;
+	return ret;
+}
+
+int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+{
+	uint64_t oid = hdr->obj.oid;
+	int ret;
+	if (!in_object(hdr))
+		return SD_RES_INVALID_PARMS;
+	if ((ret = check_epoch(hdr)))
+		return ret;
+	store_lock(oid);
+	ret = store_create_and_write(oid, data, (hdr->flags & SD_FLAG_CMD_WRITE) ? hdr->data_length : 0,
+				     hdr->obj.offset, obj_size_of(oid), sync_write(hdr));
+	store_unlock(oid);
+	return ret;
+}
+
+int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 {
 	uint64_t oid = hdr->obj.oid;
 	uint32_t len = hdr->data_length;
-	bool sync = !(hdr->flags & SD_FLAG_CMD_CACHE);
 	int ret;
-
-	if (hdr->opcode != SD_OP_FLUSH_PEER && (uint64_t)hdr->obj.offset + len > obj_size_of(oid))
+	if (!in_object(hdr))
 		return SD_RES_INVALID_PARMS;
-	switch (hdr->opcode) {
-	case SD_OP_READ_PEER:
-		ret = store_read(oid, data, len, hdr->obj.offset);
-		if (ret == SD_RES_SUCCESS)
-			rsp->data_length = len;
+	if ((ret = check_epoch(hdr)))
 		return ret;
-	case SD_OP_CREATE_AND_WRITE_PEER:
-		if ((ret = check_epoch(hdr)))
-			return ret;
-		store_lock(oid);
-		ret = store_create_and_write(oid, data, (hdr->flags & SD_FLAG_CMD_WRITE) ? len : 0,
-					     hdr->obj.offset, obj_size_of(oid), sync);
-		store_unlock(oid);
-		return ret;
-	case SD_OP_WRITE_PEER:
-		if ((ret = check_epoch(hdr)))
-			return ret;
-		/* an object that moved here in this epoch and is not here yet is fetched first */
-		store_lock(oid);
-		ret = store_write(oid, data, len, hdr->obj.offset, sync);
-		if (ret == SD_RES_NO_OBJ && recover_object_now(oid) == SD_RES_SUCCESS)
-			ret = store_write(oid, data, len, hdr->obj.offset, sync);
-		store_unlock(oid);
-		return ret;
-	case SD_OP_REMOVE_PEER:
-		if ((ret = check_epoch(hdr)))
-			return ret;
-		store_lock(oid);
-		ret = store_remove(oid);
-		store_unlock(oid);
-		return ret;
-	case SD_OP_FLUSH_PEER:
-		return store_flush();
-	}
-	return SD_RES_INVALID_PARMS;
+	/* an object that moved here in this epoch and is not here yet is fetched first */
+	store_lock(oid);
+	ret = store_write(oid, data, len, hdr->obj.offset, sync_write(hdr));
+	if (ret == SD_RES_NO_OBJ && fetch_object && fetch_object(oid) == SD_RES_SUCCESS)
+		ret = store_write(oid, data, len, hdr->obj.offset, sync_write(hdr));
+	store_unlock(oid);
+	return ret;
 }
 
-int peer_op(struct request *req)
+int peer_remove(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 {
-	if (req->rq.opcode == SD_OP_WRITE_PEER && !(req->rq.flags & SD_FLAG_CMD_WRITE))
+	uint64_t oid = hdr->obj.oid;
+	int ret;
+	if (!in_object(hdr))
 		return SD_RES_INVALID_PARMS;
-	return peer_handle(&req->rq, req->data, &req->rp);
+	if ((ret = check_epoch(hdr)))
+		return ret;
+	store_lock(oid);
+	ret = store_remove(oid);
+	store_unlock(oid);
+	return ret;
+}
+
+int peer_flush(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+{
+	return store_flush();
 }

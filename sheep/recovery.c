@@ -1,5 +1,36 @@
-/* recovery.c: after every epoch change, bring in the objects this node now holds, while I/O goes on.
- *
+/* recovery.c: after every epoch change, bring in the objects this node now holds, while I/O goes
+ * on, from the other holders of the current epoch and then the live holders of earlier ones;
+ * and remove what it no longer holds once every member has finished the epoch. */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sd_client.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "ring.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "gateway.h"
+#include "group.h"
+#include "peer.h"
+#include "peer_client.h"
+#include "recovery.h"
+#include "store/store.h"
+#include "vdi.h"
+#include "vdi_state.h"
+
+/*
  * Invariants:
  *  - a copy in obj/ of an object this node holds in the current epoch is up to date: it held the
  *    object in the previous epoch too (and so got every write), or it fetched it in this epoch.
@@ -13,17 +44,8 @@
  *  - an object is fetched under its store lock, so a client write to it (which takes the same
  *    lock and fetches the object first if it is missing) is never overwritten by recovery.
  * Sources, newest first: the other holders of the current epoch, then the live holders of each
- * earlier epoch. */
-#include <errno.h>
-#include <stdarg.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "sd_client.h"
-#include "sheep_priv.h"
+ * earlier epoch.
+ */
 
 #define RECOVERY_DISK_RESERVE (64ull << 20)   /* stop when less than this would be left free */
 #define RECOVERY_MAX_LIST     (512u << 20)    /* the largest object list accepted from a member */
@@ -330,7 +352,7 @@ static void recovery_work_done(struct work *w)
 		struct sd_req rq = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_COMPLETE_RECOVERY,
 				     .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(struct sd_node) };
 		rq.obj.tgt_epoch = worked_epoch;
-		cluster_queue_request(alloc_local_request(&rq, &sys->this_node, sizeof(struct sd_node)));
+		group_notify(&rq, &sys->this_node);
 	}
 }
 
@@ -458,5 +480,10 @@ void recovery_member_done(const struct sd_node *n, uint32_t e)
 int recovery_init(void)
 {
 	recovery_wq = create_work_queue("recovery", 1);
-	return recovery_wq ? 0 : -ENOMEM;
+	if (!recovery_wq)
+		return -ENOMEM;
+	/* the layers below recovery reach it through these */
+	peer_set_object_fetcher(recover_object_now);
+	gateway_set_client_io_hook(recovery_note_client_io);
+	return 0;
 }

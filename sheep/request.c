@@ -11,7 +11,20 @@
 #include <unistd.h>
 
 #include "proto_check.h"
-#include "sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "group.h"
+#include "ops.h"
+#include "recovery.h"
+#include "request.h"
+#include "request_types.h"
 
 enum rx_state { RX_HDR, RX_DATA, RX_DRAIN };
 
@@ -81,21 +94,6 @@ static void update_events(struct client_info *ci)
 	}
 }
 
-struct request *alloc_local_request(const struct sd_req *hdr, const void *data, uint32_t size)
-{
-	struct request *req = xzalloc(sizeof(*req));
-	req->rq = *hdr;
-	req->data_size = size;
-	if (size) {
-		req->data = xzalloc(size);
-		if (data)
-			memcpy(req->data, data, size);
-	}
-	req->op = get_sd_op(hdr->opcode);
-	INIT_LIST_HEAD(&req->list);
-	return req;
-}
-
 void free_request(struct request *req)
 {
 	free(req->data);
@@ -107,10 +105,7 @@ void request_done(struct request *req)
 {
 	struct client_info *ci = req->ci;
 	if (!ci) {
-		if (req->local_done)
-			req->local_done(req);
-		else
-			free_request(req);
+		free_request(req);
 		return;
 	}
 	if (ci->dead) {
@@ -167,13 +162,13 @@ static void worker_done(struct work *w)
 int op_check_state(const struct sd_op_template *op)
 {
 	int status = atomic_load(&sys->status);
-	if (status == SD_STATUS_SHUTDOWN && !op->admin)
+	if (status == SD_STATUS_SHUTDOWN && !op_has(op, OP_DURING_SHUTDOWN))
 		return SD_RES_SHUTDOWN;
-	if (op->needs_format && status == SD_STATUS_WAIT_FOR_FORMAT)
+	if (op_has(op, OP_NEEDS_FORMAT) && status == SD_STATUS_WAIT_FOR_FORMAT)
 		return SD_RES_WAIT_FOR_FORMAT;
-	if (op->needs_format && status == SD_STATUS_HALT)
+	if (op_has(op, OP_NEEDS_FORMAT) && status == SD_STATUS_HALT)
 		return SD_RES_HALT;
-	if (op->needs_format && status == SD_STATUS_WAIT && op->type != SD_OP_TYPE_PEER)
+	if (op_has(op, OP_NEEDS_FORMAT) && status == SD_STATUS_WAIT && op->type != SD_OP_TYPE_PEER)
 		return SD_RES_WAIT_FOR_JOIN;
 	return SD_RES_SUCCESS;
 }
@@ -446,6 +441,5 @@ int create_listen_port(const char *bindaddr, int port)
 	int fd = listen_port(bindaddr, port, listen_handler);
 	if (fd < 0)
 		return fd;
-	sys->listen_fd = fd;
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
@@ -16,19 +17,30 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "sheep_priv.h"
-
-static struct system_info sys_info = {
-	.vinfo_lock = PTHREAD_MUTEX_INITIALIZER,
-};
-struct system_info *sys = &sys_info;
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "net.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "work.h"
+#include "cluster_view.h"
+#include "config.h"
+#include "group.h"
+#include "nbd.h"
+#include "ops.h"
+#include "recovery.h"
+#include "request.h"
+#include "store/store.h"
+#include "vdi.h"
+#include "vdi_state.h"
 
 static int ready_fd = -1;   /* write end of the pipe to the waiting parent */
 static char **saved_argv;   /* for sheep_restart */
 
 /* Start this sheep afresh (same options): it leaves the cluster and joins again as a newcomer.
  * A node that lost the majority uses it once the others are reachable again. */
-void sheep_restart(const char *why)
+static void __attribute__((noreturn)) sheep_restart(const char *why)
 {
 	sd_warn("restarting to rejoin the cluster: %s", why);
 	group_leave();
@@ -37,44 +49,8 @@ void sheep_restart(const char *why)
 	_exit(1);
 }
 
-/* ---- the current ring ---- */
-
-struct vnode_info *get_vnode_info(void)
-{
-	pthread_mutex_lock(&sys->vinfo_lock);
-	struct vnode_info *vi = sys->vinfo;
-	vi->refcnt++;
-	pthread_mutex_unlock(&sys->vinfo_lock);
-	return vi;
-}
-
-void put_vnode_info(struct vnode_info *vi)
-{
-	pthread_mutex_lock(&sys->vinfo_lock);
-	bool last = --vi->refcnt == 0;
-	pthread_mutex_unlock(&sys->vinfo_lock);
-	if (last)
-		ring_free(vi);
-}
-
-void set_vnode_info(const struct sd_node *nodes, int nr)
-{
-	struct vnode_info *vi = ring_build(nodes, nr);
-	if (!vi) {
-		sd_emerg("out of memory building the ring");
-		abort();
-	}
-	vi->refcnt = 1;
-	pthread_mutex_lock(&sys->vinfo_lock);
-	struct vnode_info *old = sys->vinfo;
-	sys->vinfo = vi;
-	pthread_mutex_unlock(&sys->vinfo_lock);
-	if (old)
-		put_vnode_info(old);
-}
-
 /* the node has joined (or founded) the cluster: release a waiting parent */
-void sheep_ready(void)
+static void sheep_ready(void)
 {
 	if (ready_fd >= 0) {
 		char ok = 0;
@@ -217,62 +193,72 @@ static int wait_for_child(pid_t pid, int rfd)
 	return WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : 1;
 }
 
-int main(int argc, char **argv)
-{
-	const char *bindaddr = NULL, *myaddr = NULL, *driver = "corosync", *logfile = NULL, *pidfile = NULL;
-	uint64_t port = SD_LISTEN_PORT, zone = 0, vnodes = SD_DEFAULT_VNODES;
-	bool foreground = false, zone_set = false;
-	int loglevel = LOG_INFO_, c, ret;
+/* what the command line asks for */
+struct sheep_options {
+	const char *bindaddr, *myaddr, *driver, *logfile, *pidfile;
+	uint64_t port, zone, vnodes, nbd_port;
+	bool foreground, zone_set;
+	int loglevel;
 	char myaddr_buf[64], nbd_addr[256];
-	uint64_t nbd_port = 0;
+};
 
-	saved_argv = argv;
+#define GO_ON (-1)   /* a start-up step returns this, or the exit status to leave with */
 
+/* -R N[:MS] */
+static int parse_recovery_throttle(const char *arg)
+{
+	char nbuf[32];
+	const char *colon = strchr(arg, ':');
+	uint64_t inflight, pause = 0;
+	snprintf(nbuf, sizeof(nbuf), "%.*s", colon ? (int)(colon - arg) : (int)strlen(arg), arg);
+	if (parse_uint(nbuf, "recovery objects in flight", 64, &inflight) < 0 || !inflight ||
+	    (colon && parse_uint(colon + 1, "recovery pause", 60000, &pause) < 0)) {
+		if (!inflight)
+			fprintf(stderr, "sheep: invalid recovery throttle '%s' (N[:MS], N 1 to 64)\n", arg);
+		return -1;
+	}
+	recovery_inflight = (int)inflight;
+	recovery_pause_ms = (uint32_t)pause;
+	return 0;
+}
+
+static int parse_options(int argc, char **argv, struct sheep_options *o)
+{
+	int c;
 	while ((c = getopt_long(argc, argv, "p:b:y:c:z:V:l:o:fP:R:hv", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (parse_uint(optarg, "port", 65535, &port) < 0 || !port)
+			if (parse_uint(optarg, "port", 65535, &o->port) < 0 || !o->port)
 				return 1;
 			break;
-		case 'b': bindaddr = optarg; break;
-		case 'y': myaddr = optarg; break;
-		case 'c': driver = optarg; break;
+		case 'b': o->bindaddr = optarg; break;
+		case 'y': o->myaddr = optarg; break;
+		case 'c': o->driver = optarg; break;
 		case 'z':
-			if (parse_uint(optarg, "zone", UINT32_MAX, &zone) < 0)
+			if (parse_uint(optarg, "zone", UINT32_MAX, &o->zone) < 0)
 				return 1;
-			zone_set = true;
+			o->zone_set = true;
 			break;
 		case 'V':
-			if (parse_uint(optarg, "vnodes", 65535, &vnodes) < 0)
+			if (parse_uint(optarg, "vnodes", 65535, &o->vnodes) < 0)
 				return 1;
 			break;
-		case 'R': {
-			char nbuf[32];
-			const char *colon = strchr(optarg, ':');
-			uint64_t inflight, pause = 0;
-			snprintf(nbuf, sizeof(nbuf), "%.*s", colon ? (int)(colon - optarg) : (int)strlen(optarg), optarg);
-			if (parse_uint(nbuf, "recovery objects in flight", 64, &inflight) < 0 || !inflight ||
-			    (colon && parse_uint(colon + 1, "recovery pause", 60000, &pause) < 0)) {
-				if (!inflight)
-					fprintf(stderr, "sheep: invalid recovery throttle '%s' (N[:MS], N 1 to 64)\n", optarg);
+		case 'R':
+			if (parse_recovery_throttle(optarg) < 0)
 				return 1;
-			}
-			recovery_inflight = (int)inflight;
-			recovery_pause_ms = (uint32_t)pause;
 			break;
-		}
 		case 'l':
-			loglevel = log_level_from_name(optarg);
-			if (loglevel < 0) {
+			o->loglevel = log_level_from_name(optarg);
+			if (o->loglevel < 0) {
 				fprintf(stderr, "sheep: invalid log level '%s'\n", optarg);
 				return 1;
 			}
 			break;
-		case 'o': logfile = optarg; break;
-		case 'f': foreground = true; break;
-		case 'P': pidfile = optarg; break;
+		case 'o': o->logfile = optarg; break;
+		case 'f': o->foreground = true; break;
+		case 'P': o->pidfile = optarg; break;
 		case 256:
-			if (parse_nbd(optarg, nbd_addr, sizeof(nbd_addr), &nbd_port) < 0)
+			if (parse_nbd(optarg, o->nbd_addr, sizeof(o->nbd_addr), &o->nbd_port) < 0)
 				return 1;
 			break;
 		case 'h': usage(stdout); return 0;
@@ -285,13 +271,19 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if (strlen(argv[optind]) > 3000) {
+	return GO_ON;
+}
+
+/* the store directory, made if missing, as an absolute path in sys->dir, locked for this sheep */
+static int open_store_dir(const char *arg)
+{
+	if (strlen(arg) > 3000) {
 		fprintf(stderr, "sheep: store path too long\n");
 		return 1;
 	}
-	if (!realpath(argv[optind], sys->dir)) {
-		if (mkdir_p(argv[optind], 0755) < 0 || !realpath(argv[optind], sys->dir)) {
-			fprintf(stderr, "sheep: cannot use store directory %s: %s\n", argv[optind], strerror(errno));
+	if (!realpath(arg, sys->dir)) {
+		if (mkdir_p(arg, 0755) < 0 || !realpath(arg, sys->dir)) {
+			fprintf(stderr, "sheep: cannot use store directory %s: %s\n", arg, strerror(errno));
 			return 1;
 		}
 	}
@@ -304,106 +296,125 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sheep: %s is in use by another sheep\n", sys->dir);
 		return 1;
 	}
+	return GO_ON;
+}
 
-	if (!myaddr) {
-		if (bindaddr && strcmp(bindaddr, "0.0.0.0") && strcmp(bindaddr, "::"))
-			myaddr = bindaddr;
+/* this node as the others will see it: address, ports, vnodes, zone, space */
+static int describe_this_node(struct sheep_options *o)
+{
+	if (!o->myaddr) {
+		if (o->bindaddr && strcmp(o->bindaddr, "0.0.0.0") && strcmp(o->bindaddr, "::"))
+			o->myaddr = o->bindaddr;
 		else {
-			pick_myaddr(myaddr_buf, sizeof(myaddr_buf));
-			myaddr = myaddr_buf;
+			pick_myaddr(o->myaddr_buf, sizeof(o->myaddr_buf));
+			o->myaddr = o->myaddr_buf;
 		}
 	}
-	if (str_to_addr(myaddr, sys->this_node.addr) < 0) {
-		fprintf(stderr, "sheep: invalid address '%s'\n", myaddr);
+	if (str_to_addr(o->myaddr, sys->this_node.addr) < 0) {
+		fprintf(stderr, "sheep: invalid address '%s'\n", o->myaddr);
 		return 1;
 	}
-	sys->this_node.port = port;
-	sys->this_node.nbd_port = nbd_port;
-	sys->this_node.nr_vnodes = vnodes;
-	sys->this_node.zone = zone_set ? (uint32_t)zone : node_id_hash32(&sys->this_node);
+	sys->this_node.port = o->port;
+	sys->this_node.nbd_port = o->nbd_port;
+	sys->this_node.nr_vnodes = o->vnodes;
+	sys->this_node.zone = o->zone_set ? (uint32_t)o->zone : node_id_hash32(&sys->this_node);
 	struct statvfs vfs;
 	if (statvfs(sys->dir, &vfs) == 0)
 		sys->this_node.space = (uint64_t)vfs.f_blocks * vfs.f_frsize;
 	sys->nr_copies = SD_DEFAULT_COPIES;
 	sys->block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
+	return GO_ON;
+}
 
-	int listen_probe = listen_tcp(bindaddr, port);
+/* fail now, in the foreground, if a port cannot be had */
+static int probe_ports(const struct sheep_options *o)
+{
+	int listen_probe = listen_tcp(o->bindaddr, o->port);
 	if (listen_probe < 0) {
-		fprintf(stderr, "sheep: cannot listen on %s:%d: %s\n", bindaddr ? bindaddr : "*", (int)port,
+		fprintf(stderr, "sheep: cannot listen on %s:%d: %s\n", o->bindaddr ? o->bindaddr : "*", (int)o->port,
 			strerror(-listen_probe));
 		return 1;
 	}
 	close(listen_probe);
-	if (nbd_port) {
-		int nbd_probe = listen_tcp(nbd_addr, nbd_port);
+	if (o->nbd_port) {
+		int nbd_probe = listen_tcp(o->nbd_addr, o->nbd_port);
 		if (nbd_probe < 0) {
-			fprintf(stderr, "sheep: cannot listen for NBD on %s:%d: %s\n", nbd_addr, (int)nbd_port,
+			fprintf(stderr, "sheep: cannot listen for NBD on %s:%d: %s\n", o->nbd_addr, (int)o->nbd_port,
 				strerror(-nbd_probe));
 			return 1;
 		}
 		close(nbd_probe);
 	}
+	return GO_ON;
+}
 
-	char logpath[4200];
-	if (!logfile && !foreground) {
-		snprintf(logpath, sizeof(logpath), "%s/sheep.log", sys->dir);
-		logfile = logpath;
+/* Unless in the foreground: fork; the parent waits for the child's verdict (ready_fd) and
+ * returns it, the child goes on. */
+static int daemonize(const struct sheep_options *o)
+{
+	if (o->foreground)
+		return GO_ON;
+	int pfd[2];
+	if (pipe(pfd) < 0) {
+		perror("sheep: pipe");
+		return 1;
 	}
-	if (!foreground) {
-		int pfd[2];
-		if (pipe(pfd) < 0) {
-			perror("sheep: pipe");
-			return 1;
-		}
-		pid_t pid = fork();
-		if (pid < 0) {
-			perror("sheep: fork");
-			return 1;
-		}
-		if (pid > 0) {
-			close(pfd[1]);
-			return wait_for_child(pid, pfd[0]);
-		}
-		close(pfd[0]);
-		ready_fd = pfd[1];
-		setsid();
-		int devnull = open("/dev/null", O_RDWR);
-		if (devnull >= 0) {
-			dup2(devnull, 0);
-			dup2(devnull, 1);
-			/* stderr stays until ready so errors reach the user; then /dev/null */
-		}
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("sheep: fork");
+		return 1;
 	}
-	if ((ret = log_open(logfile, loglevel, "sheep")) < 0) {
+	if (pid > 0) {
+		close(pfd[1]);
+		return wait_for_child(pid, pfd[0]);
+	}
+	close(pfd[0]);
+	ready_fd = pfd[1];
+	setsid();
+	int devnull = open("/dev/null", O_RDWR);
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		/* stderr stays until ready so errors reach the user; then /dev/null */
+	}
+	return GO_ON;
+}
+
+static int open_log_and_pidfile(const struct sheep_options *o, const char *logfile)
+{
+	int ret;
+	if ((ret = log_open(logfile, o->loglevel, "sheep")) < 0) {
 		fprintf(stderr, "sheep: cannot open log %s: %s\n", logfile, strerror(-ret));
 		return 1;
 	}
-	if (pidfile) {
-		FILE *fp = fopen(pidfile, "w");
+	if (o->pidfile) {
+		FILE *fp = fopen(o->pidfile, "w");
 		if (!fp) {
-			fprintf(stderr, "sheep: cannot write pid file %s: %s\n", pidfile, strerror(errno));
+			fprintf(stderr, "sheep: cannot write pid file %s: %s\n", o->pidfile, strerror(errno));
 			return 1;
 		}
 		fprintf(fp, "%d\n", getpid());
 		fclose(fp);
 	}
+	return GO_ON;
+}
+
+/* SIGTERM and SIGINT arrive through a signalfd on the event loop */
+static sigset_t block_exit_signals(void)
+{
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	return mask;
+}
 
-	char nodestr[80];
-	sd_info("starting sheep %s on %s, store %s", node_to_str(&sys->this_node, nodestr, sizeof(nodestr)),
-		driver, sys->dir);
-	if (event_init() < 0 || init_work_queues() < 0 || vdi_init() < 0) {
-		fprintf(stderr, "sheep: cannot initialize the event loop\n");
-		return 1;
-	}
-	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd >= 0)
-		register_event(sfd, signal_handler, NULL, EPOLLIN);
+/* the store, its config and the state it gives the cluster view before joining */
+static int load_store(void)
+{
+	int ret;
 	if ((ret = store_init(sys->dir)) < 0) {
 		fprintf(stderr, "sheep: cannot initialize the store in %s: %s\n", sys->dir, strerror(-ret));
 		return 1;
@@ -422,6 +433,13 @@ int main(int argc, char **argv)
 	}
 	atomic_store(&sys->status, SD_STATUS_WAIT_FOR_FORMAT);
 	set_vnode_info(&sys->this_node, 0);
+	return GO_ON;
+}
+
+/* worker threads, the listening ports, and the cluster join; the layers below get their hooks */
+static int start_services(const struct sheep_options *o)
+{
+	int ret;
 	sys->gateway_wq = create_work_queue("gway", 16);
 	sys->io_wq = create_work_queue("io", 16);
 	sys->block_wq = create_work_queue("block", 1);
@@ -429,19 +447,34 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sheep: cannot start worker threads\n");
 		return 1;
 	}
-	if ((ret = create_listen_port(bindaddr, port)) < 0) {
-		fprintf(stderr, "sheep: cannot listen on port %d: %s\n", (int)port, strerror(-ret));
+	if ((ret = create_listen_port(o->bindaddr, o->port)) < 0) {
+		fprintf(stderr, "sheep: cannot listen on port %d: %s\n", (int)o->port, strerror(-ret));
 		return 1;
 	}
-	if (nbd_port && (ret = nbd_init(nbd_addr, nbd_port)) < 0) {
-		fprintf(stderr, "sheep: cannot export NBD on %s:%d: %s\n", nbd_addr, (int)nbd_port, strerror(-ret));
+	if (o->nbd_port && (ret = nbd_init(o->nbd_addr, o->nbd_port)) < 0) {
+		fprintf(stderr, "sheep: cannot export NBD on %s:%d: %s\n", o->nbd_addr, (int)o->nbd_port,
+			strerror(-ret));
 		return 1;
 	}
-	if ((ret = group_init(driver)) < 0) {
+	static const struct group_hooks group_hooks = {
+		.lookup_op = get_sd_op,
+		.complete_request = request_done,
+		.epoch_transition = recovery_epoch_transition,
+		.epoch_started = recovery_start,
+		.fetch_state_from = fetch_vdi_state_from,
+		.joined = sheep_ready,
+		.restart = sheep_restart,
+	};
+	if ((ret = group_init(o->driver, &group_hooks)) < 0) {
 		if (ret != -EINVAL)
-			fprintf(stderr, "sheep: cannot join the cluster through %s\n", driver);
+			fprintf(stderr, "sheep: cannot join the cluster through %s\n", o->driver);
 		return 1;
 	}
+	return GO_ON;
+}
+
+static void __attribute__((noreturn)) run_event_loop(bool foreground)
+{
 	for (;;) {
 		event_loop_once(-1);
 		if (ready_fd < 0 && !foreground) {
@@ -456,5 +489,40 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sheep_options o = {
+		.driver = "corosync", .port = SD_LISTEN_PORT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
+	};
+	int ret;
+
+	saved_argv = argv;
+	if ((ret = parse_options(argc, argv, &o)) != GO_ON || (ret = open_store_dir(argv[optind])) != GO_ON ||
+	    (ret = describe_this_node(&o)) != GO_ON || (ret = probe_ports(&o)) != GO_ON)
+		return ret;
+	char logpath[4200];
+	const char *logfile = o.logfile;
+	if (!logfile && !o.foreground) {
+		snprintf(logpath, sizeof(logpath), "%s/sheep.log", sys->dir);
+		logfile = logpath;
+	}
+	if ((ret = daemonize(&o)) != GO_ON || (ret = open_log_and_pidfile(&o, logfile)) != GO_ON)
+		return ret;
+	sigset_t mask = block_exit_signals();
+
+	char nodestr[80];
+	sd_info("starting sheep %s on %s, store %s", node_to_str(&sys->this_node, nodestr, sizeof(nodestr)),
+		o.driver, sys->dir);
+	if (event_init() < 0 || init_work_queues() < 0 || vdi_init() < 0) {
+		fprintf(stderr, "sheep: cannot initialize the event loop\n");
+		return 1;
+	}
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd >= 0)
+		register_event(sfd, signal_handler, NULL, EPOLLIN);
+	if ((ret = load_store()) != GO_ON || (ret = start_services(&o)) != GO_ON)
+		return ret;
+	run_event_loop(o.foreground);
 }

@@ -1,9 +1,7 @@
-/* vdi.c: VDIs without a metadata server. Every node keeps the in-use bitmap of VDI ids and a small
- * state table (copies, block size, snapshot, deleted) in step through totally ordered cluster ops.
- * A name is found by probing the bitmap from FNV-1a(name) and reading inode headers; a new VDI
- * takes the first free id of that probe run. Create, snapshot, clone, rollback and delete run on
- * one node at a time (the cluster block), so two creates of one name give one VDI and one
- * VDI_EXIST. Deleted VDIs leave a nameless inode header (a tombstone) so probe runs stay intact. */
+/* vdi.c: the VDI service. Create, snapshot, clone, rollback and delete run on one node at a time
+ * (the cluster block), so two creates of one name give one VDI and one VDI_EXIST. Deleted VDIs
+ * leave a nameless inode header (a tombstone) so probe runs stay intact; their objects are
+ * collected once nothing references them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,290 +9,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "gateway.h"
+#include "peer_client.h"
+#include "request_types.h"
+#include "vdi.h"
+#include "vdi_attr.h"
+#include "vdi_lock.h"
+#include "vdi_lookup.h"
+#include "vdi_state.h"
 
-#define INODE_LOOKUP_SIZE 568    /* name, tag, times, sizes, ids: all lookup needs */
-#define STATE_BUCKETS 4096
-#define LOOKUP_SETTLE_TRIES 8        /* x LOOKUP_SETTLE_US: longer than the local driver's poll */
-#define LOOKUP_SETTLE_US 5000
-
-static uint8_t *vdi_bitmap;      /* SD_NR_VDIS bits */
-static pthread_mutex_t vdi_lock = PTHREAD_MUTEX_INITIALIZER;
-
-struct state_entry {
-	struct vdi_state st;
-	struct state_entry *next;
-};
-static struct state_entry *states[STATE_BUCKETS];
-static size_t nr_states;
-static uint8_t *clean_tombstones;   /* SD_NR_VDIS bits: tombstones known to have nothing pending */
-
-int vdi_init(void)
-{
-	vdi_bitmap = xzalloc(SD_NR_VDIS / 8);
-	return 0;
-}
-
-bool vdi_bit_test(uint32_t vid)
-{
-	pthread_mutex_lock(&vdi_lock);
-	bool set = vdi_bitmap[(vid & SD_VDI_MASK) / 8] & (1u << (vid % 8));
-	pthread_mutex_unlock(&vdi_lock);
-	return set;
-}
-
-void vdi_bit_set(uint32_t vid)
-{
-	pthread_mutex_lock(&vdi_lock);
-	vdi_bitmap[(vid & SD_VDI_MASK) / 8] |= 1u << (vid % 8);
-	pthread_mutex_unlock(&vdi_lock);
-}
-
-void vdi_bitmap_copy(void *out)
-{
-	pthread_mutex_lock(&vdi_lock);
-	memcpy(out, vdi_bitmap, SD_NR_VDIS / 8);
-	pthread_mutex_unlock(&vdi_lock);
-}
-
-void vdi_bitmap_merge(const void *in)
-{
-	const uint8_t *b = in;
-	pthread_mutex_lock(&vdi_lock);
-	for (size_t i = 0; i < SD_NR_VDIS / 8; i++)
-		vdi_bitmap[i] |= b[i];
-	pthread_mutex_unlock(&vdi_lock);
-}
-
-void vdi_bitmap_clear_all(void)
-{
-	pthread_mutex_lock(&vdi_lock);
-	memset(vdi_bitmap, 0, SD_NR_VDIS / 8);
-	pthread_mutex_unlock(&vdi_lock);
-}
-
-int vdi_state_lookup(uint32_t vid, struct vdi_state *out)
-{
-	int ret = -ENOENT;
-	pthread_mutex_lock(&vdi_lock);
-	for (struct state_entry *e = states[vid % STATE_BUCKETS]; e; e = e->next)
-		if (e->st.vid == vid) {
-			*out = e->st;
-			ret = 0;
-			break;
-		}
-	pthread_mutex_unlock(&vdi_lock);
-	return ret;
-}
-
-void vdi_state_set(const struct vdi_state *st)
-{
-	pthread_mutex_lock(&vdi_lock);
-	struct state_entry *e;
-	for (e = states[st->vid % STATE_BUCKETS]; e; e = e->next)
-		if (e->st.vid == st->vid)
-			break;
-	if (!e) {
-		e = xzalloc(sizeof(*e));
-		e->next = states[st->vid % STATE_BUCKETS];
-		states[st->vid % STATE_BUCKETS] = e;
-		nr_states++;
-	}
-	e->st = *st;
-	pthread_mutex_unlock(&vdi_lock);
-}
-
-int vdi_state_list(struct vdi_state **out, size_t *nr)
-{
-	pthread_mutex_lock(&vdi_lock);
-	struct vdi_state *list = xmalloc(nr_states * sizeof(*list));
-	size_t n = 0;
-	for (int b = 0; b < STATE_BUCKETS; b++)
-		for (struct state_entry *e = states[b]; e; e = e->next)
-			list[n++] = e->st;
-	pthread_mutex_unlock(&vdi_lock);
-	*out = list;
-	*nr = n;
-	return 0;
-}
-
-void vdi_state_clear_all(void)
-{
-	pthread_mutex_lock(&vdi_lock);
-	free(clean_tombstones);
-	clean_tombstones = NULL;
-	for (int b = 0; b < STATE_BUCKETS; b++) {
-		struct state_entry *e = states[b];
-		while (e) {
-			struct state_entry *n = e->next;
-			free(e);
-			e = n;
-		}
-		states[b] = NULL;
-	}
-	nr_states = 0;
-	pthread_mutex_unlock(&vdi_lock);
-}
-
-static uint32_t next_vid(uint32_t vid)
-{
-	vid = (vid + 1) & SD_VDI_MASK;
-	return vid ? vid : 1;
-}
-
-static bool vdi_is_deleted(uint32_t vid)
-{
-	struct vdi_state st;
-	return vdi_state_lookup(vid, &st) == 0 && st.deleted;
-}
-
-uint32_t vdi_nr_objs(const struct sd_inode_header *h)
-{
-	uint8_t shift = h->block_size_shift ? h->block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT;
-	uint64_t nr = DIV_ROUND_UP(h->vdi_size, UINT64_C(1) << shift);
-	return MIN(nr, SD_INODE_DATA_INDEX);
-}
-
-/* What one walk along a name's probe run found. */
-struct vdi_probe {
-	uint32_t working;       /* the name's working VDI, 0 if none */
-	uint32_t match;         /* the inode asked for, 0 if none */
-	uint32_t max_snap_id;   /* highest snap_id among the name's inodes */
-	uint32_t free_vid;      /* the first free id after the run */
-	bool name_seen;
-};
-
-/*
- * Walk name's probe run: every set bit from hash(name) up to the first clear one, reading the
- * header of each live inode. A non-empty tag or a non-zero snapid selects a snapshot; neither
- * selects the working VDI. hdr, when given, receives the lookup part of the match's header.
- */
-static int vdi_probe(const char *name, const char *tag, uint32_t snapid, struct vdi_probe *p,
-		     struct sd_inode_header *hdr)
-{
-	uint32_t v = sd_hash_vdi(name, strnlen(name, SD_MAX_VDI_LEN)), steps = 0;
-	struct sd_inode_header *h = xzalloc(sizeof(*h));
-	int ret = SD_RES_SUCCESS;
-
-	memset(p, 0, sizeof(*p));
-	for (; vdi_bit_test(v); v = next_vid(v)) {
-		bool match;
-		if (++steps >= SD_NR_VDIS - 1) {
-			ret = SD_RES_FULL_VDI;
-			goto out;
-		}
-		if (vdi_is_deleted(v))
-			continue;
-		ret = gateway_read_obj(vid_to_vdi_oid(v), h, INODE_LOOKUP_SIZE, 0);
-		if (ret == SD_RES_NO_OBJ) {
-			ret = SD_RES_SUCCESS;
-			continue;
-		}
-		if (ret != SD_RES_SUCCESS)
-			goto out;
-		if (!h->name[0] || strncmp(h->name, name, SD_MAX_VDI_LEN))
-			continue;
-		p->name_seen = true;
-		p->max_snap_id = MAX(p->max_snap_id, h->snap_id);
-		if (!h->snap_ctime)
-			p->working = v;
-		if (tag && tag[0])
-			match = h->snap_ctime && !strncmp(h->tag, tag, SD_MAX_VDI_TAG_LEN);
-		else if (snapid)
-			match = h->snap_ctime && h->snap_id == snapid;
-		else
-			match = !h->snap_ctime;
-		if (match && !p->match) {
-			p->match = v;
-			if (hdr)
-				memcpy(hdr, h, INODE_LOOKUP_SIZE);
-		}
-	}
-	p->free_vid = v;
-out:
-	free(h);
-	return ret;
-}
-
-/*
- * Find name (and tag or snapid; both empty/0 = the working VDI) along its probe run.
- * On success *vid is the match and hdr (if given) its header. Returns NO_VDI when the name (or
- * its working VDI) is unknown, NO_TAG when the name exists but not that snapshot; *vid is then
- * the first free id.
- */
-int vdi_lookup(const char *name, const char *tag, uint32_t snapid, uint32_t *vid, struct sd_inode_header *hdr)
-{
-	struct vdi_probe p;
-	int ret = vdi_probe(name, tag, snapid, &p, hdr);
-	if (ret)
-		return ret;
-	if (p.match) {
-		*vid = p.match;
-		return SD_RES_SUCCESS;
-	}
-	*vid = p.free_vid;
-	return p.name_seen && ((tag && tag[0]) || snapid) ? SD_RES_NO_TAG : SD_RES_NO_VDI;
-}
-
-/*
- * vdi_lookup for requests outside the cluster block (GET_VDI_INFO). A VDI another node has just
- * created reaches this node's bitmap when this node delivers that cluster message, a few
- * milliseconds after the creator answered its client; a client that creates through one sheep and
- * opens through another can get here first. A miss is therefore retried for a short while before
- * it is believed.
- */
-int vdi_lookup_settled(const char *name, const char *tag, uint32_t snapid, uint32_t *vid,
-		       struct sd_inode_header *hdr)
-{
-	int ret;
-	for (int i = 0; i < LOOKUP_SETTLE_TRIES; i++) {
-		ret = vdi_lookup(name, tag, snapid, vid, hdr);
-		if (ret != SD_RES_NO_VDI && ret != SD_RES_NO_TAG)
-			break;
-		usleep(LOOKUP_SETTLE_US);
-	}
-	return ret;
-}
-
-/* a field of len bytes holds a string NUL-padded to its end: no NUL inside the string, and
- * nothing after it */
-static bool field_is_padded(const char *f, size_t len)
-{
-	size_t n = strnlen(f, len);
-	if (n == len)
-		return false;
-	for (size_t i = n; i < len; i++)
-		if (f[i])
-			return false;
-	return true;
-}
-
-/* The payload of NEW_VDI, DEL_VDI and ROLLBACK_VDI: name[256] [+ tag[256]], each NUL-padded
- * inside its field (so a name with a NUL in it is refused). name and tag must hold
- * SD_MAX_VDI_LEN and SD_MAX_VDI_TAG_LEN bytes. */
-int vdi_parse_name_tag(const struct request *req, char *name, char *tag)
-{
-	uint32_t len = (req->rq.flags & SD_FLAG_CMD_WRITE) ? req->rq.data_length : 0;
-	const char *d = req->data;
-	size_t n;
-
-	name[0] = tag[0] = '\0';
-	if (len < SD_MAX_VDI_LEN || !d)
-		return SD_RES_INVALID_PARMS;
-	n = strnlen(d, SD_MAX_VDI_LEN);
-	if (!n || !field_is_padded(d, SD_MAX_VDI_LEN))
-		return SD_RES_INVALID_PARMS;
-	memcpy(name, d, n + 1);
-	if (len > SD_MAX_VDI_LEN) {
-		size_t room = MIN(len - SD_MAX_VDI_LEN, SD_MAX_VDI_TAG_LEN);
-		n = strnlen(d + SD_MAX_VDI_LEN, room);
-		if (n == SD_MAX_VDI_TAG_LEN || (room == SD_MAX_VDI_TAG_LEN && !field_is_padded(d + SD_MAX_VDI_LEN, room)))
-			return SD_RES_INVALID_PARMS;
-		memcpy(tag, d + SD_MAX_VDI_LEN, n);
-		tag[n] = '\0';
-	}
-	return SD_RES_SUCCESS;
-}
 
 /* The inode of vid with its first *nr index entries (the rest zero). The caller frees *out. */
 int vdi_read_inode(uint32_t vid, struct sd_inode **out, uint32_t *nr)
@@ -480,24 +209,6 @@ out:
  * exactly the objects live VDIs reference (plus inodes and tombstones). vdi_gc runs only inside
  * the cluster block, where this node has applied every earlier VDI change.
  */
-static bool tombstone_known_clean(uint32_t vid)
-{
-	pthread_mutex_lock(&vdi_lock);
-	bool clean = clean_tombstones && (clean_tombstones[vid / 8] & (1u << (vid % 8)));
-	pthread_mutex_unlock(&vdi_lock);
-	return clean;
-}
-
-/* a tombstone stays clean for good: nothing can point at a deleted VDI's objects again */
-static void tombstone_set_clean(uint32_t vid)
-{
-	pthread_mutex_lock(&vdi_lock);
-	if (!clean_tombstones)
-		clean_tombstones = xzalloc(SD_NR_VDIS / 8);
-	clean_tombstones[vid / 8] |= 1u << (vid % 8);
-	pthread_mutex_unlock(&vdi_lock);
-}
-
 struct gc_source {
 	struct sd_inode *tomb;     /* the tombstone; index entries == its vid are pending */
 	uint32_t nr;
@@ -514,7 +225,7 @@ static int gc_collect(const uint8_t *bitmap, struct gc_source **out)
 			v |= 7;
 			continue;
 		}
-		if (!(bitmap[v / 8] & (1u << (v % 8))) || !vdi_is_deleted(v) || tombstone_known_clean(v))
+		if (!(bitmap[v / 8] & (1u << (v % 8))) || !vdi_is_deleted(v) || vdi_tombstone_known_clean(v))
 			continue;
 		struct sd_inode *t;
 		uint32_t nr;
@@ -527,7 +238,7 @@ static int gc_collect(const uint8_t *bitmap, struct gc_source **out)
 		}
 		if (t->name[0] || !(t->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_PENDING)) {
 			if (!t->name[0])
-				tombstone_set_clean(v);
+				vdi_tombstone_set_clean(v);
 			free(t);
 			continue;
 		}
@@ -642,7 +353,7 @@ static void vdi_gc(void)
 		}
 		if (changed && tombstone_write(t, src[k].nr) == SD_RES_SUCCESS &&
 		    !(t->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_PENDING))
-			tombstone_set_clean(t->vdi_id);
+			vdi_tombstone_set_clean(t->vdi_id);
 	}
 out:
 	for (int k = 0; k < nr_src; k++) {
@@ -666,12 +377,12 @@ bool vdi_obj_is_garbage(uint64_t oid)
 	bool garbage = false;
 	if (is_vdi_obj(oid) || !vdi_is_deleted(vid))
 		return false;
-	if (tombstone_known_clean(vid))
+	if (vdi_tombstone_known_clean(vid))
 		return true;
 	h = xzalloc(sizeof(*h));
 	if (gateway_read_obj(vid_to_vdi_oid(vid), h, SD_INODE_HEADER_SIZE, 0) == SD_RES_SUCCESS && !h->name[0] &&
 	    !(h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_PENDING)) {
-		tombstone_set_clean(vid);
+		vdi_tombstone_set_clean(vid);
 		garbage = true;
 	}
 	free(h);

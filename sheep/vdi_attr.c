@@ -1,17 +1,28 @@
-/* vdi_attr.c: VDI attributes (GET_VDI_ATTR): small key/value objects beside an inode.
- *
- * An attribute is one object at vid_to_attr_oid(vid, attr_id) holding a struct
- * sheepdog_vdi_attr (protocol.md). attr_id starts at FNV-1a-64 over name[256], tag[256],
- * snap_id[4] and key[256] (low 32 bits) and probes forward past ids in use. The inode lists its
- * attributes in the old child-list area (reserved_area, internal_proto.h): word 0 is the count,
- * words 1..count the attr ids; that list is how attributes are found by key, copied to the new working VDI when a
- * snapshot is taken, and removed with the VDI. GET_VDI_ATTR is a cluster op that runs while its
- * node holds the cluster block, so CREAT|EXCL is an atomic create-if-absent. */
+/* vdi_attr.c: VDI attributes (GET_VDI_ATTR): small key/value objects beside an inode, listed in
+ * the inode, copied to the new working VDI when a snapshot is taken, removed with the VDI. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "sheepdog_proto.h"
+#include "util.h"
+#include "alloc.h"
+#include "gateway.h"
+#include "request_types.h"
+#include "vdi_attr.h"
+#include "vdi_lookup.h"
+
+/*
+ * An attribute is one object at vid_to_attr_oid(vid, attr_id) holding a struct
+ * sheepdog_vdi_attr (protocol.md). attr_id starts at FNV-1a-64 over name[256], tag[256],
+ * snap_id[4] and key[256] (low 32 bits) and probes forward past ids in use. The inode lists its
+ * attributes in the old child-list area (reserved_area, internal_proto.h): word 0 is the count,
+ * words 1..count the attr ids; that list is how attributes are found by key, copied to the new
+ * working VDI when a snapshot is taken, and removed with the VDI. GET_VDI_ATTR is a cluster op
+ * that runs while its node holds the cluster block, so CREAT|EXCL is an atomic create-if-absent.
+ */
 
 #define ATTR_HDR_SIZE offsetof(struct sheepdog_vdi_attr, value)
 #define ATTR_LIST_MAX SD_INODE_ATTR_LIST_MAX

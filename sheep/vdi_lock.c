@@ -1,15 +1,22 @@
-/* vdi_lock.c: the cluster-wide VDI lock table (LOCK_VDI / RELEASE_VDI).
- *
- * A lock belongs to the sheep (gateway) that asked for it, named by node_id_hash32() of its
- * address. Normal locks have one holder; shared locks (type 1, for multipath targets) have up to
- * SD_LOCK_MAX_OWNERS. Every change runs in process_main of a totally ordered cluster op, so every
- * node holds the same table; a joiner copies it from a member (GET_VDI_LOCKS). Applying an op is
- * idempotent on the table, which makes replaying an op the joiner already copied harmless.
- * Holders that left the cluster are dropped the next time the table changes or is listed.
- * Locks live in memory: a whole-cluster restart starts with none. */
+/* vdi_lock.c: the cluster-wide VDI lock table (LOCK_VDI / RELEASE_VDI). Every change runs in
+ * process_main of a totally ordered cluster op, so every node holds the same table. */
+#include <pthread.h>
 #include <string.h>
 
-#include "sheep_priv.h"
+#include "internal_proto.h"
+#include "sheepdog_proto.h"
+#include "alloc.h"
+#include "group.h"
+#include "vdi_lock.h"
+
+/*
+ * A lock belongs to the sheep (gateway) that asked for it, named by node_id_hash32() of its
+ * address. Normal locks have one holder; shared locks (type 1, for multipath targets) have up to
+ * SD_LOCK_MAX_OWNERS. A joiner copies the table from a member (GET_VDI_LOCKS). Applying an op is
+ * idempotent on the table, which makes replaying an op the joiner already copied harmless.
+ * Holders that left the cluster are dropped the next time the table changes or is listed.
+ * Locks live in memory: a whole-cluster restart starts with none.
+ */
 
 #define LOCK_BUCKETS 256
 

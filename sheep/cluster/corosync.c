@@ -2,11 +2,16 @@
  * multicast, and configuration changes delivered in the same order as messages. */
 #include <corosync/cpg.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "util.h"
+#include "../cluster.h"
 
 #define GROUP_NAME "sheepfold"
 
@@ -14,6 +19,7 @@ static cpg_handle_t handle;
 static struct cpg_name group;
 static uint32_t local_nodeid;
 static int cpg_fd = -1;
+static const struct cluster_events *events;
 
 static struct cluster_id to_id(const struct cpg_address *a)
 {
@@ -25,7 +31,7 @@ static void cpg_deliver(cpg_handle_t h, const struct cpg_name *name, uint32_t no
 			void *msg, size_t len)
 {
 	struct cluster_id id = { .nodeid = nodeid, .pid = pid };
-	sd_deliver(&id, msg, len);
+	events->deliver(&id, msg, len);
 }
 
 static void cpg_confchg(cpg_handle_t h, const struct cpg_name *name,
@@ -42,7 +48,7 @@ static void cpg_confchg(cpg_handle_t h, const struct cpg_name *name,
 		l[i] = to_id(&left_list[i]);
 	for (size_t i = 0; i < nj; i++)
 		j[i] = to_id(&joined_list[i]);
-	sd_confchg(m, nm, l, nl, j, nj);
+	events->confchg(m, nm, l, nl, j, nj);
 }
 
 static cpg_callbacks_t callbacks = {
@@ -60,8 +66,9 @@ static void cpg_event(int fd, uint32_t events, void *data)
 	}
 }
 
-static int corosync_init(const char *opts)
+static int corosync_init(const char *opts, const struct cluster_events *ev)
 {
+	events = ev;
 	cs_error_t err;
 	for (int tries = 0; tries < 50; tries++) {
 		err = cpg_initialize(&handle, &callbacks);

@@ -9,7 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../sheep_priv.h"
+#include "event.h"
+#include "internal_proto.h"
+#include "logger.h"
+#include "util.h"
+#include "../alloc.h"
+#include "../cluster.h"
+#include "../cluster_view.h"
 
 #define POLL_MS 10
 #define LIVENESS_EVERY 10   /* polls */
@@ -26,6 +32,7 @@ struct rec_hdr {
 
 static char cdir[4096];
 static int log_fd = -1, lock_fd = -1, member_fd = -1;
+static const struct cluster_events *events;
 static off_t read_off;
 static bool joined_log;
 static struct cluster_id members[SD_MAX_NODES];
@@ -135,7 +142,7 @@ static void read_new_records(void)
 			if (h.pid == me)
 				joined_log = true;
 			if (joined_log)
-				sd_confchg(members, nr_members, NULL, 0, &id, 1);
+				events->confchg(members, nr_members, NULL, 0, &id, 1);
 			break;
 		case REC_LEAVE: {
 			bool found = false;
@@ -149,12 +156,12 @@ static void read_new_records(void)
 			if (h.pid == me)
 				joined_log = false;
 			else if (joined_log && found)
-				sd_confchg(members, nr_members, &id, 1, NULL, 0);
+				events->confchg(members, nr_members, &id, 1, NULL, 0);
 			break;
 		}
 		case REC_MSG:
 			if (joined_log)
-				sd_deliver(&id, data, h.len);
+				events->deliver(&id, data, h.len);
 			break;
 		}
 		free(data);
@@ -170,8 +177,9 @@ static void local_poll(void *unused)
 		sd_err("local driver: cannot arm poll timer");
 }
 
-static int local_init(const char *opts)
+static int local_init(const char *opts, const struct cluster_events *ev)
 {
+	events = ev;
 	char path[4200];
 	snprintf(cdir, sizeof(cdir), "%s", opts && *opts ? opts : "/tmp/sheepfold-local");
 	int ret = mkdir_p(cdir, 0755);

@@ -1,16 +1,23 @@
-/* store.c: one file per object under DIR/obj, named by the oid in 16 hex digits. Objects are
- * created whole and atomically (temporary file, optional fsync, rename); sparse where unwritten. */
+/* store.c: the object store: one file per object under DIR/obj, named by the oid in 16 hex digits.
+ * Objects are created whole and atomically (temporary file, optional fsync, rename); sparse where
+ * unwritten. Knows nothing of VDIs or membership (see store.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "sheep_priv.h"
+#include "../alloc.h"
+#include "logger.h"
+#include "sheepdog_proto.h"
+#include "store.h"
+#include "util.h"
 
 static char obj_dir[4200];
 /* per-object serialisation of writes, creates, removes and recovery (striped by oid) */
@@ -57,15 +64,6 @@ int store_init(const char *dir)
 		closedir(d);
 	}
 	return 0;
-}
-
-uint64_t obj_size_of(uint64_t oid)
-{
-	struct vdi_state st;
-	uint8_t shift = sys->block_size_shift;
-	if (is_data_obj(oid) && vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.block_size_shift)
-		shift = st.block_size_shift;
-	return sd_obj_max_size(oid, shift);
 }
 
 static int errno_to_res(int err)
@@ -327,14 +325,14 @@ uint64_t store_free_space(void)
 	return (uint64_t)vfs.f_bavail * vfs.f_frsize;
 }
 
-int store_set_aside_all(void)
+int store_set_aside_all(uint32_t epoch)
 {
 	uint64_t *oids;
 	size_t nr, moved = 0;
 	if (store_list(&oids, &nr))
 		return SD_RES_EIO;
 	for (size_t i = 0; i < nr; i++) {
-		if (store_set_aside(oids[i], sys_epoch()) == SD_RES_SUCCESS)
+		if (store_set_aside(oids[i], epoch) == SD_RES_SUCCESS)
 			moved++;
 		else
 			sd_warn("cannot set %016" PRIx64 " aside: %m", oids[i]);

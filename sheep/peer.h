@@ -1,0 +1,18 @@
+/* peer.h: the peer ops on the local store (peer.c): a replica's share of an object op, for a
+ * peer's request or the gateway's own share. */
+#ifndef SHEEP_PEER_H
+#define SHEEP_PEER_H
+
+#include <stdint.h>
+
+#include "internal_proto.h"
+
+/* how a write finds an object that moved here and has not arrived yet (recovery's, at start) */
+void peer_set_object_fetcher(int (*fetch)(uint64_t oid));
+int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+int peer_remove(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+int peer_flush(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+
+#endif

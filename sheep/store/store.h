@@ -1,0 +1,47 @@
+/* store.h: the object store, the bottom layer of sheep: one file per object under DIR/obj, and
+ * objects set aside under DIR/obj/.stale. It knows objects by oid only, nothing of VDIs or of
+ * membership: sizes and epochs come in from the caller. Results are SD_RES_* codes. */
+#ifndef SHEEP_STORE_H
+#define SHEEP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* qsort comparison of oids */
+static inline int cmp_oid(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int store_init(const char *dir);
+/* bytes past the end of the object file read as zeros */
+int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset);
+/* into an existing object; NO_OBJ when it is not here. Unsynced writes are synced by store_flush */
+int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool sync);
+/* a whole new object of obj_size bytes (sparse where unwritten), replacing any old one atomically */
+int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset,
+			   uint64_t obj_size, bool sync);
+int store_remove(uint64_t oid);
+bool store_exists(uint64_t oid);
+/* sync what was written without sync since the last flush */
+int store_flush(void);
+/* remove every object */
+int store_wipe(void);
+/* per-object serialisation of writes, creates, removes and recovery */
+void store_lock(uint64_t oid);
+void store_unlock(uint64_t oid);
+/* move one object to obj/.stale as of epoch (caller holds its lock); it is never served again */
+int store_set_aside(uint64_t oid, uint32_t epoch);
+/* move every object to obj/.stale as of epoch (kept for recovery, never served) */
+int store_set_aside_all(uint32_t epoch);
+/* remove everything set aside */
+void store_purge_stale(void);
+/* bytes the filesystem under the store can still take */
+uint64_t store_free_space(void);
+/* fills oids (malloc'd) with every object stored here */
+int store_list(uint64_t **oids, size_t *nr);
+int store_stat(uint64_t *size, uint64_t *used);
+
+#endif

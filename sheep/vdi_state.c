@@ -1,0 +1,174 @@
+/* vdi_state.c: what every node knows of every VDI, kept in step by totally ordered cluster ops:
+ * the in-use bitmap of VDI ids, the state table (copies, block size, snapshot, deleted) and the
+ * tombstones known to be clean. From it follow an object's size and its number of copies. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal_proto.h"
+#include "sheepdog_proto.h"
+#include "alloc.h"
+#include "cluster_view.h"
+#include "vdi_state.h"
+
+#define STATE_BUCKETS 4096
+
+static uint8_t *vdi_bitmap;      /* SD_NR_VDIS bits */
+static pthread_mutex_t vdi_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct state_entry {
+	struct vdi_state st;
+	struct state_entry *next;
+};
+static struct state_entry *states[STATE_BUCKETS];
+static size_t nr_states;
+static uint8_t *clean_tombstones;   /* SD_NR_VDIS bits: tombstones known to have nothing pending */
+
+int vdi_init(void)
+{
+	vdi_bitmap = xzalloc(SD_NR_VDIS / 8);
+	return 0;
+}
+
+bool vdi_bit_test(uint32_t vid)
+{
+	pthread_mutex_lock(&vdi_lock);
+	bool set = vdi_bitmap[(vid & SD_VDI_MASK) / 8] & (1u << (vid % 8));
+	pthread_mutex_unlock(&vdi_lock);
+	return set;
+}
+
+void vdi_bit_set(uint32_t vid)
+{
+	pthread_mutex_lock(&vdi_lock);
+	vdi_bitmap[(vid & SD_VDI_MASK) / 8] |= 1u << (vid % 8);
+	pthread_mutex_unlock(&vdi_lock);
+}
+
+void vdi_bitmap_copy(void *out)
+{
+	pthread_mutex_lock(&vdi_lock);
+	memcpy(out, vdi_bitmap, SD_NR_VDIS / 8);
+	pthread_mutex_unlock(&vdi_lock);
+}
+
+void vdi_bitmap_merge(const void *in)
+{
+	const uint8_t *b = in;
+	pthread_mutex_lock(&vdi_lock);
+	for (size_t i = 0; i < SD_NR_VDIS / 8; i++)
+		vdi_bitmap[i] |= b[i];
+	pthread_mutex_unlock(&vdi_lock);
+}
+
+void vdi_bitmap_clear_all(void)
+{
+	pthread_mutex_lock(&vdi_lock);
+	memset(vdi_bitmap, 0, SD_NR_VDIS / 8);
+	pthread_mutex_unlock(&vdi_lock);
+}
+
+int vdi_state_lookup(uint32_t vid, struct vdi_state *out)
+{
+	int ret = -ENOENT;
+	pthread_mutex_lock(&vdi_lock);
+	for (struct state_entry *e = states[vid % STATE_BUCKETS]; e; e = e->next)
+		if (e->st.vid == vid) {
+			*out = e->st;
+			ret = 0;
+			break;
+		}
+	pthread_mutex_unlock(&vdi_lock);
+	return ret;
+}
+
+void vdi_state_set(const struct vdi_state *st)
+{
+	pthread_mutex_lock(&vdi_lock);
+	struct state_entry *e;
+	for (e = states[st->vid % STATE_BUCKETS]; e; e = e->next)
+		if (e->st.vid == st->vid)
+			break;
+	if (!e) {
+		e = xzalloc(sizeof(*e));
+		e->next = states[st->vid % STATE_BUCKETS];
+		states[st->vid % STATE_BUCKETS] = e;
+		nr_states++;
+	}
+	e->st = *st;
+	pthread_mutex_unlock(&vdi_lock);
+}
+
+int vdi_state_list(struct vdi_state **out, size_t *nr)
+{
+	pthread_mutex_lock(&vdi_lock);
+	struct vdi_state *list = xmalloc(nr_states * sizeof(*list));
+	size_t n = 0;
+	for (int b = 0; b < STATE_BUCKETS; b++)
+		for (struct state_entry *e = states[b]; e; e = e->next)
+			list[n++] = e->st;
+	pthread_mutex_unlock(&vdi_lock);
+	*out = list;
+	*nr = n;
+	return 0;
+}
+
+void vdi_state_clear_all(void)
+{
+	pthread_mutex_lock(&vdi_lock);
+	free(clean_tombstones);
+	clean_tombstones = NULL;
+	for (int b = 0; b < STATE_BUCKETS; b++) {
+		struct state_entry *e = states[b];
+		while (e) {
+			struct state_entry *n = e->next;
+			free(e);
+			e = n;
+		}
+		states[b] = NULL;
+	}
+	nr_states = 0;
+	pthread_mutex_unlock(&vdi_lock);
+}
+
+bool vdi_tombstone_known_clean(uint32_t vid)
+{
+	pthread_mutex_lock(&vdi_lock);
+	bool clean = clean_tombstones && (clean_tombstones[vid / 8] & (1u << (vid % 8)));
+	pthread_mutex_unlock(&vdi_lock);
+	return clean;
+}
+
+/* a tombstone stays clean for good: nothing can point at a deleted VDI's objects again */
+void vdi_tombstone_set_clean(uint32_t vid)
+{
+	pthread_mutex_lock(&vdi_lock);
+	if (!clean_tombstones)
+		clean_tombstones = xzalloc(SD_NR_VDIS / 8);
+	clean_tombstones[vid / 8] |= 1u << (vid % 8);
+	pthread_mutex_unlock(&vdi_lock);
+}
+
+bool vdi_is_deleted(uint32_t vid)
+{
+	struct vdi_state st;
+	return vdi_state_lookup(vid, &st) == 0 && st.deleted;
+}
+
+/* a data object is as large as its VDI's block size, every other object as the protocol says */
+uint64_t obj_size_of(uint64_t oid)
+{
+	struct vdi_state st;
+	uint8_t shift = sys->block_size_shift;
+	if (is_data_obj(oid) && vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.block_size_shift)
+		shift = st.block_size_shift;
+	return sd_obj_max_size(oid, shift);
+}
+
+/* copies of an object: its VDI's, else the cluster default */
+int oid_copies(uint64_t oid)
+{
+	struct vdi_state st;
+	if (vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.nr_copies)
+		return st.nr_copies;
+	return sys->nr_copies ? sys->nr_copies : 1;
+}
