@@ -13,6 +13,7 @@
 #define EXIT_EXISTS    3
 #define EXIT_FULL      4
 #define EXIT_MISSING   5
+#define EXIT_USAGE     64
 
 /* Option keys: a letter for short options ('c'), or a value >= 256 for long-only ones. */
 struct collie_option {

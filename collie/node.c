@@ -1,4 +1,5 @@
-/* node.c: collie node list | info | recovery. */
+/* node.c: collie node list | info | recovery, and the table of node commands (kill and reweight
+ * live in node_admin.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,12 +65,18 @@ static int node_info(int argc, char **argv)
 }
 
 int node_recovery(int argc, char **argv);
+int node_kill(int argc, char **argv);
+int node_reweight(int argc, char **argv);
 
 static const struct subcommand node_subs[] = {
 	{ "list", "", "list the nodes of the cluster", NULL, CMD_CLUSTER, 0, 0, node_list },
 	{ "info", "", "show each node's store size and use", NULL, CMD_CLUSTER, 0, 0, node_info },
 	{ "recovery", "", "show each node's recovery: epoch, state, objects done/total, rate, throttle",
 	  NULL, CMD_CLUSTER, 0, 0, node_recovery },
+	{ "kill", "ID", "make node ID leave the cluster (its objects are recovered elsewhere)",
+	  NULL, CMD_CLUSTER, 1, 1, node_kill },
+	{ "reweight", "[ID [CAPACITY]]", "vnodes follow each node's capacity again; with CAPACITY "
+	  "(K/M/G/T, 0 = its filesystem), node ID weighs that much", NULL, CMD_CLUSTER, 0, 2, node_reweight },
 	{ NULL },
 };
 

@@ -36,6 +36,8 @@
 /* VDI lifecycle (ours) */
 #define SD_OP_ROLLBACK_VDI         0xD0   /* cluster: the working VDI takes a snapshot's index */
 #define SD_OP_GET_VDI_LOCKS        0xD1   /* local: the cluster-wide VDI lock table */
+#define SD_OP_GET_NODE_WEIGHT      0xD2   /* local: capacity and vnodes; may set the capacity */
+#define SD_OP_REWEIGHT             0xD3   /* cluster: new vnode counts, one new epoch */
 
 /* internal flags */
 #define SD_FLAG_CMD_RECOVERY 0x80
@@ -100,6 +102,18 @@ struct sd_node_rsp {
 	uint64_t store_free;
 };
 SD_CHECK(sizeof(struct sd_node_rsp) == 48);
+
+/* GET_NODE_WEIGHT: an optional request payload of one uint64_t sets the node's capacity in
+ * bytes (0: back to the size of its store's filesystem); the response payload is this */
+struct sd_node_weight {
+	uint64_t capacity;       /* bytes the node's weight is computed from */
+	uint16_t nr_vnodes;      /* on the ring now */
+	uint16_t want_vnodes;    /* what the capacity asks for (nr_vnodes when fixed by -V) */
+	uint8_t  fixed;          /* started with -V */
+	uint8_t  __pad[3];
+};
+SD_CHECK(sizeof(struct sd_node_weight) == 16);
+/* REWEIGHT: the payload is struct sd_node[], each with its new nr_vnodes */
 
 /* STAT_CLUSTER response union: cluster state; payload = epoch log entries, newest first */
 struct sd_cluster_rsp {

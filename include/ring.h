@@ -6,6 +6,11 @@
 #include "internal_proto.h"
 
 #define RING_POINTS_PER_VNODE 16
+/* automatic weights: one vnode for every RING_BYTES_PER_VNODE of store capacity (a 256 GiB node
+ * gets 128, the default of a node whose weight is given by hand), at least 1, at most
+ * RING_MAX_AUTO_VNODES (16 TiB; larger nodes weigh the same) */
+#define RING_BYTES_PER_VNODE (2ULL << 30)
+#define RING_MAX_AUTO_VNODES 8192
 
 struct sd_vnode {
 	uint64_t hash;
@@ -31,5 +36,10 @@ int ring_pick_nodes(const struct vnode_info *vi, uint64_t oid, int copies, int *
 /* Is node (by identity) among the replicas of oid? */
 int ring_find_node(const struct vnode_info *vi, const struct sd_node *n);
 int node_cmp(const struct sd_node *a, const struct sd_node *b);   /* identity: addr, port */
+/* the vnode count of a node whose store holds capacity bytes */
+uint16_t ring_vnodes_for_capacity(uint64_t capacity);
+/* the default zone of a node: its host address, so that copies land on distinct machines
+ * (an IPv4 address is its own zone number, as in sheepdog; IPv6 is hashed) */
+uint32_t ring_zone_of_addr(const uint8_t addr[16]);
 
 #endif

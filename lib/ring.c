@@ -15,6 +15,23 @@ int node_cmp(const struct sd_node *a, const struct sd_node *b)
 	return (int)a->port - (int)b->port;
 }
 
+uint16_t ring_vnodes_for_capacity(uint64_t capacity)
+{
+	uint64_t v = capacity / RING_BYTES_PER_VNODE + (capacity % RING_BYTES_PER_VNODE >= RING_BYTES_PER_VNODE / 2);
+	if (v < 1)
+		return 1;
+	return v > RING_MAX_AUTO_VNODES ? RING_MAX_AUTO_VNODES : (uint16_t)v;
+}
+
+uint32_t ring_zone_of_addr(const uint8_t addr[16])
+{
+	static const uint8_t v4_prefix[12] = { [10] = 0xff, [11] = 0xff };
+	if (!memcmp(addr, v4_prefix, sizeof(v4_prefix)))
+		return (uint32_t)addr[12] | (uint32_t)addr[13] << 8 | (uint32_t)addr[14] << 16 |
+		       (uint32_t)addr[15] << 24;
+	return (uint32_t)sd_hash(addr, 16);
+}
+
 static int cmp_node_q(const void *a, const void *b) { return node_cmp(a, b); }
 
 static int cmp_vnode(const void *a, const void *b)

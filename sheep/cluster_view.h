@@ -23,6 +23,8 @@ struct system_info {
 	uint8_t nr_copies;
 	uint8_t block_size_shift;
 	bool recovery_disabled;
+	uint64_t capacity;                /* --capacity or a reweight; 0: the store filesystem's size */
+	bool fixed_vnodes;                /* -V: the vnode count does not follow the capacity */
 
 	struct work_queue *gateway_wq;    /* client requests: fan-out to peers */
 	struct work_queue *io_wq;         /* peer requests: local store */

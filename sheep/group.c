@@ -212,6 +212,28 @@ static void members_changed(void)
 		hooks->epoch_started();
 }
 
+int group_reweight(const struct sd_node *nodes, int nr)
+{
+	int changed = 0;
+	for (int k = 0; k < nr; k++)
+		for (int i = 0; i < nr_members; i++) {
+			if (node_cmp(&members[i].node, &nodes[k]) ||
+			    members[i].node.nr_vnodes == nodes[k].nr_vnodes)
+				continue;
+			char buf[64];
+			node_to_str(&nodes[k], buf, sizeof(buf));
+			sd_info("node %s: %u vnodes instead of %u", buf, nodes[k].nr_vnodes,
+				members[i].node.nr_vnodes);
+			members[i].node.nr_vnodes = nodes[k].nr_vnodes;
+			if (is_me(&members[i].cid))
+				sys->this_node.nr_vnodes = nodes[k].nr_vnodes;
+			changed++;
+		}
+	if (changed)
+		members_changed();
+	return changed;
+}
+
 static size_t make_snapshot(void **out)
 {
 	size_t len = sizeof(struct snapshot_hdr) + nr_members * sizeof(struct member) +

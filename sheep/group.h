@@ -28,5 +28,8 @@ void cluster_queue_request(struct request *req);
 int group_node_list(struct sd_node *nodes, int max);
 int group_local_idx(void);
 void group_end_wait(void);
+/* give the members named in nodes[] (by address and port) their nr_vnodes; one new epoch when
+ * any changed. Returns how many changed (main thread, in the cluster's total order) */
+int group_reweight(const struct sd_node *nodes, int nr);
 
 #endif

@@ -19,6 +19,7 @@
 #include "cluster_view.h"
 #include "config.h"
 #include "group.h"
+#include "node_weight.h"
 #include "ops.h"
 #include "peer.h"
 #include "recovery.h"
@@ -251,6 +252,17 @@ static int main_shutdown(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 					    .shutdown = 1 };
 		config_save(&cfg);
 	}
+	store_flush();
+	add_timer(300, shutdown_now, NULL);
+	return SD_RES_SUCCESS;
+}
+
+/* KILL_NODE: this node alone leaves the cluster and exits, as if shut down by hand; the others
+ * make a new epoch and recover its objects */
+static int main_kill_node(const struct sd_req *rq, struct sd_rsp *rp, void *data)
+{
+	sd_info("asked to leave the cluster (collie node kill)");
+	sys->shutting_down = true;
 	store_flush();
 	add_timer(300, shutdown_now, NULL);
 	return SD_RES_SUCCESS;
@@ -534,7 +546,18 @@ static const struct sd_op_template sd_ops[256] = {
 		.name = "GET_HASH", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_PEER,
 		.flags = OP_NEEDS_FORMAT | OP_DURING_SHUTDOWN, .process_work = local_get_hash,
 	},
-	[SD_OP_KILL_NODE] = { .name = "KILL_NODE", .class = OP_CLASS_ADMIN },
+	[SD_OP_KILL_NODE] = {
+		.name = "KILL_NODE", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.process_main = main_kill_node,
+	},
+	[SD_OP_GET_NODE_WEIGHT] = {
+		.name = "GET_NODE_WEIGHT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.process_main = main_get_node_weight,
+	},
+	[SD_OP_REWEIGHT] = {
+		.name = "REWEIGHT", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.process_main = main_reweight,
+	},
 	[SD_OP_FLUSH_NODES] = { .name = "FLUSH_NODES", .class = OP_CLASS_ADMIN },
 	[SD_OP_REPAIR_REPLICA] = { .name = "REPAIR_REPLICA", .class = OP_CLASS_ADMIN },
 	[SD_OP_OIDS_EXIST] = { .name = "OIDS_EXIST", .class = OP_CLASS_PEER },

@@ -21,6 +21,7 @@
 #include "internal_proto.h"
 #include "logger.h"
 #include "net.h"
+#include "ring.h"
 #include "sheepdog_proto.h"
 #include "util.h"
 #include "work.h"
@@ -28,6 +29,7 @@
 #include "config.h"
 #include "group.h"
 #include "nbd.h"
+#include "node_weight.h"
 #include "ops.h"
 #include "recovery.h"
 #include "request.h"
@@ -70,8 +72,12 @@ static void usage(FILE *fp)
 		"  -b, --bindaddr ADDR    listen on ADDR only (default: all addresses)\n"
 		"  -y, --myaddr ADDR      address other nodes use to reach this one\n"
 		"  -c, --cluster DRIVER   corosync (default) or local[:DIR] (one machine, no corosync)\n"
-		"  -z, --zone ZONE        failure zone (replicas go to distinct zones; default: one per node)\n"
-		"  -V, --vnodes N         virtual nodes on the ring (default 128; 0 = gateway only)\n"
+		"  -z, --zone ZONE        failure zone (replicas go to distinct zones; default: the\n"
+		"                         host address, so copies land on distinct machines)\n"
+		"  -V, --vnodes N         virtual nodes on the ring, fixed (0 = gateway only; default:\n"
+		"                         from the capacity, one per 2 GiB, 1 to 8192)\n"
+		"      --capacity SIZE    the weight of this node (K/M/G/T; default: the size of the\n"
+		"                         filesystem under DIR); collie node reweight applies a change\n"
 		"  -l, --loglevel LEVEL   emerg, err, warn, info (default) or debug, or 0-7\n"
 		"  -o, --log FILE         log to FILE (default DIR/sheep.log)\n"
 		"  -f, --foreground       stay in the foreground and log to stderr unless -o\n"
@@ -96,6 +102,7 @@ static const struct option long_opts[] = {
 	{ "pidfile", required_argument, NULL, 'P' },
 	{ "recovery", required_argument, NULL, 'R' },
 	{ "nbd", required_argument, NULL, 256 },
+	{ "capacity", required_argument, NULL, 257 },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -197,7 +204,8 @@ static int wait_for_child(pid_t pid, int rfd)
 struct sheep_options {
 	const char *bindaddr, *myaddr, *driver, *logfile, *pidfile;
 	uint64_t port, zone, vnodes, nbd_port;
-	bool foreground, zone_set;
+	bool foreground, zone_set, vnodes_set;
+	uint64_t capacity;
 	int loglevel;
 	char myaddr_buf[64], nbd_addr[256];
 };
@@ -242,6 +250,7 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 		case 'V':
 			if (parse_uint(optarg, "vnodes", 65535, &o->vnodes) < 0)
 				return 1;
+			o->vnodes_set = true;
 			break;
 		case 'R':
 			if (parse_recovery_throttle(optarg) < 0)
@@ -260,6 +269,12 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 		case 256:
 			if (parse_nbd(optarg, o->nbd_addr, sizeof(o->nbd_addr), &o->nbd_port) < 0)
 				return 1;
+			break;
+		case 257:
+			if (parse_size(optarg, &o->capacity) < 0 || !o->capacity) {
+				fprintf(stderr, "sheep: invalid capacity '%s' (a size such as 500G or 2T)\n", optarg);
+				return 1;
+			}
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'v': printf("sheep (Sheepfold) 0.1\n"); return 0;
@@ -316,11 +331,11 @@ static int describe_this_node(struct sheep_options *o)
 	}
 	sys->this_node.port = o->port;
 	sys->this_node.nbd_port = o->nbd_port;
-	sys->this_node.nr_vnodes = o->vnodes;
-	sys->this_node.zone = o->zone_set ? (uint32_t)o->zone : node_id_hash32(&sys->this_node);
-	struct statvfs vfs;
-	if (statvfs(sys->dir, &vfs) == 0)
-		sys->this_node.space = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	sys->this_node.zone = o->zone_set ? (uint32_t)o->zone : ring_zone_of_addr(sys->this_node.addr);
+	sys->capacity = o->capacity;
+	sys->fixed_vnodes = o->vnodes_set;
+	sys->this_node.space = node_capacity();
+	sys->this_node.nr_vnodes = o->vnodes_set ? (uint16_t)o->vnodes : ring_vnodes_for_capacity(sys->this_node.space);
 	sys->nr_copies = SD_DEFAULT_COPIES;
 	sys->block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	return GO_ON;

@@ -8,6 +8,7 @@ int formats_add_suites(void) __attribute__((weak));
 int recovery_add_suites(void) __attribute__((weak));
 int lifecycle_add_suites(void) __attribute__((weak));
 int nbd_add_suites(void) __attribute__((weak));
+int ring_add_suites(void) __attribute__((weak));
 
 int main(void)
 {
@@ -15,7 +16,7 @@ int main(void)
 		return 2;
 	if (lib_add_suites() || (formats_add_suites && formats_add_suites()) ||
 	    (recovery_add_suites && recovery_add_suites()) || (lifecycle_add_suites && lifecycle_add_suites()) ||
-	    (nbd_add_suites && nbd_add_suites())) {
+	    (nbd_add_suites && nbd_add_suites()) || (ring_add_suites && ring_add_suites())) {
 		fprintf(stderr, "cannot register the unit suites\n");
 		CU_cleanup_registry();
 		return 2;
@@ -23,8 +24,8 @@ int main(void)
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	unsigned ran = CU_get_number_of_tests_run();
-	CU_cleanup_registry();
-	printf("unit: %u passed, %u failed\n", ran - CU_get_number_of_tests_failed(), CU_get_number_of_tests_failed());
+	unsigned ran = CU_get_number_of_tests_run(), tests_failed = CU_get_number_of_tests_failed();
+	CU_cleanup_registry();   /* resets the counts: read them first */
+	printf("unit: %u passed, %u failed\n", ran - tests_failed, tests_failed);
 	return failed ? 1 : 0;
 }

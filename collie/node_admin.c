@@ -1,0 +1,125 @@
+/* node_admin.c: collie node kill | reweight: one node leaves the cluster; every node's weight
+ * (vnodes) is brought in line with its capacity, in one epoch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collie.h"
+#include "net.h"
+#include "util.h"
+
+/* a node ID argument: an index into the node list */
+static int parse_node_id(const char *s, int nr, int *id)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || v < 0 || v >= nr) {
+		die_msg("no node %s in the cluster (ids 0 to %d; see collie node list)", s, nr - 1);
+		return -1;
+	}
+	*id = (int)v;
+	return 0;
+}
+
+int node_kill(int argc, char **argv)
+{
+	struct sd_node *nodes;
+	int nr, id, ret = get_node_list(&nodes, &nr, NULL);
+	char nb[80];
+	if (ret)
+		return report_failure("node kill", ret);
+	if (parse_node_id(argv[0], nr, &id) < 0) {
+		free(nodes);
+		return EXIT_MISSING;
+	}
+	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_KILL_NODE };
+	struct sd_rsp rsp;
+	node_to_str(&nodes[id], nb, sizeof(nb));
+	ret = node_exec(&nodes[id], &req, NULL, 0, &rsp);
+	free(nodes);
+	if (ret) {
+		char what[128];
+		snprintf(what, sizeof(what), "node kill %d (%s)", id, nb);
+		return report_failure(what, ret);
+	}
+	printf("node %d (%s) is leaving the cluster\n", id, nb);
+	return 0;
+}
+
+/* ask node n for its weight; capacity != NULL first sets its capacity */
+static int node_weight(const struct sd_node *n, const uint64_t *capacity, struct sd_node_weight *w)
+{
+	char buf[sizeof(*w)] = { 0 };
+	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_GET_NODE_WEIGHT,
+			      .data_length = sizeof(buf) };
+	struct sd_rsp rsp;
+	if (capacity) {
+		req.flags = SD_FLAG_CMD_WRITE;
+		memcpy(buf, capacity, sizeof(*capacity));
+	}
+	int ret = node_exec(n, &req, buf, sizeof(buf), &rsp);
+	if (!ret && rsp.data_length < sizeof(*w))
+		ret = SD_RES_SYSTEM_ERROR;
+	memcpy(w, buf, sizeof(*w));
+	return ret;
+}
+
+/* collie node reweight [ID [CAPACITY]]: with CAPACITY, node ID weighs that much from now on
+ * (0: its filesystem's size again); then every node whose vnodes differ from what its capacity
+ * asks for gets them, in one epoch */
+int node_reweight(int argc, char **argv)
+{
+	struct sd_node *nodes;
+	int nr, id = -1, changed = 0, ret = get_node_list(&nodes, &nr, NULL);
+	uint64_t capacity = 0;
+	char nb[80], s1[32];
+	if (ret)
+		return report_failure("node reweight", ret);
+	if (argc >= 1 && parse_node_id(argv[0], nr, &id) < 0) {
+		ret = EXIT_MISSING;
+		goto out;
+	}
+	if (argc >= 2 && strcmp(argv[1], "0") && parse_size_arg(argv[1], "capacity", &capacity) < 0) {
+		ret = EXIT_USAGE;
+		goto out;
+	}
+	for (int i = 0; i < nr; i++) {
+		struct sd_node_weight w;
+		if (id >= 0 && i != id)
+			continue;
+		ret = node_weight(&nodes[i], i == id && argc >= 2 ? &capacity : NULL, &w);
+		node_to_str(&nodes[i], nb, sizeof(nb));
+		if (ret) {
+			char what[128];
+			snprintf(what, sizeof(what), "node reweight: node %d (%s)", i, nb);
+			ret = report_failure(what, ret);
+			goto out;
+		}
+		if (w.want_vnodes == nodes[i].nr_vnodes) {
+			printf("node %d (%s): %u vnodes, capacity %s%s: unchanged\n", i, nb, w.nr_vnodes,
+			       fmt_size(w.capacity, s1, sizeof(s1)), w.fixed ? " (fixed by -V)" : "");
+			continue;
+		}
+		printf("node %d (%s): %u vnodes -> %u, capacity %s\n", i, nb, nodes[i].nr_vnodes,
+		       w.want_vnodes, fmt_size(w.capacity, s1, sizeof(s1)));
+		nodes[changed] = nodes[i];
+		nodes[changed].nr_vnodes = w.want_vnodes;
+		changed++;
+	}
+	ret = 0;
+	if (!changed)
+		goto out;
+	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_REWEIGHT,
+			      .flags = SD_FLAG_CMD_WRITE, .data_length = changed * sizeof(*nodes) };
+	struct sd_rsp rsp;
+	ret = sheep_exec(&req, nodes, req.data_length, &rsp);
+	if (ret) {
+		ret = report_failure("node reweight", ret);
+		goto out;
+	}
+	printf("%d node%s reweighted; the data moves in the new epoch (collie node recovery)\n",
+	       changed, changed == 1 ? "" : "s");
+out:
+	free(nodes);
+	return ret;
+}
