@@ -104,12 +104,18 @@ int epoch_log_read(uint32_t epoch, struct epoch_log *log)
 	return 0;
 }
 
+/* DIR/epoch, its path in path; NULL when there is none */
+static DIR *open_epoch_dir(char *path, size_t len)
+{
+	snprintf(path, len, "%s/epoch", sys->dir);
+	return opendir(path);
+}
+
 uint32_t epoch_log_latest(void)
 {
 	char path[4200];
 	uint32_t latest = 0;
-	snprintf(path, sizeof(path), "%s/epoch", sys->dir);
-	DIR *d = opendir(path);
+	DIR *d = open_epoch_dir(path, sizeof(path));
 	if (!d)
 		return 0;
 	struct dirent *de;
@@ -126,8 +132,7 @@ uint32_t epoch_log_latest(void)
 int epoch_log_remove_all(void)
 {
 	char path[4200];
-	snprintf(path, sizeof(path), "%s/epoch", sys->dir);
-	DIR *d = opendir(path);
+	DIR *d = open_epoch_dir(path, sizeof(path));
 	if (!d)
 		return 0;
 	struct dirent *de;

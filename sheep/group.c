@@ -124,6 +124,19 @@ static LIST_HEAD(pending_accepts);
 static const struct group_hooks *hooks;   /* the layers above, given at group_init */
 static const struct cluster_driver *cdrv;
 
+static void drop_pending_accept(const struct cluster_id *target)
+{
+	struct list_head *pos, *n;
+	list_for_each_safe(pos, n, &pending_accepts) {
+		struct pending_accept *pa = list_entry(pos, struct pending_accept, list);
+		if (!cluster_id_cmp(&pa->cid, target)) {
+			list_del(&pa->list);
+			free(pa->snap);
+			free(pa);
+		}
+	}
+}
+
 static struct cluster_id my_cid(void) { return cdrv->my_id(); }
 static bool is_me(const struct cluster_id *c) { struct cluster_id m = my_cid(); return !cluster_id_cmp(c, &m); }
 static bool i_am_master(void) { return joined && nr_members > 0 && is_me(&members[0].cid); }
@@ -563,15 +576,7 @@ static void handle_confchg_left(const struct cluster_id *left, size_t nr_left)
 				nr_blocks--;
 				i--;
 			}
-		struct list_head *pos, *n;
-		list_for_each_safe(pos, n, &pending_accepts) {
-			struct pending_accept *pa = list_entry(pos, struct pending_accept, list);
-			if (!cluster_id_cmp(&pa->cid, &left[k])) {
-				list_del(&pa->list);
-				free(pa->snap);
-				free(pa);
-			}
-		}
+		drop_pending_accept(&left[k]);
 	}
 	int status = atomic_load(&sys->status);
 	if (changed && status != SD_STATUS_SHUTDOWN && status != SD_STATUS_HALT &&
@@ -675,76 +680,87 @@ static void complete_waiting(uint64_t seq, int result)
 	hooks->complete_request(req);
 }
 
+/* the op a NOTIFY or UNBLOCK message carries: header, response, then the payload */
+static bool unpack_op_msg(const struct cluster_msg *m, struct sd_req *rq, struct sd_rsp *rp, void **data)
+{
+	if (m->body_len < sizeof(struct sd_req) + sizeof(struct sd_rsp))
+		return false;
+	memcpy(rq, m->body, sizeof(*rq));
+	memcpy(rp, m->body + sizeof(*rq), sizeof(*rp));
+	*data = (void *)(m->body + sizeof(*rq) + sizeof(*rp));
+	return true;
+}
+
+static void handle_notify(const struct cluster_id *from, const struct cluster_msg *m)
+{
+	struct sd_req rq;
+	struct sd_rsp rp;
+	void *data;
+	if (!unpack_op_msg(m, &rq, &rp, &data))
+		return;
+	const struct sd_op_template *op = hooks->lookup_op(rq.opcode);
+	int ret = op && op->process_main ? op->process_main(&rq, &rp, data) : SD_RES_INVALID_PARMS;
+	if (is_me(from))
+		complete_waiting(m->seq, ret);
+}
+
+static void handle_block(const struct cluster_id *from, const struct cluster_msg *m)
+{
+	if (nr_blocks < MAX_BLOCKS) {
+		blocks[nr_blocks].cid = *from;
+		blocks[nr_blocks].seq = m->seq;
+		nr_blocks++;
+	}
+	maybe_start_block();
+}
+
+static void handle_unblock(const struct cluster_id *from, const struct cluster_msg *m)
+{
+	struct sd_req rq;
+	struct sd_rsp rp;
+	void *data;
+	if (!unpack_op_msg(m, &rq, &rp, &data))
+		return;
+	if (nr_blocks && !cluster_id_cmp(&blocks[0].cid, from) && blocks[0].seq == m->seq) {
+		memmove(&blocks[0], &blocks[1], (nr_blocks - 1) * sizeof(blocks[0]));
+		nr_blocks--;
+	}
+	const struct sd_op_template *op = hooks->lookup_op(rq.opcode);
+	int ret = rp.result;
+	if (ret == SD_RES_SUCCESS && op && op->process_main)
+		ret = op->process_main(&rq, &rp, data);
+	if (is_me(from)) {
+		block_running = false;
+		struct request *req = find_waiting(m->seq);
+		if (req) {
+			req->rp = rp;
+			req->rp.result = ret;
+			hooks->complete_request(req);
+		}
+	}
+	maybe_start_block();
+}
+
 static void handle_deliver(const struct cluster_id *from, const struct cluster_msg *m)
 {
 	switch (m->type) {
 	case MSG_JOIN_REQ:
 		handle_join_req(from, m);
 		break;
-	case MSG_JOIN_ACCEPT: {
-		struct list_head *pos, *n;
-		list_for_each_safe(pos, n, &pending_accepts) {
-			struct pending_accept *pa = list_entry(pos, struct pending_accept, list);
-			if (!cluster_id_cmp(&pa->cid, &m->target)) {
-				list_del(&pa->list);
-				free(pa->snap);
-				free(pa);
-			}
-		}
+	case MSG_JOIN_ACCEPT:
+		drop_pending_accept(&m->target);
 		break;
-	}
 	case MSG_JOIN_REJECT:
 		break;
-	case MSG_NOTIFY: {
-		if (m->body_len < sizeof(struct sd_req) + sizeof(struct sd_rsp))
-			return;
-		struct sd_req rq;
-		struct sd_rsp rp;
-		memcpy(&rq, m->body, sizeof(rq));
-		memcpy(&rp, m->body + sizeof(rq), sizeof(rp));
-		void *data = (void *)(m->body + sizeof(rq) + sizeof(rp));
-		const struct sd_op_template *op = hooks->lookup_op(rq.opcode);
-		int ret = op && op->process_main ? op->process_main(&rq, &rp, data) : SD_RES_INVALID_PARMS;
-		if (is_me(from))
-			complete_waiting(m->seq, ret);
+	case MSG_NOTIFY:
+		handle_notify(from, m);
 		break;
-	}
 	case MSG_BLOCK:
-		if (nr_blocks < MAX_BLOCKS) {
-			blocks[nr_blocks].cid = *from;
-			blocks[nr_blocks].seq = m->seq;
-			nr_blocks++;
-		}
-		maybe_start_block();
+		handle_block(from, m);
 		break;
-	case MSG_UNBLOCK: {
-		if (m->body_len < sizeof(struct sd_req) + sizeof(struct sd_rsp))
-			return;
-		struct sd_req rq;
-		struct sd_rsp rp;
-		memcpy(&rq, m->body, sizeof(rq));
-		memcpy(&rp, m->body + sizeof(rq), sizeof(rp));
-		void *data = (void *)(m->body + sizeof(rq) + sizeof(rp));
-		if (nr_blocks && !cluster_id_cmp(&blocks[0].cid, from) && blocks[0].seq == m->seq) {
-			memmove(&blocks[0], &blocks[1], (nr_blocks - 1) * sizeof(blocks[0]));
-			nr_blocks--;
-		}
-		const struct sd_op_template *op = hooks->lookup_op(rq.opcode);
-		int ret = rp.result;
-		if (ret == SD_RES_SUCCESS && op && op->process_main)
-			ret = op->process_main(&rq, &rp, data);
-		if (is_me(from)) {
-			block_running = false;
-			struct request *req = find_waiting(m->seq);
-			if (req) {
-				req->rp = rp;
-				req->rp.result = ret;
-				hooks->complete_request(req);
-			}
-		}
-		maybe_start_block();
+	case MSG_UNBLOCK:
+		handle_unblock(from, m);
 		break;
-	}
 	}
 }
 

@@ -57,13 +57,19 @@ int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 	return ret;
 }
 
+/* a change to an object: in its bounds, and from a gateway on this node's epoch */
+static int may_change(const struct sd_req *hdr)
+{
+	if (!in_object(hdr))
+		return SD_RES_INVALID_PARMS;
+	return check_epoch(hdr);
+}
+
 int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 {
 	uint64_t oid = hdr->obj.oid;
 	int ret;
-	if (!in_object(hdr))
-		return SD_RES_INVALID_PARMS;
-	if ((ret = check_epoch(hdr)))
+	if ((ret = may_change(hdr)))
 		return ret;
 	store_lock(oid);
 	ret = store_create_and_write(oid, data, (hdr->flags & SD_FLAG_CMD_WRITE) ? hdr->data_length : 0,
@@ -77,9 +83,7 @@ int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 	uint64_t oid = hdr->obj.oid;
 	uint32_t len = hdr->data_length;
 	int ret;
-	if (!in_object(hdr))
-		return SD_RES_INVALID_PARMS;
-	if ((ret = check_epoch(hdr)))
+	if ((ret = may_change(hdr)))
 		return ret;
 	/* an object that moved here in this epoch and is not here yet is fetched first */
 	store_lock(oid);
@@ -94,9 +98,7 @@ int peer_remove(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 {
 	uint64_t oid = hdr->obj.oid;
 	int ret;
-	if (!in_object(hdr))
-		return SD_RES_INVALID_PARMS;
-	if ((ret = check_epoch(hdr)))
+	if ((ret = may_change(hdr)))
 		return ret;
 	store_lock(oid);
 	ret = store_remove(oid);
