@@ -120,9 +120,9 @@ static const struct subcommand cluster_subs[] = {
 	  format_opts, CMD_CLUSTER, 0, 0, cluster_format },
 	{ "info", "", "show the cluster's state and epoch history", NULL, CMD_CLUSTER, 0, 0, cluster_info },
 	{ "shutdown", "", "stop every sheep of the cluster cleanly", NULL, CMD_CLUSTER, 0, 0, cluster_shutdown },
-	{ "recover", "enable|disable|force",
-	  "hold or resume automatic recovery; force: run on without the nodes that did not come back",
-	  NULL, CMD_CLUSTER, 1, 1, cluster_recover },
+	{ "recover", "enable|disable|force|throttle [N[:MS]]",
+	  "hold or resume automatic recovery; force: run on without the nodes that did not come back; "
+	  "throttle: N objects at once and MS ms pause on every node", NULL, CMD_CLUSTER, 1, 2, cluster_recover },
 	{ "check", "[-n]", "check that every object has all its replicas, identical; repair from the majority",
 	  check_opts, CMD_CLUSTER, 0, 0, cluster_check },
 	{ NULL },

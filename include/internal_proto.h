@@ -38,6 +38,9 @@
 #define SD_OP_GET_VDI_LOCKS        0xD1   /* local: the cluster-wide VDI lock table */
 #define SD_OP_GET_NODE_WEIGHT      0xD2   /* local: capacity and vnodes; may set the capacity */
 #define SD_OP_REWEIGHT             0xD3   /* cluster: new vnode counts, one new epoch */
+#define SD_OP_LOG_LEVEL            0xD4   /* local: the log level; a payload sets it */
+#define SD_OP_RECOVERY_THROTTLE    0xD5   /* cluster: every node's recovery throttle */
+#define SD_OP_NODE_STAT            0xD6   /* local: request counts and latencies */
 
 /* internal flags */
 #define SD_FLAG_CMD_RECOVERY 0x80
@@ -114,6 +117,25 @@ struct sd_node_weight {
 };
 SD_CHECK(sizeof(struct sd_node_weight) == 16);
 /* REWEIGHT: the payload is struct sd_node[], each with its new nr_vnodes */
+
+/* LOG_LEVEL: request and response payload one int32_t, the level (0-7); a request without
+ * SD_FLAG_CMD_WRITE only reads it. RECOVERY_THROTTLE: this payload */
+struct sd_recovery_throttle {
+	uint32_t inflight;       /* objects fetched at once, 1 to 64 */
+	uint32_t pause_ms;       /* pause after each object, 0 to 60000 */
+};
+SD_CHECK(sizeof(struct sd_recovery_throttle) == 8);
+
+/* NODE_STAT: the response payload is one entry per kind of request the node served since it
+ * started (sheepdog-protocol and NBD clients, and peers); latencies from arrival to reply */
+#define SD_STAT_NAME_LEN 16
+struct sd_node_stat {
+	char     name[SD_STAT_NAME_LEN];   /* "read", "write", "flush", "peer read", ... */
+	uint64_t count, errors, bytes;
+	uint64_t avg_us, max_us;
+	uint64_t p50_us, p99_us;          /* upper bounds of power-of-two latency buckets */
+};
+SD_CHECK(sizeof(struct sd_node_stat) == 72);
 
 /* STAT_CLUSTER response union: cluster state; payload = epoch log entries, newest first */
 struct sd_cluster_rsp {

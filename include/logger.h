@@ -10,6 +10,7 @@ void log_close(void);
 void log_set_level(int level);
 int log_get_level(void);
 int log_level_from_name(const char *name);   /* "info", "debug", "3"... -1 if unknown */
+const char *log_level_name(int level);       /* "INFO" */
 void log_write(int level, const char *func, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

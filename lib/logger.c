@@ -49,6 +49,11 @@ void log_close(void)
 void log_set_level(int level) { log_level = level; }
 int log_get_level(void) { return log_level; }
 
+const char *log_level_name(int level)
+{
+	return level >= 0 && level <= LOG_DEBUG_ ? level_names[level] : "?";
+}
+
 int log_level_from_name(const char *name)
 {
 	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
@@ -56,6 +61,8 @@ int log_level_from_name(const char *name)
 			return i;
 	if (!strcasecmp(name, "warning"))
 		return LOG_WARN_;
+	if (!strcasecmp(name, "err"))
+		return LOG_ERR_;
 	if (name[0] >= '0' && name[0] <= '7' && !name[1])
 		return name[0] - '0';
 	return -1;

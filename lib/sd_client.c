@@ -407,6 +407,7 @@ void sd_vdi_set_exec(struct sd_vdi *vdi, sd_exec_fn fn, void *ctx)
 uint64_t sd_vdi_size(const struct sd_vdi *vdi) { return vdi->size; }
 uint32_t sd_vdi_object_size(const struct sd_vdi *vdi) { return UINT32_C(1) << vdi->shift; }
 bool sd_vdi_writable(const struct sd_vdi *vdi) { return vdi->writable; }
+uint8_t sd_vdi_copies(const struct sd_vdi *vdi) { return vdi->copies; }
 
 uint32_t sd_vdi_id(struct sd_vdi *vdi)
 {

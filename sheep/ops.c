@@ -19,6 +19,8 @@
 #include "cluster_view.h"
 #include "config.h"
 #include "group.h"
+#include "node_control.h"
+#include "node_stat.h"
 #include "node_weight.h"
 #include "ops.h"
 #include "peer.h"
@@ -553,6 +555,18 @@ static const struct sd_op_template sd_ops[256] = {
 	[SD_OP_GET_NODE_WEIGHT] = {
 		.name = "GET_NODE_WEIGHT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.process_main = main_get_node_weight,
+	},
+	[SD_OP_LOG_LEVEL] = {
+		.name = "LOG_LEVEL", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_DURING_SHUTDOWN, .process_main = main_log_level,
+	},
+	[SD_OP_RECOVERY_THROTTLE] = {
+		.name = "RECOVERY_THROTTLE", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.process_main = main_recovery_throttle,
+	},
+	[SD_OP_NODE_STAT] = {
+		.name = "NODE_STAT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_DURING_SHUTDOWN, .process_main = main_node_stat,
 	},
 	[SD_OP_REWEIGHT] = {
 		.name = "REWEIGHT", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,

@@ -23,6 +23,7 @@
 #include "group.h"
 #include "ops.h"
 #include "recovery.h"
+#include "node_stat.h"
 #include "request.h"
 #include "request_types.h"
 
@@ -114,6 +115,9 @@ void request_done(struct request *req)
 		return;
 	}
 	ci->inflight--;
+	node_stat_note(req->rq.opcode, req->rp.result,
+		       req->rq.flags & SD_FLAG_CMD_WRITE ? req->rq.data_length : req->rp.data_length,
+		       now_ns() - req->start_ns);
 	req->rp.proto_ver = req->rq.proto_ver;
 	req->rp.opcode = req->rq.opcode;
 	req->rp.id = req->rq.id;
@@ -138,6 +142,7 @@ static void reply_now(struct client_info *ci, const struct sd_req *hdr, uint32_t
 	req->rq = *hdr;
 	req->rp.result = result;
 	req->ci = ci;
+	req->start_ns = now_ns();
 	INIT_LIST_HEAD(&req->list);
 	ci->refcnt++;
 	ci->inflight++;
@@ -239,6 +244,7 @@ static void start_request(struct client_info *ci)
 	req->rq = *hdr;
 	req->op = get_sd_op(hdr->opcode);
 	req->ci = ci;
+	req->start_ns = now_ns();
 	INIT_LIST_HEAD(&req->list);
 	req->data_size = hdr->data_length;
 	if (req->data_size)
