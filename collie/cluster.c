@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "collie.h"
 #include "net.h"
 #include "util.h"
@@ -102,6 +103,18 @@ static int cluster_shutdown(int argc, char **argv)
 	return 0;
 }
 
+static int cluster_keygen(int argc, char **argv)
+{
+	char err[512];
+	if (auth_write_new_key_file(argv[0], err, sizeof(err)) < 0) {
+		die_msg("%s", err);
+		return 1;
+	}
+	if (!raw_output)
+		printf("New cluster key written to %s (mode 0600); give every sheep and collie the same file\n", argv[0]);
+	return 0;
+}
+
 static const struct collie_option format_opts[] = {
 	{ 'c', "copies", 1, "COPIES", "replicas of every object (default 3)" },
 	{ 0 },
@@ -125,6 +138,8 @@ static const struct subcommand cluster_subs[] = {
 	  NULL, CMD_CLUSTER, 1, 1, cluster_recover },
 	{ "check", "[-n]", "check that every object has all its replicas, identical; repair from the majority",
 	  check_opts, CMD_CLUSTER, 0, 0, cluster_check },
+	{ "keygen", "FILE", "write a fresh cluster key to the new file FILE (mode 0600)", NULL, 0, 1, 1,
+	  cluster_keygen },
 	{ NULL },
 };
 
