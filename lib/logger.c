@@ -1,4 +1,5 @@
-/* logger.c: one log stream per process; a line per message with time, level and function. */
+/* logger.c: one log stream per process; a line per message with time, level and function; the
+ * per-call-site rate limit that collapses floods of one message into a count. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -83,4 +84,46 @@ void log_write(int level, const char *func, int line, const char *fmt, ...)
 		func, line, msg);
 	pthread_mutex_unlock(&log_lock);
 	errno = saved;
+}
+
+static unsigned rl_burst = LOG_RATELIMIT_BURST, rl_window_s = LOG_RATELIMIT_WINDOW;
+
+void log_set_ratelimit(unsigned burst, unsigned window_s)
+{
+	rl_burst = burst;
+	rl_window_s = window_s ? window_s : 1;
+}
+
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int log_ratelimit_pass(struct log_ratelimit *rl, int level, const char *func, int line)
+{
+	if (!rl_burst)
+		return 1;
+	long long now = monotonic_ms();
+	unsigned report = 0;
+	long long span_s = 0;
+	int pass;
+	pthread_mutex_lock(&rl->lock);
+	if (!rl->window_start_ms || now - rl->window_start_ms >= (long long)rl_window_s * 1000) {
+		report = rl->suppressed;
+		span_s = rl->window_start_ms ? (now - rl->window_start_ms + 999) / 1000 : 0;
+		rl->window_start_ms = now;
+		rl->printed = 0;
+		rl->suppressed = 0;
+	}
+	pass = rl->printed < rl_burst;
+	if (pass)
+		rl->printed++;
+	else
+		rl->suppressed++;
+	pthread_mutex_unlock(&rl->lock);
+	if (report)
+		log_write(level, func, line, "%u more like this in the last %lld s", report, span_s);
+	return pass;
 }
