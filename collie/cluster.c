@@ -41,6 +41,16 @@ static const char *status_str(int st, bool recovery_disabled)
 	}
 }
 
+/* whether the sheep demands the cluster key */
+static void print_access(void)
+{
+	int keyed = auth_probe(sd_addr, sd_port);
+	if (keyed > 0)
+		printf("Access: cluster key required for peer and admin requests\n");
+	else if (keyed == 0)
+		printf("Access: OPEN - no cluster key; anyone who can reach port %d can run every request\n", sd_port);
+}
+
 static int cluster_info(int argc, char **argv)
 {
 	uint32_t bufsize = 4 << 20;
@@ -61,6 +71,7 @@ static int cluster_info(int argc, char **argv)
 		printf("%s %u %u %lld\n", st, rsp.epoch, cr->nr_copies, (long long)ct);
 	} else {
 		printf("Cluster status: %s\n", status_str(cr->status, cr->recovery_disabled));
+		print_access();
 		if (cr->ctime) {
 			strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", localtime(&ct));
 			printf("Cluster created at %s\n", tbuf);

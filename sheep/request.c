@@ -12,6 +12,7 @@
 
 #include "proto_check.h"
 #include "sheep_priv.h"
+#include "access.h"
 
 enum rx_state { RX_HDR, RX_DATA, RX_DRAIN };
 
@@ -31,6 +32,7 @@ struct client_info {
 	size_t tx_off;
 	uint32_t events;
 	int inflight;        /* requests read but not yet queued for reply */
+	struct auth_conn auth;
 };
 
 static void client_tx(struct client_info *ci);
@@ -210,15 +212,29 @@ void queue_request(struct request *req)
 }
 
 /* A header is in: check it. Returns 0 to read/dispatch, or the result to answer with. */
-static int check_header(const struct sd_req *hdr)
+static int check_header(struct client_info *ci, const struct sd_req *hdr)
 {
-	return sd_check_request_header(hdr, get_sd_op(hdr->opcode) != NULL, SD_MAX_DATA_LENGTH);
+	const struct sd_op_template *op = get_sd_op(hdr->opcode);
+	int res = sd_check_request_header(hdr, op || auth_opcode(hdr->opcode), SD_MAX_DATA_LENGTH);
+	return res ? res : auth_check_request(&ci->auth, hdr, op ? op->name : NULL);
+}
+
+/* a complete request: the key exchange is answered here, everything else goes to its queue */
+static void dispatch_request(struct client_info *ci, struct request *req)
+{
+	if (!auth_opcode(req->rq.opcode)) {
+		queue_request(req);
+		return;
+	}
+	if (auth_conn_handle(&ci->auth, req) == SD_RES_PERM_DENIED)
+		ci->closing = true;   /* a refused proof ends the connection once answered */
+	request_done(req);
 }
 
 static void start_request(struct client_info *ci)
 {
 	const struct sd_req *hdr = &ci->rx_hdr;
-	int res = check_header(hdr);
+	int res = check_header(ci, hdr);
 	bool has_payload = hdr->flags & SD_FLAG_CMD_WRITE;
 
 	if (res) {
@@ -256,7 +272,7 @@ static void start_request(struct client_info *ci)
 		ci->rx_off = 0;
 		return;
 	}
-	queue_request(req);
+	dispatch_request(ci, req);
 }
 
 static void client_tx(struct client_info *ci);
@@ -306,7 +322,7 @@ static void client_rx(struct client_info *ci)
 				ci->rx_req = NULL;
 				ci->rx_state = RX_HDR;
 				ci->rx_off = 0;
-				queue_request(req);
+				dispatch_request(ci, req);
 			}
 			break;
 		case RX_DRAIN:
@@ -435,6 +451,7 @@ static void listen_handler(int fd, uint32_t events, void *data)
 	ci->refcnt = 1;
 	ci->events = EPOLLIN | EPOLLRDHUP;
 	INIT_LIST_HEAD(&ci->tx_queue);
+	auth_conn_init(&ci->auth, cfd);
 	if (register_event(cfd, client_handler, ci, ci->events) < 0) {
 		close(cfd);
 		free(ci);

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 
 #include "sheep_priv.h"
+#include "access.h"
 
 static struct system_info sys_info = {
 	.vinfo_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -103,6 +104,10 @@ static void usage(FILE *fp)
 		"  -R, --recovery N[:MS]  recovery throttle: N objects fetched at once (default 4),\n"
 		"                         and a pause of MS milliseconds after each (default 0)\n"
 		"      --nbd [ADDR:]PORT  export VDIs over NBD on PORT (ADDR default 127.0.0.1; off by default)\n"
+		"      --key-file FILE    the cluster key (default $" SD_KEY_FILE_ENV "); without one the node\n"
+		"                         is open to anyone who can reach its port\n"
+		"      --guest-allow CIDR[,CIDR]  networks whose clients may run guest opcodes without the\n"
+		"                         key (default: loopback and this node's address)\n"
 		"  -h, --help             show this help\n"
 		"  -v, --version          show the version\n");
 }
@@ -120,6 +125,8 @@ static const struct option long_opts[] = {
 	{ "pidfile", required_argument, NULL, 'P' },
 	{ "recovery", required_argument, NULL, 'R' },
 	{ "nbd", required_argument, NULL, 256 },
+	{ "key-file", required_argument, NULL, 257 },
+	{ "guest-allow", required_argument, NULL, 258 },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -225,6 +232,7 @@ int main(int argc, char **argv)
 	int loglevel = LOG_INFO_, c, ret;
 	char myaddr_buf[64], nbd_addr[256];
 	uint64_t nbd_port = 0;
+	const char *key_file = NULL, *guest_allow = NULL;
 
 	saved_argv = argv;
 
@@ -275,6 +283,8 @@ int main(int argc, char **argv)
 			if (parse_nbd(optarg, nbd_addr, sizeof(nbd_addr), &nbd_port) < 0)
 				return 1;
 			break;
+		case 257: key_file = optarg; break;
+		case 258: guest_allow = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'v': printf("sheep (Sheepfold) 0.1\n"); return 0;
 		default: usage(stderr); return 1;
@@ -326,6 +336,8 @@ int main(int argc, char **argv)
 		sys->this_node.space = (uint64_t)vfs.f_blocks * vfs.f_frsize;
 	sys->nr_copies = SD_DEFAULT_COPIES;
 	sys->block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
+	if (sheep_auth_setup(auth_key_file_choice(key_file), guest_allow, sys->this_node.addr) < 0)
+		return 1;
 
 	int listen_probe = listen_tcp(bindaddr, port);
 	if (listen_probe < 0) {
@@ -397,6 +409,7 @@ int main(int argc, char **argv)
 	char nodestr[80];
 	sd_info("starting sheep %s on %s, store %s", node_to_str(&sys->this_node, nodestr, sizeof(nodestr)),
 		driver, sys->dir);
+	sheep_auth_announce((int)port);
 	if (event_init() < 0 || init_work_queues() < 0 || vdi_init() < 0) {
 		fprintf(stderr, "sheep: cannot initialize the event loop\n");
 		return 1;
