@@ -30,14 +30,22 @@ struct log_ratelimit {
 	long long window_start_ms;
 	unsigned printed;
 	unsigned suppressed;
+	/* where the count is reported from (set when it first suppresses one) */
+	int level, line;
+	const char *func;
+	struct log_ratelimit *next_listed;
+	int listed;
 };
-#define LOG_RATELIMIT_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 }
+#define LOG_RATELIMIT_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, NULL, NULL, 0 }
 #define LOG_RATELIMIT_BURST   10     /* defaults; sheep --log-ratelimit changes them */
 #define LOG_RATELIMIT_WINDOW  5      /* seconds */
 /* burst 0 turns rate limiting off */
 void log_set_ratelimit(unsigned burst, unsigned window_s);
 /* true: print this message (after reporting what an earlier window suppressed) */
 int log_ratelimit_pass(struct log_ratelimit *rl, int level, const char *func, int line);
+/* report the counts of call sites whose window has ended with messages suppressed, even if the
+ * site is quiet now (sheep calls it from a timer) */
+void log_ratelimit_flush(void);
 
 #define sd_log_rl(lvl, ...) do { \
 	static struct log_ratelimit rl_ = LOG_RATELIMIT_INIT; \

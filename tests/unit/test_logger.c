@@ -43,10 +43,20 @@ static void test_ratelimit(void)
 	flood(5);
 	CU_ASSERT_EQUAL(count_lines(path, "990 more like this in the last"), 1);
 	CU_ASSERT_EQUAL(count_lines(path, "flood message"), 15);
+	/* a site that went quiet gets its count from the flush */
+	flood(30);
+	CU_ASSERT_EQUAL(count_lines(path, "flood message"), 20);
+	log_ratelimit_flush();
+	CU_ASSERT_EQUAL(count_lines(path, "more like this"), 1);   /* its window is still open */
+	usleep(1100 * 1000);
+	log_ratelimit_flush();
+	CU_ASSERT_EQUAL(count_lines(path, "25 more like this in the last"), 1);
+	log_ratelimit_flush();
+	CU_ASSERT_EQUAL(count_lines(path, "more like this"), 2);
 	/* burst 0: no limit */
 	log_set_ratelimit(0, 1);
 	flood(50);
-	CU_ASSERT_EQUAL(count_lines(path, "flood message"), 65);
+	CU_ASSERT_EQUAL(count_lines(path, "flood message"), 70);
 	log_set_ratelimit(LOG_RATELIMIT_BURST, LOG_RATELIMIT_WINDOW);
 	log_close();
 	log_open(NULL, level, NULL);
