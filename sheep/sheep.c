@@ -18,6 +18,7 @@
 
 #include "sheep_priv.h"
 #include "access.h"
+#include "limits.h"
 
 static struct system_info sys_info = {
 	.vinfo_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -108,6 +109,13 @@ static void usage(FILE *fp)
 		"                         is open to anyone who can reach its port\n"
 		"      --guest-allow CIDR[,CIDR]  networks whose clients may run guest opcodes without the\n"
 		"                         key (default: loopback and this node's address)\n"
+		"      --max-clients N    client connections in all (default 1024)\n"
+		"      --max-clients-per-addr N  from one address (default 256)\n"
+		"      --request-timeout S  close a connection whose request stalls S seconds (default 5)\n"
+		"      --max-client-buffer MIB  request and reply bytes one connection may hold (default 64)\n"
+		"      --max-buffer MIB   the same for all connections together (default 1024)\n"
+		"      --max-cluster-ops N  cluster operations one connection may have in flight (default 8)\n"
+		"      --log-ratelimit BURST[/S]  messages per call site per S seconds (default 10/5; 0 = all)\n"
 		"  -h, --help             show this help\n"
 		"  -v, --version          show the version\n");
 }
@@ -127,6 +135,13 @@ static const struct option long_opts[] = {
 	{ "nbd", required_argument, NULL, 256 },
 	{ "key-file", required_argument, NULL, 257 },
 	{ "guest-allow", required_argument, NULL, 258 },
+	{ "max-clients", required_argument, NULL, 300 },
+	{ "max-clients-per-addr", required_argument, NULL, 300 },
+	{ "request-timeout", required_argument, NULL, 300 },
+	{ "max-client-buffer", required_argument, NULL, 300 },
+	{ "max-buffer", required_argument, NULL, 300 },
+	{ "max-cluster-ops", required_argument, NULL, 300 },
+	{ "log-ratelimit", required_argument, NULL, 300 },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -229,14 +244,14 @@ int main(int argc, char **argv)
 	const char *bindaddr = NULL, *myaddr = NULL, *driver = "corosync", *logfile = NULL, *pidfile = NULL;
 	uint64_t port = SD_LISTEN_PORT, zone = 0, vnodes = SD_DEFAULT_VNODES;
 	bool foreground = false, zone_set = false;
-	int loglevel = LOG_INFO_, c, ret;
+	int loglevel = LOG_INFO_, c, ret, longindex = 0;
 	char myaddr_buf[64], nbd_addr[256];
 	uint64_t nbd_port = 0;
 	const char *key_file = NULL, *guest_allow = NULL;
 
 	saved_argv = argv;
 
-	while ((c = getopt_long(argc, argv, "p:b:y:c:z:V:l:o:fP:R:hv", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:b:y:c:z:V:l:o:fP:R:hv", long_opts, &longindex)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_uint(optarg, "port", 65535, &port) < 0 || !port)
@@ -285,6 +300,10 @@ int main(int argc, char **argv)
 			break;
 		case 257: key_file = optarg; break;
 		case 258: guest_allow = optarg; break;
+		case 300:
+			if (limits_option(long_opts[longindex].name, optarg) < 0)
+				return 1;
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'v': printf("sheep (Sheepfold) 0.1\n"); return 0;
 		default: usage(stderr); return 1;
@@ -410,6 +429,7 @@ int main(int argc, char **argv)
 	sd_info("starting sheep %s on %s, store %s", node_to_str(&sys->this_node, nodestr, sizeof(nodestr)),
 		driver, sys->dir);
 	sheep_auth_announce((int)port);
+	limits_setup();
 	if (event_init() < 0 || init_work_queues() < 0 || vdi_init() < 0) {
 		fprintf(stderr, "sheep: cannot initialize the event loop\n");
 		return 1;
