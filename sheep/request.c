@@ -13,7 +13,7 @@
 #include "proto_check.h"
 #include "sheep_priv.h"
 #include "access.h"
-#include "limits.h"
+#include "conn_limits.h"
 
 enum rx_state { RX_HDR, RX_DATA, RX_DRAIN };
 
@@ -292,7 +292,7 @@ static void client_rx(struct client_info *ci)
 	for (int rounds = 0; rounds < 64 && !ci->dead && !ci->closing; rounds++) {
 		ssize_t n;
 		if (ci->rx_state == RX_HDR && !ci->rx_off && !limits_may_read(&ci->meter)) {
-			update_events(ci);   /* until its replies drain (limits.c wakes it) */
+			update_events(ci);   /* until its replies drain (conn_limits.c wakes it) */
 			return;
 		}
 		switch (ci->rx_state) {
@@ -456,7 +456,7 @@ int listen_port(const char *addr, int port, void (*handler)(int fd, uint32_t eve
 	return fd;
 }
 
-/* ---- the limits' side of connections (limits.c decides, this file acts) ---- */
+/* ---- the limits' side of connections (conn_limits.c decides, this file acts) ---- */
 
 static bool accept_paused;
 

@@ -18,7 +18,7 @@
 
 #include "sheep_priv.h"
 #include "access.h"
-#include "limits.h"
+#include "conn_limits.h"
 
 static struct system_info sys_info = {
 	.vinfo_lock = PTHREAD_MUTEX_INITIALIZER,

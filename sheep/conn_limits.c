@@ -1,4 +1,4 @@
-/* limits.c: connection caps, the stall timeout and the buffering bounds of client connections.
+/* conn_limits.c: connection caps, the stall timeout and the buffering bounds of client connections.
  * request.c meters each connection here; this file decides when one is refused, closed, evicted
  * to make room, or left unread until its replies drain. */
 #include <arpa/inet.h>
@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 
 #include "sheep_priv.h"
-#include "limits.h"
+#include "conn_limits.h"
 
 #define MiB (1024 * 1024ull)
 #define STALL_SCAN_MS 500

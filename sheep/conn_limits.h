@@ -1,8 +1,8 @@
-/* limits.h: how much any client may take from a sheep: connection caps (total and per address),
+/* conn_limits.h: how much any client may take from a sheep: connection caps (total and per address),
  * the stall timeout of a half-read request, and the bytes and cluster operations a connection may
  * hold before the sheep stops reading from it. */
-#ifndef SHEEP_LIMITS_H
-#define SHEEP_LIMITS_H
+#ifndef SHEEP_CONN_LIMITS_H
+#define SHEEP_CONN_LIMITS_H
 
 #include <stdbool.h>
 #include <stddef.h>
