@@ -241,6 +241,7 @@ static int check_response(struct auth_conn *ac, struct request *req)
 	if (!sheep_auth_has_key())
 		return SD_RES_INVALID_PARMS;
 	ac->nonce_valid = false;          /* one answer per challenge: no second guess, no replay */
+	ac->authenticated = false;        /* and whatever it proved before counts no more */
 	if (!had_nonce || !(hdr->flags & SD_FLAG_CMD_WRITE) || hdr->data_length != SD_AUTH_NONCE_LEN + SD_AUTH_MAC_LEN ||
 	    (hdr->role != SD_AUTH_ROLE_PEER && hdr->role != SD_AUTH_ROLE_ADMIN))
 		goto refuse;
