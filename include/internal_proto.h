@@ -41,6 +41,9 @@
 #define SD_OP_LOG_LEVEL            0xD4   /* local: the log level; a payload sets it */
 #define SD_OP_RECOVERY_THROTTLE    0xD5   /* cluster: every node's recovery throttle */
 #define SD_OP_NODE_STAT            0xD6   /* local: request counts and latencies */
+/* connection authentication (ours; see struct sd_auth_req / sd_auth_rsp and sheep(8)) */
+#define SD_OP_AUTH_CHALLENGE       0xE0   /* the sheep's nonce for this connection */
+#define SD_OP_AUTH_RESPONSE        0xE1   /* the client's nonce and HMAC; the sheep's proof back */
 
 /* internal flags */
 #define SD_FLAG_CMD_RECOVERY 0x80
@@ -63,6 +66,7 @@
 #define SD_RES_KILLED         0x8D
 #define SD_RES_AGAIN          0x8F
 #define SD_RES_STALE_OBJ      0x90
+#define SD_RES_PERM_DENIED    0xA0   /* needs an authenticated connection, or an allowed network */
 
 /* the largest payload a request may carry or ask for: a whole inode object, rounded up */
 #define SD_MAX_DATA_LENGTH    (16u << 20)
@@ -81,6 +85,29 @@ struct sd_node {
 	uint8_t  reserved[14];
 };
 SD_CHECK(sizeof(struct sd_node) == 48);
+
+/* AUTH_RESPONSE request union: the role byte the MAC covers. Payload: client nonce (32 bytes)
+ * then HMAC-SHA256(key, server nonce || client nonce || role) (32 bytes). */
+struct sd_auth_req {
+	uint8_t  proto_ver, opcode;
+	uint16_t flags;
+	uint32_t epoch, id, data_length;
+	uint8_t  role;
+	uint8_t  __pad[31];
+};
+SD_CHECK(sizeof(struct sd_auth_req) == 48);
+
+/* AUTH_CHALLENGE response union: whether the sheep has a key at all. Payload: the sheep's
+ * nonce (32 bytes) when it has one, nothing when it is open. */
+struct sd_auth_rsp {
+	uint8_t  proto_ver, opcode;
+	uint16_t flags;
+	uint32_t epoch, id, data_length;
+	uint32_t result;
+	uint8_t  key_required;
+	uint8_t  __pad[27];
+};
+SD_CHECK(sizeof(struct sd_auth_rsp) == 48);
 
 /* cluster status */
 enum sd_status {
