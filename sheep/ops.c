@@ -497,7 +497,7 @@ static const struct sd_op_template sd_ops[256] = {
 		.flags = OP_NEEDS_FORMAT, .prepare = prepare_lock_owner, .process_main = main_release_vdi,
 	},
 	[SD_OP_GET_VDI_LOCKS] = {
-		.name = "GET_VDI_LOCKS", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.name = "GET_VDI_LOCKS", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_NEEDS_FORMAT, .process_main = main_get_vdi_locks,
 	},
 	[SD_OP_READ_VDIS] = {
@@ -513,13 +513,13 @@ static const struct sd_op_template sd_ops[256] = {
 		.flags = OP_NEEDS_FORMAT | OP_DURING_SHUTDOWN, .process_main = main_notify_vdi_add,
 	},
 	[SD_OP_GET_VDI_COPIES] = {
-		.name = "GET_VDI_COPIES", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.name = "GET_VDI_COPIES", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_PEER,
 		.flags = OP_DURING_SHUTDOWN, .process_main = main_get_vdi_copies,
 	},
 	[SD_OP_NOTIFY_VDI_DEL] = { .name = "NOTIFY_VDI_DEL", .class = OP_CLASS_PEER },
 	/* cluster and node administration */
 	[SD_OP_GET_NODE_LIST] = {
-		.name = "GET_NODE_LIST", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.name = "GET_NODE_LIST", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_DURING_SHUTDOWN, .process_main = main_get_node_list,
 	},
 	[SD_OP_MAKE_FS] = {
@@ -535,11 +535,11 @@ static const struct sd_op_template sd_ops[256] = {
 		.process_main = main_shutdown,
 	},
 	[SD_OP_STAT_SHEEP] = {
-		.name = "STAT_SHEEP", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.name = "STAT_SHEEP", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_DURING_SHUTDOWN, .process_work = local_stat_sheep,
 	},
 	[SD_OP_STAT_CLUSTER] = {
-		.name = "STAT_CLUSTER", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.name = "STAT_CLUSTER", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_DURING_SHUTDOWN, .process_work = local_stat_cluster,
 	},
 	[SD_OP_GET_EPOCH] = {
@@ -575,7 +575,7 @@ static const struct sd_op_template sd_ops[256] = {
 		.process_main = main_recovery_throttle,
 	},
 	[SD_OP_NODE_STAT] = {
-		.name = "NODE_STAT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.name = "NODE_STAT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_DURING_SHUTDOWN, .process_main = main_node_stat,
 	},
 	[SD_OP_REWEIGHT] = {
@@ -599,7 +599,7 @@ static const struct sd_op_template sd_ops[256] = {
 		.flags = OP_NEEDS_FORMAT, .process_main = main_disable_recover,
 	},
 	[SD_OP_STAT_RECOVERY] = {
-		.name = "STAT_RECOVERY", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.name = "STAT_RECOVERY", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_DURING_SHUTDOWN, .process_work = local_stat_recovery,
 	},
 	/* peer I/O on the local store: the gateway's share of an object op on one replica */

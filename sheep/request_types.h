@@ -36,7 +36,7 @@ enum sd_op_type {
 /* who may send an opcode: the request path's access check reads it */
 enum sd_op_class {
 	OP_CLASS_NONE = 0,        /* not an opcode of the protocol */
-	OP_CLASS_GUEST,           /* what a VM's block driver (QEMU, tgt) sends, and read-only info */
+	OP_CLASS_GUEST,           /* what a VM's block driver (QEMU 5.2, tgt) sends; open without the key */
 	OP_CLASS_PEER,            /* sheep to sheep: replica I/O, epochs, recovery */
 	OP_CLASS_ADMIN,           /* formatting, shutdown, recovery control, cluster changes */
 };
