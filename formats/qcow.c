@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "qcow2.h"
+#include "byteorder.h"
+#include "crypto.h"
+#include "qcow2_compress.h"
 
 #define QCOW_HDR_SIZE        48
 #define QCOW_OFLAG_COMPRESSED (1ull << 63)
@@ -39,7 +42,7 @@ struct qcow_state {
 
 static int qcow_probe(const uint8_t *buf, size_t len, const char *spec)
 {
-	return len >= 8 && qcow2_be32(buf) == QCOW_MAGIC && qcow2_be32(buf + 4) == 1 ? 100 : 0;
+	return len >= 8 && fmt_be32(buf) == QCOW_MAGIC && fmt_be32(buf + 4) == 1 ? 100 : 0;
 }
 
 static void qcow_free(struct qcow_state *s)
@@ -72,21 +75,21 @@ static int qcow_open(struct fmt_image *img, const struct fmt_options *opts)
 	if (ret < 0)
 		goto fail;
 	ret = -EINVAL;
-	if (qcow2_be32(h) != QCOW_MAGIC) {
+	if (fmt_be32(h) != QCOW_MAGIC) {
 		fmt_error("%s: Image not in qcow format", name);
 		goto fail;
 	}
-	if (qcow2_be32(h + 4) != 1) {
+	if (fmt_be32(h + 4) != 1) {
 		fmt_error("%s: qcow (v1) does not support qcow version %u; Try the 'qcow2' driver instead", name,
-			  qcow2_be32(h + 4));
+			  fmt_be32(h + 4));
 		ret = -ENOTSUP;
 		goto fail;
 	}
-	s->size = qcow2_be64(h + 24);
+	s->size = fmt_be64(h + 24);
 	s->cluster_bits = h[32];
 	s->l2_bits = h[33];
-	s->crypt_method = qcow2_be32(h + 36);
-	s->l1_offset = qcow2_be64(h + 40);
+	s->crypt_method = fmt_be32(h + 36);
+	s->l1_offset = fmt_be64(h + 40);
 	if (s->size <= 1) {
 		fmt_error("%s: Image size is too small (must be at least 2 bytes)", name);
 		goto fail;
@@ -123,8 +126,8 @@ static int qcow_open(struct fmt_image *img, const struct fmt_options *opts)
 		goto fail;
 	}
 	/* backing file name */
-	uint64_t boff = qcow2_be64(h + 8);
-	uint32_t blen = qcow2_be32(h + 16);
+	uint64_t boff = fmt_be64(h + 8);
+	uint32_t blen = fmt_be32(h + 16);
 	if (boff) {
 		if (blen > 1023 || boff >= s->file_size || blen > s->file_size - boff) {
 			fmt_error("%s: Backing file name too long or past end of file", name);
@@ -618,18 +621,18 @@ static int qcow_create(const char *spec, uint64_t size, const struct fmt_options
 	buf = calloc(1, total);
 	if (!buf)
 		return -ENOMEM;
-	qcow2_put32(buf, QCOW_MAGIC);
-	qcow2_put32(buf + 4, 1);
+	fmt_put32(buf, QCOW_MAGIC);
+	fmt_put32(buf + 4, 1);
 	if (bfile) {
-		qcow2_put64(buf + 8, QCOW_HDR_SIZE);
-		qcow2_put32(buf + 16, blen);
+		fmt_put64(buf + 8, QCOW_HDR_SIZE);
+		fmt_put32(buf + 16, blen);
 		memcpy(buf + QCOW_HDR_SIZE, bfile, blen);
 	}
-	qcow2_put64(buf + 24, size);
+	fmt_put64(buf + 24, size);
 	buf[32] = cluster_bits;
 	buf[33] = l2_bits;
-	qcow2_put32(buf + 36, encryption ? 1 : 0);
-	qcow2_put64(buf + 40, l1_off);
+	fmt_put32(buf + 36, encryption ? 1 : 0);
+	fmt_put64(buf + 40, l1_off);
 	ret = fmt_store_create(spec, 0, &st);
 	if (ret >= 0)
 		ret = fmt_store_pwrite(st, buf, total, 0);

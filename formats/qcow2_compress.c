@@ -5,7 +5,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "qcow2.h"
+#include "qcow2_compress.h"
 
 int qcow2_decompress(int type, void *dst, size_t dlen, const void *src, size_t slen)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qcow2.h"
+#include "qcow2_state.h"
 
 extern const struct fmt_driver fmt_qcow2_driver;
 
@@ -213,16 +213,16 @@ static int qcow2_write_skeleton(struct fmt_store *st, const char *spec, const st
 	}
 	memset(&s, 0, sizeof(s));
 	s.refcount_order = o->refcount_order;
-	qcow2_put32(buf, QCOW_MAGIC);
-	qcow2_put32(buf + 4, o->version);
-	qcow2_put32(buf + 20, o->cluster_bits);
-	qcow2_put64(buf + 48, cs);         /* refcount table: cluster 1 */
-	qcow2_put32(buf + 56, 1);
+	fmt_put32(buf, QCOW_MAGIC);
+	fmt_put32(buf + 4, o->version);
+	fmt_put32(buf + 20, o->cluster_bits);
+	fmt_put64(buf + 48, cs);         /* refcount table: cluster 1 */
+	fmt_put32(buf + 56, 1);
 	if (o->version >= 3) {
-		qcow2_put32(buf + 96, o->refcount_order);
-		qcow2_put32(buf + 100, 112);
+		fmt_put32(buf + 96, o->refcount_order);
+		fmt_put32(buf + 100, 112);
 	}
-	qcow2_put64(buf + cs, 2ull * cs);   /* first refblock: cluster 2 */
+	fmt_put64(buf + cs, 2ull * cs);   /* first refblock: cluster 2 */
 	for (int i = 0; i < 3; i++)
 		qcow2_refblock_set(&s, buf + 2 * cs, i, 1);
 	ret = fmt_store_pwrite(st, buf, 3ull * cs, 0);
