@@ -136,23 +136,33 @@ static int vmdk_find_extent(struct vmdk_state *s, uint64_t off)
 	return -1;
 }
 
+/* the extent *ei holding off (NULL past the end) and the *n bytes of len that lie in it */
+static struct vmdk_extent *vmdk_extent_run(struct vmdk_state *s, uint64_t off, size_t len, int *ei, size_t *n)
+{
+	struct vmdk_extent *e;
+
+	*ei = vmdk_find_extent(s, off);
+	if (*ei < 0)
+		return NULL;
+	e = &s->ext[*ei];
+	*n = e->start + e->length - off;
+	if (*n > len)
+		*n = len;
+	return e;
+}
+
 static int vmdk_read_locked(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 {
 	struct vmdk_state *s = img->priv;
 	uint8_t *p = buf;
 	while (len) {
-		int ei = vmdk_find_extent(s, off);
-		struct vmdk_extent *e;
+		int ei, ret;
 		size_t n;
-		int ret;
-		if (ei < 0) {
+		struct vmdk_extent *e = vmdk_extent_run(s, off, len, &ei, &n);
+		if (!e) {
 			memset(p, 0, len);
 			return 0;
 		}
-		e = &s->ext[ei];
-		n = e->start + e->length - off;
-		if (n > len)
-			n = len;
 		switch (e->type) {
 		case VMDK_FLAT:
 			ret = fmt_store_pread(e->store, p, n, e->flat_offset + off - e->start);
@@ -181,18 +191,13 @@ static int vmdk_write(struct fmt_image *img, const void *buf, size_t len, uint64
 	struct vmdk_state *s = img->priv;
 	const uint8_t *p = buf;
 	while (len) {
-		int ei = vmdk_find_extent(s, off);
-		struct vmdk_extent *e;
+		int ei, ret;
 		size_t n;
-		int ret;
-		if (ei < 0) {
+		struct vmdk_extent *e = vmdk_extent_run(s, off, len, &ei, &n);
+		if (!e) {
 			fmt_error("%s: write at %" PRIu64 " is past the end of the disk", img->spec, off);
 			return -EINVAL;
 		}
-		e = &s->ext[ei];
-		n = e->start + e->length - off;
-		if (n > len)
-			n = len;
 		switch (e->type) {
 		case VMDK_FLAT:
 			ret = fmt_store_pwrite(e->store, p, n, e->flat_offset + off - e->start);

@@ -21,6 +21,7 @@ struct vmdk_create_params {
 	bool zeroed_grain;
 	const char *backing;
 	uint32_t parent_cid;
+	bool flat, split, stream;       /* from subformat */
 };
 
 /* write a sparse extent file: header, (embedded descriptor), redundant GD + GTs, GD + GTs */
@@ -148,106 +149,180 @@ static int vmdk_split_name(const char *spec, const char **base, char **stem, con
 	return *stem ? 0 : -ENOMEM;
 }
 
-int vmdk_create(const char *spec, uint64_t size, const struct fmt_options *opts)
+/* the create options, checked as qemu-img 7.2 checks them */
+static int vmdk_create_parse_opts(const char *spec, const struct fmt_options *opts, struct vmdk_create_params *p)
 {
-	struct vmdk_create_params p = { 0 };
-	char *stem = NULL, *extents = NULL, *desc = NULL, *path = NULL;
-	const char *base, *ext;
-	bool compat6 = false, flat, split, stream;
-	struct fmt_store *st = NULL;
-	size_t ext_len = 0;
-	uint32_t cid = vmdk_random_cid();
+	bool compat6 = false;
 	int ret;
 
 	static const char *const keys[] = { "subformat", "adapter_type", "hwversion", "toolsversion",
 					    "compat6", "zeroed_grain", "backing_file", "backing_fmt" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		fmt_options_use(opts, keys[i]);
-	p.subformat = fmt_options_get(opts, "subformat");
-	if (!p.subformat)
-		p.subformat = "monolithicSparse";
-	if (strcmp(p.subformat, "monolithicSparse") && strcmp(p.subformat, "monolithicFlat") &&
-	    strcmp(p.subformat, "twoGbMaxExtentSparse") && strcmp(p.subformat, "twoGbMaxExtentFlat") &&
-	    strcmp(p.subformat, "streamOptimized")) {
-		fmt_error("%s: invalid parameter value: %s", spec, p.subformat);
+	p->subformat = fmt_options_get(opts, "subformat");
+	if (!p->subformat)
+		p->subformat = "monolithicSparse";
+	if (strcmp(p->subformat, "monolithicSparse") && strcmp(p->subformat, "monolithicFlat") &&
+	    strcmp(p->subformat, "twoGbMaxExtentSparse") && strcmp(p->subformat, "twoGbMaxExtentFlat") &&
+	    strcmp(p->subformat, "streamOptimized")) {
+		fmt_error("%s: invalid parameter value: %s", spec, p->subformat);
 		return -EINVAL;
 	}
-	p.adapter = fmt_options_get(opts, "adapter_type");
-	if (!p.adapter)
-		p.adapter = "ide";
-	if (strcmp(p.adapter, "ide") && strcmp(p.adapter, "lsilogic") && strcmp(p.adapter, "buslogic") &&
-	    strcmp(p.adapter, "legacyESX")) {
-		fmt_error("%s: invalid parameter value: %s", spec, p.adapter);
+	p->adapter = fmt_options_get(opts, "adapter_type");
+	if (!p->adapter)
+		p->adapter = "ide";
+	if (strcmp(p->adapter, "ide") && strcmp(p->adapter, "lsilogic") && strcmp(p->adapter, "buslogic") &&
+	    strcmp(p->adapter, "legacyESX")) {
+		fmt_error("%s: invalid parameter value: %s", spec, p->adapter);
 		return -EINVAL;
 	}
 	ret = fmt_options_get_bool(opts, "compat6", false, &compat6);
 	if (ret < 0)
 		return ret;
-	ret = fmt_options_get_bool(opts, "zeroed_grain", false, &p.zeroed_grain);
+	ret = fmt_options_get_bool(opts, "zeroed_grain", false, &p->zeroed_grain);
 	if (ret < 0)
 		return ret;
-	p.hwversion = fmt_options_get(opts, "hwversion");
-	if (p.hwversion && compat6) {
+	p->hwversion = fmt_options_get(opts, "hwversion");
+	if (p->hwversion && compat6) {
 		fmt_error("%s: compat6 cannot be enabled with hwversion set", spec);
 		return -EINVAL;
 	}
-	if (!p.hwversion)
-		p.hwversion = compat6 ? "6" : "4";
-	for (const char *c = p.hwversion; *c; c++)
-		if (!isdigit((unsigned char)*c) || c - p.hwversion > 8) {
-			fmt_error("%s: invalid parameter value: %s", spec, p.hwversion);
+	if (!p->hwversion)
+		p->hwversion = compat6 ? "6" : "4";
+	for (const char *c = p->hwversion; *c; c++)
+		if (!isdigit((unsigned char)*c) || c - p->hwversion > 8) {
+			fmt_error("%s: invalid parameter value: %s", spec, p->hwversion);
 			return -EINVAL;
 		}
-	p.toolsversion = fmt_options_get(opts, "toolsversion");
-	if (!p.toolsversion)
-		p.toolsversion = "2147483647";
-	for (const char *c = p.toolsversion; *c; c++)
-		if (!isdigit((unsigned char)*c) || c - p.toolsversion > 10) {
-			fmt_error("%s: invalid parameter value: %s", spec, p.toolsversion);
+	p->toolsversion = fmt_options_get(opts, "toolsversion");
+	if (!p->toolsversion)
+		p->toolsversion = "2147483647";
+	for (const char *c = p->toolsversion; *c; c++)
+		if (!isdigit((unsigned char)*c) || c - p->toolsversion > 10) {
+			fmt_error("%s: invalid parameter value: %s", spec, p->toolsversion);
 			return -EINVAL;
 		}
-	flat = !strcmp(p.subformat, "monolithicFlat") || !strcmp(p.subformat, "twoGbMaxExtentFlat");
-	split = !strncmp(p.subformat, "twoGb", 5);
-	stream = !strcmp(p.subformat, "streamOptimized");
-	p.backing = fmt_options_get(opts, "backing_file");
-	if (p.backing) {
-		const char *bfmt = fmt_options_get(opts, "backing_fmt");
-		struct fmt_image *parent = NULL;
-		char *ppath;
-		if (flat) {
-			fmt_error("%s: Flat image can't have backing file", spec);
-			return -ENOTSUP;
-		}
-		if (bfmt && strcmp(bfmt, "vmdk")) {
-			fmt_error("%s: backing_file must be a vmdk image (backing_fmt %s)", spec, bfmt);
-			return -EINVAL;
-		}
-		ppath = fmt_store_sibling(spec, p.backing);
-		if (!ppath)
+	p->flat = !strcmp(p->subformat, "monolithicFlat") || !strcmp(p->subformat, "twoGbMaxExtentFlat");
+	p->split = !strncmp(p->subformat, "twoGb", 5);
+	p->stream = !strcmp(p->subformat, "streamOptimized");
+	p->backing = fmt_options_get(opts, "backing_file");
+	return 0;
+}
+
+/* a backing file must be a vmdk image: its CID goes into parentCID, its size is the default */
+static int vmdk_create_parent(const char *spec, const struct fmt_options *opts, struct vmdk_create_params *p,
+			      uint64_t *size)
+{
+	const char *bfmt = fmt_options_get(opts, "backing_fmt");
+	struct fmt_image *parent = NULL;
+	char *ppath;
+	int ret;
+
+	if (p->flat) {
+		fmt_error("%s: Flat image can't have backing file", spec);
+		return -ENOTSUP;
+	}
+	if (bfmt && strcmp(bfmt, "vmdk")) {
+		fmt_error("%s: backing_file must be a vmdk image (backing_fmt %s)", spec, bfmt);
+		return -EINVAL;
+	}
+	ppath = fmt_store_sibling(spec, p->backing);
+	if (!ppath)
+		return -ENOMEM;
+	ret = fmt_image_open(ppath, "vmdk", FMT_OPEN_NO_BACKING, NULL, &parent);
+	free(ppath);
+	if (ret < 0)
+		return ret;
+	if (strcmp(parent->drv->name, "vmdk")) {
+		fmt_image_close(parent);
+		fmt_error("%s: backing_file must be a vmdk image", spec);
+		return -EINVAL;
+	}
+	p->parent_cid = ((struct vmdk_state *)parent->priv)->cid;
+	if (!*size)
+		*size = parent->virtual_size;
+	fmt_image_close(parent);
+	return 0;
+}
+
+/* the extent files of a descriptor-file image (one -flat file, or 2 GiB -fNNN / -sNNN pieces);
+ * their descriptor lines are appended to *extents */
+static int vmdk_create_extent_files(const char *spec, const struct vmdk_create_params *p, uint64_t size,
+				    const char *stem, const char *ext, char **extents)
+{
+	uint64_t left = size, chunk = p->split ? VMDK_SPLIT_SIZE : size;
+	size_t ext_len = 0;
+	char *path = NULL;
+	int idx = 1, ret;
+
+	do {
+		uint64_t n = left < chunk ? left : chunk;
+		char *name = NULL, *line = NULL, *grown;
+		if (p->split)
+			ret = asprintf(&name, "%s-%c%03d%s", stem, p->flat ? 'f' : 's', idx++, ext);
+		else
+			ret = asprintf(&name, "%s-flat%s", stem, ext);
+		if (ret < 0)
 			return -ENOMEM;
-		ret = fmt_image_open(ppath, "vmdk", FMT_OPEN_NO_BACKING, NULL, &parent);
-		free(ppath);
+		ret = asprintf(&line, p->flat ? "RW %" PRIu64 " FLAT \"%s\" 0\n" : "RW %" PRIu64 " SPARSE \"%s\"\n",
+			       n / VMDK_SECTOR, name);
+		free(path);
+		path = fmt_store_sibling(spec, name);
+		free(name);
+		if (ret < 0 || !path) {
+			free(line);
+			ret = -ENOMEM;
+			goto out;
+		}
+		grown = realloc(*extents, ext_len + strlen(line) + 1);
+		if (!grown) {
+			free(line);
+			ret = -ENOMEM;
+			goto out;
+		}
+		*extents = grown;
+		memcpy(*extents + ext_len, line, strlen(line) + 1);
+		ext_len += strlen(line);
+		free(line);
+		if (p->flat)
+			ret = fmt_store_create(path, n, NULL);
+		else
+			ret = vmdk_create_sparse(path, n, false, p->zeroed_grain, NULL);
+		if (ret < 0)
+			goto out;
+		left -= n;
+	} while (left);
+out:
+	free(path);
+	return ret;
+}
+
+int vmdk_create(const char *spec, uint64_t size, const struct fmt_options *opts)
+{
+	struct vmdk_create_params p = { 0 };
+	char *stem = NULL, *extents = NULL, *desc = NULL;
+	const char *base, *ext;
+	struct fmt_store *st = NULL;
+	uint32_t cid = vmdk_random_cid();
+	int ret;
+
+	ret = vmdk_create_parse_opts(spec, opts, &p);
+	if (ret < 0)
+		return ret;
+	if (p.backing) {
+		ret = vmdk_create_parent(spec, opts, &p, &size);
 		if (ret < 0)
 			return ret;
-		if (strcmp(parent->drv->name, "vmdk")) {
-			fmt_image_close(parent);
-			fmt_error("%s: backing_file must be a vmdk image", spec);
-			return -EINVAL;
-		}
-		p.parent_cid = ((struct vmdk_state *)parent->priv)->cid;
-		if (!size)
-			size = parent->virtual_size;
-		fmt_image_close(parent);
 	}
 	size = (size + VMDK_SECTOR - 1) & ~(uint64_t)(VMDK_SECTOR - 1);
-	if (size / VMDK_SECTOR / 128 / 512 > VMDK_MAX_L1 && !flat) {
+	if (size / VMDK_SECTOR / 128 / 512 > VMDK_MAX_L1 && !p.flat) {
 		fmt_error("%s: image size is too large for file format 'vmdk'", spec);
 		return -EFBIG;
 	}
 	if (vmdk_split_name(spec, &base, &stem, &ext) < 0)
 		return -ENOMEM;
 
-	if (!split && !flat) {
+	if (!p.split && !p.flat) {
 		/* one file: header, embedded descriptor, tables */
 		char line[4200];
 		snprintf(line, sizeof(line), "RW %" PRIu64 " SPARSE \"%s\"\n", size / VMDK_SECTOR, base);
@@ -261,54 +336,13 @@ int vmdk_create(const char *spec, uint64_t size, const struct fmt_options *opts)
 			ret = -EINVAL;
 			goto out;
 		}
-		ret = vmdk_create_sparse(spec, size, stream, p.zeroed_grain, desc);
+		ret = vmdk_create_sparse(spec, size, p.stream, p.zeroed_grain, desc);
 		goto out;
 	}
 	/* descriptor file plus extent files */
-	{
-		uint64_t left = size, chunk = split ? VMDK_SPLIT_SIZE : size;
-		int idx = 1;
-		do {
-			uint64_t n = left < chunk ? left : chunk;
-			char *name = NULL, *line = NULL, *grown;
-			if (split)
-				ret = asprintf(&name, "%s-%c%03d%s", stem, flat ? 'f' : 's', idx++, ext);
-			else
-				ret = asprintf(&name, "%s-flat%s", stem, ext);
-			if (ret < 0) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			ret = asprintf(&line, flat ? "RW %" PRIu64 " FLAT \"%s\" 0\n" : "RW %" PRIu64 " SPARSE \"%s\"\n",
-				       n / VMDK_SECTOR, name);
-			free(path);
-			path = fmt_store_sibling(spec, name);
-			free(name);
-			if (ret < 0 || !path) {
-				free(line);
-				ret = -ENOMEM;
-				goto out;
-			}
-			grown = realloc(extents, ext_len + strlen(line) + 1);
-			if (!grown) {
-				free(line);
-				ret = -ENOMEM;
-				goto out;
-			}
-			extents = grown;
-			memcpy(extents + ext_len, line, strlen(line) + 1);
-			ext_len += strlen(line);
-			free(line);
-			if (flat) {
-				ret = fmt_store_create(path, n, NULL);
-			} else {
-				ret = vmdk_create_sparse(path, n, false, p.zeroed_grain, NULL);
-			}
-			if (ret < 0)
-				goto out;
-			left -= n;
-		} while (left);
-	}
+	ret = vmdk_create_extent_files(spec, &p, size, stem, ext, &extents);
+	if (ret < 0)
+		goto out;
 	desc = vmdk_make_desc(&p, size, extents ? extents : "", cid);
 	if (!desc) {
 		ret = -ENOMEM;
@@ -320,7 +354,6 @@ int vmdk_create(const char *spec, uint64_t size, const struct fmt_options *opts)
 	ret = fmt_store_pwrite(st, desc, strlen(desc), 0);
 	fmt_store_close(st);
 out:
-	free(path);
 	free(stem);
 	free(extents);
 	free(desc);
