@@ -121,6 +121,12 @@ void fmt_cipher_free(struct fmt_cipher *c)
 	}
 }
 
+int fmt_cipher_no_key(const char *spec, const char *key)
+{
+	fmt_error("%s: image is encrypted; no key given (%s)", spec, key);
+	return -EACCES;
+}
+
 const char *fmt_crypto_secret(const char *name, const struct fmt_options *opts, const char *key)
 {
 	const char *id = fmt_options_get(opts, key);

@@ -31,6 +31,8 @@ int fmt_cipher_crypt(struct fmt_cipher *c, bool encrypt, uint8_t *buf, size_t le
 int fmt_cipher_pread(struct fmt_cipher *c, struct fmt_store *st, uint8_t *buf, size_t len, uint64_t host,
 		     uint64_t iv_off);
 void fmt_cipher_free(struct fmt_cipher *c);
+/* an encrypted image opened without its key: the error for spec naming the option key, -EACCES */
+int fmt_cipher_no_key(const char *spec, const char *key);
 
 /* the passphrase named by key (e.g. "encrypt.key-secret"): NULL + error if unknown */
 const char *fmt_crypto_secret(const char *name, const struct fmt_options *opts, const char *key);

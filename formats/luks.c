@@ -522,6 +522,31 @@ struct luks_state {
 	pthread_mutex_t lock;    /* read-modify-write of partial sectors */
 };
 
+void luks_info_emit(const struct luks_info *info, const char *prefix, const char *default_ivgen, uint64_t payload,
+		    void (*emit)(void *ctx, const char *key, const char *value), void *ctx)
+{
+	char buf[64], key[48];
+
+#define LUKS_EMIT(name, value) (snprintf(key, sizeof(key), "%s%s", prefix, name), emit(ctx, key, value))
+	snprintf(buf, sizeof(buf), "%s-%u", info->cipher_name,
+		 info->key_bytes * (strncmp(info->cipher_mode, "xts", 3) ? 8 : 4));
+	LUKS_EMIT("cipher-alg", buf);
+	snprintf(buf, sizeof(buf), "%.31s", info->cipher_mode);
+	char *dash = strchr(buf, '-');
+	if (dash)
+		*dash = 0;
+	LUKS_EMIT("cipher-mode", buf);
+	dash = strchr(info->cipher_mode, '-');
+	LUKS_EMIT("ivgen-alg", dash ? dash + 1 : default_ivgen);
+	LUKS_EMIT("hash-alg", info->hash_spec);
+	LUKS_EMIT("uuid", info->uuid);
+	snprintf(buf, sizeof(buf), "%" PRIu64, payload);
+	LUKS_EMIT("payload-offset", buf);
+	snprintf(buf, sizeof(buf), "%u", info->mk_iterations);
+	LUKS_EMIT("master-key-iters", buf);
+#undef LUKS_EMIT
+}
+
 static int luks_probe(const uint8_t *buf, size_t len, const char *spec)
 {
 	return len >= LUKS_MAGIC_LEN && !memcmp(buf, luks_magic, LUKS_MAGIC_LEN) ? 100 : 0;
@@ -568,8 +593,7 @@ fail:
 
 static int luks_no_key(struct fmt_image *img)
 {
-	fmt_error("%s: image is encrypted; no key given (key-secret)", img->spec);
-	return -EACCES;
+	return fmt_cipher_no_key(img->spec, "key-secret");
 }
 
 static int luks_fmt_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
@@ -659,24 +683,8 @@ out:
 static int luks_fmt_info(struct fmt_image *img, void (*emit)(void *ctx, const char *key, const char *value), void *ctx)
 {
 	struct luks_state *s = img->priv;
-	char buf[64];
 
-	snprintf(buf, sizeof(buf), "%s-%u", s->info.cipher_name,
-		 s->info.key_bytes * (strncmp(s->info.cipher_mode, "xts", 3) ? 8 : 4));
-	emit(ctx, "cipher-alg", buf);
-	snprintf(buf, sizeof(buf), "%.31s", s->info.cipher_mode);
-	char *dash = strchr(buf, '-');
-	if (dash)
-		*dash = 0;
-	emit(ctx, "cipher-mode", buf);
-	dash = strchr(s->info.cipher_mode, '-');
-	emit(ctx, "ivgen-alg", dash ? dash + 1 : "plain");
-	emit(ctx, "hash-alg", s->info.hash_spec);
-	emit(ctx, "uuid", s->info.uuid);
-	snprintf(buf, sizeof(buf), "%" PRIu64, s->payload);
-	emit(ctx, "payload-offset", buf);
-	snprintf(buf, sizeof(buf), "%u", s->info.mk_iterations);
-	emit(ctx, "master-key-iters", buf);
+	luks_info_emit(&s->info, "", "plain", s->payload, emit, ctx);
 	return 0;
 }
 

@@ -26,5 +26,9 @@ int luks_open(struct fmt_store *st, const char *name, uint64_t off, uint64_t len
  * (the header area, payload_offset sectors rounded to align) */
 int luks_build(const char *name, const struct fmt_options *opts, const char *passphrase,
 	       uint32_t align, uint8_t **out, size_t *len, struct fmt_cipher **cipher);
+/* the header's info keys (cipher-alg, cipher-mode, ivgen-alg, hash-alg, uuid, payload-offset,
+ * master-key-iters), each named with prefix; payload is in bytes */
+void luks_info_emit(const struct luks_info *info, const char *prefix, const char *default_ivgen, uint64_t payload,
+		    void (*emit)(void *ctx, const char *key, const char *value), void *ctx);
 
 #endif

@@ -301,12 +301,8 @@ static int qcow_read(struct fmt_image *img, void *vbuf, size_t len, uint64_t off
 		int type;
 		uint64_t host, run;
 		pthread_mutex_lock(&s->lock);
-		if (s->need_key) {
-			fmt_error("%s: image is encrypted; no key given (encrypt.key-secret)", img->spec);
-			ret = -EACCES;
-		} else {
-			ret = qcow_map(s, off, len, &type, &host, &run);
-		}
+		ret = s->need_key ? fmt_cipher_no_key(img->spec, "encrypt.key-secret")
+				  : qcow_map(s, off, len, &type, &host, &run);
 		pthread_mutex_unlock(&s->lock);
 		if (ret < 0)
 			break;
@@ -498,12 +494,7 @@ static int qcow_write(struct fmt_image *img, const void *buf, size_t len, uint64
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->need_key) {
-		fmt_error("%s: image is encrypted; no key given (encrypt.key-secret)", img->spec);
-		ret = -EACCES;
-	} else {
-		ret = qcow_write_locked(s, buf, len, off);
-	}
+	ret = s->need_key ? fmt_cipher_no_key(img->spec, "encrypt.key-secret") : qcow_write_locked(s, buf, len, off);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -511,30 +502,14 @@ static int qcow_write(struct fmt_image *img, const void *buf, size_t len, uint64
 static int qcow_write_compressed(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
 {
 	struct qcow_state *s = img->priv;
-	uint8_t *src = (uint8_t *)buf, *pad = NULL, *out;
+	uint8_t *out;
 	size_t clen;
 	int ret;
 
-	if ((off & (s->cluster_size - 1)) || len > s->cluster_size) {
-		fmt_error("%s: compressed write must be one aligned cluster", img->spec);
-		return -EINVAL;
-	}
-	if (s->crypt_method) {
-		fmt_error("%s: compression is not supported with encryption", img->spec);
-		return -ENOTSUP;
-	}
-	if (len < s->cluster_size) {
-		if (!(pad = calloc(1, s->cluster_size)))
-			return -ENOMEM;
-		memcpy(pad, buf, len);
-		src = pad;
-	}
-	out = malloc(s->cluster_size);
-	if (!out) {
-		free(pad);
-		return -ENOMEM;
-	}
-	clen = qcow2_compress(QCOW2_COMPRESS_ZLIB, out, s->cluster_size - 1, src, s->cluster_size);
+	ret = qcow2_compress_cluster(img->spec, QCOW2_COMPRESS_ZLIB, s->cluster_size, s->crypt_method, buf, len, off,
+				     &out, &clen);
+	if (ret < 0)
+		return ret;
 	pthread_mutex_lock(&s->lock);
 	if (!clen) {
 		ret = qcow_write_locked(s, buf, len, off);
@@ -553,7 +528,6 @@ static int qcow_write_compressed(struct fmt_image *img, const void *buf, size_t 
 	}
 	pthread_mutex_unlock(&s->lock);
 	free(out);
-	free(pad);
 	return ret < 0 ? ret : 0;
 }
 

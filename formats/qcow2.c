@@ -581,21 +581,7 @@ static int qcow2_info(struct fmt_image *img, void (*emit)(void *ctx, const char 
 		emit(ctx, "encrypt.format", "aes");
 	} else if (s->crypt_method == QCOW2_CRYPT_LUKS) {
 		emit(ctx, "encrypt.format", "luks");
-		snprintf(buf, sizeof(buf), "%s-%u", s->luks.cipher_name, s->luks.key_bytes * (strstr(s->luks.cipher_mode, "xts") ? 4 : 8));
-		emit(ctx, "encrypt.cipher-alg", buf);
-		snprintf(buf, sizeof(buf), "%.31s", s->luks.cipher_mode);
-		char *dash = strchr(buf, '-');
-		if (dash)
-			*dash = 0;
-		emit(ctx, "encrypt.cipher-mode", buf);
-		dash = strchr(s->luks.cipher_mode, '-');
-		emit(ctx, "encrypt.ivgen-alg", dash ? dash + 1 : "plain64");
-		emit(ctx, "encrypt.hash-alg", s->luks.hash_spec);
-		emit(ctx, "encrypt.uuid", s->luks.uuid);
-		snprintf(buf, sizeof(buf), "%" PRIu64, (uint64_t)s->luks.payload_offset * 512);
-		emit(ctx, "encrypt.payload-offset", buf);
-		snprintf(buf, sizeof(buf), "%u", s->luks.mk_iterations);
-		emit(ctx, "encrypt.master-key-iters", buf);
+		luks_info_emit(&s->luks, "encrypt.", "plain64", (uint64_t)s->luks.payload_offset * 512, emit, ctx);
 	}
 	return 0;
 }

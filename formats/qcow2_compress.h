@@ -4,7 +4,9 @@
 #ifndef FMT_QCOW2_COMPRESS_H
 #define FMT_QCOW2_COMPRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define QCOW_MAGIC                 0x514649FBu
 
@@ -15,5 +17,10 @@
 int qcow2_decompress(int type, void *dst, size_t dlen, const void *src, size_t slen);
 /* compress; returns compressed length, or 0 if it would not fit in dlen */
 size_t qcow2_compress(int type, void *dst, size_t dlen, const void *src, size_t slen);
+
+/* a compressed write's cluster: checked (one aligned cluster at off, no encryption), padded with
+ * zeros to cluster_size and compressed into a malloc'd *out of *clen bytes (0: does not shrink) */
+int qcow2_compress_cluster(const char *spec, int type, uint32_t cluster_size, bool encrypted, const void *buf,
+			   size_t len, uint64_t off, uint8_t **out, size_t *clen);
 
 #endif

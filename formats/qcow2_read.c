@@ -218,8 +218,7 @@ int qcow2_read_unlocked_range(struct qcow2_state *s, void *vbuf, size_t len, uin
 		pthread_mutex_lock(&s->lock);
 		if (s->need_key) {
 			pthread_mutex_unlock(&s->lock);
-			fmt_error("%s: image is encrypted; no key given (encrypt.key-secret)", s->img->spec);
-			ret = -EACCES;
+			ret = fmt_cipher_no_key(s->img->spec, "encrypt.key-secret");
 			goto out;
 		}
 		ret = qcow2_map(s, s->l1, off, len, &type, &host, &run);

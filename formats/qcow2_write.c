@@ -11,6 +11,16 @@
 
 /* ---- L1/L2 for writing ------------------------------------------------------------------------ */
 
+/* the refcount of the cluster at host offset off, which must be cluster-aligned (what names it) */
+static int qcow2_aligned_refcount(struct qcow2_state *s, uint64_t off, const char *what, uint64_t *ref)
+{
+	if (off & (s->cluster_size - 1)) {
+		fmt_error("%s: %s offset %#" PRIx64 " unaligned", s->img->spec, what, off);
+		return -EIO;
+	}
+	return qcow2_refcount_get(s, off >> s->cluster_bits, ref);
+}
+
 /* the cache slot for a new L2 table at off: a copy of copy_from, or empty; dirty */
 static int qcow2_l2_new(struct qcow2_state *s, uint64_t off, const uint64_t *copy_from, uint64_t **table)
 {
@@ -37,11 +47,7 @@ static int qcow2_l2_for_write(struct qcow2_state *s, uint64_t l1_index, uint64_t
 	int ret;
 
 	if (l2_off) {
-		if (l2_off & (s->cluster_size - 1)) {
-			fmt_error("%s: L2 table offset %#" PRIx64 " unaligned", s->img->spec, l2_off);
-			return -EIO;
-		}
-		ret = qcow2_refcount_get(s, l2_off >> s->cluster_bits, &ref);
+		ret = qcow2_aligned_refcount(s, l2_off, "L2 table", &ref);
 		if (ret < 0)
 			return ret;
 		if (ref == 1) {
@@ -157,11 +163,7 @@ static int qcow2_in_place(struct qcow2_state *s, uint64_t entry, bool *yes)
 	*yes = false;
 	if (!off || (entry & QCOW2_OFLAG_COMPRESSED) || ((entry & QCOW2_OFLAG_ZERO) && s->version >= 3))
 		return 0;
-	if (off & (s->cluster_size - 1)) {
-		fmt_error("%s: data cluster offset %#" PRIx64 " unaligned", s->img->spec, off);
-		return -EIO;
-	}
-	ret = qcow2_refcount_get(s, off >> s->cluster_bits, &ref);
+	ret = qcow2_aligned_refcount(s, off, "data cluster", &ref);
 	if (ret < 0)
 		return ret;
 	*yes = ref == 1;
@@ -307,12 +309,7 @@ int qcow2_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->need_key) {
-		fmt_error("%s: image is encrypted; no key given (encrypt.key-secret)", img->spec);
-		ret = -EACCES;
-	} else {
-		ret = qcow2_write_locked(s, buf, len, off);
-	}
+	ret = s->need_key ? fmt_cipher_no_key(img->spec, "encrypt.key-secret") : qcow2_write_locked(s, buf, len, off);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -320,31 +317,14 @@ int qcow2_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off
 int qcow2_write_compressed(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
 {
 	struct qcow2_state *s = img->priv;
-	uint8_t *src = (uint8_t *)buf, *padded = NULL, *out = NULL;
+	uint8_t *out = NULL;
 	size_t clen;
 	int ret;
 
-	if (off & (s->cluster_size - 1) || len > s->cluster_size) {
-		fmt_error("%s: compressed write must be one aligned cluster", img->spec);
-		return -EINVAL;
-	}
-	if (s->crypt_method) {
-		fmt_error("%s: compression is not supported with encryption", img->spec);
-		return -ENOTSUP;
-	}
-	if (len < s->cluster_size) {
-		padded = calloc(1, s->cluster_size);
-		if (!padded)
-			return -ENOMEM;
-		memcpy(padded, buf, len);
-		src = padded;
-	}
-	out = malloc(s->cluster_size);
-	if (!out) {
-		free(padded);
-		return -ENOMEM;
-	}
-	clen = qcow2_compress(s->compression_type, out, s->cluster_size - 1, src, s->cluster_size);
+	ret = qcow2_compress_cluster(img->spec, s->compression_type, s->cluster_size, s->crypt_method, buf, len, off,
+				     &out, &clen);
+	if (ret < 0)
+		return ret;
 
 	pthread_mutex_lock(&s->lock);
 	if (!clen) {
@@ -380,7 +360,6 @@ int qcow2_write_compressed(struct fmt_image *img, const void *buf, size_t len, u
 out:
 	pthread_mutex_unlock(&s->lock);
 	free(out);
-	free(padded);
 	return ret < 0 ? ret : 0;
 }
 

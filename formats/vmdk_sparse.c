@@ -488,11 +488,9 @@ int vmdk_read_sparse(struct fmt_image *img, int ei, uint8_t *buf, size_t len, ui
 	int ret;
 
 	while (len) {
-		uint64_t g = eoff / e->grain, in_grain = eoff % e->grain;
-		size_t n = e->grain - in_grain;
+		uint64_t g, in_grain;
+		size_t n = vmdk_grain_run(e, eoff, len, &g, &in_grain);
 		uint32_t gte;
-		if (n > len)
-			n = len;
 		if (s->pend_ext == ei && s->pend_grain == g) {
 			gte = UINT32_MAX;   /* pending stream grain */
 		} else {
@@ -555,8 +553,7 @@ int vmdk_read_sparse(struct fmt_image *img, int ei, uint8_t *buf, size_t len, ui
 	return 0;
 }
 
-int vmdk_write_sparse(struct fmt_image *img, int ei, const uint8_t *buf, size_t len,
-			     uint64_t eoff)
+int vmdk_write_sparse(struct fmt_image *img, int ei, const uint8_t *buf, size_t len, uint64_t eoff)
 {
 	struct vmdk_state *s = img->priv;
 	struct vmdk_extent *e = &s->ext[ei];
@@ -567,11 +564,9 @@ int vmdk_write_sparse(struct fmt_image *img, int ei, const uint8_t *buf, size_t 
 		return -ENOTSUP;
 	}
 	while (len) {
-		uint64_t g = eoff / e->grain, in_grain = eoff % e->grain;
-		size_t n = e->grain - in_grain;
+		uint64_t g, in_grain;
+		size_t n = vmdk_grain_run(e, eoff, len, &g, &in_grain);
 		uint32_t gte;
-		if (n > len)
-			n = len;
 		ret = vmdk_gte(e, g, &gte);
 		if (ret < 0)
 			return ret;

@@ -112,6 +112,19 @@ struct vmdk_state {
 	pthread_mutex_t lock;
 };
 
+/* the grain *g holding extent offset eoff, eoff's place *in_grain inside it, and the bytes of
+ * len that lie in that grain */
+static inline size_t vmdk_grain_run(const struct vmdk_extent *e, uint64_t eoff, size_t len, uint64_t *g,
+				    uint64_t *in_grain)
+{
+	size_t n;
+
+	*g = eoff / e->grain;
+	*in_grain = eoff % e->grain;
+	n = e->grain - *in_grain;
+	return n < len ? n : len;
+}
+
 /* vmdk_descriptor.c */
 struct vmdk_extent *vmdk_add_extent(struct fmt_image *img);
 int vmdk_open_descriptor_file(struct fmt_image *img);

@@ -129,18 +129,15 @@ int vmdk_finish_stream(struct fmt_image *img, struct vmdk_extent *e)
 
 /* called without the lock: whole grains are compressed in parallel, partial ones collect in the
  * pending grain under the lock */
-int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, size_t len,
-			     uint64_t eoff)
+int vmdk_write_stream(struct fmt_image *img, int ei, const uint8_t *buf, size_t len, uint64_t eoff)
 {
 	struct vmdk_state *s = img->priv;
 	struct vmdk_extent *e = &s->ext[ei];
 	int ret;
 
 	while (len) {
-		uint64_t g = eoff / e->grain, in_grain = eoff % e->grain;
-		size_t n = e->grain - in_grain;
-		if (n > len)
-			n = len;
+		uint64_t g, in_grain;
+		size_t n = vmdk_grain_run(e, eoff, len, &g, &in_grain);
 		if (n == e->grain && !img->backing && is_all_zero(buf, n)) {
 			/* a zero grain never written stays unallocated (it reads as zeros) */
 			pthread_mutex_lock(&s->lock);
