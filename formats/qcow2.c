@@ -16,8 +16,9 @@ static int qcow2_probe(const uint8_t *buf, size_t len, const char *spec)
 {
 	if (len < 8 || fmt_be32(buf) != QCOW_MAGIC)
 		return 0;
-	uint32_t v = fmt_be32(buf + 4);
-	return (v == 2 || v == 3) ? 100 : 0;
+	/* version 1 is qcow's; any other version is ours to refuse at open ("Unsupported qcow2
+	 * version N"), never a raw disk that happens to start with the magic */
+	return fmt_be32(buf + 4) != 1 ? 100 : 0;
 }
 
 /* ---- open --------------------------------------------------------------------------------- */
