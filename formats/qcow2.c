@@ -405,9 +405,9 @@ static int qcow2_open_data_file(struct qcow2_state *s)
 			fmt_error("%s: writing images with an external data file is not supported", name);
 			return -ENOTSUP;
 		}
-		path = fmt_store_sibling(img->spec, s->data_file);
-		if (!path)
-			return -ENOMEM;
+		ret = fmt_store_name_resolve(img->spec, s->data_file, "data file", &path);
+		if (ret < 0)
+			return ret;
 		ret = fmt_store_open(path, FMT_STORE_RDONLY, &s->data_store);
 		free(path);
 		if (ret < 0)

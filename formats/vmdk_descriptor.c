@@ -161,9 +161,10 @@ static int vmdk_parse_extent_line(struct fmt_image *img, const char *line, uint6
 		return 0;
 	}
 	{
-		char *path = fmt_store_sibling(img->spec, fname);
-		if (!path)
-			return -ENOMEM;
+		char *path;
+		ret = fmt_store_name_resolve(img->spec, fname, "extent", &path);
+		if (ret < 0)
+			return ret;
 		ret = fmt_store_open(path, img->writable ? FMT_STORE_RDWR : FMT_STORE_RDONLY, &e->store);
 		free(path);
 		if (ret < 0)
