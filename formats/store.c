@@ -13,12 +13,13 @@
 extern const struct fmt_store_ops fmt_store_file_ops;
 extern const struct fmt_store_ops fmt_store_curl_ops __attribute__((weak));
 extern const struct fmt_store_ops fmt_store_sheepdog_ops __attribute__((weak));
+extern const struct fmt_store_ops fmt_store_nbd_ops __attribute__((weak));
 static const struct fmt_store_ops store_mem_ops;
 
-/* first match wins; the file backend takes whatever nobody else claims (the URL and cluster
- * backends are weak: NULL when not linked in) */
+/* first match wins; the file backend takes whatever nobody else claims but a URL of a protocol
+ * no backend knows (the URL, NBD and cluster backends are weak: NULL when not linked in) */
 static const struct fmt_store_ops *const store_backends[] = {
-	&store_mem_ops, &fmt_store_sheepdog_ops, &fmt_store_curl_ops, &fmt_store_file_ops,
+	&store_mem_ops, &fmt_store_sheepdog_ops, &fmt_store_curl_ops, &fmt_store_nbd_ops, &fmt_store_file_ops,
 };
 
 static const struct fmt_store_ops *store_find_backend(const char *spec)
@@ -46,6 +47,12 @@ static int store_new(const char *spec, struct fmt_store **out)
 	}
 	st->ops = store_find_backend(spec);
 	st->seekable = true;
+	if (st->ops == &fmt_store_file_ops && fmt_store_is_url(spec)) {
+		fmt_error("%s: Unknown protocol '%.*s'", spec, (int)(strstr(spec, "://") - spec), spec);
+		free(st->spec);
+		free(st);
+		return -EPROTONOSUPPORT;
+	}
 	*out = st;
 	return 0;
 }

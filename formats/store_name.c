@@ -11,7 +11,7 @@
 
 #include "formats.h"
 
-static bool store_is_url(const char *s)
+bool fmt_store_is_url(const char *s)
 {
 	const char *p = strstr(s, "://");
 	if (!p || p == s)
@@ -37,9 +37,9 @@ char *fmt_store_sibling(const char *spec, const char *name)
 			return NULL;
 		return out;
 	}
-	if (name[0] == '/' || store_is_url(name) || !strncmp(name, "sheepdog:", 9))
+	if (name[0] == '/' || fmt_store_is_url(name) || !strncmp(name, "sheepdog:", 9))
 		return strdup(name);
-	if (!strncmp(spec, "sheepdog:", 9) && !store_is_url(spec)) {
+	if (!strncmp(spec, "sheepdog:", 9) && !fmt_store_is_url(spec)) {
 		/* sheepdog:HOST:PORT:VDI -> same host and port; sheepdog:VDI -> sheepdog:NAME */
 		int colons = 0;
 		for (const char *p = spec; *p; p++)
@@ -54,7 +54,7 @@ char *fmt_store_sibling(const char *spec, const char *name)
 		}
 	} else {
 		const char *slash = strrchr(spec, '/');
-		if (store_is_url(spec)) {
+		if (fmt_store_is_url(spec)) {
 			const char *path = strchr(strstr(spec, "://") + 3, '/');
 			if (!path) {
 				if (asprintf(&out, "%s/%s", spec, name) < 0)
@@ -86,7 +86,7 @@ void fmt_store_set_follow_any_name(bool allow)
  * "sheepdog:HOST:PORT:" or "sheepdog:" of a VDI. 0 for a local file or a memory store. */
 static size_t store_name_location(const char *spec)
 {
-	if (store_is_url(spec)) {
+	if (fmt_store_is_url(spec)) {
 		const char *auth = strstr(spec, "://") + 3;
 		return strcspn(auth, "/?#") + (size_t)(auth - spec);
 	}
