@@ -140,17 +140,17 @@ fail:
 	return ret;
 }
 
-static int store_nbd_pread(struct fmt_store *st, void *buf, size_t len, uint64_t off)
+/* one read or write, cut into requests libnbd takes */
+static int store_nbd_io(struct fmt_store *st, uint8_t *p, size_t len, uint64_t off, bool write)
 {
 	struct store_nbd *n = st->priv;
-	uint8_t *p = buf;
 	int ret = 0;
 
 	pthread_mutex_lock(&n->lock);
 	while (len && !ret) {
 		size_t chunk = len < NBD_MAX_REQUEST ? len : NBD_MAX_REQUEST;
-		if (nbd_pread(n->h, p, chunk, off, 0) < 0)
-			ret = store_nbd_fail(st->spec, "read failed");
+		if ((write ? nbd_pwrite(n->h, p, chunk, off, 0) : nbd_pread(n->h, p, chunk, off, 0)) < 0)
+			ret = store_nbd_fail(st->spec, write ? "write failed" : "read failed");
 		p += chunk;
 		off += chunk;
 		len -= chunk;
@@ -159,28 +159,20 @@ static int store_nbd_pread(struct fmt_store *st, void *buf, size_t len, uint64_t
 	return ret;
 }
 
+static int store_nbd_pread(struct fmt_store *st, void *buf, size_t len, uint64_t off)
+{
+	return store_nbd_io(st, buf, len, off, false);
+}
+
 static int store_nbd_pwrite(struct fmt_store *st, const void *buf, size_t len, uint64_t off)
 {
-	struct store_nbd *n = st->priv;
-	const uint8_t *p = buf;
-	int ret = 0;
-
 	if (off + len > st->size) {
 		fmt_error("%s: write at %" PRIu64 " past the end of the %" PRIu64 "-byte NBD export", st->spec, off,
 			  st->size);
 		return -ENOSPC;
 	}
-	pthread_mutex_lock(&n->lock);
-	while (len && !ret) {
-		size_t chunk = len < NBD_MAX_REQUEST ? len : NBD_MAX_REQUEST;
-		if (nbd_pwrite(n->h, p, chunk, off, 0) < 0)
-			ret = store_nbd_fail(st->spec, "write failed");
-		p += chunk;
-		off += chunk;
-		len -= chunk;
-	}
-	pthread_mutex_unlock(&n->lock);
-	return ret;
+	/* nbd_pwrite does not change the buffer */
+	return store_nbd_io(st, (uint8_t *)buf, len, off, true);
 }
 
 struct store_nbd_extent {
