@@ -121,6 +121,12 @@ int image_add_objects(const char *arg)
 	return ret;
 }
 
+int image_setup(const char *objects)
+{
+	fmt_store_set_follow_any_name(opt_set(IMAGE_OPT_ALLOW_LOCAL_BACKING));
+	return image_add_objects(objects);
+}
+
 /* -t CACHE: unsafe (the default: no fdatasync) or writeback/writethrough/none/directsync
  * (flushed, so the target is on disk when collie exits); prints errors */
 int image_cache_mode(const char *mode)
@@ -407,7 +413,7 @@ static int image_info(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)
+	if (image_setup(opt(IMG_OPT_OBJECT)) < 0)
 		return 1;
 	if (opt('o') && image_parse_options(opt('o'), &opts) < 0)
 		return 1;
@@ -523,7 +529,7 @@ static int image_check(int argc, char **argv)
 	int ret = 1;
 
 	memset(&r, 0, sizeof(r));
-	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)
+	if (image_setup(opt(IMG_OPT_OBJECT)) < 0)
 		return 1;
 	if (fmt_image_open(argv[0], opt('f'), FMT_OPEN_NO_BACKING, opts, &img) < 0) {
 		die_msg("%s", fmt_last_error());
@@ -636,7 +642,7 @@ static int image_convert(int argc, char **argv)
 	}
 	if (opt_set('p') && !opt_set('q'))
 		o.progress = image_progress_print;
-	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)
+	if (image_setup(opt(IMG_OPT_OBJECT)) < 0)
 		return 1;
 	if (image_parse_options(opt('o'), &o.dst_opts) < 0)
 		goto out;
@@ -671,7 +677,7 @@ static int image_compare(int argc, char **argv)
 	uint64_t diff = 0;
 	int ret;
 
-	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)
+	if (image_setup(opt(IMG_OPT_OBJECT)) < 0)
 		return 2;
 	if (fmt_image_open(argv[0], opt('f'), 0, NULL, &a) < 0) {
 		die_msg("%s", fmt_last_error());
@@ -744,7 +750,7 @@ static int image_map(int argc, char **argv)
 	uint64_t off = 0;
 	int ret = 1;
 
-	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)
+	if (image_setup(opt(IMG_OPT_OBJECT)) < 0)
 		return 1;
 	if (fmt_image_open(argv[0], opt('f'), 0, NULL, &img) < 0) {
 		die_msg("%s", fmt_last_error());
@@ -810,7 +816,7 @@ static int image_create(int argc, char **argv)
 	uint64_t size = 0;
 	int ret = 1;
 
-	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)
+	if (image_setup(opt(IMG_OPT_OBJECT)) < 0)
 		return 1;
 	if (image_parse_options(opt('o'), &opts) < 0)
 		goto out;
@@ -862,6 +868,7 @@ static const struct collie_option info_opts[] = {
 	{ 'o', "options", 1, "OPTS", "open options (encrypt.key-secret=ID)" },
 	{ IMG_OPT_OUTPUT, "output", 1, "human|json", "output format" },
 	{ IMG_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
+	IMAGE_ALLOW_LOCAL_BACKING_ROW,
 	{ 0 },
 };
 
@@ -881,6 +888,7 @@ static const struct collie_option convert_opts[] = {
 	{ IMG_OPT_TARGET_IS_ZERO, "target-is-zero", 0, NULL, "the existing target reads as zeros (with -n)" },
 	{ IMG_OPT_SOURCE_OPTIONS, "source-options", 1, "OPTS", "source open options (encrypt.key-secret=ID)" },
 	{ IMG_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
+	IMAGE_ALLOW_LOCAL_BACKING_ROW,
 	{ 0 },
 };
 
@@ -888,6 +896,7 @@ static const struct collie_option compare_opts[] = {
 	{ 'f', "a-format", 1, "FMT", "format of the first image" },
 	{ 'F', "b-format", 1, "FMT", "format of the second image" },
 	{ IMG_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
+	IMAGE_ALLOW_LOCAL_BACKING_ROW,
 	{ 0 },
 };
 
@@ -895,6 +904,7 @@ static const struct collie_option check_opts[] = {
 	{ 'f', "format", 1, "FMT", "image format (default: detected from the content)" },
 	{ IMG_OPT_OUTPUT, "output", 1, "human|json", "output format" },
 	{ IMG_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
+	IMAGE_ALLOW_LOCAL_BACKING_ROW,
 	{ 0 },
 };
 

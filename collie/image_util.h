@@ -12,6 +12,15 @@ struct fmt_options;
 const char *image_human_size(uint64_t val, char *buf, size_t len);
 /* register the secrets of --object (repeated options arrive ','-joined); prints errors */
 int image_add_objects(const char *arg);
+
+/* --allow-local-backing: a remote image (URL, VDI) may name a backing file, data file, extent
+ * or parent outside its own location (a local path, another host or protocol) */
+#define IMAGE_OPT_ALLOW_LOCAL_BACKING 400
+#define IMAGE_ALLOW_LOCAL_BACKING_ROW                                                                  \
+	{ IMAGE_OPT_ALLOW_LOCAL_BACKING, "allow-local-backing", 0, NULL,                                 \
+	  "a remote image may name local files or other hosts (backing, data file, extents)" }
+/* the options every image command shares: --object secrets and --allow-local-backing */
+int image_setup(const char *objects);
 /* -t CACHE for targets: unsafe (default) skips fdatasync, the others flush; prints errors */
 int image_cache_mode(const char *mode);
 /* -o OPTS; prints errors */

@@ -347,7 +347,7 @@ static int transfer_setup(struct transfer *t, bool import, int argc, char **argv
 				return -1;
 			}
 	}
-	if (image_add_objects(opt(XFER_OPT_OBJECT)) < 0)
+	if (image_setup(opt(XFER_OPT_OBJECT)) < 0)
 		return -1;
 	return 0;
 }
@@ -412,6 +412,7 @@ const struct collie_option vdi_import_opts[] = {
 	{ 'p', "progress", 0, NULL, "show progress" },
 	{ XFER_OPT_LIST, "list", 1, "FILE", "read NAME SOURCE pairs from FILE, one a line" },
 	{ XFER_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
+	IMAGE_ALLOW_LOCAL_BACKING_ROW,
 	{ 'a', "address", 1, "ADDR", "sheep to talk to (default 127.0.0.1)" },
 	{ XFER_OPT_PORT, "port", 1, "PORT", "its port (default 7000)" },
 	{ 0 },

@@ -68,7 +68,8 @@ static int bochs_probe(const uint8_t *buf, size_t len, const char *spec)
 	if (len < sizeof(h))
 		return 0;
 	memcpy(&h, buf, sizeof(h));
-	return bochs_header_ok(&h) ? 100 : 0;
+	/* the magic alone: open refuses other types and versions with their own message */
+	return !strncmp(h.magic, BOCHS_MAGIC, sizeof(h.magic)) ? 100 : 0;
 }
 
 static void bochs_close(struct fmt_image *img)
@@ -92,9 +93,15 @@ static int bochs_open(struct fmt_image *img, const struct fmt_options *opts)
 	ret = fmt_image_read_header(img, &h, sizeof(h), "Bochs");
 	if (ret < 0)
 		return ret;
-	if (!bochs_header_ok(&h)) {
+	if (strncmp(h.magic, BOCHS_MAGIC, sizeof(h.magic))) {
 		fmt_error("%s: Image not in Bochs format", img->spec);
 		return -EINVAL;
+	}
+	if (!bochs_header_ok(&h)) {
+		fmt_error("%s: Unsupported Bochs image: type '%.*s', subtype '%.*s', version %#x", img->spec,
+			  (int)strnlen(h.type, sizeof(h.type)), h.type, (int)strnlen(h.subtype, sizeof(h.subtype)),
+			  h.subtype, le32toh(h.version));
+		return -ENOTSUP;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s)

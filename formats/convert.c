@@ -369,12 +369,110 @@ static bool convert_same_file(const char *src, const char *dst)
 	return !stat(src, &a) && !stat(dst, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* the options that rule a conversion out before anything is opened */
+static int convert_check_opts(const struct fmt_convert_opts *o, const char *dst_fmt)
+{
+	if (o->target_is_zero && !o->target_exists) {
+		fmt_error("--target-is-zero requires use of -n flag");
+		return -EINVAL;
+	}
+	if (o->min_sparse % 512 || o->min_sparse > (16u << 20)) {
+		fmt_error("Invalid buffer size for sparse output specified: %llu (a multiple of 512 up to 16 MiB)",
+			  (unsigned long long)o->min_sparse);
+		return -EINVAL;
+	}
+	const struct fmt_driver *ddrv = fmt_driver_find(dst_fmt);
+	if (!ddrv) {
+		fmt_error("Unknown file format '%s'", dst_fmt);
+		return -EINVAL;
+	}
+	if (o->compress && (!(ddrv->flags & FMT_DRV_COMPRESS) || !ddrv->write_compressed)) {
+		fmt_error("Compression not supported for this file format");
+		return -ENOTSUP;
+	}
+	if (o->compress && fmt_options_get(o->dst_opts, "preallocation") &&
+	    strcmp(fmt_options_get(o->dst_opts, "preallocation"), "off")) {
+		fmt_error("Compression and preallocation not supported at the same time");
+		return -EINVAL;
+	}
+	if (!o->target_exists && !(ddrv->flags & FMT_DRV_CREATE)) {
+		fmt_error("Format driver '%s' does not support image creation", dst_fmt);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* convert -l: the source shows one of its internal snapshots instead of its active state */
+static int convert_load_snapshot(struct fmt_image *src, const char *src_spec, const char *snapshot)
+{
+	if (!src->drv->snapshot_load) {
+		fmt_error("%s: Failed to load snapshot '%s': the %s format has no internal snapshots", src_spec,
+			  snapshot, src->drv->name);
+		return -ENOTSUP;
+	}
+	int ret = src->drv->snapshot_load(src, snapshot);
+	if (ret) {
+		if (!strstr(fmt_last_error(), src_spec)) {
+			char *m = strdup(fmt_last_error());
+			fmt_error("%s: Failed to load snapshot '%s': %s", src_spec, snapshot, m ? m : "");
+			free(m);
+		}
+		return ret < 0 ? ret : -EINVAL;
+	}
+	return 0;
+}
+
+/* request size, zero-detection granularity, which side runs serially and how many workers */
+static int convert_plan(struct convert_job *j, const char *dst_spec, bool created, int *nthreads_out)
+{
+	const struct fmt_convert_opts *o = j->o;
+	bool seekable;
+	int nthreads;
+
+	/* a cluster VDI takes whole 4 MiB objects best */
+	j->chunk = CONVERT_CHUNK;
+	if (!strcmp(j->dst->store->ops->name, "sheepdog") || !strcmp(j->src->store->ops->name, "sheepdog"))
+		j->chunk = 2 * CONVERT_CHUNK;
+	j->compress = o->compress;
+	j->dst_zero = o->target_is_zero ||
+		      (created && strcmp(j->dst->store->ops->name, "host_device") && !j->dst->backing_spec);
+	j->dst_punch = !strcmp(j->dst->drv->name, "raw");
+	j->gran = o->min_sparse ? o->min_sparse : 4096;
+	if (j->dst->cluster_size > j->gran && j->dst->cluster_size <= CONVERT_CHUNK &&
+	    !(CONVERT_CHUNK % j->dst->cluster_size))
+		j->gran = j->dst->cluster_size;
+	if (j->compress) {
+		if (!j->dst->cluster_size || j->dst->cluster_size > CONVERT_CHUNK || CONVERT_CHUNK % j->dst->cluster_size) {
+			fmt_error("%s: cannot compress with a cluster size of %u bytes", dst_spec, j->dst->cluster_size);
+			return -EINVAL;
+		}
+		j->gran = j->dst->cluster_size;
+	}
+	j->src_serial = !convert_chain_threaded(j->src, &seekable);
+	j->dst_serial = !(j->dst->drv->flags & FMT_DRV_THREADS);
+	j->ordered = j->dst_serial;
+	nthreads = o->parallel > 0 ? o->parallel : 8;
+	if (nthreads > CONVERT_MAX_THREADS)
+		nthreads = CONVERT_MAX_THREADS;
+	/* a request holds at least one zero-detection block (-S up to 16 MiB); the buffers in
+	 * flight stay within 32 MiB */
+	if (j->gran > j->chunk)
+		j->chunk = j->gran;
+	while (nthreads > 2 && (uint64_t)nthreads * j->chunk > (32u << 20))
+		nthreads--;
+	if (!seekable) {   /* a stream must be read in order: one request at a time */
+		nthreads = 1;
+		j->src_serial = true;
+	}
+	*nthreads_out = nthreads;
+	return 0;
+}
+
 int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_convert_opts *o)
 {
 	struct convert_job j;
-	const struct fmt_driver *ddrv;
 	const char *dst_fmt = o->dst_fmt ? o->dst_fmt : "raw";
-	bool seekable, created = false;
+	bool created = false;
 	int ret, nthreads;
 
 	memset(&j, 0, sizeof(j));
@@ -384,39 +482,9 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 	pthread_mutex_init(&j.dst_lock, NULL);
 	pthread_cond_init(&j.cond, NULL);
 
-	if (o->target_is_zero && !o->target_exists) {
-		fmt_error("--target-is-zero requires use of -n flag");
-		ret = -EINVAL;
+	ret = convert_check_opts(o, dst_fmt);
+	if (ret)
 		goto out;
-	}
-	if (o->min_sparse % 512 || o->min_sparse > (16u << 20)) {
-		fmt_error("Invalid buffer size for sparse output specified: %llu (a multiple of 512 up to 16 MiB)",
-			  (unsigned long long)o->min_sparse);
-		ret = -EINVAL;
-		goto out;
-	}
-	ddrv = fmt_driver_find(dst_fmt);
-	if (!ddrv) {
-		fmt_error("Unknown file format '%s'", dst_fmt);
-		ret = -EINVAL;
-		goto out;
-	}
-	if (o->compress && (!(ddrv->flags & FMT_DRV_COMPRESS) || !ddrv->write_compressed)) {
-		fmt_error("Compression not supported for this file format");
-		ret = -ENOTSUP;
-		goto out;
-	}
-	if (o->compress && fmt_options_get(o->dst_opts, "preallocation") &&
-	    strcmp(fmt_options_get(o->dst_opts, "preallocation"), "off")) {
-		fmt_error("Compression and preallocation not supported at the same time");
-		ret = -EINVAL;
-		goto out;
-	}
-	if (!o->target_exists && !(ddrv->flags & FMT_DRV_CREATE)) {
-		fmt_error("Format driver '%s' does not support image creation", dst_fmt);
-		ret = -ENOTSUP;
-		goto out;
-	}
 
 	if (convert_same_file(src_spec, dst_spec)) {
 		fmt_error("%s: the source and the target are the same file", dst_spec);
@@ -427,22 +495,9 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 	if (ret)
 		goto out;
 	if (o->snapshot && *o->snapshot) {
-		if (!j.src->drv->snapshot_load) {
-			fmt_error("%s: Failed to load snapshot '%s': the %s format has no internal snapshots", src_spec,
-				  o->snapshot, j.src->drv->name);
-			ret = -ENOTSUP;
+		ret = convert_load_snapshot(j.src, src_spec, o->snapshot);
+		if (ret)
 			goto out;
-		}
-		ret = j.src->drv->snapshot_load(j.src, o->snapshot);
-		if (ret) {
-			if (!strstr(fmt_last_error(), src_spec)) {
-				char *m = strdup(fmt_last_error());
-				fmt_error("%s: Failed to load snapshot '%s': %s", src_spec, o->snapshot, m ? m : "");
-				free(m);
-			}
-			ret = ret < 0 ? ret : -EINVAL;
-			goto out;
-		}
 	}
 	j.size = j.src->virtual_size;
 
@@ -462,42 +517,9 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 		goto out;
 	}
 
-	/* a cluster VDI takes whole 4 MiB objects best */
-	j.chunk = CONVERT_CHUNK;
-	if (!strcmp(j.dst->store->ops->name, "sheepdog") || !strcmp(j.src->store->ops->name, "sheepdog"))
-		j.chunk = 2 * CONVERT_CHUNK;
-	j.compress = o->compress;
-	j.dst_zero = o->target_is_zero ||
-		     (created && strcmp(j.dst->store->ops->name, "host_device") && !j.dst->backing_spec);
-	j.dst_punch = !strcmp(j.dst->drv->name, "raw");
-	j.gran = o->min_sparse ? o->min_sparse : 4096;
-	if (j.dst->cluster_size > j.gran && j.dst->cluster_size <= CONVERT_CHUNK &&
-	    !(CONVERT_CHUNK % j.dst->cluster_size))
-		j.gran = j.dst->cluster_size;
-	if (j.compress) {
-		if (!j.dst->cluster_size || j.dst->cluster_size > CONVERT_CHUNK || CONVERT_CHUNK % j.dst->cluster_size) {
-			fmt_error("%s: cannot compress with a cluster size of %u bytes", dst_spec, j.dst->cluster_size);
-			ret = -EINVAL;
-			goto out;
-		}
-		j.gran = j.dst->cluster_size;
-	}
-	j.src_serial = !convert_chain_threaded(j.src, &seekable);
-	j.dst_serial = !(j.dst->drv->flags & FMT_DRV_THREADS);
-	j.ordered = j.dst_serial;
-	nthreads = o->parallel > 0 ? o->parallel : 8;
-	if (nthreads > CONVERT_MAX_THREADS)
-		nthreads = CONVERT_MAX_THREADS;
-	/* a request holds at least one zero-detection block (-S up to 16 MiB); the buffers in
-	 * flight stay within 32 MiB */
-	if (j.gran > j.chunk)
-		j.chunk = j.gran;
-	while (nthreads > 2 && (uint64_t)nthreads * j.chunk > (32u << 20))
-		nthreads--;
-	if (!seekable) {   /* a stream must be read in order: one request at a time */
-		nthreads = 1;
-		j.src_serial = true;
-	}
+	ret = convert_plan(&j, dst_spec, created, &nthreads);
+	if (ret)
+		goto out;
 	j.zeros = convert_zeros_get();
 	if (!j.zeros) {
 		fmt_error("%s: out of memory", src_spec);

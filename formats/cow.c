@@ -42,8 +42,8 @@ static int cow_probe(const uint8_t *buf, size_t len, const char *spec)
 {
 	if (len < 8)
 		return 0;
-	return be32toh(*(const uint32_t *)buf) == COW_MAGIC && be32toh(*(const uint32_t *)(buf + 4)) == COW_VERSION
-		       ? 100 : 0;
+	/* the magic alone: open refuses other versions with their own message */
+	return be32toh(*(const uint32_t *)buf) == COW_MAGIC ? 100 : 0;
 }
 
 static void cow_close(struct fmt_image *img)

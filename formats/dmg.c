@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zlib.h>
 
 #include "formats.h"
@@ -53,7 +54,11 @@ static int dmg_probe(const uint8_t *buf, size_t len, const char *spec)
 	char sig[4];
 	int score = 0;
 
-	if (!spec || fmt_store_open(spec, FMT_STORE_RDONLY, &st) < 0)
+	/* an NBD server often takes one client at a time (qemu-nbd's default) and the image holds
+	 * that connection already: a second one would wait for ever */
+	if (!spec || (fmt_store_is_url(spec) && !strncasecmp(spec, "nbd", 3)))
+		return 0;
+	if (fmt_store_open(spec, FMT_STORE_RDONLY, &st) < 0)
 		return 0;
 	/* a store that can only stream (an http server without ranges) is not read from its end */
 	if (st->seekable && st->size >= DMG_KOLY_SIZE &&

@@ -91,13 +91,11 @@ static void image_free(struct fmt_image *img)
 
 static int image_open_backing(struct fmt_image *img, int flags)
 {
-	char *bspec = fmt_store_sibling(img->spec, img->backing_spec);
-	int ret;
+	char *bspec;
+	int ret = fmt_store_name_resolve(img->spec, img->backing_spec, "backing file", &bspec);
 
-	if (!bspec) {
-		fmt_error("%s: out of memory", img->spec);
-		return -ENOMEM;
-	}
+	if (ret < 0)
+		return ret;
 	ret = fmt_image_open(bspec, img->backing_fmt && *img->backing_fmt ? img->backing_fmt : NULL,
 			     flags & ~FMT_OPEN_RDWR, NULL, &img->backing);
 	/* only the top image wraps the message: deep chains would repeat it for every layer */

@@ -12,7 +12,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "qcow2.h"
+#include "byteorder.h"
+#include "luks.h"
 
 #define LUKS_MAGIC_LEN      6
 #define LUKS_HDR_SIZE       592
@@ -118,19 +119,19 @@ static void luks_parse(const uint8_t *b, struct luks_hdr *h)
 	memcpy(h->cipher_name, b + 8, 32);
 	memcpy(h->cipher_mode, b + 40, 32);
 	memcpy(h->hash_spec, b + 72, 32);
-	h->payload_offset = qcow2_be32(b + 104);
-	h->key_bytes = qcow2_be32(b + 108);
+	h->payload_offset = fmt_be32(b + 104);
+	h->key_bytes = fmt_be32(b + 108);
 	memcpy(h->mk_digest, b + 112, LUKS_DIGEST_LEN);
 	memcpy(h->mk_salt, b + 132, LUKS_SALT_LEN);
-	h->mk_iter = qcow2_be32(b + 164);
+	h->mk_iter = fmt_be32(b + 164);
 	memcpy(h->uuid, b + 168, 40);
 	for (int i = 0; i < LUKS_SLOTS; i++) {
 		const uint8_t *p = b + 208 + 48 * i;
-		h->slots[i].active = qcow2_be32(p);
-		h->slots[i].iterations = qcow2_be32(p + 4);
+		h->slots[i].active = fmt_be32(p);
+		h->slots[i].iterations = fmt_be32(p + 4);
 		memcpy(h->slots[i].salt, p + 8, LUKS_SALT_LEN);
-		h->slots[i].km_offset = qcow2_be32(p + 40);
-		h->slots[i].stripes = qcow2_be32(p + 44);
+		h->slots[i].km_offset = fmt_be32(p + 40);
+		h->slots[i].stripes = fmt_be32(p + 44);
 	}
 }
 
@@ -138,23 +139,23 @@ static void luks_serialize(const struct luks_hdr *h, uint8_t *b)
 {
 	memset(b, 0, LUKS_HDR_SIZE);
 	memcpy(b, luks_magic, LUKS_MAGIC_LEN);
-	qcow2_put16(b + 6, 1);
+	fmt_put16(b + 6, 1);
 	memcpy(b + 8, h->cipher_name, 32);
 	memcpy(b + 40, h->cipher_mode, 32);
 	memcpy(b + 72, h->hash_spec, 32);
-	qcow2_put32(b + 104, h->payload_offset);
-	qcow2_put32(b + 108, h->key_bytes);
+	fmt_put32(b + 104, h->payload_offset);
+	fmt_put32(b + 108, h->key_bytes);
 	memcpy(b + 112, h->mk_digest, LUKS_DIGEST_LEN);
 	memcpy(b + 132, h->mk_salt, LUKS_SALT_LEN);
-	qcow2_put32(b + 164, h->mk_iter);
+	fmt_put32(b + 164, h->mk_iter);
 	memcpy(b + 168, h->uuid, 40);
 	for (int i = 0; i < LUKS_SLOTS; i++) {
 		uint8_t *p = b + 208 + 48 * i;
-		qcow2_put32(p, h->slots[i].active);
-		qcow2_put32(p + 4, h->slots[i].iterations);
+		fmt_put32(p, h->slots[i].active);
+		fmt_put32(p + 4, h->slots[i].iterations);
 		memcpy(p + 8, h->slots[i].salt, LUKS_SALT_LEN);
-		qcow2_put32(p + 40, h->slots[i].km_offset);
-		qcow2_put32(p + 44, h->slots[i].stripes);
+		fmt_put32(p + 40, h->slots[i].km_offset);
+		fmt_put32(p + 44, h->slots[i].stripes);
 	}
 }
 
@@ -170,7 +171,7 @@ static int luks_diffuse(const EVP_MD *md, uint8_t *buf, size_t len)
 	for (size_t i = 0, off = 0; off < len; i++, off += ds) {
 		uint8_t be[4];
 		size_t n = len - off < ds ? len - off : ds;
-		qcow2_put32(be, (uint32_t)i);
+		fmt_put32(be, (uint32_t)i);
 		if (!EVP_DigestInit_ex(ctx, md, NULL) || !EVP_DigestUpdate(ctx, be, 4) ||
 		    !EVP_DigestUpdate(ctx, buf + off, n) || !EVP_DigestFinal_ex(ctx, out, NULL)) {
 			EVP_MD_CTX_free(ctx);
@@ -257,8 +258,8 @@ int luks_open(struct fmt_store *st, const char *name, uint64_t off, uint64_t len
 		fmt_error("%s: Volume is not in LUKS format", name);
 		return -EINVAL;
 	}
-	if (qcow2_be16(b + 6) != 1) {
-		fmt_error("%s: Unsupported LUKS version %u", name, qcow2_be16(b + 6));
+	if (fmt_be16(b + 6) != 1) {
+		fmt_error("%s: Unsupported LUKS version %u", name, fmt_be16(b + 6));
 		return -ENOTSUP;
 	}
 	luks_parse(b, &h);
@@ -521,6 +522,31 @@ struct luks_state {
 	pthread_mutex_t lock;    /* read-modify-write of partial sectors */
 };
 
+void luks_info_emit(const struct luks_info *info, const char *prefix, const char *default_ivgen, uint64_t payload,
+		    void (*emit)(void *ctx, const char *key, const char *value), void *ctx)
+{
+	char buf[64], key[48];
+
+#define LUKS_EMIT(name, value) (snprintf(key, sizeof(key), "%s%s", prefix, name), emit(ctx, key, value))
+	snprintf(buf, sizeof(buf), "%s-%u", info->cipher_name,
+		 info->key_bytes * (strncmp(info->cipher_mode, "xts", 3) ? 8 : 4));
+	LUKS_EMIT("cipher-alg", buf);
+	snprintf(buf, sizeof(buf), "%.31s", info->cipher_mode);
+	char *dash = strchr(buf, '-');
+	if (dash)
+		*dash = 0;
+	LUKS_EMIT("cipher-mode", buf);
+	dash = strchr(info->cipher_mode, '-');
+	LUKS_EMIT("ivgen-alg", dash ? dash + 1 : default_ivgen);
+	LUKS_EMIT("hash-alg", info->hash_spec);
+	LUKS_EMIT("uuid", info->uuid);
+	snprintf(buf, sizeof(buf), "%" PRIu64, payload);
+	LUKS_EMIT("payload-offset", buf);
+	snprintf(buf, sizeof(buf), "%u", info->mk_iterations);
+	LUKS_EMIT("master-key-iters", buf);
+#undef LUKS_EMIT
+}
+
 static int luks_probe(const uint8_t *buf, size_t len, const char *spec)
 {
 	return len >= LUKS_MAGIC_LEN && !memcmp(buf, luks_magic, LUKS_MAGIC_LEN) ? 100 : 0;
@@ -567,8 +593,7 @@ fail:
 
 static int luks_no_key(struct fmt_image *img)
 {
-	fmt_error("%s: image is encrypted; no key given (key-secret)", img->spec);
-	return -EACCES;
+	return fmt_cipher_no_key(img->spec, "key-secret");
 }
 
 static int luks_fmt_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
@@ -658,24 +683,8 @@ out:
 static int luks_fmt_info(struct fmt_image *img, void (*emit)(void *ctx, const char *key, const char *value), void *ctx)
 {
 	struct luks_state *s = img->priv;
-	char buf[64];
 
-	snprintf(buf, sizeof(buf), "%s-%u", s->info.cipher_name,
-		 s->info.key_bytes * (strncmp(s->info.cipher_mode, "xts", 3) ? 8 : 4));
-	emit(ctx, "cipher-alg", buf);
-	snprintf(buf, sizeof(buf), "%.31s", s->info.cipher_mode);
-	char *dash = strchr(buf, '-');
-	if (dash)
-		*dash = 0;
-	emit(ctx, "cipher-mode", buf);
-	dash = strchr(s->info.cipher_mode, '-');
-	emit(ctx, "ivgen-alg", dash ? dash + 1 : "plain");
-	emit(ctx, "hash-alg", s->info.hash_spec);
-	emit(ctx, "uuid", s->info.uuid);
-	snprintf(buf, sizeof(buf), "%" PRIu64, s->payload);
-	emit(ctx, "payload-offset", buf);
-	snprintf(buf, sizeof(buf), "%u", s->info.mk_iterations);
-	emit(ctx, "master-key-iters", buf);
+	luks_info_emit(&s->info, "", "plain", s->payload, emit, ctx);
 	return 0;
 }
 

@@ -45,8 +45,8 @@ static int parallels_probe(const uint8_t *buf, size_t len, const char *spec)
 {
 	if (len < PARALLELS_HDR_SIZE)
 		return 0;
-	if ((!memcmp(buf, PARALLELS_MAGIC_OLD, 16) || !memcmp(buf, PARALLELS_MAGIC_EXT, 16)) &&
-	    le32toh(*(const uint32_t *)(buf + 16)) == PARALLELS_VERSION)
+	/* the magic alone: open refuses other versions with their own message */
+	if (!memcmp(buf, PARALLELS_MAGIC_OLD, 16) || !memcmp(buf, PARALLELS_MAGIC_EXT, 16))
 		return 100;
 	return 0;
 }
@@ -73,10 +73,13 @@ static int parallels_open(struct fmt_image *img, const struct fmt_options *opts)
 	ret = fmt_image_read_header(img, &h, sizeof(h), "Parallels");
 	if (ret < 0)
 		return ret;
-	if ((memcmp(h.magic, PARALLELS_MAGIC_OLD, 16) && memcmp(h.magic, PARALLELS_MAGIC_EXT, 16)) ||
-	    le32toh(h.version) != PARALLELS_VERSION) {
+	if (memcmp(h.magic, PARALLELS_MAGIC_OLD, 16) && memcmp(h.magic, PARALLELS_MAGIC_EXT, 16)) {
 		fmt_error("%s: Image not in Parallels format", img->spec);
 		return -EINVAL;
+	}
+	if (le32toh(h.version) != PARALLELS_VERSION) {
+		fmt_error("%s: Unsupported Parallels version %u", img->spec, le32toh(h.version));
+		return -ENOTSUP;
 	}
 	ext = !memcmp(h.magic, PARALLELS_MAGIC_EXT, 16);
 	tracks = le32toh(h.tracks);

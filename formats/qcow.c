@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "qcow2.h"
+#include "byteorder.h"
+#include "crypto.h"
+#include "qcow2_compress.h"
 
 #define QCOW_HDR_SIZE        48
 #define QCOW_OFLAG_COMPRESSED (1ull << 63)
@@ -39,7 +42,7 @@ struct qcow_state {
 
 static int qcow_probe(const uint8_t *buf, size_t len, const char *spec)
 {
-	return len >= 8 && qcow2_be32(buf) == QCOW_MAGIC && qcow2_be32(buf + 4) == 1 ? 100 : 0;
+	return len >= 8 && fmt_be32(buf) == QCOW_MAGIC && fmt_be32(buf + 4) == 1 ? 100 : 0;
 }
 
 static void qcow_free(struct qcow_state *s)
@@ -72,21 +75,21 @@ static int qcow_open(struct fmt_image *img, const struct fmt_options *opts)
 	if (ret < 0)
 		goto fail;
 	ret = -EINVAL;
-	if (qcow2_be32(h) != QCOW_MAGIC) {
+	if (fmt_be32(h) != QCOW_MAGIC) {
 		fmt_error("%s: Image not in qcow format", name);
 		goto fail;
 	}
-	if (qcow2_be32(h + 4) != 1) {
+	if (fmt_be32(h + 4) != 1) {
 		fmt_error("%s: qcow (v1) does not support qcow version %u; Try the 'qcow2' driver instead", name,
-			  qcow2_be32(h + 4));
+			  fmt_be32(h + 4));
 		ret = -ENOTSUP;
 		goto fail;
 	}
-	s->size = qcow2_be64(h + 24);
+	s->size = fmt_be64(h + 24);
 	s->cluster_bits = h[32];
 	s->l2_bits = h[33];
-	s->crypt_method = qcow2_be32(h + 36);
-	s->l1_offset = qcow2_be64(h + 40);
+	s->crypt_method = fmt_be32(h + 36);
+	s->l1_offset = fmt_be64(h + 40);
 	if (s->size <= 1) {
 		fmt_error("%s: Image size is too small (must be at least 2 bytes)", name);
 		goto fail;
@@ -123,8 +126,8 @@ static int qcow_open(struct fmt_image *img, const struct fmt_options *opts)
 		goto fail;
 	}
 	/* backing file name */
-	uint64_t boff = qcow2_be64(h + 8);
-	uint32_t blen = qcow2_be32(h + 16);
+	uint64_t boff = fmt_be64(h + 8);
+	uint32_t blen = fmt_be32(h + 16);
 	if (boff) {
 		if (blen > 1023 || boff >= s->file_size || blen > s->file_size - boff) {
 			fmt_error("%s: Backing file name too long or past end of file", name);
@@ -298,12 +301,8 @@ static int qcow_read(struct fmt_image *img, void *vbuf, size_t len, uint64_t off
 		int type;
 		uint64_t host, run;
 		pthread_mutex_lock(&s->lock);
-		if (s->need_key) {
-			fmt_error("%s: image is encrypted; no key given (encrypt.key-secret)", img->spec);
-			ret = -EACCES;
-		} else {
-			ret = qcow_map(s, off, len, &type, &host, &run);
-		}
+		ret = s->need_key ? fmt_cipher_no_key(img->spec, "encrypt.key-secret")
+				  : qcow_map(s, off, len, &type, &host, &run);
 		pthread_mutex_unlock(&s->lock);
 		if (ret < 0)
 			break;
@@ -495,12 +494,7 @@ static int qcow_write(struct fmt_image *img, const void *buf, size_t len, uint64
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->need_key) {
-		fmt_error("%s: image is encrypted; no key given (encrypt.key-secret)", img->spec);
-		ret = -EACCES;
-	} else {
-		ret = qcow_write_locked(s, buf, len, off);
-	}
+	ret = s->need_key ? fmt_cipher_no_key(img->spec, "encrypt.key-secret") : qcow_write_locked(s, buf, len, off);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
@@ -508,30 +502,14 @@ static int qcow_write(struct fmt_image *img, const void *buf, size_t len, uint64
 static int qcow_write_compressed(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
 {
 	struct qcow_state *s = img->priv;
-	uint8_t *src = (uint8_t *)buf, *pad = NULL, *out;
+	uint8_t *out;
 	size_t clen;
 	int ret;
 
-	if ((off & (s->cluster_size - 1)) || len > s->cluster_size) {
-		fmt_error("%s: compressed write must be one aligned cluster", img->spec);
-		return -EINVAL;
-	}
-	if (s->crypt_method) {
-		fmt_error("%s: compression is not supported with encryption", img->spec);
-		return -ENOTSUP;
-	}
-	if (len < s->cluster_size) {
-		if (!(pad = calloc(1, s->cluster_size)))
-			return -ENOMEM;
-		memcpy(pad, buf, len);
-		src = pad;
-	}
-	out = malloc(s->cluster_size);
-	if (!out) {
-		free(pad);
-		return -ENOMEM;
-	}
-	clen = qcow2_compress(QCOW2_COMPRESS_ZLIB, out, s->cluster_size - 1, src, s->cluster_size);
+	ret = qcow2_compress_cluster(img->spec, QCOW2_COMPRESS_ZLIB, s->cluster_size, s->crypt_method, buf, len, off,
+				     &out, &clen);
+	if (ret < 0)
+		return ret;
 	pthread_mutex_lock(&s->lock);
 	if (!clen) {
 		ret = qcow_write_locked(s, buf, len, off);
@@ -550,7 +528,6 @@ static int qcow_write_compressed(struct fmt_image *img, const void *buf, size_t 
 	}
 	pthread_mutex_unlock(&s->lock);
 	free(out);
-	free(pad);
 	return ret < 0 ? ret : 0;
 }
 
@@ -618,18 +595,18 @@ static int qcow_create(const char *spec, uint64_t size, const struct fmt_options
 	buf = calloc(1, total);
 	if (!buf)
 		return -ENOMEM;
-	qcow2_put32(buf, QCOW_MAGIC);
-	qcow2_put32(buf + 4, 1);
+	fmt_put32(buf, QCOW_MAGIC);
+	fmt_put32(buf + 4, 1);
 	if (bfile) {
-		qcow2_put64(buf + 8, QCOW_HDR_SIZE);
-		qcow2_put32(buf + 16, blen);
+		fmt_put64(buf + 8, QCOW_HDR_SIZE);
+		fmt_put32(buf + 16, blen);
 		memcpy(buf + QCOW_HDR_SIZE, bfile, blen);
 	}
-	qcow2_put64(buf + 24, size);
+	fmt_put64(buf + 24, size);
 	buf[32] = cluster_bits;
 	buf[33] = l2_bits;
-	qcow2_put32(buf + 36, encryption ? 1 : 0);
-	qcow2_put64(buf + 40, l1_off);
+	fmt_put32(buf + 36, encryption ? 1 : 0);
+	fmt_put64(buf + 40, l1_off);
 	ret = fmt_store_create(spec, 0, &st);
 	if (ret >= 0)
 		ret = fmt_store_pwrite(st, buf, total, 0);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qcow2.h"
+#include "qcow2_state.h"
 
 struct qcow2_checker {
 	struct qcow2_state *s;
@@ -174,9 +174,9 @@ static int qcow2_check_snapshots(struct qcow2_checker *c)
 	for (uint32_t i = 0; i < s->nb_snapshots; i++) {
 		if (fmt_store_pread(s->img->store, e, sizeof(e), s->snapshots_offset + pos) < 0)
 			return -EIO;
-		uint64_t l1_off = qcow2_be64(e);
-		uint32_t l1_size = qcow2_be32(e + 8);
-		uint32_t len = 40 + qcow2_be32(e + 36) + qcow2_be16(e + 12) + qcow2_be16(e + 14);
+		uint64_t l1_off = fmt_be64(e);
+		uint32_t l1_size = fmt_be32(e + 8);
+		uint32_t len = 40 + fmt_be32(e + 36) + fmt_be16(e + 12) + fmt_be16(e + 14);
 		pos += (len + 7) & ~7u;
 		if ((uint64_t)l1_size * 8 > QCOW2_MAX_L1_BYTES || (l1_off & (s->cluster_size - 1)) ||
 		    l1_off >= s->file_size || (uint64_t)l1_size * 8 > s->file_size - l1_off) {
@@ -227,9 +227,9 @@ static int qcow2_check_bitmaps(struct qcow2_checker *c)
 			c->res->corruptions++;
 			break;
 		}
-		uint64_t toff = qcow2_be64(dir + pos);
-		uint32_t tsize = qcow2_be32(dir + pos + 8);
-		uint32_t len = 24 + qcow2_be32(dir + pos + 20) + qcow2_be16(dir + pos + 18);
+		uint64_t toff = fmt_be64(dir + pos);
+		uint32_t tsize = fmt_be32(dir + pos + 8);
+		uint32_t len = 24 + fmt_be32(dir + pos + 20) + fmt_be16(dir + pos + 18);
 		pos += (len + 7) & ~7u;
 		if (!toff || (uint64_t)tsize * 8 > (64u << 20) || toff >= s->file_size) {
 			if (toff)

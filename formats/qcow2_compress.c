@@ -5,7 +5,11 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "qcow2.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats.h"
+#include "qcow2_compress.h"
 
 int qcow2_decompress(int type, void *dst, size_t dlen, const void *src, size_t slen)
 {
@@ -70,4 +74,35 @@ size_t qcow2_compress(int type, void *dst, size_t dlen, const void *src, size_t 
 		out = dlen - zs.avail_out;
 	deflateEnd(&zs);
 	return out < dlen ? out : 0;
+}
+
+int qcow2_compress_cluster(const char *spec, int type, uint32_t cluster_size, bool encrypted, const void *buf,
+			   size_t len, uint64_t off, uint8_t **out, size_t *clen)
+{
+	const uint8_t *src = buf;
+	uint8_t *padded = NULL;
+
+	if ((off & (cluster_size - 1)) || len > cluster_size) {
+		fmt_error("%s: compressed write must be one aligned cluster", spec);
+		return -EINVAL;
+	}
+	if (encrypted) {
+		fmt_error("%s: compression is not supported with encryption", spec);
+		return -ENOTSUP;
+	}
+	if (len < cluster_size) {
+		padded = calloc(1, cluster_size);
+		if (!padded)
+			return -ENOMEM;
+		memcpy(padded, buf, len);
+		src = padded;
+	}
+	*out = malloc(cluster_size);
+	if (!*out) {
+		free(padded);
+		return -ENOMEM;
+	}
+	*clen = qcow2_compress(type, *out, cluster_size - 1, src, cluster_size);
+	free(padded);
+	return 0;
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qcow2.h"
+#include "qcow2_state.h"
 
 extern const struct fmt_driver fmt_qcow2_driver;
 
@@ -21,6 +21,74 @@ struct qcow2_create_opts {
 	const char *backing_file, *backing_fmt;
 	const char *passphrase;
 };
+
+/* backing_file and backing_fmt: both or neither, as qemu-img 7.x requires */
+static int qcow2_parse_backing_opts(const char *spec, const struct fmt_options *opts, struct qcow2_create_opts *o)
+{
+	o->backing_file = fmt_options_get(opts, "backing_file");
+	o->backing_fmt = fmt_options_get(opts, "backing_fmt");
+	if (o->backing_file && !*o->backing_file)
+		o->backing_file = NULL;
+	if (o->backing_fmt && !o->backing_file) {
+		fmt_error("%s: backing_fmt given without backing_file", spec);
+		return -EINVAL;
+	}
+	if (o->backing_file && !o->backing_fmt) {
+		fmt_error("%s: Backing file specified without backing format", spec);
+		return -EINVAL;
+	}
+	if (o->backing_file && strlen(o->backing_file) > QCOW2_MAX_BACKING_NAME) {
+		fmt_error("%s: Backing file name too long", spec);
+		return -EINVAL;
+	}
+	if (o->backing_file && o->prealloc != PREALLOC_OFF) {
+		fmt_error("%s: Backing file and preallocation can only be used at the same time if "
+			  "extended_l2 is on", spec);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* encryption (deprecated) and encrypt.format with its key secret */
+static int qcow2_parse_crypt_opts(const char *spec, const struct fmt_options *opts, struct qcow2_create_opts *o)
+{
+	const char *v;
+	bool b;
+	int ret;
+
+	v = fmt_options_get(opts, "encrypt.format");
+	ret = fmt_options_get_bool(opts, "encryption", false, &b);
+	if (ret < 0)
+		return ret;
+	if (b && v && strcmp(v, "aes")) {
+		fmt_error("%s: Options \"encryption\" and \"encrypt.format\" are incompatible", spec);
+		return -EINVAL;
+	}
+	if (b && !v)
+		v = "aes";
+	if (v) {
+		if (!strcmp(v, "aes"))
+			o->crypt_method = QCOW2_CRYPT_AES;
+		else if (!strcmp(v, "luks"))
+			o->crypt_method = QCOW2_CRYPT_LUKS;
+		else {
+			fmt_error("%s: Parameter 'encrypt.format' does not accept value '%s'", spec, v);
+			return -EINVAL;
+		}
+		if (!fmt_options_get(opts, "encrypt.key-secret")) {
+			fmt_error("%s: Parameter 'encrypt.key-secret' is required for cipher", spec);
+			return -EINVAL;
+		}
+		o->passphrase = fmt_crypto_secret(spec, opts, "encrypt.key-secret");
+		if (!o->passphrase)
+			return -EINVAL;
+		if (o->prealloc != PREALLOC_OFF && o->prealloc != PREALLOC_METADATA) {
+			fmt_error("%s: preallocation=%s is not supported with encryption", spec, v);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
 
 static int qcow2_parse_create_opts(const char *spec, const struct fmt_options *opts, struct qcow2_create_opts *o)
 {
@@ -123,60 +191,10 @@ static int qcow2_parse_create_opts(const char *spec, const struct fmt_options *o
 		fmt_error("%s: Parameter 'preallocation' does not accept value '%s'", spec, v);
 		return -EINVAL;
 	}
-	o->backing_file = fmt_options_get(opts, "backing_file");
-	o->backing_fmt = fmt_options_get(opts, "backing_fmt");
-	if (o->backing_file && !*o->backing_file)
-		o->backing_file = NULL;
-	if (o->backing_fmt && !o->backing_file) {
-		fmt_error("%s: backing_fmt given without backing_file", spec);
-		return -EINVAL;
-	}
-	if (o->backing_file && !o->backing_fmt) {
-		fmt_error("%s: Backing file specified without backing format", spec);
-		return -EINVAL;
-	}
-	if (o->backing_file && strlen(o->backing_file) > QCOW2_MAX_BACKING_NAME) {
-		fmt_error("%s: Backing file name too long", spec);
-		return -EINVAL;
-	}
-	if (o->backing_file && o->prealloc != PREALLOC_OFF) {
-		fmt_error("%s: Backing file and preallocation can only be used at the same time if "
-			  "extended_l2 is on", spec);
-		return -EINVAL;
-	}
-
-	v = fmt_options_get(opts, "encrypt.format");
-	ret = fmt_options_get_bool(opts, "encryption", false, &b);
+	ret = qcow2_parse_backing_opts(spec, opts, o);
 	if (ret < 0)
 		return ret;
-	if (b && v && strcmp(v, "aes")) {
-		fmt_error("%s: Options \"encryption\" and \"encrypt.format\" are incompatible", spec);
-		return -EINVAL;
-	}
-	if (b && !v)
-		v = "aes";
-	if (v) {
-		if (!strcmp(v, "aes"))
-			o->crypt_method = QCOW2_CRYPT_AES;
-		else if (!strcmp(v, "luks"))
-			o->crypt_method = QCOW2_CRYPT_LUKS;
-		else {
-			fmt_error("%s: Parameter 'encrypt.format' does not accept value '%s'", spec, v);
-			return -EINVAL;
-		}
-		if (!fmt_options_get(opts, "encrypt.key-secret")) {
-			fmt_error("%s: Parameter 'encrypt.key-secret' is required for cipher", spec);
-			return -EINVAL;
-		}
-		o->passphrase = fmt_crypto_secret(spec, opts, "encrypt.key-secret");
-		if (!o->passphrase)
-			return -EINVAL;
-		if (o->prealloc != PREALLOC_OFF && o->prealloc != PREALLOC_METADATA) {
-			fmt_error("%s: preallocation=%s is not supported with encryption", spec, v);
-			return -ENOTSUP;
-		}
-	}
-	return 0;
+	return qcow2_parse_crypt_opts(spec, opts, o);
 }
 
 /* size from the backing file when none was given */
@@ -213,16 +231,16 @@ static int qcow2_write_skeleton(struct fmt_store *st, const char *spec, const st
 	}
 	memset(&s, 0, sizeof(s));
 	s.refcount_order = o->refcount_order;
-	qcow2_put32(buf, QCOW_MAGIC);
-	qcow2_put32(buf + 4, o->version);
-	qcow2_put32(buf + 20, o->cluster_bits);
-	qcow2_put64(buf + 48, cs);         /* refcount table: cluster 1 */
-	qcow2_put32(buf + 56, 1);
+	fmt_put32(buf, QCOW_MAGIC);
+	fmt_put32(buf + 4, o->version);
+	fmt_put32(buf + 20, o->cluster_bits);
+	fmt_put64(buf + 48, cs);         /* refcount table: cluster 1 */
+	fmt_put32(buf + 56, 1);
 	if (o->version >= 3) {
-		qcow2_put32(buf + 96, o->refcount_order);
-		qcow2_put32(buf + 100, 112);
+		fmt_put32(buf + 96, o->refcount_order);
+		fmt_put32(buf + 100, 112);
 	}
-	qcow2_put64(buf + cs, 2ull * cs);   /* first refblock: cluster 2 */
+	fmt_put64(buf + cs, 2ull * cs);   /* first refblock: cluster 2 */
 	for (int i = 0; i < 3; i++)
 		qcow2_refblock_set(&s, buf + 2 * cs, i, 1);
 	ret = fmt_store_pwrite(st, buf, 3ull * cs, 0);

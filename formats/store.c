@@ -1,6 +1,6 @@
-/* store.c: byte stores: the table of store backends (memory, cluster VDI, URL, local file), the
- * fmt_store_* entry points that dispatch to them, and sibling path resolution. The entry points
- * own the common rules: reads past the end return zeros, writes grow the recorded size. */
+/* store.c: byte stores: the table of store backends (memory, cluster VDI, URL, local file) and
+ * the fmt_store_* entry points that dispatch to them. The entry points own the common rules:
+ * reads past the end return zeros, writes grow the recorded size. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,12 +13,13 @@
 extern const struct fmt_store_ops fmt_store_file_ops;
 extern const struct fmt_store_ops fmt_store_curl_ops __attribute__((weak));
 extern const struct fmt_store_ops fmt_store_sheepdog_ops __attribute__((weak));
+extern const struct fmt_store_ops fmt_store_nbd_ops __attribute__((weak));
 static const struct fmt_store_ops store_mem_ops;
 
-/* first match wins; the file backend takes whatever nobody else claims (the URL and cluster
- * backends are weak: NULL when not linked in) */
+/* first match wins; the file backend takes whatever nobody else claims but a URL of a protocol
+ * no backend knows (the URL, NBD and cluster backends are weak: NULL when not linked in) */
 static const struct fmt_store_ops *const store_backends[] = {
-	&store_mem_ops, &fmt_store_sheepdog_ops, &fmt_store_curl_ops, &fmt_store_file_ops,
+	&store_mem_ops, &fmt_store_sheepdog_ops, &fmt_store_curl_ops, &fmt_store_nbd_ops, &fmt_store_file_ops,
 };
 
 static const struct fmt_store_ops *store_find_backend(const char *spec)
@@ -46,6 +47,12 @@ static int store_new(const char *spec, struct fmt_store **out)
 	}
 	st->ops = store_find_backend(spec);
 	st->seekable = true;
+	if (st->ops == &fmt_store_file_ops && fmt_store_is_url(spec)) {
+		fmt_error("%s: Unknown protocol '%.*s'", spec, (int)(strstr(spec, "://") - spec), spec);
+		free(st->spec);
+		free(st);
+		return -EPROTONOSUPPORT;
+	}
 	*out = st;
 	return 0;
 }
@@ -216,68 +223,6 @@ void fmt_store_close(struct fmt_store *st)
 		st->ops->close(st);
 	free(st->spec);
 	free(st);
-}
-
-static bool store_is_url(const char *s)
-{
-	const char *p = strstr(s, "://");
-	if (!p || p == s)
-		return false;
-	for (const char *q = s; q < p; q++)
-		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '+'))
-			return false;
-	return true;
-}
-
-/* Where a file named inside an image (backing file, extent) lives. Absolute names and URLs stand
- * as they are; a relative name is taken from the directory of spec (a URL's path, a file's dir). */
-char *fmt_store_sibling(const char *spec, const char *name)
-{
-	char *out;
-	size_t dirlen = 0;
-
-	if (!spec || !name)
-		return NULL;
-	if (!strncmp(spec, "mem:", 4)) {   /* never leave memory */
-		const char *base = !strncmp(name, "mem:", 4) ? name + 4 : name;
-		if (asprintf(&out, "mem:%s", base) < 0)
-			return NULL;
-		return out;
-	}
-	if (name[0] == '/' || store_is_url(name) || !strncmp(name, "sheepdog:", 9))
-		return strdup(name);
-	if (!strncmp(spec, "sheepdog:", 9) && !store_is_url(spec)) {
-		/* sheepdog:HOST:PORT:VDI -> same host and port; sheepdog:VDI -> sheepdog:NAME */
-		int colons = 0;
-		for (const char *p = spec; *p; p++)
-			colons += *p == ':';
-		if (colons >= 3) {
-			const char *p = spec;
-			for (int i = 0; i < 3; i++)
-				p = strchr(p, ':') + 1;
-			dirlen = p - spec;
-		} else {
-			dirlen = 9;
-		}
-	} else {
-		const char *slash = strrchr(spec, '/');
-		if (store_is_url(spec)) {
-			const char *path = strchr(strstr(spec, "://") + 3, '/');
-			if (!path) {
-				if (asprintf(&out, "%s/%s", spec, name) < 0)
-					return NULL;
-				return out;
-			}
-		}
-		if (slash)
-			dirlen = slash - spec + 1;
-	}
-	out = malloc(dirlen + strlen(name) + 1);
-	if (!out)
-		return NULL;
-	memcpy(out, spec, dirlen);
-	strcpy(out + dirlen, name);
-	return out;
 }
 
 /* ---- memory stores ------------------------------------------------------------------------ */

@@ -271,30 +271,25 @@ static void store_file_close(struct fmt_store *st)
 	}
 }
 
+/* files and block devices share every operation; only the name qemu reports differs */
+#define STORE_FILE_OPERATIONS                          \
+	.matches = store_file_matches,                 \
+	.open = store_file_open,                       \
+	.create = store_file_create,                   \
+	.pread = store_file_pread,                     \
+	.pwrite = store_file_pwrite,                   \
+	.truncate = store_file_truncate,               \
+	.block_status = store_file_block_status,       \
+	.discard = store_file_discard,                 \
+	.flush = store_file_flush,                     \
+	.close = store_file_close
+
 const struct fmt_store_ops fmt_store_file_ops = {
 	.name = "file",
-	.matches = store_file_matches,
-	.open = store_file_open,
-	.create = store_file_create,
-	.pread = store_file_pread,
-	.pwrite = store_file_pwrite,
-	.truncate = store_file_truncate,
-	.block_status = store_file_block_status,
-	.discard = store_file_discard,
-	.flush = store_file_flush,
-	.close = store_file_close,
+	STORE_FILE_OPERATIONS,
 };
 
 static const struct fmt_store_ops store_host_device_ops = {
 	.name = "host_device",
-	.matches = store_file_matches,
-	.open = store_file_open,
-	.create = store_file_create,
-	.pread = store_file_pread,
-	.pwrite = store_file_pwrite,
-	.truncate = store_file_truncate,
-	.block_status = store_file_block_status,
-	.discard = store_file_discard,
-	.flush = store_file_flush,
-	.close = store_file_close,
+	STORE_FILE_OPERATIONS,
 };

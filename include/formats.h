@@ -88,6 +88,15 @@ int fmt_store_pwrite(struct fmt_store *st, const void *buf, size_t len, uint64_t
 void fmt_store_close(struct fmt_store *st);
 /* path of a sibling file (backing file, extent): relative names resolve against spec's directory */
 char *fmt_store_sibling(const char *spec, const char *name);
+/* spec is a URL: SCHEME://... with a scheme of letters, digits and '+' */
+bool fmt_store_is_url(const char *spec);
+/* A name held by the image at spec (what: "backing file", "data file", "extent", ...) resolved
+ * like fmt_store_sibling into *out (malloc'd). An image at a URL or in a VDI may only name a store
+ * at the same scheme and host, or in the same cluster: anything else (a local path, another
+ * host or protocol) is refused with -EPERM and a one-line error naming it, unless
+ * fmt_store_set_follow_any_name(true) was called (collie's --allow-local-backing). */
+int fmt_store_name_resolve(const char *spec, const char *name, const char *what, char **out);
+void fmt_store_set_follow_any_name(bool allow);
 
 /* ---- images ------------------------------------------------------------------------------ */
 

@@ -1,4 +1,4 @@
-/* crypto_aes.c: sector ciphers for encrypted images (OpenSSL EVP): the legacy qcow/qcow2 AES
+/* crypto.c: sector ciphers for encrypted images (OpenSSL EVP): the legacy qcow/qcow2 AES
  * scheme (AES-128-CBC, key = passphrase zero-padded to 16 bytes, plain64 IVs) and the LUKS
  * payload ciphers (aes-xts / aes-cbc with plain, plain64 or essiv:sha256 IVs). Every call builds
  * its own EVP context, so one fmt_cipher may be used from several threads. */
@@ -8,7 +8,7 @@
 
 #include <openssl/evp.h>
 
-#include "qcow2.h"
+#include "crypto.h"
 
 struct fmt_cipher *fmt_cipher_new(const void *evp, const uint8_t *key, size_t keylen, int ivgen)
 {
@@ -119,6 +119,12 @@ void fmt_cipher_free(struct fmt_cipher *c)
 		memset(c->key, 0, sizeof(c->key));
 		free(c);
 	}
+}
+
+int fmt_cipher_no_key(const char *spec, const char *key)
+{
+	fmt_error("%s: image is encrypted; no key given (%s)", spec, key);
+	return -EACCES;
 }
 
 const char *fmt_crypto_secret(const char *name, const struct fmt_options *opts, const char *key)
