@@ -14,6 +14,7 @@
 #include "sheep_priv.h"
 #include "access.h"
 #include "conn_limits.h"
+#include "epoch_wait.h"
 
 enum rx_state { RX_HDR, RX_DATA, RX_DRAIN };
 
@@ -204,7 +205,8 @@ void queue_request(struct request *req)
 	case SD_OP_TYPE_PEER:
 		if (!(req->rq.flags & SD_FLAG_CMD_RECOVERY))
 			recovery_note_client_io();
-		queue_work(sys->io_wq, &req->work);
+		if (!epoch_wait_park(req))
+			queue_work(sys->io_wq, &req->work);
 		break;
 	case SD_OP_TYPE_LOCAL:
 		if (req->op->process_work)
