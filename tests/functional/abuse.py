@@ -4,6 +4,7 @@
 #   abuse.py readvdis PORT PID                    600 pipelined READ_VDIS never read
 #   abuse.py gethash PORT PID OID                 GET_HASH of a 2 GiB object
 #   abuse.py lockflood PORT                       6000 LOCK_VDI from one client while another locks
+#   abuse.py futureepoch PORT EPOCH               64 WRITE_PEER of a future epoch beside a guest
 import os
 import socket
 import struct
@@ -196,6 +197,27 @@ def lockflood(port, count=6000):
         sys.exit('a lock behind the flood took %.2f s' % max(lat))
 
 
+def futureepoch(port, epoch, count=64):
+    c = Conn(port)
+    oid = 1 << 32     # any object: the epoch is checked first
+    for i in range(count):
+        c.send(req(0xA5, flags=1, epoch=epoch + 5, data_length=512, req_id=i + 1, union=obj_union(oid)) + b'z' * 512)
+    time.sleep(0.2)
+    w = Worker(port, 'work', 2)
+    w.run()
+    if w.err:
+        sys.exit('the working client failed beside the future-epoch writes: %s' % w.err)
+    start = time.time()
+    results = {}
+    for _ in range(count):
+        r = c.recv_rsp()
+        results[r['result']] = results.get(r['result'], 0) + 1
+    report('futureepoch', requests=count, results=results, other_max_ms='%.1f' % (max(w.lat) * 1000),
+           answers_after_s='%.2f' % (time.time() - start + 2.2))
+    if max(w.lat) > 1.0 or results != {0x82: count}:
+        sys.exit('other client max %.2f s; results %s' % (max(w.lat), results))
+
+
 if __name__ == '__main__':
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == 'stalled':
@@ -206,3 +228,5 @@ if __name__ == '__main__':
         gethash(port, int(sys.argv[3]), int(sys.argv[4], 16))
     elif cmd == 'lockflood':
         lockflood(port)
+    elif cmd == 'futureepoch':
+        futureepoch(port, int(sys.argv[3]))
