@@ -1151,5 +1151,8 @@ int nbd_init(const char *addr, int port)
 	if (fd < 0)
 		return fd;
 	sd_info("nbd: exporting VDIs on %s:%d", addr, port);
+	if (strncmp(addr, "127.", 4) && strcmp(addr, "::1") && strcmp(addr, "localhost"))
+		sd_warn("nbd: the export on %s:%d has no TLS or authentication: anyone who reaches it can "
+			"read and write every VDI", addr, port);
 	return 0;
 }
