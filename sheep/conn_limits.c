@@ -214,9 +214,11 @@ void limits_progress(struct conn_meter *m, bool mid_request)
 	m->proven |= !mid_request;
 }
 
+/* Over the node-wide bound, a connection that holds nothing may still send one request: clients
+ * that never read their replies cannot pin the node's buffers and starve those that do. */
 static bool may_read(const struct conn_meter *m)
 {
-	return m->buffered < limits.conn_buffer && node_buffered < limits.node_buffer &&
+	return m->buffered < limits.conn_buffer && (node_buffered < limits.node_buffer || !m->buffered) &&
 	       m->cluster_ops < limits.conn_cluster_ops;
 }
 

@@ -45,6 +45,7 @@
 #define NBD_MAX_EXTENTS    2048
 #define NBD_PREFERRED_BLOCK 4096
 #define NBD_MAX_LIST       10000
+#define NBD_MAX_OPTIONS    1024              /* options in one negotiation; clients send a handful */
 #define NBD_POOL_BUF       (128u << 10)      /* requests up to this size reuse pooled buffers */
 #define NBD_POOL_MAX       256
 
@@ -95,6 +96,7 @@ struct nbd_conn {
 	uint8_t hdr[NBD_REQUEST_SIZE];
 	size_t rx_off;
 	uint32_t opt, opt_len;
+	uint32_t nr_options;           /* options seen in this negotiation */
 	uint8_t *opt_data;
 	uint32_t drain_left;
 
@@ -1001,6 +1003,11 @@ static void rx_advance(struct nbd_conn *c, size_t n)
 		}
 		c->opt = nbd_get32(c->hdr + 8);
 		c->opt_len = nbd_get32(c->hdr + 12);
+		if (++c->nr_options > NBD_MAX_OPTIONS) {
+			sd_warn_rl("nbd: %s: more than %d options in one negotiation, closing", c->peer, NBD_MAX_OPTIONS);
+			c->closing = true;
+			return;
+		}
 		if (c->opt_len > NBD_MAX_OPTION_DATA) {
 			if (c->opt == NBD_OPT_EXPORT_NAME || c->opt_len > NBD_MAX_DRAIN) {
 				c->closing = true;
@@ -1177,5 +1184,8 @@ int nbd_init(const char *addr, int port)
 	if (fd < 0)
 		return fd;
 	sd_info("nbd: exporting VDIs on %s:%d", addr, port);
+	if (strncmp(addr, "127.", 4) && strcmp(addr, "::1") && strcmp(addr, "localhost"))
+		sd_warn("nbd: the export on %s:%d has no TLS or authentication: anyone who reaches it can "
+			"read and write every VDI", addr, port);
 	return 0;
 }

@@ -27,13 +27,10 @@ static int check_epoch(const struct sd_req *hdr)
 	uint32_t mine = sys_epoch();
 	if (hdr->epoch < mine)
 		return SD_RES_OLD_NODE_VER;
-	if (hdr->epoch > mine) {
-		/* the gateway saw a membership change we have not applied yet */
-		for (int i = 0; i < 300 && sys_epoch() < hdr->epoch; i++)
-			usleep(10000);
-		if (sys_epoch() != hdr->epoch)
-			return SD_RES_NEW_NODE_VER;
-	}
+	/* the gateway saw a membership change we have not applied yet: it waited for it in
+	 * epoch_wait.c before it came here, so it is too late now */
+	if (hdr->epoch > mine)
+		return SD_RES_NEW_NODE_VER;
 	return SD_RES_SUCCESS;
 }
 

@@ -3,8 +3,10 @@
  * completion order. A request the server cannot parse past is answered and the connection
  * closed; any other bad request gets an error result and the stream goes on. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +30,7 @@
 #include "request_types.h"
 #include "access.h"
 #include "conn_limits.h"
+#include "epoch_wait.h"
 
 static int client_listen_fd = -1;   /* the sheepdog-protocol port, paused at the caps */
 
@@ -206,7 +209,8 @@ void queue_request(struct request *req)
 	case SD_OP_TYPE_PEER:
 		if (!(req->rq.flags & SD_FLAG_CMD_RECOVERY))
 			recovery_note_client_io();
-		queue_work(sys->io_wq, &req->work);
+		if (!epoch_wait_park(req))
+			queue_work(sys->io_wq, &req->work);
 		break;
 	case SD_OP_TYPE_LOCAL:
 		if (req->op->process_work)
@@ -427,12 +431,25 @@ static void client_handler(int fd, uint32_t events, void *data)
 	client_put(ci);
 }
 
+static int spare_fd = -1;   /* given up to take (and close) a connection when out of files */
+
 int accept_client(int listen_fd, const char *what)
 {
 	int cfd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0) {
-		if (errno != EAGAIN)
+		int err = errno;
+		if (err != EAGAIN)
 			sd_warn_rl("%s: accept: %m", what);
+		if ((err == EMFILE || err == ENFILE) && spare_fd >= 0) {
+			/* out of files: the pending connection is taken and closed, so the listening
+			 * socket does not stay readable and spin the loop */
+			close(spare_fd);
+			int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			if (c >= 0)
+				close(c);
+			spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		}
+		errno = err;
 		return -1;
 	}
 	if (sys->shutting_down) {
@@ -450,6 +467,8 @@ int listen_port(const char *addr, int port, void (*handler)(int fd, uint32_t eve
 	int fd = listen_tcp(addr, port);
 	if (fd < 0)
 		return fd;
+	if (spare_fd < 0)
+		spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	set_nonblocking(fd);
 	int ret = register_event(fd, handler, NULL, EPOLLIN);
 	if (ret < 0) {
@@ -477,11 +496,6 @@ static void resume_accept(void)
 		accept_paused = false;
 		modify_event(client_listen_fd, EPOLLIN);
 	}
-}
-
-static void resume_accept_timer(void *unused)
-{
-	resume_accept();
 }
 
 static void meter_close(struct conn_meter *m, const char *why)
@@ -523,13 +537,8 @@ static int accept_one(int fd)
 		return -1;
 	}
 	int cfd = accept_client(fd, "sheep");
-	if (cfd < 0) {
-		if (errno == EMFILE || errno == ENFILE) {
-			pause_accept();     /* out of files: retry soon rather than spin on the socket */
-			add_timer(100, resume_accept_timer, NULL);
-		}
+	if (cfd < 0)
 		return -1;
-	}
 	struct client_info *ci = xzalloc(sizeof(*ci));
 	if (limits_admit(&ci->meter, cfd) < 0) {
 		close(cfd);

@@ -10,7 +10,8 @@
 int create_listen_port(const char *bindaddr, int port);
 /* a listening socket on addr:port whose connections go to handler (main loop); fd or -errno */
 int listen_port(const char *addr, int port, void (*handler)(int fd, uint32_t events, void *data));
-/* accept one connection, non-blocking, TCP_NODELAY and keepalive; -1 when none (or shutting down) */
+/* accept one connection, non-blocking, TCP_NODELAY and keepalive; -1 when none (or shutting down).
+ * Out of open files, it takes the pending connection and closes it (no spinning on listen_fd). */
 int accept_client(int listen_fd, const char *what);
 void queue_request(struct request *req);      /* dispatch a complete request */
 void request_done(struct request *req);       /* main thread: reply and free */

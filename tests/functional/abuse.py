@@ -1,9 +1,10 @@
 # abuse.py: the abuse cases of the limits (sheep(8), LIMITS) as a hostile client would run them,
 # each while a well-behaved client keeps working; prints the figures and fails past the bounds.
 #   abuse.py stalled PORT PID LOG ATTACKER_ADDR   1100 half-header connections
-#   abuse.py readvdis PORT PID                    600 pipelined READ_VDIS never read
+#   abuse.py readvdis PORT PID                    600 pipelined READ_VDIS never read, on 3 connections
 #   abuse.py gethash PORT PID OID                 GET_HASH of a 2 GiB object
 #   abuse.py lockflood PORT                       6000 LOCK_VDI from one client while another locks
+#   abuse.py futureepoch PORT EPOCH               64 WRITE_PEER of a future epoch beside a guest
 import os
 import socket
 import struct
@@ -108,26 +109,31 @@ def stalled(port, pid, log, attacker, total=1100, seconds=12):
         sys.exit('only %d of %d stalled connections closed' % (closed, total))
 
 
-def readvdis(port, pid, count=600):
+def readvdis(port, pid, count=600, conns=3):
+    """count pipelined READ_VDIS on each of conns connections that never read a reply"""
     before = rss_mib(pid)
-    c = Conn(port)
-    c.s.setblocking(False)
     wire = b''.join(req(0x15, data_length=SD_NR_VDIS_BYTES, req_id=i + 1) for i in range(count))
-    sent = 0
-    deadline = time.time() + 5
-    while sent < len(wire) and time.time() < deadline:
-        try:
-            sent += c.s.send(wire[sent:])
-        except BlockingIOError:
-            time.sleep(0.05)
+    floods, sent = [], 0
+    for _ in range(conns):
+        c = Conn(port)
+        c.s.setblocking(False)
+        floods.append(c)
+        done, deadline = 0, time.time() + 3
+        while done < len(wire) and time.time() < deadline:
+            try:
+                done += c.s.send(wire[done:])
+            except BlockingIOError:
+                time.sleep(0.05)
+        sent += done
     time.sleep(2)
     peak = rss_mib(pid)
     w = Worker(port, 'work', 2)
     w.run()
-    c.close()
+    for c in floods:
+        c.close()
     if w.err:
         sys.exit('the working client failed beside the READ_VDIS flood: %s' % w.err)
-    report('readvdis', requests=count, sent_bytes=sent, rss_before_mib='%.1f' % before,
+    report('readvdis', connections=conns, requests_each=count, sent_bytes=sent, rss_before_mib='%.1f' % before,
            rss_during_mib='%.1f' % peak, other_max_ms='%.1f' % (max(w.lat) * 1000))
     if peak - before > 200:
         sys.exit('RSS grew %.0f MiB' % (peak - before))
@@ -196,6 +202,27 @@ def lockflood(port, count=6000):
         sys.exit('a lock behind the flood took %.2f s' % max(lat))
 
 
+def futureepoch(port, epoch, count=64):
+    c = Conn(port)
+    oid = 1 << 32     # any object: the epoch is checked first
+    for i in range(count):
+        c.send(req(0xA5, flags=1, epoch=epoch + 5, data_length=512, req_id=i + 1, union=obj_union(oid)) + b'z' * 512)
+    time.sleep(0.2)
+    w = Worker(port, 'work', 2)
+    w.run()
+    if w.err:
+        sys.exit('the working client failed beside the future-epoch writes: %s' % w.err)
+    start = time.time()
+    results = {}
+    for _ in range(count):
+        r = c.recv_rsp()
+        results[r['result']] = results.get(r['result'], 0) + 1
+    report('futureepoch', requests=count, results=results, other_max_ms='%.1f' % (max(w.lat) * 1000),
+           answers_after_s='%.2f' % (time.time() - start + 2.2))
+    if max(w.lat) > 1.0 or results != {0x82: count}:
+        sys.exit('other client max %.2f s; results %s' % (max(w.lat), results))
+
+
 if __name__ == '__main__':
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == 'stalled':
@@ -206,3 +233,5 @@ if __name__ == '__main__':
         gethash(port, int(sys.argv[3]), int(sys.argv[4], 16))
     elif cmd == 'lockflood':
         lockflood(port)
+    elif cmd == 'futureepoch':
+        futureepoch(port, int(sys.argv[3]))
