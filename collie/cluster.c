@@ -1,4 +1,5 @@
 /* cluster.c: collie cluster format | info | shutdown. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@ static int cluster_format(int argc, char **argv)
 	uint64_t copies = SD_DEFAULT_COPIES;
 	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
 		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
-		return 1;
+		return EXIT_USAGE;
 	}
 	struct sd_cluster_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_MAKE_FS };
 	req.copies = copies;
@@ -46,7 +47,7 @@ static int cluster_info(int argc, char **argv)
 	char *buf = calloc(1, bufsize);
 	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_STAT_CLUSTER, .data_length = bufsize };
 	struct sd_rsp rsp;
-	int ret = sheep_exec(&req, buf, bufsize, &rsp);
+	int ret = buf ? sheep_exec(&req, buf, bufsize, &rsp) : -ENOMEM;
 	if (ret) {
 		free(buf);
 		return report_failure("cluster info", ret);

@@ -132,7 +132,7 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 	char **pos = calloc(argc + 1, sizeof(char *));
 	int nr_pos = 0, ch;
 	if (!pos)
-		return 1;
+		return EXIT_SYSFAIL;
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
@@ -147,7 +147,7 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 				die_msg("%s %s: invalid option or missing argument: %s", c->name, s->name, argv[optind - 1]);
 			fprintf(stderr, "Try 'collie %s %s --help'.\n", c->name, s->name);
 			free(pos);
-			return 1;
+			return EXIT_USAGE;
 		}
 		if (ch == 'h') {
 			subcommand_usage(stdout, c, s);
@@ -182,7 +182,7 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 			if (*end || p < 1 || p > 65535) {
 				die_msg("invalid port '%s'", opt('p'));
 				free(pos);
-				return 1;
+				return EXIT_USAGE;
 			}
 			sd_port = p;
 		}
@@ -190,14 +190,14 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 		if (!*sd_addr || strlen(sd_addr) > 255) {
 			die_msg("invalid address '%s'", sd_addr);
 			free(pos);
-			return 1;
+			return EXIT_USAGE;
 		}
 	}
 	if (nr_pos < s->min_args || (s->max_args >= 0 && nr_pos > s->max_args)) {
 		die_msg("%s %s: wrong number of arguments", c->name, s->name);
 		fprintf(stderr, "Usage: collie %s %s %s\n", c->name, s->name, s->synopsis ? s->synopsis : "");
 		free(pos);
-		return 1;
+		return EXIT_USAGE;
 	}
 	int ret = s->fn(nr_pos, pos);
 	free(pos);
@@ -215,8 +215,10 @@ int main(int argc, char **argv)
 					command_usage(stdout, commands[i]);
 					return 0;
 				}
+		if (argc < 2)
+			die_msg("no command given");
 		main_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 1 : 0;
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v")) {
 		printf("collie (Sheepfold) 0.1\n");
@@ -229,16 +231,18 @@ int main(int argc, char **argv)
 	if (!c) {
 		die_msg("unknown command '%s'", argv[1]);
 		main_usage(stderr);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (argc < 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h") || !strcmp(argv[2], "help")) {
+		if (argc < 3)
+			die_msg("%s: no subcommand given", c->name);
 		command_usage(argc < 3 ? stderr : stdout, c);
-		return argc < 3 ? 1 : 0;
+		return argc < 3 ? EXIT_USAGE : EXIT_OK;
 	}
 	for (const struct subcommand *s = c->subs; s->name; s++)
 		if (!strcmp(s->name, argv[2]))
 			return run_subcommand(c, s, argc - 2, argv + 2);
 	die_msg("unknown %s command '%s'", c->name, argv[2]);
 	command_usage(stderr, c);
-	return 1;
+	return EXIT_USAGE;
 }

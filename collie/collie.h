@@ -6,13 +6,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* exit statuses (as sheepdog's collie/dog) */
+/* exit statuses, as sheepdog's dog has them (collie(8) documents them; status.c maps results) */
 #define EXIT_OK        0
-#define EXIT_FAILURE_  1   /* any failure, bad argument included */
-#define EXIT_SYSFAIL   2
-#define EXIT_EXISTS    3
-#define EXIT_FULL      4
-#define EXIT_MISSING   5
+#define EXIT_FAILED    1   /* the command failed */
+#define EXIT_SYSFAIL   2   /* the cluster or the local host: unreachable, not formatted, halted */
+#define EXIT_EXISTS    3   /* the thing exists already */
+#define EXIT_FULL      4   /* no space left in the cluster */
+#define EXIT_MISSING   5   /* the thing does not exist */
+#define EXIT_USAGE     64  /* invalid command, arguments or options */
 
 /* Option keys: a letter for short options ('c'), or a value >= 256 for long-only ones. */
 struct collie_option {
@@ -65,12 +66,20 @@ int sheep_exec(struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *
 int node_exec(const struct sd_node *n, struct sd_req *req, void *data, uint32_t size, struct sd_rsp *rsp);
 /* the cluster's nodes (malloc'd) */
 int get_node_list(struct sd_node **nodes, int *nr, int *local_idx);
-/* print "collie: WHAT: REASON" for a failed result; returns the exit status 1 */
+/* print "collie: WHAT: REASON" for a failed result; returns its exit status (exit_status) */
 int report_failure(const char *what, int res);
+/* status.c: the exit status for a sheep request's result: 0, an SD_RES_* code, or -errno when
+ * the request did not complete (EXIT_SYSFAIL) */
+int exit_status(int res);
+/* the exit status for a local failure (a file, an image, this host): errno or -errno */
+int errno_exit_status(int err);
 /* size for output: bytes with -r, else human-readable */
 const char *fmt_size(uint64_t size, char *buf, size_t len);
-/* strict size argument (K/M/G/T suffixes); prints the error itself */
+/* strict size argument (K/M/G/T suffixes); prints the error itself (exit EXIT_USAGE) */
 int parse_size_arg(const char *s, const char *what, uint64_t *out);
+/* the cluster answers and runs (formatted, not halted): 0 and its STAT_CLUSTER answer in *out
+ * (may be NULL), else prints "WHAT: why" and returns the exit status */
+int check_cluster_running(const char *what, struct sd_rsp *out);
 /* a VDI name argument: 1..255 bytes */
 int check_vdi_name(const char *name);
 

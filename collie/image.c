@@ -404,7 +404,7 @@ static int image_info(int argc, char **argv)
 			json = true;
 		else if (strcmp(opt(IMG_OPT_OUTPUT), "human")) {
 			die_msg("--output must be 'human' or 'json', not '%s'", opt(IMG_OPT_OUTPUT));
-			return 1;
+			return EXIT_USAGE;
 		}
 	}
 	if (image_add_objects(opt(IMG_OPT_OBJECT)) < 0)

@@ -44,7 +44,7 @@ static int node_info(int argc, char **argv)
 		struct sd_rsp rsp;
 		if (node_exec(&nodes[i], &req, NULL, 0, &rsp)) {
 			die_msg("node info: cannot reach node %d (%s)", i, node_to_str(&nodes[i], nb, sizeof(nb)));
-			failed = 1;
+			failed = EXIT_SYSFAIL;
 			continue;
 		}
 		struct sd_node_rsp *nrsp = (struct sd_node_rsp *)&rsp;

@@ -44,7 +44,7 @@ int node_recovery(int argc, char **argv)
 		ret = node_exec(&nodes[i], &req, &ri, sizeof(ri), &rsp);
 		if (ret || rsp.data_length < sizeof(ri)) {
 			die_msg("node recovery: cannot reach node %d (%s)", i, nb);
-			failed = 1;
+			failed = EXIT_SYSFAIL;
 			continue;
 		}
 		uint64_t rate = ri.elapsed_ms ? ri.bytes * 1000 / ri.elapsed_ms : 0;
@@ -88,7 +88,7 @@ int cluster_recover(int argc, char **argv)
 		return ret;
 	}
 	die_msg("cluster recover: unknown action '%s' (enable, disable or force)", argv[0]);
-	return 1;
+	return EXIT_USAGE;
 }
 
 /* ---- cluster check ---- */
@@ -199,36 +199,31 @@ int cluster_check(int argc, char **argv)
 	uint8_t *bitmap = NULL;
 	uint32_t *index = NULL;
 	struct check_stats st = { 0 };
-	int nr, ret, nr_vdis = 0, status = 1;
+	int nr, ret, nr_vdis = 0, status = EXIT_FAILED;
 
 	ret = get_node_list(&nodes, &nr, NULL);
 	if (ret)
 		return report_failure("cluster check", ret);
-	struct sd_req creq = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_STAT_CLUSTER };
 	struct sd_rsp crsp;
-	ret = sheep_exec(&creq, NULL, 0, &crsp);
+	ret = check_cluster_running("cluster check", &crsp);
 	if (ret) {
-		report_failure("cluster check", ret);
+		status = ret;
 		goto out;
 	}
 	const struct sd_cluster_rsp *cr = (const struct sd_cluster_rsp *)&crsp;
-	if (cr->status != SD_STATUS_OK) {
-		die_msg("cluster check: the cluster is not running (status %u)", cr->status);
-		goto out;
-	}
 	uint32_t epoch = crsp.epoch;
 	vi = ring_build(nodes, nr);
 	bitmap = calloc(1, SD_NR_VDIS / 8);
 	index = calloc(SD_INODE_DATA_INDEX, sizeof(uint32_t));
 	if (!vi || !bitmap || !index) {
-		die_msg("cluster check: out of memory");
+		status = report_failure("cluster check", -ENOMEM);
 		goto out;
 	}
 	struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_VDIS, .data_length = SD_NR_VDIS / 8 };
 	struct sd_rsp rsp;
 	ret = sheep_exec(&req, bitmap, SD_NR_VDIS / 8, &rsp);
 	if (ret) {
-		report_failure("cluster check", ret);
+		status = report_failure("cluster check", ret);
 		goto out;
 	}
 	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++) {
@@ -262,7 +257,7 @@ int cluster_check(int argc, char **argv)
 		printf("checked %" PRIu64 " objects of %d VDI%s: %" PRIu64 " replicas missing, %" PRIu64
 		       " differing, %" PRIu64 " repaired, %" PRIu64 " not repaired\n", st.objects, nr_vdis,
 		       nr_vdis == 1 ? "" : "s", st.replicas_missing, st.replicas_differ, st.repaired, st.unrepaired);
-		status = repair && !st.unrepaired ? 0 : 1;
+		status = repair && !st.unrepaired ? EXIT_OK : EXIT_FAILED;
 		if (status)
 			die_msg("cluster check: %s", repair ? "some objects could not be repaired" : "the cluster needs repair");
 	}

@@ -22,28 +22,28 @@ static int vdi_create(int argc, char **argv)
 {
 	uint64_t size, copies = 0;
 	if (check_vdi_name(argv[0]) < 0 || parse_size_arg(argv[1], "size", &size) < 0)
-		return 1;
+		return EXIT_USAGE;
 	if (!size || size > SD_MAX_VDI_SIZE) {
 		die_msg("invalid VDI size %" PRIu64 ": from 1 byte to 4 TiB", size);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
 		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
-		return 1;
+		return EXIT_USAGE;
 	}
 	uint64_t shift = 0;
 	if (opt('z') && (parse_u64(opt('z'), &shift) < 0 || shift < 20 || shift > 31)) {
 		die_msg("invalid object size shift '%s' (20 to 31: 1 MiB to 2 GiB objects)", opt('z'));
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (shift && size > (UINT64_C(1) << shift) * SD_INODE_DATA_INDEX) {
 		die_msg("invalid VDI size %" PRIu64 ": at most %" PRIu64 " bytes with -z %" PRIu64, size,
 			(UINT64_C(1) << shift) * SD_INODE_DATA_INDEX, shift);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (shift && opt_set('P')) {
 		die_msg("vdi create: -P and -z cannot be combined");
-		return 1;
+		return EXIT_USAGE;
 	}
 	uint32_t vid;
 	int ret;
@@ -72,7 +72,7 @@ static int vdi_delete(int argc, char **argv)
 {
 	char what[600];
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
-		return 1;
+		return EXIT_USAGE;
 	snprintf(what, sizeof(what), "vdi delete %s%s%s", argv[0], opt('s') ? " -s " : "", opt('s') ? opt('s') : "");
 	int ret = sd_vdi_delete(sd_addr, sd_port, argv[0], opt('s'));
 	switch (ret) {
@@ -80,10 +80,10 @@ static int vdi_delete(int argc, char **argv)
 		return 0;
 	case SD_RES_NO_TAG:
 		die_msg("%s: no such snapshot", what);
-		return 1;
+		return EXIT_MISSING;
 	case SD_RES_VDI_LOCKED:
 		die_msg("%s: the VDI is locked (see: collie vdi lock list)", what);
-		return 1;
+		return EXIT_FAILED;
 	}
 	return report_failure(what, ret);
 }
@@ -164,7 +164,7 @@ static int vdi_resize(int argc, char **argv)
 	uint32_t vid;
 	struct sd_inode_header h;
 	if (check_vdi_name(argv[0]) < 0 || parse_size_arg(argv[1], "size", &size) < 0)
-		return 1;
+		return EXIT_USAGE;
 	int ret = sd_vdi_lookup(sd_addr, sd_port, argv[0], NULL, &vid);
 	if (!ret)
 		ret = sd_read_inode_header(sd_addr, sd_port, vid, &h);
@@ -174,14 +174,14 @@ static int vdi_resize(int argc, char **argv)
 	uint64_t max = (UINT64_C(1) << shift) * SD_INODE_DATA_INDEX;
 	if (!size || size > max) {
 		die_msg("vdi resize: invalid size %" PRIu64 " (at most %" PRIu64 " bytes)", size, max);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (size < h.vdi_size) {
 		/* shrinking is safe only if no data lies past the new end */
 		uint64_t first = DIV_ROUND_UP(size, UINT64_C(1) << shift), last = DIV_ROUND_UP(h.vdi_size, UINT64_C(1) << shift);
 		uint32_t *index = calloc(last, sizeof(uint32_t));
 		if (!index)
-			return 1;
+			return report_failure("vdi resize", -ENOMEM);
 		ret = sd_read_inode_index(sd_addr, sd_port, vid, index, last);
 		bool tail_used = (size & ((UINT64_C(1) << shift) - 1)) && index[first - 1];
 		for (uint64_t i = first; i < last && !ret; i++)
@@ -192,7 +192,7 @@ static int vdi_resize(int argc, char **argv)
 			return report_failure("vdi resize", ret);
 		if (tail_used) {
 			die_msg("vdi resize: cannot shrink %s to %" PRIu64 " bytes: data is stored past that size", argv[0], size);
-			return 1;
+			return EXIT_FAILED;
 		}
 	}
 	struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_WRITE_OBJ,
@@ -226,25 +226,26 @@ static void *io_slot_run(void *arg)
 	return NULL;
 }
 
+/* OFFSET and LEN arguments within a VDI of size bytes: 0, or the exit status of the error */
 static int parse_range(int argc, char **argv, uint64_t size, uint64_t *off, uint64_t *len, bool *len_given)
 {
 	*off = 0;
 	*len = size;
 	*len_given = false;
 	if (argc > 1 && parse_size_arg(argv[1], "offset", off) < 0)
-		return -1;
+		return EXIT_USAGE;
 	if (*off > size) {
 		die_msg("offset %" PRIu64 " is past the end of the VDI (%" PRIu64 " bytes)", *off, size);
-		return -1;
+		return EXIT_FAILED;
 	}
 	*len = size - *off;
 	if (argc > 2) {
 		if (parse_size_arg(argv[2], "length", len) < 0)
-			return -1;
+			return EXIT_USAGE;
 		if (*len > size - *off) {
 			die_msg("offset + length (%" PRIu64 " + %" PRIu64 ") is past the end of the VDI (%" PRIu64 " bytes)",
 				*off, *len, size);
-			return -1;
+			return EXIT_FAILED;
 		}
 		*len_given = true;
 	}
@@ -272,13 +273,14 @@ static int vdi_read(int argc, char **argv)
 	uint64_t off, len;
 	bool len_given;
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
-		return 1;
+		return EXIT_USAGE;
 	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), false, &vdi);
 	if (ret)
 		return report_failure("vdi read", ret);
-	if (parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given) < 0) {
+	ret = parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given);
+	if (ret) {
 		sd_vdi_close(vdi);
-		return 1;
+		return ret;
 	}
 	uint32_t objsize = sd_vdi_object_size(vdi);
 	struct io_slot slots[IO_WINDOW];
@@ -310,7 +312,7 @@ static int vdi_read(int argc, char **argv)
 	sd_vdi_close(vdi);
 	if (ret > 0 || ret < -1)
 		return report_failure("vdi read", ret);
-	return ret ? 1 : 0;
+	return ret ? EXIT_FAILED : EXIT_OK;
 }
 
 static int vdi_write(int argc, char **argv)
@@ -319,17 +321,18 @@ static int vdi_write(int argc, char **argv)
 	uint64_t off, len;
 	bool len_given;
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
-		return 1;
+		return EXIT_USAGE;
 	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), true, &vdi);
 	if (ret == SD_RES_READONLY) {
 		die_msg("vdi write %s: snapshot '%s' is read-only (clone it to write)", argv[0], opt('s'));
-		return 1;
+		return EXIT_FAILED;
 	}
 	if (ret)
 		return report_failure("vdi write", ret);
-	if (parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given) < 0) {
+	ret = parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given);
+	if (ret) {
 		sd_vdi_close(vdi);
-		return 1;
+		return ret;
 	}
 	/* a regular file on stdin: refuse before writing anything if it cannot fit */
 	struct stat st;
@@ -340,7 +343,7 @@ static int vdi_write(int argc, char **argv)
 			die_msg("vdi write: the input (%" PRIu64 " bytes) does not fit in %s at offset %" PRIu64
 				" (%" PRIu64 " bytes left)", avail, argv[0], off, len);
 			sd_vdi_close(vdi);
-			return 1;
+			return EXIT_FAILED;
 		}
 	}
 	uint32_t objsize = sd_vdi_object_size(vdi);
@@ -405,7 +408,7 @@ static int vdi_write(int argc, char **argv)
 	sd_vdi_close(vdi);
 	if (ret > 0 || ret < -1)
 		return report_failure("vdi write", ret);
-	return ret ? 1 : 0;
+	return ret ? EXIT_FAILED : EXIT_OK;
 }
 
 /* ---- where objects live ---- */
@@ -429,10 +432,10 @@ static int vdi_object(int argc, char **argv)
 	struct sd_vdi *vdi;
 	uint64_t want = UINT64_MAX;
 	if (check_vdi_name(argv[0]) < 0)
-		return 1;
+		return EXIT_USAGE;
 	if (opt('i') && parse_u64(opt('i'), &want) < 0) {
 		die_msg("invalid index '%s'", opt('i'));
-		return 1;
+		return EXIT_USAGE;
 	}
 	ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), false, &vdi);
 	if (ret)
@@ -442,7 +445,7 @@ static int vdi_object(int argc, char **argv)
 	if (want != UINT64_MAX && want >= nr_objs) {
 		die_msg("index %" PRIu64 " is past the end of %s (%u objects)", want, argv[0], nr_objs);
 		sd_vdi_close(vdi);
-		return 1;
+		return EXIT_FAILED;
 	}
 	ret = get_node_list(&nodes, &nr_nodes, NULL);
 	if (ret) {

@@ -123,20 +123,20 @@ int vdi_snapshot(int argc, char **argv)
 	const char *tag = opt('s');
 	char what[300];
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(tag) < 0)
-		return 1;
+		return EXIT_USAGE;
 	if (tag && sd_snap_is_id(tag)) {
 		die_msg("vdi snapshot %s: the tag '%s' is a number and could not be told from a snapshot id", argv[0], tag);
-		return 1;
+		return EXIT_USAGE;
 	}
 	snprintf(what, sizeof(what), "vdi snapshot %s", argv[0]);
 	int ret = sd_vdi_snapshot(sd_addr, sd_port, argv[0], tag, NULL);
 	if (ret == SD_RES_VDI_EXIST) {
 		die_msg("%s: a snapshot tagged '%s' exists already", what, tag);
-		return 1;
+		return EXIT_EXISTS;
 	}
 	if (ret == SD_RES_NO_VDI) {
 		die_msg("%s: no such VDI (or it has no working VDI)", what);
-		return 1;
+		return EXIT_MISSING;
 	}
 	return ret ? report_failure(what, ret) : 0;
 }
@@ -166,7 +166,7 @@ int vdi_clone(int argc, char **argv)
 	char what[600], idbuf[16];
 	int ret;
 	if (check_vdi_name(argv[0]) < 0 || check_vdi_name(argv[1]) < 0 || check_snap_arg(snap) < 0)
-		return 1;
+		return EXIT_USAGE;
 	snprintf(what, sizeof(what), "vdi clone %s %s", argv[0], argv[1]);
 	if (!snap) {
 		snap = latest_snapshot(argv[0], idbuf, sizeof(idbuf), &ret);
@@ -174,7 +174,7 @@ int vdi_clone(int argc, char **argv)
 			return report_failure(what, ret);
 		if (!snap) {
 			die_msg("%s: %s has no snapshot to clone (take one with: collie vdi snapshot %s)", what, argv[0], argv[0]);
-			return 1;
+			return EXIT_MISSING;
 		}
 	}
 	ret = sd_vdi_clone(sd_addr, sd_port, argv[0], snap, argv[1], 0, NULL);
@@ -183,13 +183,13 @@ int vdi_clone(int argc, char **argv)
 		return 0;
 	case SD_RES_VDI_EXIST:
 		die_msg("%s: a VDI named %s exists already", what, argv[1]);
-		return 1;
+		return EXIT_EXISTS;
 	case SD_RES_NO_TAG:
 		die_msg("%s: %s has no snapshot '%s'", what, argv[0], snap);
-		return 1;
+		return EXIT_MISSING;
 	case SD_RES_NO_VDI:
 		die_msg("%s: no such VDI %s", what, argv[0]);
-		return 1;
+		return EXIT_MISSING;
 	}
 	return report_failure(what, ret);
 }
@@ -199,11 +199,11 @@ int vdi_rollback(int argc, char **argv)
 	const char *snap = opt('s');
 	char what[300];
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(snap) < 0)
-		return 1;
+		return EXIT_USAGE;
 	snprintf(what, sizeof(what), "vdi rollback %s", argv[0]);
 	if (!snap) {
 		die_msg("%s: name the snapshot to roll back to with -s TAG|ID", what);
-		return 1;
+		return EXIT_USAGE;
 	}
 	int ret = sd_vdi_rollback(sd_addr, sd_port, argv[0], snap);
 	switch (ret) {
@@ -211,10 +211,10 @@ int vdi_rollback(int argc, char **argv)
 		return 0;
 	case SD_RES_NO_TAG:
 		die_msg("%s: no snapshot '%s'", what, snap);
-		return 1;
+		return EXIT_MISSING;
 	case SD_RES_NO_VDI:
 		die_msg("%s: no such VDI (or it has no working VDI)", what);
-		return 1;
+		return EXIT_MISSING;
 	}
 	return report_failure(what, ret);
 }
@@ -271,7 +271,7 @@ int vdi_tree(int argc, char **argv)
 {
 	struct tree_ctx t;
 	if (argc && check_vdi_name(argv[0]) < 0)
-		return 1;
+		return EXIT_USAGE;
 	int ret = vdi_collect(&t.all, &t.nr, true);
 	if (ret)
 		return report_failure("vdi tree", ret);
@@ -308,7 +308,7 @@ int vdi_tree(int argc, char **argv)
 	free(t.all);
 	if (argc && !any) {
 		die_msg("vdi tree %s: no such VDI", argv[0]);
-		return 1;
+		return EXIT_MISSING;
 	}
 	return 0;
 }
