@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "collie.h"
+#include "json_out.h"
 #include "net.h"
 #include "util.h"
 
@@ -41,6 +42,31 @@ static const char *status_str(int st, bool recovery_disabled)
 	}
 }
 
+static const char *status_word(int st)
+{
+	switch (st) {
+	case SD_STATUS_OK: return "running";
+	case SD_STATUS_WAIT_FOR_FORMAT: return "unformatted";
+	case SD_STATUS_SHUTDOWN: return "shutdown";
+	case SD_STATUS_HALT: return "halted";
+	default: return "waiting";
+	}
+}
+
+static struct json_object *cluster_info_json(const struct sd_rsp *rsp)
+{
+	const struct sd_cluster_rsp *cr = (const struct sd_cluster_rsp *)rsp;
+	struct json_object *o = json_object_new_object();
+	json_add_str(o, "status", status_word(cr->status));
+	json_add_bool(o, "recovery-enabled", !cr->recovery_disabled);
+	json_add_u64(o, "epoch", rsp->epoch);
+	json_add_u64(o, "copies", cr->nr_copies);
+	json_add_u64(o, "object-size", cr->ctime ? UINT64_C(1) << cr->block_size_shift : 0);
+	json_add_i64(o, "created", (int64_t)(cr->ctime >> 32));
+	json_object_object_add(o, "epochs", json_object_new_array());
+	return o;
+}
+
 static int cluster_info(int argc, char **argv)
 {
 	uint32_t bufsize = 4 << 20;
@@ -55,9 +81,11 @@ static int cluster_info(int argc, char **argv)
 	struct sd_cluster_rsp *cr = (struct sd_cluster_rsp *)&rsp;
 	time_t ct = cr->ctime >> 32;
 	char tbuf[64];
-	if (raw_output) {
-		const char *st = cr->status == SD_STATUS_OK ? "running" : cr->status == SD_STATUS_WAIT_FOR_FORMAT ?
-				 "unformatted" : cr->status == SD_STATUS_SHUTDOWN ? "shutdown" : "waiting";
+	struct json_object *doc = json_output ? cluster_info_json(&rsp) : NULL, *epochs = NULL;
+	if (doc) {
+		json_object_object_get_ex(doc, "epochs", &epochs);
+	} else if (raw_output) {
+		const char *st = cr->status == SD_STATUS_HALT ? "waiting" : status_word(cr->status);
 		printf("%s %u %u %lld\n", st, rsp.epoch, cr->nr_copies, (long long)ct);
 	} else {
 		printf("Cluster status: %s\n", status_str(cr->status, cr->recovery_disabled));
@@ -76,6 +104,17 @@ static int cluster_info(int argc, char **argv)
 		if (log->nr_nodes > SD_MAX_NODES || off + EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node) > rsp.data_length)
 			break;
 		time_t t = log->time;
+		off += EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node);
+		if (epochs) {
+			struct json_object *e = json_object_new_object(), *members = json_object_new_array();
+			json_add_u64(e, "epoch", log->epoch);
+			json_add_i64(e, "time", (int64_t)t);
+			for (uint32_t k = 0; k < log->nr_nodes; k++)
+				json_object_array_add(members, node_json(k, &log->nodes[k]));
+			json_object_object_add(e, "nodes", members);
+			json_object_array_add(epochs, e);
+			continue;
+		}
 		strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", localtime(&t));
 		if (raw_output)
 			printf("%u %lld", log->epoch, (long long)t);
@@ -87,8 +126,9 @@ static int cluster_info(int argc, char **argv)
 			printf(raw_output ? " %s" : "%s%s", raw_output ? nb : (k ? ", " : ""), raw_output ? "" : nb);
 		}
 		printf(raw_output ? "\n" : "]\n");
-		off += EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node);
 	}
+	if (doc)
+		json_print(doc);
 	free(buf);
 	return 0;
 }
@@ -119,13 +159,13 @@ static const struct collie_option check_opts[] = {
 static const struct subcommand cluster_subs[] = {
 	{ "format", "[-c COPIES]", "create a new cluster over the running nodes (erases their data)",
 	  format_opts, CMD_CLUSTER, 0, 0, cluster_format },
-	{ "info", "", "show the cluster's state and epoch history", NULL, CMD_CLUSTER, 0, 0, cluster_info },
+	{ "info", "", "show the cluster's state and epoch history", NULL, CMD_CLUSTER | CMD_JSON, 0, 0, cluster_info },
 	{ "shutdown", "", "stop every sheep of the cluster cleanly", NULL, CMD_CLUSTER, 0, 0, cluster_shutdown },
 	{ "recover", "enable|disable|force",
 	  "hold or resume automatic recovery; force: run on without the nodes that did not come back",
 	  NULL, CMD_CLUSTER, 1, 1, cluster_recover },
 	{ "check", "[-n]", "check that every object has all its replicas, identical; repair from the majority",
-	  check_opts, CMD_CLUSTER, 0, 0, cluster_check },
+	  check_opts, CMD_CLUSTER | CMD_JSON, 0, 0, cluster_check },
 	{ NULL },
 };
 

@@ -13,6 +13,7 @@
 const char *sd_addr = "127.0.0.1";
 int sd_port = SD_LISTEN_PORT;
 bool raw_output;
+bool json_output;
 
 /* image commands live in their own file; collie works without them */
 extern const struct command image_command __attribute__((weak));
@@ -49,6 +50,11 @@ static const struct collie_option cluster_opts[] = {
 	{ 0 },
 };
 
+static const struct collie_option json_opts[] = {
+	{ OPT_OUTPUT, "output", 1, "human|json", "output format (collie(8) names the JSON fields)" },
+	{ 0 },
+};
+
 static const struct collie_option help_opt[] = {
 	{ 'h', "help", 0, NULL, "show this help" },
 	{ 0 },
@@ -71,9 +77,11 @@ static void print_options(FILE *fp, const struct collie_option *o)
 static void subcommand_usage(FILE *fp, const struct command *c, const struct subcommand *s)
 {
 	fprintf(fp, "Usage: collie %s %s %s\n%s\n", c->name, s->name, s->synopsis ? s->synopsis : "", s->help);
-	if ((s->options && s->options->key) || (s->flags & CMD_CLUSTER))
+	if ((s->options && s->options->key) || (s->flags & (CMD_CLUSTER | CMD_JSON)))
 		fprintf(fp, "Options:\n");
 	print_options(fp, s->options);
+	if (s->flags & CMD_JSON)
+		print_options(fp, json_opts);
 	if (s->flags & CMD_CLUSTER)
 		print_options(fp, cluster_opts);
 	print_options(fp, help_opt);
@@ -126,6 +134,8 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 	n = add_options(lo, n, shortopts, s->options);
 	if (s->flags & CMD_CLUSTER)
 		n = add_options(lo, n, shortopts, cluster_opts);
+	if (s->flags & CMD_JSON)
+		n = add_options(lo, n, shortopts, json_opts);
 	n = add_options(lo, n, shortopts, help_opt);
 	shortopts[0] = '-';   /* options may follow positional arguments */
 
@@ -192,6 +202,14 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 			free(pos);
 			return EXIT_USAGE;
 		}
+	}
+	if (opt(OPT_OUTPUT)) {
+		if (strcmp(opt(OPT_OUTPUT), "json") && strcmp(opt(OPT_OUTPUT), "human")) {
+			die_msg("--output must be 'human' or 'json', not '%s'", opt(OPT_OUTPUT));
+			free(pos);
+			return EXIT_USAGE;
+		}
+		json_output = !strcmp(opt(OPT_OUTPUT), "json");
 	}
 	if (nr_pos < s->min_args || (s->max_args >= 0 && nr_pos > s->max_args)) {
 		die_msg("%s %s: wrong number of arguments", c->name, s->name);

@@ -25,6 +25,8 @@ struct collie_option {
 };
 
 #define CMD_CLUSTER 0x1   /* talks to a sheep: takes -a ADDR, -p PORT, -r */
+#define CMD_JSON    0x2   /* lists or shows: takes --output=human|json (sets json_output) */
+#define OPT_OUTPUT  450   /* the key of --output */
 
 struct subcommand {
 	const char *name;
@@ -53,6 +55,7 @@ bool opt_set(int key);
 extern const char *sd_addr;
 extern int sd_port;
 extern bool raw_output;
+extern bool json_output;
 
 /* one-line error to stderr, prefixed "collie: " */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -64,6 +67,9 @@ void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int sheep_exec(struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *rsp);
 /* one request to one node of the cluster (not the -a/-p sheep): -errno or the SD_RES_* result */
 int node_exec(const struct sd_node *n, struct sd_req *req, void *data, uint32_t size, struct sd_rsp *rsp);
+/* node.c: a JSON object {"id", "address", "port"} for node n (json-c; callers add to it) */
+struct json_object;
+struct json_object *node_json(int id, const struct sd_node *n);
 /* the cluster's nodes (malloc'd) */
 int get_node_list(struct sd_node **nodes, int *nr, int *local_idx);
 /* print "collie: WHAT: REASON" for a failed result; returns its exit status (exit_status) */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "collie.h"
+#include "json_out.h"
 #include "net.h"
 #include "sd_client.h"
 #include "util.h"
@@ -101,6 +102,7 @@ static void print_raw_name(const char *s)
 static int vdi_list(int argc, char **argv)
 {
 	struct vdi_entry *list = NULL;
+	struct json_object *json_list = json_output ? json_object_new_array() : NULL;
 	uint32_t *index = calloc(SD_INODE_DATA_INDEX, sizeof(uint32_t));
 	int nr = 0, fd = -1, ret = -ENOMEM;
 	if (!index)
@@ -113,7 +115,7 @@ static int vdi_list(int argc, char **argv)
 		ret = fd;
 		goto out;
 	}
-	if (!raw_output)
+	if (!raw_output && !json_list)
 		printf("  Name        Id    Size    Used  Shared    Creation time   VDI id  Copies  Tag            Block Size Shift\n");
 	for (int k = 0; k < nr; k++) {
 		const struct sd_inode_header *h = &list[k].hdr;
@@ -137,7 +139,15 @@ static int vdi_list(int argc, char **argv)
 		time_t ct = (h->snap_ctime ? h->snap_ctime : h->create_time) >> 32;
 		char tbuf[64], s1[32], s2[32], s3[32];
 		bool snap = h->snap_ctime != 0, clone = !snap && (h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_CLONE);
-		if (raw_output) {
+		if (json_list) {
+			struct json_object *o = vdi_json(h, vid);
+			json_add_u64(o, "size", h->vdi_size);
+			json_add_u64(o, "used", used << shift);
+			json_add_u64(o, "shared", shared << shift);
+			json_add_u64(o, "copies", h->nr_copies);
+			json_add_u64(o, "block-size-shift", shift);
+			json_object_array_add(json_list, o);
+		} else if (raw_output) {
 			printf("%c ", snap ? 's' : clone ? 'c' : '=');
 			print_raw_name(h->name);
 			printf(" %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %lld %x %u %s %u\n", snap ? h->snap_id : 0,
@@ -149,8 +159,13 @@ static int vdi_list(int argc, char **argv)
 			       fmt_size(shared << shift, s3, sizeof(s3)), tbuf, vid, h->nr_copies, h->tag, shift);
 		}
 	}
+	if (json_list)
+		json_print(json_list);
+	json_list = NULL;
 	ret = 0;
 out:
+	if (json_list)
+		json_object_put(json_list);
 	if (fd >= 0)
 		close(fd);
 	free(list);
@@ -424,6 +439,21 @@ static bool has_oid(const uint64_t *list, size_t n, uint64_t oid)
 	return n && bsearch(&oid, list, n, sizeof(uint64_t), cmp_u64);
 }
 
+/* {"type": inode|data, "index" (-1 for the inode), "oid", "allocated", "copies", "nodes"} */
+static struct json_object *object_json(int64_t idx, uint64_t oid, struct json_object *holders)
+{
+	struct json_object *o = json_object_new_object();
+	char hex[20];
+	snprintf(hex, sizeof(hex), "%016" PRIx64, oid);
+	json_add_str(o, "type", idx < 0 ? "inode" : "data");
+	json_add_i64(o, "index", idx);
+	json_add_str(o, "oid", oid ? hex : "");
+	json_add_bool(o, "allocated", oid != 0);
+	json_add_u64(o, "copies", holders ? json_object_array_length(holders) : 0);
+	json_object_object_add(o, "nodes", holders ? holders : json_object_new_array());
+	return o;
+}
+
 static int vdi_object(int argc, char **argv)
 {
 	struct sd_node *nodes;
@@ -469,7 +499,8 @@ static int vdi_object(int argc, char **argv)
 		counts[i] = rsp.data_length / sizeof(uint64_t);
 		qsort(lists[i], counts[i], sizeof(uint64_t), cmp_u64);
 	}
-	if (!raw_output)
+	struct json_object *objs = json_output ? json_object_new_array() : NULL;
+	if (!raw_output && !objs)
 		printf("Index    Object ID         Copies  Nodes\n");
 	for (int64_t idx = -1; idx < (int64_t)nr_objs; idx++) {
 		uint64_t oid;
@@ -481,7 +512,9 @@ static int vdi_object(int argc, char **argv)
 			if (want != UINT64_MAX && (uint64_t)idx != want)
 				continue;
 			if (!index[idx]) {
-				if (want != UINT64_MAX)
+				if (want != UINT64_MAX && objs)
+					json_object_array_add(objs, object_json(idx, 0, NULL));
+				else if (want != UINT64_MAX)
 					printf(raw_output ? "%" PRId64 " unallocated\n" : "%-8" PRId64 " (not allocated)\n", idx);
 				continue;
 			}
@@ -490,9 +523,15 @@ static int vdi_object(int argc, char **argv)
 		int copies = 0;
 		char line[8192] = "";
 		size_t pos = 0;
+		struct json_object *holders = objs ? json_object_new_array() : NULL;
 		for (int i = 0; i < nr_nodes; i++) {
 			if (!has_oid(lists[i], counts[i], oid))
 				continue;
+			if (holders) {
+				json_object_array_add(holders, node_json(i, &nodes[i]));
+				copies++;
+				continue;
+			}
 			char nb[80];
 			node_to_str(&nodes[i], nb, sizeof(nb));
 			pos += snprintf(line + pos, sizeof(line) - MIN(pos, sizeof(line)), " %s", nb);
@@ -500,12 +539,16 @@ static int vdi_object(int argc, char **argv)
 			if (pos >= sizeof(line))
 				break;
 		}
-		if (idx < 0)
+		if (objs)
+			json_object_array_add(objs, object_json(idx, oid, holders));
+		else if (idx < 0)
 			printf(raw_output ? "inode %016" PRIx64 " %d%s\n" : "inode    %016" PRIx64 "  %6d %s\n", oid, copies, line);
 		else
 			printf(raw_output ? "%" PRId64 " %016" PRIx64 " %d%s\n" : "%-8" PRId64 " %016" PRIx64 "  %6d %s\n", idx, oid,
 			       copies, line);
 	}
+	if (objs)
+		json_print(objs);
 	for (int i = 0; i < nr_nodes; i++)
 		free(lists[i]);
 	free(lists);
@@ -564,9 +607,9 @@ static const struct subcommand vdi_subs[] = {
 	  snap_opts, CMD_CLUSTER, 2, 2, vdi_clone },
 	{ "rollback", "NAME -s TAG|ID", "discard NAME's changes since a snapshot: it takes that snapshot's contents",
 	  snap_opts, CMD_CLUSTER, 1, 1, vdi_rollback },
-	{ "list", "[NAME]", "list VDIs and snapshots with their size, own and shared space", NULL, CMD_CLUSTER, 0, 1,
-	  vdi_list },
-	{ "tree", "[NAME]", "draw each family of snapshots and clones", NULL, CMD_CLUSTER, 0, 1, vdi_tree },
+	{ "list", "[NAME]", "list VDIs and snapshots with their size, own and shared space", NULL,
+	  CMD_CLUSTER | CMD_JSON, 0, 1, vdi_list },
+	{ "tree", "[NAME]", "draw each family of snapshots and clones", NULL, CMD_CLUSTER | CMD_JSON, 0, 1, vdi_tree },
 	{ "delete", "NAME [-s TAG|ID]", "delete a VDI or a snapshot and free what nothing else uses", snap_opts,
 	  CMD_CLUSTER, 1, 1, vdi_delete },
 	{ "resize", "NAME SIZE", "change the size of a VDI (shrinking only over unallocated space)",
@@ -580,13 +623,13 @@ static const struct subcommand vdi_subs[] = {
 	{ "getattr", "NAME KEY [-s TAG|ID]", "write an attribute's value to standard output", snap_opts, CMD_CLUSTER,
 	  2, 2, vdi_getattr },
 	{ "lock", "list | unlock NAME [-s TAG|ID]", "show the VDI locks guests hold, or force one open", snap_opts,
-	  CMD_CLUSTER, 1, 2, vdi_lock },
+	  CMD_CLUSTER | CMD_JSON, 1, 2, vdi_lock },
 	{ "backup", "NAME -s TO [-F FROM]", "write snapshot TO (or its difference from FROM) as a stream to stdout",
 	  backup_opts, CMD_CLUSTER, 1, 1, vdi_backup },
 	{ "restore", "NAME -s TAG", "apply a backup stream from stdin to NAME and snapshot the result as TAG",
 	  restore_opts, CMD_CLUSTER, 1, 1, vdi_restore },
-	{ "object", "NAME [-i INDEX]", "show which nodes hold each object of a VDI", object_opts, CMD_CLUSTER, 1, 1,
-	  vdi_object },
+	{ "object", "NAME [-i INDEX]", "show which nodes hold each object of a VDI", object_opts,
+	  CMD_CLUSTER | CMD_JSON, 1, 1, vdi_object },
 	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",
 	  "create VDIs from disk images (files or URLs), several at once", vdi_import_opts, 0, 0, -1, vdi_import },
 	{ "export", "[-O FMT] [-o OPTS] [-s SNAPSHOT] [-p] NAME DEST [NAME DEST...] | --list FILE",

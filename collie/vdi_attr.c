@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "collie.h"
+#include "json_out.h"
 #include "net.h"
 #include "sd_client.h"
 #include "util.h"
@@ -131,6 +132,7 @@ static int lock_list(void)
 	struct sd_rsp rsp;
 	struct sd_node *nodes = NULL;
 	struct sd_inode_header *h = calloc(1, sizeof(*h));
+	struct json_object *list = json_output ? json_object_new_array() : NULL;
 	int nr_nodes = 0, ret = -ENOMEM;
 	if (!locks || !h)
 		goto out;
@@ -139,7 +141,7 @@ static int lock_list(void)
 		ret = get_node_list(&nodes, &nr_nodes, NULL);
 	if (ret)
 		goto out;
-	if (!raw_output)
+	if (!raw_output && !list)
 		printf("VDI                  Tag              Id      Type    Holders\n");
 	for (size_t i = 0; i < rsp.data_length / sizeof(*locks); i++) {
 		const struct vdi_lock_info *li = &locks[i];
@@ -147,19 +149,36 @@ static int lock_list(void)
 		size_t pos = 0;
 		if (sd_read_inode_header(sd_addr, sd_port, li->vid, h) != SD_RES_SUCCESS)
 			memset(h, 0, sizeof(*h));
+		const char *type = li->type == SD_LOCK_SHARED ? "shared" : "normal";
+		if (list) {
+			struct json_object *o = vdi_json(h, li->vid), *who = json_object_new_array();
+			json_add_str(o, "lock", type);
+			for (int k = 0; k < li->nr_owners && k < SD_LOCK_MAX_OWNERS; k++) {
+				char nb[80];
+				owner_name(li->owners[k], nodes, nr_nodes, nb, sizeof(nb));
+				json_object_array_add(who, json_object_new_string(nb));
+			}
+			json_object_object_add(o, "holders", who);
+			json_object_array_add(list, o);
+			continue;
+		}
 		for (int k = 0; k < li->nr_owners && k < SD_LOCK_MAX_OWNERS; k++) {
 			char nb[80];
 			owner_name(li->owners[k], nodes, nr_nodes, nb, sizeof(nb));
 			pos += snprintf(holders + pos, sizeof(holders) - MIN(pos, sizeof(holders)), "%s%s", k ? "," : "", nb);
 		}
-		const char *type = li->type == SD_LOCK_SHARED ? "shared" : "normal";
 		if (raw_output)
 			printf("%s %s %x %s %s\n", h->name[0] ? h->name : "-", h->tag[0] ? h->tag : "-", li->vid, type, holders);
 		else
 			printf("%-20s %-16s %-7x %-7s %s\n", h->name[0] ? h->name : "?", h->tag, li->vid, type, holders);
 	}
+	if (list)
+		json_print(list);
+	list = NULL;
 	ret = 0;
 out:
+	if (list)
+		json_object_put(list);
 	free(locks);
 	free(nodes);
 	free(h);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "collie.h"
+#include "json_out.h"
 #include "net.h"
 #include "sd_client.h"
 #include "util.h"
@@ -221,6 +222,20 @@ int vdi_rollback(int argc, char **argv)
 
 /* ---- tree ---- */
 
+struct json_object *vdi_json(const struct sd_inode_header *h, uint32_t vid)
+{
+	struct json_object *o = json_object_new_object();
+	bool snap = h->snap_ctime != 0, clone = !snap && (h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_CLONE);
+	json_add_str(o, "name", h->name);
+	json_add_str(o, "type", snap ? "snapshot" : clone ? "clone" : "vdi");
+	json_add_u64(o, "snapshot-id", snap ? h->snap_id : 0);
+	json_add_str(o, "tag", h->tag);
+	json_add_u64(o, "vdi-id", vid);
+	json_add_i64(o, "created", (int64_t)((snap ? h->snap_ctime : h->create_time) >> 32));
+	return o;
+}
+
+
 struct tree_ctx {
 	struct vdi_entry *all;     /* live and retired inodes */
 	int nr;
@@ -267,6 +282,17 @@ static void tree_print(const struct tree_ctx *t, int node, const char *prefix, b
 			tree_print(t, i, next, i == lastchild, false);
 }
 
+/* the family under node as JSON: vdi_json plus "children" */
+static struct json_object *tree_json(const struct tree_ctx *t, int node)
+{
+	struct json_object *o = vdi_json(&t->all[node].hdr, t->all[node].vid), *kids = json_object_new_array();
+	for (int i = 0; i < t->nr; i++)
+		if (t->parent[i] == node && t->all[i].hdr.name[0])
+			json_object_array_add(kids, tree_json(t, i));
+	json_object_object_add(o, "children", kids);
+	return o;
+}
+
 int vdi_tree(int argc, char **argv)
 {
 	struct tree_ctx t;
@@ -298,11 +324,19 @@ int vdi_tree(int argc, char **argv)
 			r = t.parent[r];
 		root[r] = 1;
 	}
+	struct json_object *roots = json_output ? json_object_new_array() : NULL;
 	for (int i = 0; root && i < t.nr; i++)
 		if (root[i]) {
-			tree_print(&t, i, "", true, true);
+			if (roots)
+				json_object_array_add(roots, tree_json(&t, i));
+			else
+				tree_print(&t, i, "", true, true);
 			any = true;
 		}
+	if (roots && (any || !argc))
+		json_print(roots);
+	else if (roots)
+		json_object_put(roots);
 	free(root);
 	free(t.parent);
 	free(t.all);
