@@ -1,4 +1,5 @@
 /* cluster.c: collie cluster format | info | shutdown. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 #include "auth.h"
 #include "collie.h"
+#include "json_out.h"
 #include "net.h"
 #include "util.h"
 
@@ -15,7 +17,7 @@ static int cluster_format(int argc, char **argv)
 	uint64_t copies = SD_DEFAULT_COPIES;
 	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
 		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
-		return 1;
+		return EXIT_USAGE;
 	}
 	struct sd_cluster_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_MAKE_FS };
 	req.copies = copies;
@@ -51,13 +53,38 @@ static void print_access(void)
 		printf("Access: OPEN - no cluster key; anyone who can reach port %d can run every request\n", sd_port);
 }
 
+static const char *status_word(int st)
+{
+	switch (st) {
+	case SD_STATUS_OK: return "running";
+	case SD_STATUS_WAIT_FOR_FORMAT: return "unformatted";
+	case SD_STATUS_SHUTDOWN: return "shutdown";
+	case SD_STATUS_HALT: return "halted";
+	default: return "waiting";
+	}
+}
+
+static struct json_object *cluster_info_json(const struct sd_rsp *rsp)
+{
+	const struct sd_cluster_rsp *cr = (const struct sd_cluster_rsp *)rsp;
+	struct json_object *o = json_object_new_object();
+	json_add_str(o, "status", status_word(cr->status));
+	json_add_bool(o, "recovery-enabled", !cr->recovery_disabled);
+	json_add_u64(o, "epoch", rsp->epoch);
+	json_add_u64(o, "copies", cr->nr_copies);
+	json_add_u64(o, "object-size", cr->ctime ? UINT64_C(1) << cr->block_size_shift : 0);
+	json_add_i64(o, "created", (int64_t)(cr->ctime >> 32));
+	json_object_object_add(o, "epochs", json_object_new_array());
+	return o;
+}
+
 static int cluster_info(int argc, char **argv)
 {
 	uint32_t bufsize = 4 << 20;
 	char *buf = calloc(1, bufsize);
 	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_STAT_CLUSTER, .data_length = bufsize };
 	struct sd_rsp rsp;
-	int ret = sheep_exec(&req, buf, bufsize, &rsp);
+	int ret = buf ? sheep_exec(&req, buf, bufsize, &rsp) : -ENOMEM;
 	if (ret) {
 		free(buf);
 		return report_failure("cluster info", ret);
@@ -65,9 +92,11 @@ static int cluster_info(int argc, char **argv)
 	struct sd_cluster_rsp *cr = (struct sd_cluster_rsp *)&rsp;
 	time_t ct = cr->ctime >> 32;
 	char tbuf[64];
-	if (raw_output) {
-		const char *st = cr->status == SD_STATUS_OK ? "running" : cr->status == SD_STATUS_WAIT_FOR_FORMAT ?
-				 "unformatted" : cr->status == SD_STATUS_SHUTDOWN ? "shutdown" : "waiting";
+	struct json_object *doc = json_output ? cluster_info_json(&rsp) : NULL, *epochs = NULL;
+	if (doc) {
+		json_object_object_get_ex(doc, "epochs", &epochs);
+	} else if (raw_output) {
+		const char *st = cr->status == SD_STATUS_HALT ? "waiting" : status_word(cr->status);
 		printf("%s %u %u %lld\n", st, rsp.epoch, cr->nr_copies, (long long)ct);
 	} else {
 		printf("Cluster status: %s\n", status_str(cr->status, cr->recovery_disabled));
@@ -87,6 +116,17 @@ static int cluster_info(int argc, char **argv)
 		if (log->nr_nodes > SD_MAX_NODES || off + EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node) > rsp.data_length)
 			break;
 		time_t t = log->time;
+		off += EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node);
+		if (epochs) {
+			struct json_object *e = json_object_new_object(), *members = json_object_new_array();
+			json_add_u64(e, "epoch", log->epoch);
+			json_add_i64(e, "time", (int64_t)t);
+			for (uint32_t k = 0; k < log->nr_nodes; k++)
+				json_object_array_add(members, node_json(k, &log->nodes[k]));
+			json_object_object_add(e, "nodes", members);
+			json_object_array_add(epochs, e);
+			continue;
+		}
 		strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", localtime(&t));
 		if (raw_output)
 			printf("%u %lld", log->epoch, (long long)t);
@@ -98,8 +138,9 @@ static int cluster_info(int argc, char **argv)
 			printf(raw_output ? " %s" : "%s%s", raw_output ? nb : (k ? ", " : ""), raw_output ? "" : nb);
 		}
 		printf(raw_output ? "\n" : "]\n");
-		off += EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node);
 	}
+	if (doc)
+		json_print(doc);
 	free(buf);
 	return 0;
 }
@@ -142,13 +183,13 @@ static const struct collie_option check_opts[] = {
 static const struct subcommand cluster_subs[] = {
 	{ "format", "[-c COPIES]", "create a new cluster over the running nodes (erases their data)",
 	  format_opts, CMD_CLUSTER, 0, 0, cluster_format },
-	{ "info", "", "show the cluster's state and epoch history", NULL, CMD_CLUSTER, 0, 0, cluster_info },
+	{ "info", "", "show the cluster's state and epoch history", NULL, CMD_CLUSTER | CMD_JSON, 0, 0, cluster_info },
 	{ "shutdown", "", "stop every sheep of the cluster cleanly", NULL, CMD_CLUSTER, 0, 0, cluster_shutdown },
 	{ "recover", "enable|disable|force|throttle [N[:MS]]",
 	  "hold or resume automatic recovery; force: run on without the nodes that did not come back; "
 	  "throttle: N objects at once and MS ms pause on every node", NULL, CMD_CLUSTER, 1, 2, cluster_recover },
 	{ "check", "[-n]", "check that every object has all its replicas, identical; repair from the majority",
-	  check_opts, CMD_CLUSTER, 0, 0, cluster_check },
+	  check_opts, CMD_CLUSTER | CMD_JSON, 0, 0, cluster_check },
 	{ "keygen", "FILE", "write a fresh cluster key to the new file FILE (mode 0600)", NULL, 0, 1, 1,
 	  cluster_keygen },
 	{ NULL },

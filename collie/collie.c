@@ -14,6 +14,7 @@
 const char *sd_addr = "127.0.0.1";
 int sd_port = SD_LISTEN_PORT;
 bool raw_output;
+bool json_output;
 
 /* image commands live in their own file; collie works without them */
 extern const struct command image_command __attribute__((weak));
@@ -51,6 +52,11 @@ static const struct collie_option cluster_opts[] = {
 	{ 0 },
 };
 
+static const struct collie_option json_opts[] = {
+	{ OPT_OUTPUT, "output", 1, "human|json", "output format (collie(8) names the JSON fields)" },
+	{ 0 },
+};
+
 static const struct collie_option help_opt[] = {
 	{ 'h', "help", 0, NULL, "show this help" },
 	{ 0 },
@@ -73,9 +79,11 @@ static void print_options(FILE *fp, const struct collie_option *o)
 static void subcommand_usage(FILE *fp, const struct command *c, const struct subcommand *s)
 {
 	fprintf(fp, "Usage: collie %s %s %s\n%s\n", c->name, s->name, s->synopsis ? s->synopsis : "", s->help);
-	if ((s->options && s->options->key) || (s->flags & CMD_CLUSTER))
+	if ((s->options && s->options->key) || (s->flags & (CMD_CLUSTER | CMD_JSON)))
 		fprintf(fp, "Options:\n");
 	print_options(fp, s->options);
+	if (s->flags & CMD_JSON)
+		print_options(fp, json_opts);
 	if (s->flags & CMD_CLUSTER)
 		print_options(fp, cluster_opts);
 	print_options(fp, help_opt);
@@ -143,13 +151,15 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 	n = add_options(lo, n, shortopts, s->options);
 	if (s->flags & CMD_CLUSTER)
 		n = add_options(lo, n, shortopts, cluster_opts);
+	if (s->flags & CMD_JSON)
+		n = add_options(lo, n, shortopts, json_opts);
 	n = add_options(lo, n, shortopts, help_opt);
 	shortopts[0] = '-';   /* options may follow positional arguments */
 
 	char **pos = calloc(argc + 1, sizeof(char *));
 	int nr_pos = 0, ch;
 	if (!pos)
-		return 1;
+		return EXIT_SYSFAIL;
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
@@ -164,7 +174,7 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 				die_msg("%s %s: invalid option or missing argument: %s", c->name, s->name, argv[optind - 1]);
 			fprintf(stderr, "Try 'collie %s %s --help'.\n", c->name, s->name);
 			free(pos);
-			return 1;
+			return EXIT_USAGE;
 		}
 		if (ch == 'h') {
 			subcommand_usage(stdout, c, s);
@@ -199,7 +209,7 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 			if (*end || p < 1 || p > 65535) {
 				die_msg("invalid port '%s'", opt('p'));
 				free(pos);
-				return 1;
+				return EXIT_USAGE;
 			}
 			sd_port = p;
 		}
@@ -207,18 +217,26 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 		if (!*sd_addr || strlen(sd_addr) > 255) {
 			die_msg("invalid address '%s'", sd_addr);
 			free(pos);
-			return 1;
+			return EXIT_USAGE;
 		}
 		if (use_key_file(auth_key_file_choice(opt(OPT_KEY_FILE))) < 0) {
 			free(pos);
 			return 1;
 		}
 	}
+	if (opt(OPT_OUTPUT)) {
+		if (strcmp(opt(OPT_OUTPUT), "json") && strcmp(opt(OPT_OUTPUT), "human")) {
+			die_msg("--output must be 'human' or 'json', not '%s'", opt(OPT_OUTPUT));
+			free(pos);
+			return EXIT_USAGE;
+		}
+		json_output = !strcmp(opt(OPT_OUTPUT), "json");
+	}
 	if (nr_pos < s->min_args || (s->max_args >= 0 && nr_pos > s->max_args)) {
 		die_msg("%s %s: wrong number of arguments", c->name, s->name);
 		fprintf(stderr, "Usage: collie %s %s %s\n", c->name, s->name, s->synopsis ? s->synopsis : "");
 		free(pos);
-		return 1;
+		return EXIT_USAGE;
 	}
 	int ret = s->fn(nr_pos, pos);
 	free(pos);
@@ -236,8 +254,10 @@ int main(int argc, char **argv)
 					command_usage(stdout, commands[i]);
 					return 0;
 				}
+		if (argc < 2)
+			die_msg("no command given");
 		main_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 1 : 0;
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-v")) {
 		printf("collie (Sheepfold) 0.1\n");
@@ -250,16 +270,18 @@ int main(int argc, char **argv)
 	if (!c) {
 		die_msg("unknown command '%s'", argv[1]);
 		main_usage(stderr);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (argc < 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h") || !strcmp(argv[2], "help")) {
+		if (argc < 3)
+			die_msg("%s: no subcommand given", c->name);
 		command_usage(argc < 3 ? stderr : stdout, c);
-		return argc < 3 ? 1 : 0;
+		return argc < 3 ? EXIT_USAGE : EXIT_OK;
 	}
 	for (const struct subcommand *s = c->subs; s->name; s++)
 		if (!strcmp(s->name, argv[2]))
 			return run_subcommand(c, s, argc - 2, argv + 2);
 	die_msg("unknown %s command '%s'", c->name, argv[2]);
 	command_usage(stderr, c);
-	return 1;
+	return EXIT_USAGE;
 }

@@ -23,7 +23,7 @@ int report_failure(const char *what, int res)
 		die_msg("%s: cannot reach the sheep at %s:%d: %s", what, sd_addr, sd_port, strerror(-res));
 	else
 		die_msg("%s: %s", what, sd_strerror(res));
-	return 1;
+	return exit_status(res);
 }
 
 int get_node_list(struct sd_node **nodes, int *nr, int *local_idx)
@@ -84,4 +84,32 @@ int node_exec(const struct sd_node *n, struct sd_req *req, void *data, uint32_t 
 	char a[64];
 	addr_to_str(n->addr, a, sizeof(a));
 	return sd_request(a, n->port, req, data, size, rsp);
+}
+
+static const char *const cluster_state_words[] = {
+	[SD_STATUS_WAIT_FOR_FORMAT] = "not formatted (run: collie cluster format)",
+	[SD_STATUS_WAIT] = "waiting for its nodes to join",
+	[SD_STATUS_SHUTDOWN] = "shutting down",
+	[SD_STATUS_HALT] = "halted: not enough nodes",
+};
+
+int check_cluster_running(const char *what, struct sd_rsp *out)
+{
+	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_STAT_CLUSTER };
+	struct sd_rsp rsp;
+	int ret = sheep_exec(&req, NULL, 0, &rsp);
+	if (ret)
+		return report_failure(what, ret);
+	const struct sd_cluster_rsp *cr = (const struct sd_cluster_rsp *)&rsp;
+	if (cr->status != SD_STATUS_OK) {
+		const char *w = cr->status < ARRAY_SIZE(cluster_state_words) ? cluster_state_words[cr->status] : NULL;
+		if (w)
+			die_msg("%s: the cluster is %s", what, w);
+		else
+			die_msg("%s: the cluster is not running (status %u)", what, cr->status);
+		return EXIT_SYSFAIL;
+	}
+	if (out)
+		*out = rsp;
+	return 0;
 }

@@ -15,6 +15,7 @@
 #include "collie.h"
 #include "formats.h"
 #include "image_util.h"
+#include "json_out.h"
 #include "util.h"
 
 enum {
@@ -192,37 +193,30 @@ static void info_emit(void *ctx, const char *key, const char *value)
 		l->nr++;
 }
 
-static void json_string(FILE *fp, const char *s)
-{
-	fputc('"', fp);
-	for (; *s; s++) {
-		unsigned char c = *s;
-		if (c == '"' || c == '\\')
-			fprintf(fp, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(fp, "\\u%04x", c);
-		else
-			fputc(c, fp);
-	}
-	fputc('"', fp);
-}
-
 /* values that are numbers, booleans or JSON already stand as they are */
-static void json_value(FILE *fp, const char *v)
+static struct json_object *json_value(const char *v)
 {
 	char *end;
-	if (!strcmp(v, "true") || !strcmp(v, "false") || v[0] == '[' || v[0] == '{') {
-		fputs(v, fp);
-		return;
+	if (!strcmp(v, "true") || !strcmp(v, "false"))
+		return json_object_new_boolean(v[0] == 't');
+	if (v[0] == '[' || v[0] == '{') {
+		struct json_object *parsed = json_tokener_parse(v);
+		if (parsed)
+			return parsed;
 	}
 	if (*v && (isdigit((unsigned char)*v) || (*v == '-' && isdigit((unsigned char)v[1])))) {
-		strtoll(v, &end, 10);
-		if (!*end) {
-			fputs(v, fp);
-			return;
+		errno = 0;
+		if (*v == '-') {
+			long long n = strtoll(v, &end, 10);
+			if (!*end && !errno)
+				return json_object_new_int64(n);
+		} else {
+			unsigned long long n = strtoull(v, &end, 10);
+			if (!*end && !errno)
+				return json_object_new_uint64(n);
 		}
 	}
-	json_string(fp, v);
+	return json_object_new_string(v);
 }
 
 /* Format-specific data arrives as flat "key: value" pairs; dotted keys ("encrypt.format",
@@ -290,35 +284,30 @@ static bool info_is_array(const struct info_node *n)
 	return true;
 }
 
-static void info_json_node(const struct info_node *n, int indent, bool in_array)
+static struct json_object *info_json_node(const struct info_node *n)
 {
-	printf("%*s", indent, "");
-	if (!in_array) {
-		json_string(stdout, n->name);
-		printf(": ");
-	}
-	if (!n->child) {
-		json_value(stdout, n->value ? n->value : "");
-		return;
-	}
+	if (!n->child)
+		return json_value(n->value ? n->value : "");
 	bool arr = info_is_array(n);
-	printf("%s\n", arr ? "[" : "{");
+	struct json_object *o = arr ? json_object_new_array() : json_object_new_object();
 	for (const struct info_node *c = n->child; c; c = c->next) {
-		info_json_node(c, indent + 4, arr);
-		printf("%s\n", c->next ? "," : "");
+		if (arr)
+			json_object_array_add(o, info_json_node(c));
+		else
+			json_object_object_add(o, c->name, info_json_node(c));
 	}
-	printf("%*s%s", indent, "", arr ? "]" : "}");
+	return o;
 }
 
-static void info_print_json(const struct info_list *fs)
+static struct json_object *info_json(const struct info_list *fs)
 {
 	struct info_node root = { 0 };
+	struct json_object *o = json_object_new_object();
 	info_tree_build(&root, fs);
-	for (const struct info_node *c = root.child; c; c = c->next) {
-		info_json_node(c, 12, false);
-		printf("%s\n", c->next ? "," : "");
-	}
+	for (const struct info_node *c = root.child; c; c = c->next)
+		json_object_object_add(o, c->name, info_json_node(c));
 	info_tree_free(root.child);
+	return o;
 }
 
 static void info_print_key(const char *key)
@@ -410,7 +399,7 @@ static int image_info(int argc, char **argv)
 			json = true;
 		else if (strcmp(opt(IMG_OPT_OUTPUT), "human")) {
 			die_msg("--output must be 'human' or 'json', not '%s'", opt(IMG_OPT_OUTPUT));
-			return 1;
+			return EXIT_USAGE;
 		}
 	}
 	if (image_setup(opt(IMG_OPT_OBJECT)) < 0)
@@ -433,54 +422,46 @@ static int image_info(int argc, char **argv)
 	int64_t actual = image_actual_size(argv[0], &fs);
 	char *full_backing = img->backing_spec ? fmt_store_sibling(argv[0], img->backing_spec) : NULL;
 	if (json) {
-		printf("{\n");
+		struct json_object *doc = json_object_new_object();
 		if (nr_snaps) {
-			printf("    \"snapshots\": [\n");
+			struct json_object *list = json_object_new_array();
 			for (int i = 0; i < nr_snaps; i++) {
-				printf("        {\n            \"icount\": %u,\n            \"vm-clock-nsec\": %" PRIu64
-				       ",\n            \"name\": ", snaps[i].icount_valid ? 0 : 0, (uint64_t)(snaps[i].vm_clock_nsec % 1000000000u));
-				json_string(stdout, snaps[i].name);
-				printf(",\n            \"date-sec\": %" PRIu64 ",\n            \"date-nsec\": %" PRIu64
-				       ",\n            \"vm-clock-sec\": %" PRIu64 ",\n            \"id\": ",
-				       snaps[i].date_sec, snaps[i].date_nsec, (uint64_t)(snaps[i].vm_clock_nsec / 1000000000u));
-				json_string(stdout, snaps[i].id);
-				printf(",\n            \"vm-state-size\": %" PRIu64 "\n        }%s\n", snaps[i].vm_state_size,
-				       i + 1 < nr_snaps ? "," : "");
+				struct json_object *sn = json_object_new_object();
+				json_add_u64(sn, "icount", 0);
+				json_add_u64(sn, "vm-clock-nsec", snaps[i].vm_clock_nsec % 1000000000u);
+				json_add_str(sn, "name", snaps[i].name);
+				json_add_u64(sn, "date-sec", snaps[i].date_sec);
+				json_add_u64(sn, "date-nsec", snaps[i].date_nsec);
+				json_add_u64(sn, "vm-clock-sec", snaps[i].vm_clock_nsec / 1000000000u);
+				json_add_str(sn, "id", snaps[i].id);
+				json_add_u64(sn, "vm-state-size", snaps[i].vm_state_size);
+				json_object_array_add(list, sn);
 			}
-			printf("    ],\n");
+			json_object_object_add(doc, "snapshots", list);
 		}
-		if (img->backing_fmt) {
-			printf("    \"backing-filename-format\": ");
-			json_string(stdout, img->backing_fmt);
-			printf(",\n");
-		}
-		printf("    \"virtual-size\": %" PRIu64 ",\n    \"filename\": ", img->virtual_size);
-		json_string(stdout, argv[0]);
-		printf(",\n");
+		if (img->backing_fmt)
+			json_add_str(doc, "backing-filename-format", img->backing_fmt);
+		json_add_u64(doc, "virtual-size", img->virtual_size);
+		json_add_str(doc, "filename", argv[0]);
 		if (img->cluster_size)
-			printf("    \"cluster-size\": %u,\n", img->cluster_size);
-		printf("    \"format\": ");
-		json_string(stdout, img->drv->name);
-		printf(",\n");
+			json_add_u64(doc, "cluster-size", img->cluster_size);
+		json_add_str(doc, "format", img->drv->name);
 		if (actual >= 0)
-			printf("    \"actual-size\": %" PRId64 ",\n", actual);
+			json_add_i64(doc, "actual-size", actual);
 		if (fs.nr) {
-			printf("    \"format-specific\": {\n        \"type\": ");
-			json_string(stdout, img->drv->name);
-			printf(",\n        \"data\": {\n");
-			info_print_json(&fs);
-			printf("        }\n    },\n");
+			struct json_object *spec = json_object_new_object();
+			json_add_str(spec, "type", img->drv->name);
+			json_object_object_add(spec, "data", info_json(&fs));
+			json_object_object_add(doc, "format-specific", spec);
 		}
 		if (img->encrypted)
-			printf("    \"encrypted\": true,\n");
+			json_add_bool(doc, "encrypted", true);
 		if (img->backing_spec) {
-			printf("    \"full-backing-filename\": ");
-			json_string(stdout, full_backing ? full_backing : img->backing_spec);
-			printf(",\n    \"backing-filename\": ");
-			json_string(stdout, img->backing_spec);
-			printf(",\n");
+			json_add_str(doc, "full-backing-filename", full_backing ? full_backing : img->backing_spec);
+			json_add_str(doc, "backing-filename", img->backing_spec);
 		}
-		printf("    \"dirty-flag\": false\n}\n");
+		json_add_bool(doc, "dirty-flag", false);
+		json_print(doc);
 	} else {
 		printf("image: %s\nfile format: %s\nvirtual size: %s (%" PRIu64 " bytes)\ndisk size: %s\n", argv[0],
 		       img->drv->name, image_human_size(img->virtual_size, buf, sizeof(buf)), img->virtual_size,
@@ -546,21 +527,22 @@ static int image_check(int argc, char **argv)
 		goto out;
 	}
 	if (json) {
-		printf("{\n    \"image-end-offset\": %" PRIu64 ",\n    \"total-clusters\": %" PRIu64
-		       ",\n    \"check-errors\": %" PRIu64 ",\n", r.image_end_offset, r.total_clusters, r.check_errors);
+		struct json_object *doc = json_object_new_object();
+		json_add_u64(doc, "image-end-offset", r.image_end_offset);
+		json_add_u64(doc, "total-clusters", r.total_clusters);
+		json_add_u64(doc, "check-errors", r.check_errors);
 		if (r.leaks)
-			printf("    \"leaks\": %" PRIu64 ",\n", r.leaks);
+			json_add_u64(doc, "leaks", r.leaks);
 		if (r.corruptions)
-			printf("    \"corruptions\": %" PRIu64 ",\n", r.corruptions);
+			json_add_u64(doc, "corruptions", r.corruptions);
 		if (r.fragmented_clusters)
-			printf("    \"fragmented-clusters\": %" PRIu64 ",\n", r.fragmented_clusters);
+			json_add_u64(doc, "fragmented-clusters", r.fragmented_clusters);
 		if (r.compressed_clusters)
-			printf("    \"compressed-clusters\": %" PRIu64 ",\n", r.compressed_clusters);
-		printf("    \"allocated-clusters\": %" PRIu64 ",\n    \"filename\": ", r.allocated_clusters);
-		json_string(stdout, argv[0]);
-		printf(",\n    \"format\": ");
-		json_string(stdout, img->drv->name);
-		printf("\n}\n");
+			json_add_u64(doc, "compressed-clusters", r.compressed_clusters);
+		json_add_u64(doc, "allocated-clusters", r.allocated_clusters);
+		json_add_str(doc, "filename", argv[0]);
+		json_add_str(doc, "format", img->drv->name);
+		json_print(doc);
 	} else {
 		if (!r.corruptions && !r.leaks && !r.check_errors)
 			printf("No errors were found on the image.\n");
@@ -715,15 +697,20 @@ struct map_extent {
 	const char *file;
 };
 
-static void map_print(const struct map_extent *e, bool json, bool *first)
+/* one extent: into the JSON array (printed at the end), or a human line if it holds data */
+static void map_print(const struct map_extent *e, struct json_object *json, bool *first)
 {
 	if (json) {
-		printf("%s{ \"start\": %" PRIu64 ", \"length\": %" PRIu64 ", \"depth\": %d, \"present\": %s, \"zero\": %s,"
-		       " \"data\": %s", *first ? "[" : ",\n", e->start, e->length, e->depth, e->present ? "true" : "false",
-		       e->zero ? "true" : "false", e->data ? "true" : "false");
+		struct json_object *o = json_object_new_object();
+		json_add_u64(o, "start", e->start);
+		json_add_u64(o, "length", e->length);
+		json_add_i64(o, "depth", e->depth);
+		json_add_bool(o, "present", e->present);
+		json_add_bool(o, "zero", e->zero);
+		json_add_bool(o, "data", e->data);
 		if (e->has_offset)
-			printf(", \"offset\": %" PRIu64, e->offset);
-		printf("}");
+			json_add_u64(o, "offset", e->offset);
+		json_object_array_add(json, o);
 	} else if (e->data) {
 		if (*first)
 			printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
@@ -744,7 +731,6 @@ static void map_print(const struct map_extent *e, bool json, bool *first)
 static int image_map(int argc, char **argv)
 {
 	struct fmt_image *img = NULL;
-	bool json = opt(IMG_OPT_OUTPUT) && !strcmp(opt(IMG_OPT_OUTPUT), "json");
 	bool first = true, have = false;
 	struct map_extent cur = { 0 };
 	uint64_t off = 0;
@@ -756,12 +742,14 @@ static int image_map(int argc, char **argv)
 		die_msg("%s", fmt_last_error());
 		return 1;
 	}
+	struct json_object *json = opt(IMG_OPT_OUTPUT) && !strcmp(opt(IMG_OPT_OUTPUT), "json") ?
+				   json_object_new_array() : NULL;
 	while (off < img->virtual_size) {
 		unsigned bits;
 		uint64_t run;
 		int depth;
 		if (fmt_image_block_status_deep(img, off, img->virtual_size - off, &bits, &run, &depth) < 0) {
-			if (!first || have)
+			if (!json && (!first || have))
 				printf("\n");
 			die_msg("%s", fmt_last_error());
 			goto out;
@@ -799,10 +787,14 @@ static int image_map(int argc, char **argv)
 	}
 	if (have)
 		map_print(&cur, json, &first);
-	if (json)
-		printf("%s\n", first ? "[]" : "]");
+	if (json) {
+		json_print_lines(json);
+		json = NULL;
+	}
 	ret = 0;
 out:
+	if (json)
+		json_object_put(json);
 	fmt_image_close(img);
 	return ret;
 }

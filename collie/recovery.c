@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "collie.h"
+#include "json_out.h"
 #include "net.h"
 #include "ring.h"
 #include "sd_client.h"
@@ -33,7 +34,8 @@ int node_recovery(int argc, char **argv)
 	int nr, ret = get_node_list(&nodes, &nr, NULL), failed = 0;
 	if (ret)
 		return report_failure("node recovery", ret);
-	if (!raw_output)
+	struct json_object *list = json_output ? json_object_new_array() : NULL;
+	if (!raw_output && !list)
 		printf("  Id   Host:Port                 Epoch  State        Progress           Rate      Throttle\n");
 	for (int i = 0; i < nr; i++) {
 		struct recovery_info ri;
@@ -45,12 +47,27 @@ int node_recovery(int argc, char **argv)
 		ret = node_exec(&nodes[i], &req, &ri, sizeof(ri), &rsp);
 		if (ret || rsp.data_length < sizeof(ri)) {
 			die_msg("node recovery: cannot reach node %d (%s)", i, nb);
-			failed = 1;
+			failed = EXIT_SYSFAIL;
 			continue;
 		}
 		uint64_t rate = ri.elapsed_ms ? ri.bytes * 1000 / ri.elapsed_ms : 0;
 		const char *state = phase_str(ri.phase);
-		if (raw_output) {
+		if (list) {
+			struct json_object *o = node_json(i, &nodes[i]);
+			json_add_u64(o, "epoch", ri.epoch);
+			json_add_str(o, "state", state);
+			json_add_bool(o, "cluster-done", ri.cluster_done);
+			json_add_u64(o, "done", ri.done);
+			json_add_u64(o, "total", ri.total);
+			json_add_u64(o, "failed", ri.failed);
+			json_add_u64(o, "bytes", ri.bytes);
+			json_add_u64(o, "rate", rate);
+			json_add_u64(o, "inflight", ri.inflight);
+			json_add_u64(o, "pause-ms", ri.pause_ms);
+			json_object_object_add(o, "message", json_object_new_string_len(ri.message,
+									  strnlen(ri.message, sizeof(ri.message))));
+			json_object_array_add(list, o);
+		} else if (raw_output) {
 			printf("%d %s %u %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %u %u %u\n", i, nb, ri.epoch,
 			       state, ri.done, ri.total, ri.failed, rate, ri.cluster_done, ri.inflight, ri.pause_ms);
 		} else {
@@ -64,6 +81,8 @@ int node_recovery(int argc, char **argv)
 			       ri.message[0] ? "  " : "", ri.message[0] ? ri.message : "");
 		}
 	}
+	if (list)
+		json_print(list);
 	free(nodes);
 	return failed;
 }
@@ -122,14 +141,45 @@ int cluster_recover(int argc, char **argv)
 	if (!strcmp(argv[0], "throttle"))
 		return cluster_recover_throttle(argc - 1, argv + 1);
 	die_msg("cluster recover: unknown action '%s' (enable, disable, force or throttle)", argv[0]);
-	return 1;
+	return EXIT_USAGE;
 }
 
 /* ---- cluster check ---- */
 
 struct check_stats {
 	uint64_t objects, replicas_missing, replicas_differ, repaired, unrepaired;
+	struct json_object *problems;   /* --output=json: the problems found, else NULL */
 };
+
+/* one problem: a line of the report, or an entry of "problems" ({"oid", "vdi-id", "node",
+ * "problem", "outcome"}); node may be NULL, outcome NULL when nothing was tried */
+static void check_report(struct check_stats *st, uint64_t oid, uint32_t vid, const char *node,
+			 const char *problem, const char *outcome)
+{
+	if (st->problems) {
+		struct json_object *o = json_object_new_object();
+		char hex[20];
+		snprintf(hex, sizeof(hex), "%016" PRIx64, oid);
+		json_add_str(o, "oid", oid ? hex : "");
+		json_add_u64(o, "vdi-id", oid ? oid_to_vid(oid) : vid);
+		json_add_str(o, "node", node);
+		json_add_str(o, "problem", problem);
+		json_add_str(o, "outcome", outcome ? outcome : "reported");
+		json_object_array_add(st->problems, o);
+		return;
+	}
+	if (!oid)
+		printf("VDI %06" PRIx32 ": its %s cannot be read\n", vid,
+		       !strcmp(problem, "inode-unreadable") ? "inode" : "object index");
+	else if (!strcmp(problem, "no-replica"))
+		printf("object %016" PRIx64 ": no replica found on any of its nodes\n", oid);
+	else if (!strcmp(problem, "missing"))
+		printf("object %016" PRIx64 ": replica missing on %s%s%s\n", oid, node, outcome ? ": " : "",
+		       outcome ? outcome : "");
+	else
+		printf("object %016" PRIx64 ": replica on %s differs from the majority%s%s\n", oid, node,
+		       outcome ? ": " : "", outcome ? outcome : "");
+}
 
 /* the whole object from node n */
 static int read_replica(const struct sd_node *n, uint64_t oid, void *buf, uint32_t size)
@@ -180,7 +230,7 @@ static void check_object(const struct vnode_info *vi, uint64_t oid, uint32_t obj
 		}
 	}
 	if (good < 0) {
-		printf("object %016" PRIx64 ": no replica found on any of its %d nodes\n", oid, nr);
+		check_report(st, oid, 0, NULL, "no-replica", NULL);
 		st->replicas_missing += nr;
 		st->unrepaired++;
 		return;
@@ -193,21 +243,19 @@ static void check_object(const struct vnode_info *vi, uint64_t oid, uint32_t obj
 		if (!res[i] && h[i].crc == h[good].crc)
 			continue;
 		node_to_str(n, nb, sizeof(nb));
-		if (res[i]) {
+		const char *problem = res[i] ? "missing" : "differs";
+		if (res[i])
 			st->replicas_missing++;
-			printf("object %016" PRIx64 ": replica missing on %s", oid, nb);
-		} else {
+		else
 			st->replicas_differ++;
-			printf("object %016" PRIx64 ": replica on %s differs from the majority", oid, nb);
-		}
 		if (!repair) {
-			printf("\n");
+			check_report(st, oid, 0, nb, problem, NULL);
 			continue;
 		}
 		if (!buf) {
 			buf = malloc(obj_size);
 			if (!buf || read_replica(&vi->nodes[idx[good]], oid, buf, obj_size)) {
-				printf(": cannot read the good replica, not repaired\n");
+				check_report(st, oid, 0, nb, problem, "cannot read the good replica, not repaired");
 				st->unrepaired++;
 				free(buf);
 				buf = NULL;
@@ -215,10 +263,10 @@ static void check_object(const struct vnode_info *vi, uint64_t oid, uint32_t obj
 			}
 		}
 		if (write_replica(n, oid, buf, obj_size, epoch)) {
-			printf(": repair failed\n");
+			check_report(st, oid, 0, nb, problem, "repair failed");
 			st->unrepaired++;
 		} else {
-			printf(": repaired\n");
+			check_report(st, oid, 0, nb, problem, "repaired");
 			st->repaired++;
 		}
 	}
@@ -232,37 +280,32 @@ int cluster_check(int argc, char **argv)
 	struct vnode_info *vi = NULL;
 	uint8_t *bitmap = NULL;
 	uint32_t *index = NULL;
-	struct check_stats st = { 0 };
-	int nr, ret, nr_vdis = 0, status = 1;
+	struct check_stats st = { .problems = json_output ? json_object_new_array() : NULL };
+	int nr, ret, nr_vdis = 0, status = EXIT_FAILED;
 
 	ret = get_node_list(&nodes, &nr, NULL);
 	if (ret)
 		return report_failure("cluster check", ret);
-	struct sd_req creq = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_STAT_CLUSTER };
 	struct sd_rsp crsp;
-	ret = sheep_exec(&creq, NULL, 0, &crsp);
+	ret = check_cluster_running("cluster check", &crsp);
 	if (ret) {
-		report_failure("cluster check", ret);
+		status = ret;
 		goto out;
 	}
 	const struct sd_cluster_rsp *cr = (const struct sd_cluster_rsp *)&crsp;
-	if (cr->status != SD_STATUS_OK) {
-		die_msg("cluster check: the cluster is not running (status %u)", cr->status);
-		goto out;
-	}
 	uint32_t epoch = crsp.epoch;
 	vi = ring_build(nodes, nr);
 	bitmap = calloc(1, SD_NR_VDIS / 8);
 	index = calloc(SD_INODE_DATA_INDEX, sizeof(uint32_t));
 	if (!vi || !bitmap || !index) {
-		die_msg("cluster check: out of memory");
+		status = report_failure("cluster check", -ENOMEM);
 		goto out;
 	}
 	struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_VDIS, .data_length = SD_NR_VDIS / 8 };
 	struct sd_rsp rsp;
 	ret = sheep_exec(&req, bitmap, SD_NR_VDIS / 8, &rsp);
 	if (ret) {
-		report_failure("cluster check", ret);
+		status = report_failure("cluster check", ret);
 		goto out;
 	}
 	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++) {
@@ -270,7 +313,7 @@ int cluster_check(int argc, char **argv)
 			continue;
 		struct sd_inode_header h;
 		if (sd_read_inode_header(sd_addr, sd_port, vid, &h)) {
-			printf("VDI %06" PRIx32 ": its inode cannot be read\n", vid);
+			check_report(&st, 0, vid, NULL, "inode-unreadable", NULL);
 			st.unrepaired++;
 			continue;
 		}
@@ -280,7 +323,7 @@ int cluster_check(int argc, char **argv)
 		nr_vdis++;
 		check_object(vi, vid_to_vdi_oid(vid), SD_INODE_SIZE, copies, epoch, repair, &st);
 		if (nr_objs > SD_INODE_DATA_INDEX || sd_read_inode_index(sd_addr, sd_port, vid, index, nr_objs)) {
-			printf("VDI %06" PRIx32 ": its object index cannot be read\n", vid);
+			check_report(&st, 0, vid, NULL, "index-unreadable", NULL);
 			st.unrepaired++;
 			continue;
 		}
@@ -288,7 +331,21 @@ int cluster_check(int argc, char **argv)
 			if (index[i] == vid)
 				check_object(vi, vid_to_data_oid(vid, i), obj_size, copies, epoch, repair, &st);
 	}
-	if (!st.replicas_missing && !st.replicas_differ && !st.unrepaired) {
+	if (st.problems) {
+		struct json_object *doc = json_object_new_object();
+		json_add_u64(doc, "vdis", nr_vdis);
+		json_add_u64(doc, "objects", st.objects);
+		json_add_u64(doc, "replicas-missing", st.replicas_missing);
+		json_add_u64(doc, "replicas-differ", st.replicas_differ);
+		json_add_u64(doc, "repaired", st.repaired);
+		json_add_u64(doc, "unrepaired", st.unrepaired);
+		json_object_object_add(doc, "problems", st.problems);
+		st.problems = NULL;
+		json_print(doc);
+		status = EXIT_OK;
+		if (st.unrepaired || (!repair && (st.replicas_missing || st.replicas_differ)))
+			status = EXIT_FAILED;
+	} else if (!st.replicas_missing && !st.replicas_differ && !st.unrepaired) {
 		printf("checked %" PRIu64 " objects of %d VDI%s: every replica present and identical\n", st.objects,
 		       nr_vdis, nr_vdis == 1 ? "" : "s");
 		status = 0;
@@ -296,11 +353,13 @@ int cluster_check(int argc, char **argv)
 		printf("checked %" PRIu64 " objects of %d VDI%s: %" PRIu64 " replicas missing, %" PRIu64
 		       " differing, %" PRIu64 " repaired, %" PRIu64 " not repaired\n", st.objects, nr_vdis,
 		       nr_vdis == 1 ? "" : "s", st.replicas_missing, st.replicas_differ, st.repaired, st.unrepaired);
-		status = repair && !st.unrepaired ? 0 : 1;
+		status = repair && !st.unrepaired ? EXIT_OK : EXIT_FAILED;
 		if (status)
 			die_msg("cluster check: %s", repair ? "some objects could not be repaired" : "the cluster needs repair");
 	}
 out:
+	if (st.problems)
+		json_object_put(st.problems);
 	if (vi)
 		ring_free(vi);
 	free(index);

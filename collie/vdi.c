@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "collie.h"
+#include "json_out.h"
 #include "net.h"
 #include "sd_client.h"
 #include "util.h"
@@ -22,28 +23,28 @@ static int vdi_create(int argc, char **argv)
 {
 	uint64_t size, copies = 0;
 	if (check_vdi_name(argv[0]) < 0 || parse_size_arg(argv[1], "size", &size) < 0)
-		return 1;
+		return EXIT_USAGE;
 	if (!size || size > SD_MAX_VDI_SIZE) {
 		die_msg("invalid VDI size %" PRIu64 ": from 1 byte to 4 TiB", size);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
 		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
-		return 1;
+		return EXIT_USAGE;
 	}
 	uint64_t shift = 0;
 	if (opt('z') && (parse_u64(opt('z'), &shift) < 0 || shift < 20 || shift > 31)) {
 		die_msg("invalid object size shift '%s' (20 to 31: 1 MiB to 2 GiB objects)", opt('z'));
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (shift && size > (UINT64_C(1) << shift) * SD_INODE_DATA_INDEX) {
 		die_msg("invalid VDI size %" PRIu64 ": at most %" PRIu64 " bytes with -z %" PRIu64, size,
 			(UINT64_C(1) << shift) * SD_INODE_DATA_INDEX, shift);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (shift && opt_set('P')) {
 		die_msg("vdi create: -P and -z cannot be combined");
-		return 1;
+		return EXIT_USAGE;
 	}
 	uint32_t vid;
 	int ret;
@@ -72,7 +73,7 @@ static int vdi_delete(int argc, char **argv)
 {
 	char what[600];
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
-		return 1;
+		return EXIT_USAGE;
 	snprintf(what, sizeof(what), "vdi delete %s%s%s", argv[0], opt('s') ? " -s " : "", opt('s') ? opt('s') : "");
 	int ret = sd_vdi_delete(sd_addr, sd_port, argv[0], opt('s'));
 	switch (ret) {
@@ -80,10 +81,10 @@ static int vdi_delete(int argc, char **argv)
 		return 0;
 	case SD_RES_NO_TAG:
 		die_msg("%s: no such snapshot", what);
-		return 1;
+		return EXIT_MISSING;
 	case SD_RES_VDI_LOCKED:
 		die_msg("%s: the VDI is locked (see: collie vdi lock list)", what);
-		return 1;
+		return EXIT_FAILED;
 	}
 	return report_failure(what, ret);
 }
@@ -101,6 +102,7 @@ static void print_raw_name(const char *s)
 static int vdi_list(int argc, char **argv)
 {
 	struct vdi_entry *list = NULL;
+	struct json_object *json_list = json_output ? json_object_new_array() : NULL;
 	uint32_t *index = calloc(SD_INODE_DATA_INDEX, sizeof(uint32_t));
 	int nr = 0, fd = -1, ret = -ENOMEM;
 	if (!index)
@@ -113,7 +115,7 @@ static int vdi_list(int argc, char **argv)
 		ret = fd;
 		goto out;
 	}
-	if (!raw_output)
+	if (!raw_output && !json_list)
 		printf("  Name        Id    Size    Used  Shared    Creation time   VDI id  Copies  Tag            Block Size Shift\n");
 	for (int k = 0; k < nr; k++) {
 		const struct sd_inode_header *h = &list[k].hdr;
@@ -137,7 +139,15 @@ static int vdi_list(int argc, char **argv)
 		time_t ct = (h->snap_ctime ? h->snap_ctime : h->create_time) >> 32;
 		char tbuf[64], s1[32], s2[32], s3[32];
 		bool snap = h->snap_ctime != 0, clone = !snap && (h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_CLONE);
-		if (raw_output) {
+		if (json_list) {
+			struct json_object *o = vdi_json(h, vid);
+			json_add_u64(o, "size", h->vdi_size);
+			json_add_u64(o, "used", used << shift);
+			json_add_u64(o, "shared", shared << shift);
+			json_add_u64(o, "copies", h->nr_copies);
+			json_add_u64(o, "block-size-shift", shift);
+			json_object_array_add(json_list, o);
+		} else if (raw_output) {
 			printf("%c ", snap ? 's' : clone ? 'c' : '=');
 			print_raw_name(h->name);
 			printf(" %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %lld %x %u %s %u\n", snap ? h->snap_id : 0,
@@ -149,8 +159,13 @@ static int vdi_list(int argc, char **argv)
 			       fmt_size(shared << shift, s3, sizeof(s3)), tbuf, vid, h->nr_copies, h->tag, shift);
 		}
 	}
+	if (json_list)
+		json_print(json_list);
+	json_list = NULL;
 	ret = 0;
 out:
+	if (json_list)
+		json_object_put(json_list);
 	if (fd >= 0)
 		close(fd);
 	free(list);
@@ -164,7 +179,7 @@ static int vdi_resize(int argc, char **argv)
 	uint32_t vid;
 	struct sd_inode_header h;
 	if (check_vdi_name(argv[0]) < 0 || parse_size_arg(argv[1], "size", &size) < 0)
-		return 1;
+		return EXIT_USAGE;
 	int ret = sd_vdi_lookup(sd_addr, sd_port, argv[0], NULL, &vid);
 	if (!ret)
 		ret = sd_read_inode_header(sd_addr, sd_port, vid, &h);
@@ -174,14 +189,14 @@ static int vdi_resize(int argc, char **argv)
 	uint64_t max = (UINT64_C(1) << shift) * SD_INODE_DATA_INDEX;
 	if (!size || size > max) {
 		die_msg("vdi resize: invalid size %" PRIu64 " (at most %" PRIu64 " bytes)", size, max);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (size < h.vdi_size) {
 		/* shrinking is safe only if no data lies past the new end */
 		uint64_t first = DIV_ROUND_UP(size, UINT64_C(1) << shift), last = DIV_ROUND_UP(h.vdi_size, UINT64_C(1) << shift);
 		uint32_t *index = calloc(last, sizeof(uint32_t));
 		if (!index)
-			return 1;
+			return report_failure("vdi resize", -ENOMEM);
 		ret = sd_read_inode_index(sd_addr, sd_port, vid, index, last);
 		bool tail_used = (size & ((UINT64_C(1) << shift) - 1)) && index[first - 1];
 		for (uint64_t i = first; i < last && !ret; i++)
@@ -192,7 +207,7 @@ static int vdi_resize(int argc, char **argv)
 			return report_failure("vdi resize", ret);
 		if (tail_used) {
 			die_msg("vdi resize: cannot shrink %s to %" PRIu64 " bytes: data is stored past that size", argv[0], size);
-			return 1;
+			return EXIT_FAILED;
 		}
 	}
 	struct sd_req req = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_WRITE_OBJ,
@@ -226,25 +241,26 @@ static void *io_slot_run(void *arg)
 	return NULL;
 }
 
+/* OFFSET and LEN arguments within a VDI of size bytes: 0, or the exit status of the error */
 static int parse_range(int argc, char **argv, uint64_t size, uint64_t *off, uint64_t *len, bool *len_given)
 {
 	*off = 0;
 	*len = size;
 	*len_given = false;
 	if (argc > 1 && parse_size_arg(argv[1], "offset", off) < 0)
-		return -1;
+		return EXIT_USAGE;
 	if (*off > size) {
 		die_msg("offset %" PRIu64 " is past the end of the VDI (%" PRIu64 " bytes)", *off, size);
-		return -1;
+		return EXIT_FAILED;
 	}
 	*len = size - *off;
 	if (argc > 2) {
 		if (parse_size_arg(argv[2], "length", len) < 0)
-			return -1;
+			return EXIT_USAGE;
 		if (*len > size - *off) {
 			die_msg("offset + length (%" PRIu64 " + %" PRIu64 ") is past the end of the VDI (%" PRIu64 " bytes)",
 				*off, *len, size);
-			return -1;
+			return EXIT_FAILED;
 		}
 		*len_given = true;
 	}
@@ -272,13 +288,14 @@ static int vdi_read(int argc, char **argv)
 	uint64_t off, len;
 	bool len_given;
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
-		return 1;
+		return EXIT_USAGE;
 	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), false, &vdi);
 	if (ret)
 		return report_failure("vdi read", ret);
-	if (parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given) < 0) {
+	ret = parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given);
+	if (ret) {
 		sd_vdi_close(vdi);
-		return 1;
+		return ret;
 	}
 	uint32_t objsize = sd_vdi_object_size(vdi);
 	struct io_slot slots[IO_WINDOW];
@@ -310,7 +327,7 @@ static int vdi_read(int argc, char **argv)
 	sd_vdi_close(vdi);
 	if (ret > 0 || ret < -1)
 		return report_failure("vdi read", ret);
-	return ret ? 1 : 0;
+	return ret ? EXIT_FAILED : EXIT_OK;
 }
 
 static int vdi_write(int argc, char **argv)
@@ -319,17 +336,18 @@ static int vdi_write(int argc, char **argv)
 	uint64_t off, len;
 	bool len_given;
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
-		return 1;
+		return EXIT_USAGE;
 	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), true, &vdi);
 	if (ret == SD_RES_READONLY) {
 		die_msg("vdi write %s: snapshot '%s' is read-only (clone it to write)", argv[0], opt('s'));
-		return 1;
+		return EXIT_FAILED;
 	}
 	if (ret)
 		return report_failure("vdi write", ret);
-	if (parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given) < 0) {
+	ret = parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given);
+	if (ret) {
 		sd_vdi_close(vdi);
-		return 1;
+		return ret;
 	}
 	/* a regular file on stdin: refuse before writing anything if it cannot fit */
 	struct stat st;
@@ -340,7 +358,7 @@ static int vdi_write(int argc, char **argv)
 			die_msg("vdi write: the input (%" PRIu64 " bytes) does not fit in %s at offset %" PRIu64
 				" (%" PRIu64 " bytes left)", avail, argv[0], off, len);
 			sd_vdi_close(vdi);
-			return 1;
+			return EXIT_FAILED;
 		}
 	}
 	uint32_t objsize = sd_vdi_object_size(vdi);
@@ -405,7 +423,7 @@ static int vdi_write(int argc, char **argv)
 	sd_vdi_close(vdi);
 	if (ret > 0 || ret < -1)
 		return report_failure("vdi write", ret);
-	return ret ? 1 : 0;
+	return ret ? EXIT_FAILED : EXIT_OK;
 }
 
 /* ---- where objects live ---- */
@@ -421,6 +439,21 @@ static bool has_oid(const uint64_t *list, size_t n, uint64_t oid)
 	return n && bsearch(&oid, list, n, sizeof(uint64_t), cmp_u64);
 }
 
+/* {"type": inode|data, "index" (-1 for the inode), "oid", "allocated", "copies", "nodes"} */
+static struct json_object *object_json(int64_t idx, uint64_t oid, struct json_object *holders)
+{
+	struct json_object *o = json_object_new_object();
+	char hex[20];
+	snprintf(hex, sizeof(hex), "%016" PRIx64, oid);
+	json_add_str(o, "type", idx < 0 ? "inode" : "data");
+	json_add_i64(o, "index", idx);
+	json_add_str(o, "oid", oid ? hex : "");
+	json_add_bool(o, "allocated", oid != 0);
+	json_add_u64(o, "copies", holders ? json_object_array_length(holders) : 0);
+	json_object_object_add(o, "nodes", holders ? holders : json_object_new_array());
+	return o;
+}
+
 static int vdi_object(int argc, char **argv)
 {
 	struct sd_node *nodes;
@@ -429,10 +462,10 @@ static int vdi_object(int argc, char **argv)
 	struct sd_vdi *vdi;
 	uint64_t want = UINT64_MAX;
 	if (check_vdi_name(argv[0]) < 0)
-		return 1;
+		return EXIT_USAGE;
 	if (opt('i') && parse_u64(opt('i'), &want) < 0) {
 		die_msg("invalid index '%s'", opt('i'));
-		return 1;
+		return EXIT_USAGE;
 	}
 	ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), false, &vdi);
 	if (ret)
@@ -442,7 +475,7 @@ static int vdi_object(int argc, char **argv)
 	if (want != UINT64_MAX && want >= nr_objs) {
 		die_msg("index %" PRIu64 " is past the end of %s (%u objects)", want, argv[0], nr_objs);
 		sd_vdi_close(vdi);
-		return 1;
+		return EXIT_FAILED;
 	}
 	ret = get_node_list(&nodes, &nr_nodes, NULL);
 	if (ret) {
@@ -466,7 +499,8 @@ static int vdi_object(int argc, char **argv)
 		counts[i] = rsp.data_length / sizeof(uint64_t);
 		qsort(lists[i], counts[i], sizeof(uint64_t), cmp_u64);
 	}
-	if (!raw_output)
+	struct json_object *objs = json_output ? json_object_new_array() : NULL;
+	if (!raw_output && !objs)
 		printf("Index    Object ID         Copies  Nodes\n");
 	for (int64_t idx = -1; idx < (int64_t)nr_objs; idx++) {
 		uint64_t oid;
@@ -478,7 +512,9 @@ static int vdi_object(int argc, char **argv)
 			if (want != UINT64_MAX && (uint64_t)idx != want)
 				continue;
 			if (!index[idx]) {
-				if (want != UINT64_MAX)
+				if (want != UINT64_MAX && objs)
+					json_object_array_add(objs, object_json(idx, 0, NULL));
+				else if (want != UINT64_MAX)
 					printf(raw_output ? "%" PRId64 " unallocated\n" : "%-8" PRId64 " (not allocated)\n", idx);
 				continue;
 			}
@@ -487,9 +523,15 @@ static int vdi_object(int argc, char **argv)
 		int copies = 0;
 		char line[8192] = "";
 		size_t pos = 0;
+		struct json_object *holders = objs ? json_object_new_array() : NULL;
 		for (int i = 0; i < nr_nodes; i++) {
 			if (!has_oid(lists[i], counts[i], oid))
 				continue;
+			if (holders) {
+				json_object_array_add(holders, node_json(i, &nodes[i]));
+				copies++;
+				continue;
+			}
 			char nb[80];
 			node_to_str(&nodes[i], nb, sizeof(nb));
 			pos += snprintf(line + pos, sizeof(line) - MIN(pos, sizeof(line)), " %s", nb);
@@ -497,12 +539,16 @@ static int vdi_object(int argc, char **argv)
 			if (pos >= sizeof(line))
 				break;
 		}
-		if (idx < 0)
+		if (objs)
+			json_object_array_add(objs, object_json(idx, oid, holders));
+		else if (idx < 0)
 			printf(raw_output ? "inode %016" PRIx64 " %d%s\n" : "inode    %016" PRIx64 "  %6d %s\n", oid, copies, line);
 		else
 			printf(raw_output ? "%" PRId64 " %016" PRIx64 " %d%s\n" : "%-8" PRId64 " %016" PRIx64 "  %6d %s\n", idx, oid,
 			       copies, line);
 	}
+	if (objs)
+		json_print(objs);
 	for (int i = 0; i < nr_nodes; i++)
 		free(lists[i]);
 	free(lists);
@@ -563,9 +609,9 @@ static const struct subcommand vdi_subs[] = {
 	  snap_opts, CMD_CLUSTER, 2, 2, vdi_clone },
 	{ "rollback", "NAME -s TAG|ID", "discard NAME's changes since a snapshot: it takes that snapshot's contents",
 	  snap_opts, CMD_CLUSTER, 1, 1, vdi_rollback },
-	{ "list", "[NAME]", "list VDIs and snapshots with their size, own and shared space", NULL, CMD_CLUSTER, 0, 1,
-	  vdi_list },
-	{ "tree", "[NAME]", "draw each family of snapshots and clones", NULL, CMD_CLUSTER, 0, 1, vdi_tree },
+	{ "list", "[NAME]", "list VDIs and snapshots with their size, own and shared space", NULL,
+	  CMD_CLUSTER | CMD_JSON, 0, 1, vdi_list },
+	{ "tree", "[NAME]", "draw each family of snapshots and clones", NULL, CMD_CLUSTER | CMD_JSON, 0, 1, vdi_tree },
 	{ "delete", "NAME [-s TAG|ID]", "delete a VDI or a snapshot and free what nothing else uses", snap_opts,
 	  CMD_CLUSTER, 1, 1, vdi_delete },
 	{ "resize", "NAME SIZE", "change the size of a VDI (shrinking only over unallocated space)",
@@ -579,13 +625,13 @@ static const struct subcommand vdi_subs[] = {
 	{ "getattr", "NAME KEY [-s TAG|ID]", "write an attribute's value to standard output", snap_opts, CMD_CLUSTER,
 	  2, 2, vdi_getattr },
 	{ "lock", "list | unlock NAME [-s TAG|ID]", "show the VDI locks guests hold, or force one open", snap_opts,
-	  CMD_CLUSTER, 1, 2, vdi_lock },
+	  CMD_CLUSTER | CMD_JSON, 1, 2, vdi_lock },
 	{ "backup", "NAME -s TO [-F FROM]", "write snapshot TO (or its difference from FROM) as a stream to stdout",
 	  backup_opts, CMD_CLUSTER, 1, 1, vdi_backup },
 	{ "restore", "NAME -s TAG", "apply a backup stream from stdin to NAME and snapshot the result as TAG",
 	  restore_opts, CMD_CLUSTER, 1, 1, vdi_restore },
-	{ "object", "NAME [-i INDEX]", "show which nodes hold each object of a VDI", object_opts, CMD_CLUSTER, 1, 1,
-	  vdi_object },
+	{ "object", "NAME [-i INDEX]", "show which nodes hold each object of a VDI", object_opts,
+	  CMD_CLUSTER | CMD_JSON, 1, 1, vdi_object },
 	{ "track", "NAME [-i INDEX] [-s TAG|ID]", "where each object of a VDI lived in every epoch",
 	  object_opts, CMD_CLUSTER, 1, 1, vdi_track },
 	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "collie.h"
+#include "json_out.h"
 #include "net.h"
 #include "sd_client.h"
 #include "util.h"
@@ -35,11 +36,11 @@ int vdi_setattr(int argc, char **argv)
 	unsigned flags = SD_FLAG_CMD_CREAT;
 	int ret;
 	if (check_vdi_name(argv[0]) < 0 || check_key(argv[1]) < 0 || check_snap_arg(opt('s')) < 0)
-		return 1;
+		return EXIT_USAGE;
 	snprintf(what, sizeof(what), "vdi setattr %s %s", argv[0], argv[1]);
 	if (opt_set('d') && (argc > 2 || opt_set('x'))) {
 		die_msg("%s: -d deletes the attribute; it takes no value and no -x", what);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (opt_set('d')) {
 		flags = SD_FLAG_CMD_DEL;
@@ -53,14 +54,14 @@ int vdi_setattr(int argc, char **argv)
 		if (n < 0) {
 			die_msg("%s: reading standard input: %s", what, strerror(errno));
 			free(value);
-			return 1;
+			return EXIT_FAILED;
 		}
 		len = n;
 	}
 	if (len > SD_MAX_VDI_ATTR_VALUE_LEN) {
 		die_msg("%s: the value is longer than %d bytes", what, SD_MAX_VDI_ATTR_VALUE_LEN);
 		free(value);
-		return 1;
+		return EXIT_USAGE;
 	}
 	if (opt_set('x'))
 		flags |= SD_FLAG_CMD_EXCL;
@@ -71,10 +72,10 @@ int vdi_setattr(int argc, char **argv)
 		return 0;
 	case SD_RES_VDI_EXIST:
 		die_msg("%s: the attribute exists already", what);
-		return 1;
+		return EXIT_EXISTS;
 	case SD_RES_NO_OBJ:
 		die_msg("%s: no such attribute", what);
-		return 1;
+		return EXIT_MISSING;
 	}
 	return report_failure(what, ret);
 }
@@ -84,12 +85,12 @@ int vdi_getattr(int argc, char **argv)
 	char what[600];
 	uint32_t vid, attr_id;
 	if (check_vdi_name(argv[0]) < 0 || check_key(argv[1]) < 0 || check_snap_arg(opt('s')) < 0)
-		return 1;
+		return EXIT_USAGE;
 	snprintf(what, sizeof(what), "vdi getattr %s %s", argv[0], argv[1]);
 	int ret = sd_vdi_attr(sd_addr, sd_port, argv[0], opt('s'), argv[1], NULL, 0, 0, &vid, &attr_id);
 	if (ret == SD_RES_NO_OBJ) {
 		die_msg("%s: no such attribute", what);
-		return 1;
+		return EXIT_MISSING;
 	}
 	if (ret)
 		return report_failure(what, ret);
@@ -105,7 +106,7 @@ int vdi_getattr(int argc, char **argv)
 	if (!ret && xwrite(STDOUT_FILENO, a->value, a->value_len) != (ssize_t)a->value_len) {
 		die_msg("%s: writing standard output: %s", what, strerror(errno));
 		free(a);
-		return 1;
+		return EXIT_FAILED;
 	}
 	free(a);
 	return ret ? report_failure(what, ret) : 0;
@@ -131,6 +132,7 @@ static int lock_list(void)
 	struct sd_rsp rsp;
 	struct sd_node *nodes = NULL;
 	struct sd_inode_header *h = calloc(1, sizeof(*h));
+	struct json_object *list = json_output ? json_object_new_array() : NULL;
 	int nr_nodes = 0, ret = -ENOMEM;
 	if (!locks || !h)
 		goto out;
@@ -139,7 +141,7 @@ static int lock_list(void)
 		ret = get_node_list(&nodes, &nr_nodes, NULL);
 	if (ret)
 		goto out;
-	if (!raw_output)
+	if (!raw_output && !list)
 		printf("VDI                  Tag              Id      Type    Holders\n");
 	for (size_t i = 0; i < rsp.data_length / sizeof(*locks); i++) {
 		const struct vdi_lock_info *li = &locks[i];
@@ -147,19 +149,36 @@ static int lock_list(void)
 		size_t pos = 0;
 		if (sd_read_inode_header(sd_addr, sd_port, li->vid, h) != SD_RES_SUCCESS)
 			memset(h, 0, sizeof(*h));
+		const char *type = li->type == SD_LOCK_SHARED ? "shared" : "normal";
+		if (list) {
+			struct json_object *o = vdi_json(h, li->vid), *who = json_object_new_array();
+			json_add_str(o, "lock", type);
+			for (int k = 0; k < li->nr_owners && k < SD_LOCK_MAX_OWNERS; k++) {
+				char nb[80];
+				owner_name(li->owners[k], nodes, nr_nodes, nb, sizeof(nb));
+				json_object_array_add(who, json_object_new_string(nb));
+			}
+			json_object_object_add(o, "holders", who);
+			json_object_array_add(list, o);
+			continue;
+		}
 		for (int k = 0; k < li->nr_owners && k < SD_LOCK_MAX_OWNERS; k++) {
 			char nb[80];
 			owner_name(li->owners[k], nodes, nr_nodes, nb, sizeof(nb));
 			pos += snprintf(holders + pos, sizeof(holders) - MIN(pos, sizeof(holders)), "%s%s", k ? "," : "", nb);
 		}
-		const char *type = li->type == SD_LOCK_SHARED ? "shared" : "normal";
 		if (raw_output)
 			printf("%s %s %x %s %s\n", h->name[0] ? h->name : "-", h->tag[0] ? h->tag : "-", li->vid, type, holders);
 		else
 			printf("%-20s %-16s %-7x %-7s %s\n", h->name[0] ? h->name : "?", h->tag, li->vid, type, holders);
 	}
+	if (list)
+		json_print(list);
+	list = NULL;
 	ret = 0;
 out:
+	if (list)
+		json_object_put(list);
 	free(locks);
 	free(nodes);
 	free(h);
@@ -174,7 +193,7 @@ static int lock_unlock(const char *name)
 	int ret = sd_vdi_lookup(sd_addr, sd_port, name, opt('s'), &vid);
 	if (ret == SD_RES_NO_VDI || ret == SD_RES_NO_TAG) {
 		die_msg("%s: %s", what, ret == SD_RES_NO_VDI ? "no such VDI" : "no such snapshot");
-		return 1;
+		return EXIT_MISSING;
 	}
 	if (ret)
 		return report_failure(what, ret);
@@ -184,7 +203,7 @@ static int lock_unlock(const char *name)
 	ret = sheep_exec(&req, NULL, 0, &rsp);
 	if (ret == SD_RES_VDI_NOT_LOCKED) {
 		die_msg("%s: the VDI is not locked", what);
-		return 1;
+		return EXIT_FAILED;
 	}
 	return ret ? report_failure(what, ret) : 0;
 }
@@ -196,9 +215,9 @@ int vdi_lock(int argc, char **argv)
 		return lock_list();
 	if (!strcmp(argv[0], "unlock") && argc == 2) {
 		if (check_vdi_name(argv[1]) < 0 || check_snap_arg(opt('s')) < 0)
-			return 1;
+			return EXIT_USAGE;
 		return lock_unlock(argv[1]);
 	}
 	die_msg("vdi lock: expected 'list' or 'unlock NAME'");
-	return 1;
+	return EXIT_USAGE;
 }

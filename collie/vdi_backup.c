@@ -112,23 +112,23 @@ int vdi_backup(int argc, char **argv)
 	if (!th || !fh || !info)
 		goto fail;
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(to_snap) < 0 || check_snap_arg(from_snap) < 0) {
-		ret = 1;
+		ret = EXIT_USAGE;
 		goto out;
 	}
 	if (!to_snap) {
 		die_msg("%s: name the snapshot to back up with -s TAG|ID", what);
-		ret = 1;
+		ret = EXIT_USAGE;
 		goto out;
 	}
 	if (isatty(STDOUT_FILENO)) {
 		die_msg("%s: standard output is a terminal; redirect it to a file", what);
-		ret = 1;
+		ret = EXIT_USAGE;
 		goto out;
 	}
 	ret = sd_vdi_open(sd_addr, sd_port, argv[0], to_snap, false, &to);
 	if (ret == SD_RES_NO_TAG || ret == SD_RES_NO_VDI) {
 		die_msg("%s: %s", what, ret == SD_RES_NO_TAG ? "no such snapshot" : "no such VDI");
-		ret = 1;
+		ret = EXIT_MISSING;
 		goto out;
 	}
 	if (!ret)
@@ -137,14 +137,14 @@ int vdi_backup(int argc, char **argv)
 		goto fail;
 	if (!th->snap_ctime) {
 		die_msg("%s: -s %s names the working VDI; back up a snapshot", what, to_snap);
-		ret = 1;
+		ret = EXIT_FAILED;
 		goto out;
 	}
 	if (from_snap) {
 		ret = sd_vdi_open(sd_addr, sd_port, argv[0], from_snap, false, &from);
 		if (ret == SD_RES_NO_TAG) {
 			die_msg("%s: no such snapshot '%s' (-F)", what, from_snap);
-			ret = 1;
+			ret = EXIT_MISSING;
 			goto out;
 		}
 		if (!ret)
@@ -154,7 +154,7 @@ int vdi_backup(int argc, char **argv)
 		if (!fh->snap_ctime || sd_vdi_id(from) == sd_vdi_id(to) ||
 		    fh->block_size_shift != th->block_size_shift) {
 			die_msg("%s: -F %s must be another snapshot of %s", what, from_snap, argv[0]);
-			ret = 1;
+			ret = EXIT_FAILED;
 			goto out;
 		}
 	}
@@ -210,7 +210,7 @@ int vdi_backup(int argc, char **argv)
 	emit(&out, REC_END, 0, &end, sizeof(end));
 	if (out.err) {
 		die_msg("%s: writing standard output: %s", what, strerror(-out.err));
-		ret = 1;
+		ret = EXIT_FAILED;
 		goto out;
 	}
 	ret = 0;
@@ -482,24 +482,24 @@ int vdi_restore(int argc, char **argv)
 	if (!info || !wh || !ph)
 		goto fail;
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(tag) < 0) {
-		ret = 1;
+		ret = EXIT_USAGE;
 		goto out;
 	}
 	if (!tag) {
 		die_msg("%s: name the snapshot that will hold the restored state with -s TAG", what);
-		ret = 1;
+		ret = EXIT_USAGE;
 		goto out;
 	}
 	if (sd_snap_is_id(tag)) {
 		die_msg("%s: the tag '%s' is a number and could not be told from a snapshot id", what, tag);
-		ret = 1;
+		ret = EXIT_USAGE;
 		goto out;
 	}
 	/* the target and the tag, before reading anything */
 	ret = sd_vdi_lookup(sd_addr, sd_port, argv[0], NULL, &wvid);
 	if (ret == SD_RES_NO_VDI) {
 		die_msg("%s: no such VDI (create it first)", what);
-		ret = 1;
+		ret = EXIT_MISSING;
 		goto out;
 	}
 	if (ret)
@@ -508,7 +508,7 @@ int vdi_restore(int argc, char **argv)
 	ret = sd_vdi_lookup(sd_addr, sd_port, argv[0], tag, &unused);
 	if (ret == SD_RES_SUCCESS) {
 		die_msg("%s: a snapshot tagged '%s' exists already", what, tag);
-		ret = 1;
+		ret = EXIT_EXISTS;
 		goto out;
 	}
 	if (ret != SD_RES_NO_TAG)
@@ -516,17 +516,17 @@ int vdi_restore(int argc, char **argv)
 	spool = tmpfile();
 	if (!spool) {
 		die_msg("%s: cannot create a temporary file: %s", what, strerror(errno));
-		ret = 1;
+		ret = EXIT_SYSFAIL;
 		goto out;
 	}
 	if (spool_and_check(spool, info, err, sizeof(err)) < 0) {
 		die_msg("%s: refusing the stream: %s; nothing was changed", what, err);
-		ret = 1;
+		ret = EXIT_FAILED;
 		goto out;
 	}
 	if (fflush(spool)) {
 		die_msg("%s: writing the temporary file: %s", what, strerror(errno));
-		ret = 1;
+		ret = EXIT_SYSFAIL;
 		goto out;
 	}
 
@@ -538,7 +538,7 @@ int vdi_restore(int argc, char **argv)
 	if (wshift != info->block_size_shift) {
 		die_msg("%s: the stream has %u-byte objects, %s has %u-byte objects; nothing was changed", what,
 			1u << info->block_size_shift, argv[0], 1u << wshift);
-		ret = 1;
+		ret = EXIT_FAILED;
 		goto out;
 	}
 	nr_w = DIV_ROUND_UP(wh->vdi_size, UINT64_C(1) << wshift);
@@ -583,7 +583,7 @@ int vdi_restore(int argc, char **argv)
 			die_msg("%s: the stream starts from snapshot %u%s%s%s of %s, and %s is not at that state; nothing was changed",
 				what, info->from_snap_id, info->from_tag[0] ? " '" : "", info->from_tag,
 				info->from_tag[0] ? "'" : "", info->name, argv[0]);
-			ret = 1;
+			ret = EXIT_FAILED;
 			goto out;
 		}
 	}
@@ -594,7 +594,7 @@ int vdi_restore(int argc, char **argv)
 			if (widx[i]) {
 				die_msg("%s: the backup is smaller than %s, which holds data past %" PRIu64 " bytes; nothing was changed",
 					what, argv[0], info->vdi_size);
-				ret = 1;
+				ret = EXIT_FAILED;
 				goto out;
 			}
 	}
@@ -627,7 +627,7 @@ int vdi_restore(int argc, char **argv)
 			snprintf(snapid, sizeof(snapid), "%" PRIu32, ph->snap_id);
 			if (sd_vdi_rollback(sd_addr, sd_port, argv[0], snapid) == 0) {
 				die_msg("%s: applying the stream failed (%s); %s was rolled back", what, sd_strerror(ret), argv[0]);
-				ret = 1;
+				ret = exit_status(ret);
 				goto out;
 			}
 		}
@@ -642,7 +642,7 @@ int vdi_restore(int argc, char **argv)
 	if (ret) {
 		die_msg("%s: restored into snapshot '%s', but cannot record which backup it holds: %s", what, tag,
 			sd_strerror(ret));
-		ret = 1;
+		ret = exit_status(ret);
 		goto out;
 	}
 	ret = 0;

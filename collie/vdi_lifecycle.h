@@ -17,6 +17,10 @@ struct vdi_entry {
 int vdi_collect(struct vdi_entry **out, int *nr, bool tombstones);
 /* READ_OBJ over an open connection (connect_to); 0, an SD_RES_* code, or -EIO */
 int vdi_read_obj_fd(int fd, uint64_t oid, void *buf, uint32_t len, uint32_t offset);
+/* a JSON object {"name", "type": vdi|snapshot|clone, "snapshot-id", "tag", "vdi-id", "created"}
+ * for an inode (vdi_snap.c; callers add to it) */
+struct json_object;
+struct json_object *vdi_json(const struct sd_inode_header *h, uint32_t vid);
 /* a snapshot argument: a tag of at most 255 bytes; prints the error itself */
 int check_snap_arg(const char *snap);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "collie.h"
+#include "json_out.h"
 #include "net.h"
 #include "sd_client.h"
 #include "util.h"
@@ -123,20 +124,20 @@ int vdi_snapshot(int argc, char **argv)
 	const char *tag = opt('s');
 	char what[300];
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(tag) < 0)
-		return 1;
+		return EXIT_USAGE;
 	if (tag && sd_snap_is_id(tag)) {
 		die_msg("vdi snapshot %s: the tag '%s' is a number and could not be told from a snapshot id", argv[0], tag);
-		return 1;
+		return EXIT_USAGE;
 	}
 	snprintf(what, sizeof(what), "vdi snapshot %s", argv[0]);
 	int ret = sd_vdi_snapshot(sd_addr, sd_port, argv[0], tag, NULL);
 	if (ret == SD_RES_VDI_EXIST) {
 		die_msg("%s: a snapshot tagged '%s' exists already", what, tag);
-		return 1;
+		return EXIT_EXISTS;
 	}
 	if (ret == SD_RES_NO_VDI) {
 		die_msg("%s: no such VDI (or it has no working VDI)", what);
-		return 1;
+		return EXIT_MISSING;
 	}
 	return ret ? report_failure(what, ret) : 0;
 }
@@ -166,7 +167,7 @@ int vdi_clone(int argc, char **argv)
 	char what[600], idbuf[16];
 	int ret;
 	if (check_vdi_name(argv[0]) < 0 || check_vdi_name(argv[1]) < 0 || check_snap_arg(snap) < 0)
-		return 1;
+		return EXIT_USAGE;
 	snprintf(what, sizeof(what), "vdi clone %s %s", argv[0], argv[1]);
 	if (!snap) {
 		snap = latest_snapshot(argv[0], idbuf, sizeof(idbuf), &ret);
@@ -174,7 +175,7 @@ int vdi_clone(int argc, char **argv)
 			return report_failure(what, ret);
 		if (!snap) {
 			die_msg("%s: %s has no snapshot to clone (take one with: collie vdi snapshot %s)", what, argv[0], argv[0]);
-			return 1;
+			return EXIT_MISSING;
 		}
 	}
 	ret = sd_vdi_clone(sd_addr, sd_port, argv[0], snap, argv[1], 0, NULL);
@@ -183,13 +184,13 @@ int vdi_clone(int argc, char **argv)
 		return 0;
 	case SD_RES_VDI_EXIST:
 		die_msg("%s: a VDI named %s exists already", what, argv[1]);
-		return 1;
+		return EXIT_EXISTS;
 	case SD_RES_NO_TAG:
 		die_msg("%s: %s has no snapshot '%s'", what, argv[0], snap);
-		return 1;
+		return EXIT_MISSING;
 	case SD_RES_NO_VDI:
 		die_msg("%s: no such VDI %s", what, argv[0]);
-		return 1;
+		return EXIT_MISSING;
 	}
 	return report_failure(what, ret);
 }
@@ -199,11 +200,11 @@ int vdi_rollback(int argc, char **argv)
 	const char *snap = opt('s');
 	char what[300];
 	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(snap) < 0)
-		return 1;
+		return EXIT_USAGE;
 	snprintf(what, sizeof(what), "vdi rollback %s", argv[0]);
 	if (!snap) {
 		die_msg("%s: name the snapshot to roll back to with -s TAG|ID", what);
-		return 1;
+		return EXIT_USAGE;
 	}
 	int ret = sd_vdi_rollback(sd_addr, sd_port, argv[0], snap);
 	switch (ret) {
@@ -211,15 +212,29 @@ int vdi_rollback(int argc, char **argv)
 		return 0;
 	case SD_RES_NO_TAG:
 		die_msg("%s: no snapshot '%s'", what, snap);
-		return 1;
+		return EXIT_MISSING;
 	case SD_RES_NO_VDI:
 		die_msg("%s: no such VDI (or it has no working VDI)", what);
-		return 1;
+		return EXIT_MISSING;
 	}
 	return report_failure(what, ret);
 }
 
 /* ---- tree ---- */
+
+struct json_object *vdi_json(const struct sd_inode_header *h, uint32_t vid)
+{
+	struct json_object *o = json_object_new_object();
+	bool snap = h->snap_ctime != 0, clone = !snap && (h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_CLONE);
+	json_add_str(o, "name", h->name);
+	json_add_str(o, "type", snap ? "snapshot" : clone ? "clone" : "vdi");
+	json_add_u64(o, "snapshot-id", snap ? h->snap_id : 0);
+	json_add_str(o, "tag", h->tag);
+	json_add_u64(o, "vdi-id", vid);
+	json_add_i64(o, "created", (int64_t)((snap ? h->snap_ctime : h->create_time) >> 32));
+	return o;
+}
+
 
 struct tree_ctx {
 	struct vdi_entry *all;     /* live and retired inodes */
@@ -267,11 +282,22 @@ static void tree_print(const struct tree_ctx *t, int node, const char *prefix, b
 			tree_print(t, i, next, i == lastchild, false);
 }
 
+/* the family under node as JSON: vdi_json plus "children" */
+static struct json_object *tree_json(const struct tree_ctx *t, int node)
+{
+	struct json_object *o = vdi_json(&t->all[node].hdr, t->all[node].vid), *kids = json_object_new_array();
+	for (int i = 0; i < t->nr; i++)
+		if (t->parent[i] == node && t->all[i].hdr.name[0])
+			json_object_array_add(kids, tree_json(t, i));
+	json_object_object_add(o, "children", kids);
+	return o;
+}
+
 int vdi_tree(int argc, char **argv)
 {
 	struct tree_ctx t;
 	if (argc && check_vdi_name(argv[0]) < 0)
-		return 1;
+		return EXIT_USAGE;
 	int ret = vdi_collect(&t.all, &t.nr, true);
 	if (ret)
 		return report_failure("vdi tree", ret);
@@ -298,17 +324,25 @@ int vdi_tree(int argc, char **argv)
 			r = t.parent[r];
 		root[r] = 1;
 	}
+	struct json_object *roots = json_output ? json_object_new_array() : NULL;
 	for (int i = 0; root && i < t.nr; i++)
 		if (root[i]) {
-			tree_print(&t, i, "", true, true);
+			if (roots)
+				json_object_array_add(roots, tree_json(&t, i));
+			else
+				tree_print(&t, i, "", true, true);
 			any = true;
 		}
+	if (roots && (any || !argc))
+		json_print(roots);
+	else if (roots)
+		json_object_put(roots);
 	free(root);
 	free(t.parent);
 	free(t.all);
 	if (argc && !any) {
 		die_msg("vdi tree %s: no such VDI", argv[0]);
-		return 1;
+		return EXIT_MISSING;
 	}
 	return 0;
 }

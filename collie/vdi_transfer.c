@@ -29,7 +29,7 @@ enum {
 struct transfer_job {
 	char *name, *path;    /* VDI name and image (source of an import, target of an export) */
 	uint64_t done, total;
-	int failed;
+	int failed;           /* 0, or the job's exit status */
 	char err[1024];
 };
 
@@ -72,9 +72,9 @@ static int transfer_vdi_spec(const char *name, const char *snap, char *buf, size
 	return 0;
 }
 
-static void transfer_fail(struct transfer_job *j, const char *msg)
+static void transfer_fail(struct transfer_job *j, const char *msg, int status)
 {
-	j->failed = 1;
+	j->failed = status;
 	snprintf(j->err, sizeof(j->err), "%s", msg);
 }
 
@@ -89,13 +89,15 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 	int ret;
 
 	if (t->opts && fmt_options_parse(&sopts, t->opts) < 0) {
-		transfer_fail(j, fmt_last_error());
+		transfer_fail(j, fmt_last_error(), EXIT_USAGE);
 		return;
 	}
 	/* the headers (and the backing chain) must check out before the VDI exists */
-	if (fmt_image_open(j->path, t->fmt, 0, sopts, &img) < 0 &&
-	    (t->nr_jobs > 1 || !image_prompt_key(&sopts) || fmt_image_open(j->path, t->fmt, 0, sopts, &img) < 0)) {
-		transfer_fail(j, fmt_last_error());
+	ret = fmt_image_open(j->path, t->fmt, 0, sopts, &img);
+	if (ret < 0 && t->nr_jobs == 1 && image_prompt_key(&sopts))
+		ret = fmt_image_open(j->path, t->fmt, 0, sopts, &img);
+	if (ret < 0) {
+		transfer_fail(j, fmt_last_error(), errno_exit_status(ret));
 		goto out;
 	}
 	size = img->virtual_size;
@@ -104,19 +106,19 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 		char m[700];
 		snprintf(m, sizeof(m), "%s: a virtual size of %" PRIu64 " bytes does not fit a VDI (1 byte to 4 TiB)",
 			 j->path, size);
-		transfer_fail(j, m);
+		transfer_fail(j, m, EXIT_FAILED);
 		goto out;
 	}
 	__atomic_store_n(&j->total, size, __ATOMIC_RELAXED);
 	if (transfer_vdi_spec(j->name, NULL, spec, sizeof(spec)) < 0) {
-		transfer_fail(j, spec);
+		transfer_fail(j, spec, EXIT_USAGE);
 		goto out;
 	}
 	ret = sd_vdi_create(sd_addr, sd_port, j->name, size, (int)t->copies, false, &vid);
 	if (ret) {
 		char m[700];
 		snprintf(m, sizeof(m), "cannot create the VDI: %s", ret < 0 ? strerror(-ret) : sd_strerror(ret));
-		transfer_fail(j, m);
+		transfer_fail(j, m, exit_status(ret));
 		goto out;
 	}
 	memset(&o, 0, sizeof(o));
@@ -129,8 +131,9 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 	o.parallel = t->parallel;
 	o.progress = transfer_progress;
 	o.progress_ctx = j;
-	if (fmt_convert(j->path, spec, &o) < 0) {
-		transfer_fail(j, fmt_last_error());
+	ret = fmt_convert(j->path, spec, &o);
+	if (ret < 0) {
+		transfer_fail(j, fmt_last_error(), errno_exit_status(ret));
 		ret = sd_vdi_delete(sd_addr, sd_port, j->name, NULL);
 		if (ret) {
 			size_t l = strlen(j->err);
@@ -149,11 +152,11 @@ static void transfer_export_one(struct transfer *t, struct transfer_job *j)
 
 	memset(&o, 0, sizeof(o));
 	if (t->opts && fmt_options_parse(&o.dst_opts, t->opts) < 0) {
-		transfer_fail(j, fmt_last_error());
+		transfer_fail(j, fmt_last_error(), EXIT_USAGE);
 		return;
 	}
 	if (transfer_vdi_spec(j->name, t->snapshot, spec, sizeof(spec)) < 0) {
-		transfer_fail(j, spec);
+		transfer_fail(j, spec, EXIT_USAGE);
 		goto out;
 	}
 	o.src_fmt = "raw";   /* a VDI's bytes are the disk, whatever they look like */
@@ -163,8 +166,9 @@ static void transfer_export_one(struct transfer *t, struct transfer_job *j)
 	o.parallel = t->parallel;
 	o.progress = transfer_progress;
 	o.progress_ctx = j;
-	if (fmt_convert(spec, j->path, &o) < 0)
-		transfer_fail(j, fmt_last_error());
+	int ret = fmt_convert(spec, j->path, &o);
+	if (ret < 0)
+		transfer_fail(j, fmt_last_error(), errno_exit_status(ret));
 out:
 	fmt_options_free(o.dst_opts);
 }
@@ -208,6 +212,10 @@ static int transfer_run(struct transfer *t, bool progress)
 {
 	pthread_t tids[TRANSFER_MAX_JOBS];
 	int nthreads = t->nr_jobs < TRANSFER_MAX_JOBS ? t->nr_jobs : TRANSFER_MAX_JOBS, started = 0, failed = 0;
+	int ret = check_cluster_running(t->import ? "vdi import" : "vdi export", NULL);
+
+	if (ret)
+		return ret;
 
 	/* 8 requests in flight in all (each up to 4 MiB): memory stays bounded however many run */
 	t->parallel = nthreads > 1 ? (8 / nthreads > 2 ? 8 / nthreads : 2) : 8;
@@ -216,7 +224,7 @@ static int transfer_run(struct transfer *t, bool progress)
 			started++;
 	if (!started) {
 		die_msg("cannot start worker threads");
-		return 1;
+		return EXIT_SYSFAIL;
 	}
 	pthread_mutex_lock(&t->lock);
 	while (t->finished < t->nr_jobs) {
@@ -239,18 +247,20 @@ static int transfer_run(struct transfer *t, bool progress)
 		pthread_join(tids[i], NULL);
 	if (progress)
 		transfer_print_progress(t, true);
+	int status = EXIT_OK;
 	for (int i = 0; i < t->nr_jobs; i++)
 		if (t->jobs[i].failed) {
-			failed++;
+			if (!failed++)
+				status = t->jobs[i].failed;   /* the first failure's, in job order */
 			die_msg("vdi %s %s: %s", t->import ? "import" : "export", t->jobs[i].name, t->jobs[i].err);
 		}
 	if (t->nr_jobs > 1)
 		printf("%s %d of %d VDIs%s%d failed\n", t->import ? "imported" : "exported", t->nr_jobs - failed,
 		       t->nr_jobs, failed ? "; " : "; ", failed);
-	return failed ? 1 : 0;
+	return status;
 }
 
-/* "NAME PATH" lines; blank lines and '#' comments are skipped */
+/* "NAME PATH" lines; blank lines and '#' comments are skipped. 0 or an exit status. */
 static int transfer_read_list(const char *file, struct transfer *t)
 {
 	FILE *fp = fopen(file, "r");
@@ -259,14 +269,14 @@ static int transfer_read_list(const char *file, struct transfer *t)
 
 	if (!fp) {
 		die_msg("%s: cannot read the list: %s", file, strerror(errno));
-		return -1;
+		return errno_exit_status(errno);
 	}
 	while (fgets(line, sizeof(line), fp)) {
 		char *p = line, *name, *path;
 		lineno++;
 		if (!strchr(line, '\n') && !feof(fp)) {
 			die_msg("%s:%d: line too long", file, lineno);
-			ret = -1;
+			ret = EXIT_USAGE;
 			break;
 		}
 		while (isspace((unsigned char)*p))
@@ -277,12 +287,12 @@ static int transfer_read_list(const char *file, struct transfer *t)
 		path = strtok(NULL, " \t\r\n");
 		if (!name || !path || strtok(NULL, " \t\r\n")) {
 			die_msg("%s:%d: expected 'NAME PATH'", file, lineno);
-			ret = -1;
+			ret = EXIT_USAGE;
 			break;
 		}
 		struct transfer_job *jobs = realloc(t->jobs, (t->nr_jobs + 1) * sizeof(*jobs));
 		if (!jobs) {
-			ret = -1;
+			ret = EXIT_SYSFAIL;
 			break;
 		}
 		t->jobs = jobs;
@@ -295,8 +305,10 @@ static int transfer_read_list(const char *file, struct transfer *t)
 	return ret;
 }
 
+/* the jobs and options; 0 or an exit status */
 static int transfer_setup(struct transfer *t, bool import, int argc, char **argv)
 {
+	int ret;
 	memset(t, 0, sizeof(*t));
 	t->import = import;
 	pthread_mutex_init(&t->lock, NULL);
@@ -307,48 +319,48 @@ static int transfer_setup(struct transfer *t, bool import, int argc, char **argv
 		uint64_t p;
 		if (parse_u64(opt(XFER_OPT_PORT), &p) < 0 || p < 1 || p > 65535) {
 			die_msg("invalid port '%s'", opt(XFER_OPT_PORT));
-			return -1;
+			return EXIT_USAGE;
 		}
 		sd_port = (int)p;
 	}
 	if (argc % 2) {
 		die_msg("vdi %s: NAME and %s come in pairs", import ? "import" : "export", import ? "SOURCE" : "DEST");
-		return -1;
+		return EXIT_USAGE;
 	}
 	if (!argc && !opt(XFER_OPT_LIST)) {
 		die_msg("vdi %s: give NAME %s pairs or --list FILE", import ? "import" : "export",
 			import ? "SOURCE" : "DEST");
-		return -1;
+		return EXIT_USAGE;
 	}
 	if (argc) {
 		t->jobs = calloc(argc / 2, sizeof(*t->jobs));
 		if (!t->jobs)
-			return -1;
+			return EXIT_SYSFAIL;
 		for (int i = 0; i < argc; i += 2) {
 			t->jobs[t->nr_jobs].name = strdup(argv[i]);
 			t->jobs[t->nr_jobs].path = strdup(argv[i + 1]);
 			t->nr_jobs++;
 		}
 	}
-	if (opt(XFER_OPT_LIST) && transfer_read_list(opt(XFER_OPT_LIST), t) < 0)
-		return -1;
+	if (opt(XFER_OPT_LIST) && (ret = transfer_read_list(opt(XFER_OPT_LIST), t)))
+		return ret;
 	if (!t->nr_jobs) {
 		die_msg("%s: the list names no VDIs", opt(XFER_OPT_LIST));
-		return -1;
+		return EXIT_USAGE;
 	}
 	for (int i = 0; i < t->nr_jobs; i++) {
 		if (!t->jobs[i].name || !t->jobs[i].path || check_vdi_name(t->jobs[i].name) < 0)
-			return -1;
+			return EXIT_USAGE;
 		for (int k = 0; k < i; k++)
 			if (!strcmp(t->jobs[k].name, t->jobs[i].name) ||
 			    (!import && !strcmp(t->jobs[k].path, t->jobs[i].path))) {
 				die_msg("vdi %s: '%s' is named twice", import ? "import" : "export",
 					!strcmp(t->jobs[k].name, t->jobs[i].name) ? t->jobs[i].name : t->jobs[i].path);
-				return -1;
+				return EXIT_USAGE;
 			}
 	}
 	if (image_setup(opt(XFER_OPT_OBJECT)) < 0)
-		return -1;
+		return EXIT_USAGE;
 	return 0;
 }
 
@@ -366,12 +378,13 @@ static void transfer_free(struct transfer *t)
 int vdi_import(int argc, char **argv)
 {
 	struct transfer t;
-	int ret = 1;
+	int ret = transfer_setup(&t, true, argc, argv);
 
-	if (transfer_setup(&t, true, argc, argv) < 0)
+	if (ret)
 		goto out;
 	if (opt('c') && (parse_u64(opt('c'), &t.copies) < 0 || t.copies < 1 || t.copies > SD_MAX_COPIES)) {
 		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
+		ret = EXIT_USAGE;
 		goto out;
 	}
 	t.fmt = opt('f');
@@ -385,10 +398,11 @@ out:
 int vdi_export(int argc, char **argv)
 {
 	struct transfer t;
-	int ret = 1;
+	int ret = transfer_setup(&t, false, argc, argv);
 
-	if (transfer_setup(&t, false, argc, argv) < 0)
+	if (ret)
 		goto out;
+	ret = EXIT_USAGE;
 	if (image_cache_mode(opt('t')) < 0)
 		goto out;
 	t.fmt = opt('O');

@@ -106,15 +106,25 @@ assert_same_read() {
 	cmp -s "$T/readback" "$2" || fail "vdi read $1 via node $3 differs from $2"
 }
 
-# expect_fail DESCRIPTION COMMAND...: the command must exit 1 with a one-line error
-expect_fail() {
-	local what=$1; shift
+# collie's exit statuses (collie(8))
+EXIT_FAILED=1 EXIT_SYSFAIL=2 EXIT_EXISTS=3 EXIT_FULL=4 EXIT_MISSING=5 EXIT_USAGE=64
+
+# expect_status STATUS DESCRIPTION COMMAND...: the command must exit STATUS with an error message
+expect_status() {
+	local want=$1 what=$2; shift 2
 	local out rc
 	out=$("$@" 2>&1 >/dev/null); rc=$?
-	[ $rc = 1 ] || fail "$what: exit status $rc, not 1 (output: $out)"
+	[ $rc = "$want" ] || fail "$what: exit status $rc, not $want (output: $out)"
 	[ "$(printf '%s\n' "$out" | grep -c .)" -ge 1 ] || fail "$what: no error message"
 	case "$out" in *"collie: "*|*"sheep: "*) ;; *) fail "$what: error does not say who failed: $out" ;; esac
 }
+
+# expect_fail DESCRIPTION COMMAND...: the command must exit 1 (the command failed) with an error
+expect_fail() { expect_status 1 "$@"; }
+expect_usage() { expect_status 64 "$@"; }
+expect_missing() { expect_status 5 "$@"; }
+expect_exists() { expect_status 3 "$@"; }
+expect_sysfail() { expect_status 2 "$@"; }
 
 # only this scenario's daemons: their command lines name its scratch directory (a scenario run
 # outside a private PID namespace must not touch anybody else's sheep or corosync)

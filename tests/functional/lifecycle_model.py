@@ -14,6 +14,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sdproto  # noqa: E402
 
+# exit statuses (collie(8))
+EXIT_FAILED, EXIT_EXISTS, EXIT_MISSING = 1, 3, 5
 MIB = 1 << 20
 SHIFT = 20                      # 1 MiB objects keep copy-on-write cheap
 NAMES = 5                       # names per seed
@@ -52,13 +54,14 @@ class Cluster:
             raise Failure('collie %s: exit %d: %s' % (' '.join(args), rc, err.strip()))
         return out
 
-    def refused(self, args, data=None):
+    def refused(self, args, data=None, want=(EXIT_FAILED,)):
+        """the command fails with one line and one of the exit statuses want (collie(8))"""
         self.refusals += 1
         rc, out, err = self.run(args, data)
         lines = [l for l in err.splitlines() if l.strip()]
-        if rc != 1 or len(lines) != 1 or not lines[0].startswith('collie: '):
-            raise Failure('collie %s should fail with one line and exit 1: exit %d, stderr %r'
-                          % (' '.join(args), rc, err))
+        if rc not in want or len(lines) != 1 or not lines[0].startswith('collie: '):
+            raise Failure('collie %s should fail with one line and exit %s: exit %d, stderr %r'
+                          % (' '.join(args), ' or '.join(map(str, want)), rc, err))
 
     def proto_read(self, name, tag, port, off=0, length=None):
         """the whole VDI through the protocol (GET_VDI_INFO, the inode, then each object from its
@@ -234,13 +237,13 @@ def run_seed(c, seed, ops, log):
                 size = rng.randrange(1, MAX_SIZE // 4096 + 1) * 4096
                 desc += ' %d' % size
                 if name in m.working:
-                    c.refused(['vdi', 'create', name, str(size), '-z', str(SHIFT)])
+                    c.refused(['vdi', 'create', name, str(size), '-z', str(SHIFT)], want=(EXIT_EXISTS,))
                 else:
                     c.ok(['vdi', 'create', name, str(size), '-z', str(SHIFT)])
                     m.working[name] = bytearray(size)
             elif op == 'write':
                 if name not in m.working:
-                    c.refused(['vdi', 'write', name, '0', '1'], b'x')
+                    c.refused(['vdi', 'write', name, '0', '1'], b'x', want=(EXIT_MISSING,))
                     continue
                 d = m.working[name]
                 length = rng.choice([1, 512, 4096, rng.randrange(1, 65536)])
@@ -263,13 +266,14 @@ def run_seed(c, seed, ops, log):
                 elif name in m.working:
                     check_read(name, None, True)
                 else:
-                    c.refused(['vdi', 'read', name])
+                    c.refused(['vdi', 'read', name], want=(EXIT_MISSING,))
                 continue
             elif op == 'snapshot':
                 tag = 't%d' % rng.randrange(TAGS)
                 desc += ' -s ' + tag
                 if name not in m.working or (name, tag) in m.snaps:
-                    c.refused(['vdi', 'snapshot', name, '-s', tag])
+                    c.refused(['vdi', 'snapshot', name, '-s', tag],
+                              want=(EXIT_MISSING,) if name not in m.working else (EXIT_EXISTS,))
                 else:
                     c.ok(['vdi', 'snapshot', name, '-s', tag])
                     m.snaps[(name, tag)] = bytearray(m.working[name])
@@ -280,7 +284,9 @@ def run_seed(c, seed, ops, log):
                 tag = rng.choice(tags) if tags and rng.random() < 0.97 else 'nosuch'
                 desc = 'clone %s -s %s %s' % (src, tag, name)
                 if (src, tag) not in m.snaps or name in m.working:
-                    c.refused(['vdi', 'clone', src, name, '-s', tag])
+                    c.refused(['vdi', 'clone', src, name, '-s', tag],
+                              want=(EXIT_EXISTS,) if (src, tag) in m.snaps else
+                              (EXIT_MISSING,) if name not in m.working else (EXIT_MISSING, EXIT_EXISTS))
                 else:
                     c.ok(['vdi', 'clone', src, name, '-s', tag])
                     m.working[name] = bytearray(m.snaps[(src, tag)])
@@ -289,14 +295,14 @@ def run_seed(c, seed, ops, log):
                 tag = rng.choice(tags) if tags and rng.random() < 0.97 else 'nosuch'
                 desc += ' -s ' + tag
                 if name not in m.working or (name, tag) not in m.snaps:
-                    c.refused(['vdi', 'rollback', name, '-s', tag])
+                    c.refused(['vdi', 'rollback', name, '-s', tag], want=(EXIT_MISSING,))
                 else:
                     c.ok(['vdi', 'rollback', name, '-s', tag])
                     m.working[name] = bytearray(m.snaps[(name, tag)])
                     freed = True
             elif op == 'delete':
                 if name not in m.working:
-                    c.refused(['vdi', 'delete', name])
+                    c.refused(['vdi', 'delete', name], want=(EXIT_MISSING,))
                     continue
                 c.ok(['vdi', 'delete', name])
                 del m.working[name]
@@ -306,14 +312,14 @@ def run_seed(c, seed, ops, log):
                 tag = rng.choice(tags) if tags and rng.random() < 0.97 else 'nosuch'
                 desc += ' -s ' + tag
                 if (name, tag) not in m.snaps:
-                    c.refused(['vdi', 'delete', name, '-s', tag])
+                    c.refused(['vdi', 'delete', name, '-s', tag], want=(EXIT_MISSING,))
                     continue
                 c.ok(['vdi', 'delete', name, '-s', tag])
                 del m.snaps[(name, tag)]
                 freed = True
             elif op == 'resize':
                 if name not in m.working:
-                    c.refused(['vdi', 'resize', name, '1M'])
+                    c.refused(['vdi', 'resize', name, '1M'], want=(EXIT_MISSING,))
                     continue
                 d = m.working[name]
                 size = rng.randrange(1, MAX_SIZE // 4096 + 1) * 4096
