@@ -60,6 +60,7 @@
 #define SD_RES_KILLED         0x8D
 #define SD_RES_AGAIN          0x8F
 #define SD_RES_STALE_OBJ      0x90
+#define SD_RES_CHECKSUM       0x91   /* a block of the object fails its checksum, or the file is short */
 
 /* the largest payload a request may carry or ask for: a whole inode object, rounded up */
 #define SD_MAX_DATA_LENGTH    (16u << 20)

@@ -79,6 +79,7 @@ static const char *const res_names[256] = {
 	[SD_RES_KILLED] = "node killed",
 	[SD_RES_AGAIN] = "try again",
 	[SD_RES_STALE_OBJ] = "stale object",
+	[SD_RES_CHECKSUM] = "data fails its checksum",
 };
 
 const char *sd_strerror(int res)

@@ -9,6 +9,7 @@ int recovery_add_suites(void) __attribute__((weak));
 int lifecycle_add_suites(void) __attribute__((weak));
 int nbd_add_suites(void) __attribute__((weak));
 int ring_add_suites(void) __attribute__((weak));
+int checksum_add_suites(void) __attribute__((weak));
 
 int main(void)
 {
@@ -16,7 +17,8 @@ int main(void)
 		return 2;
 	if (lib_add_suites() || (formats_add_suites && formats_add_suites()) ||
 	    (recovery_add_suites && recovery_add_suites()) || (lifecycle_add_suites && lifecycle_add_suites()) ||
-	    (nbd_add_suites && nbd_add_suites()) || (ring_add_suites && ring_add_suites())) {
+	    (nbd_add_suites && nbd_add_suites()) || (ring_add_suites && ring_add_suites()) ||
+	    (checksum_add_suites && checksum_add_suites())) {
 		fprintf(stderr, "cannot register the unit suites\n");
 		CU_cleanup_registry();
 		return 2;
