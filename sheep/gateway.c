@@ -199,6 +199,23 @@ int gateway_read_old_epochs(const struct vnode_info *cur, uint64_t oid, void *bu
 	return ret;
 }
 
+/* every replica failed its checksum somewhere in the range: piece it together block by block from
+ * whichever replica verifies there (each bad one is being repaired meanwhile) */
+static int read_piecewise(const struct vnode_info *vi, const int *idx, int nr, uint64_t oid, char *buf,
+			  uint32_t len, uint32_t offset, uint32_t epoch)
+{
+	for (uint32_t done = 0; done < len;) {
+		uint32_t piece = MIN(len - done, STORE_BLOCK_SIZE - (offset + done) % STORE_BLOCK_SIZE);
+		int ret = SD_RES_CHECKSUM;
+		for (int i = 0; i < nr && ret != SD_RES_SUCCESS; i++)
+			ret = read_from(&vi->nodes[idx[i]], oid, buf + done, piece, offset + done, epoch, 0);
+		if (ret != SD_RES_SUCCESS)
+			return ret;
+		done += piece;
+	}
+	return SD_RES_SUCCESS;
+}
+
 int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
 	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
@@ -208,7 +225,7 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 		struct vnode_info *vi = get_vnode_info();
 		uint32_t epoch = sys_epoch();
 		int idx[SD_MAX_COPIES], nr = ring_pick_nodes(vi, oid, copies, idx);
-		int ret = SD_RES_NO_OBJ, last_err = SD_RES_SUCCESS;
+		int ret = SD_RES_NO_OBJ, last_err = SD_RES_SUCCESS, nr_bad = 0;
 		bool retry = false;
 		if (!nr) {
 			put_vnode_info(vi);
@@ -229,7 +246,10 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 				retry = true;
 			else if (ret != SD_RES_NO_OBJ)
 				last_err = ret;
+			nr_bad += ret == SD_RES_CHECKSUM;
 		}
+		if (ret != SD_RES_SUCCESS && nr_bad == nr)
+			ret = read_piecewise(vi, idx, nr, oid, buf, len, offset, epoch);
 		if (ret != SD_RES_SUCCESS)
 			ret = gateway_read_old_epochs(vi, oid, buf, len, offset, 0);
 		put_vnode_info(vi);

@@ -7,8 +7,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store.h"
+
 #define OBJ_BLOCK_SHIFT 12
 #define OBJ_BLOCK_SIZE  (1u << OBJ_BLOCK_SHIFT)
+_Static_assert(OBJ_BLOCK_SIZE == STORE_BLOCK_SIZE, "the block size store.h promises");
 
 /* an empty object of obj_size bytes in a new, empty file: header written, table and data holes */
 int objfile_format(int fd, uint64_t obj_size);

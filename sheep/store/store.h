@@ -15,6 +15,9 @@ static inline int cmp_oid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* every object's data carries a checksum per block of this many bytes (the last may be shorter) */
+#define STORE_BLOCK_SIZE 4096u
+
 int store_init(const char *dir);
 /* verified against the per-block checksums: SD_RES_CHECKSUM when a block fails or the file is
  * short; bytes past the object's logical size read as zeros */
