@@ -172,3 +172,12 @@ build/fuzz/fuzz_nbd: tests/fuzz/fuzz_nbd.c lib/nbd_proto.c include/nbd_proto.h
 build/fuzz/fuzz_sheep_req: tests/fuzz/fuzz_sheep_req.c lib/proto_check.c include/proto_check.h
 	@mkdir -p $(dir $@)
 	$(call quiet,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_sheep_req.c lib/proto_check.c
+
+# fuzz-auth: libFuzzer harness for the connection authentication (sheep/access.c, lib/auth.c).
+#   make fuzz-auth && build/fuzz/fuzz_auth -max_total_time=60 -max_len=4096 $(mktemp -d) tests/fuzz/corpus/auth
+AUTH_FUZZ_SRCS := tests/fuzz/fuzz_auth.c sheep/access.c lib/auth.c lib/logger.c lib/net.c lib/util.c
+.PHONY: fuzz-auth
+fuzz-auth: build/fuzz/fuzz_auth
+build/fuzz/fuzz_auth: $(AUTH_FUZZ_SRCS) include/auth.h sheep/access.h
+	@mkdir -p $(dir $@)
+	$(call quiet,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -Isheep $(PKG_CFLAGS) -o $@ $(AUTH_FUZZ_SRCS) $(PKG_LIBS)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "collie.h"
 #include "net.h"
 #include "util.h"
@@ -40,6 +41,16 @@ static const char *status_str(int st, bool recovery_disabled)
 	}
 }
 
+/* whether the sheep demands the cluster key */
+static void print_access(void)
+{
+	int keyed = auth_probe(sd_addr, sd_port);
+	if (keyed > 0)
+		printf("Access: cluster key required for peer and admin requests\n");
+	else if (keyed == 0)
+		printf("Access: OPEN - no cluster key; anyone who can reach port %d can run every request\n", sd_port);
+}
+
 static int cluster_info(int argc, char **argv)
 {
 	uint32_t bufsize = 4 << 20;
@@ -60,6 +71,7 @@ static int cluster_info(int argc, char **argv)
 		printf("%s %u %u %lld\n", st, rsp.epoch, cr->nr_copies, (long long)ct);
 	} else {
 		printf("Cluster status: %s\n", status_str(cr->status, cr->recovery_disabled));
+		print_access();
 		if (cr->ctime) {
 			strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", localtime(&ct));
 			printf("Cluster created at %s\n", tbuf);
@@ -102,6 +114,18 @@ static int cluster_shutdown(int argc, char **argv)
 	return 0;
 }
 
+static int cluster_keygen(int argc, char **argv)
+{
+	char err[512];
+	if (auth_write_new_key_file(argv[0], err, sizeof(err)) < 0) {
+		die_msg("%s", err);
+		return 1;
+	}
+	if (!raw_output)
+		printf("New cluster key written to %s (mode 0600); give every sheep and collie the same file\n", argv[0]);
+	return 0;
+}
+
 static const struct collie_option format_opts[] = {
 	{ 'c', "copies", 1, "COPIES", "replicas of every object (default 3)" },
 	{ 0 },
@@ -120,11 +144,13 @@ static const struct subcommand cluster_subs[] = {
 	  format_opts, CMD_CLUSTER, 0, 0, cluster_format },
 	{ "info", "", "show the cluster's state and epoch history", NULL, CMD_CLUSTER, 0, 0, cluster_info },
 	{ "shutdown", "", "stop every sheep of the cluster cleanly", NULL, CMD_CLUSTER, 0, 0, cluster_shutdown },
-	{ "recover", "enable|disable|force",
-	  "hold or resume automatic recovery; force: run on without the nodes that did not come back",
-	  NULL, CMD_CLUSTER, 1, 1, cluster_recover },
+	{ "recover", "enable|disable|force|throttle [N[:MS]]",
+	  "hold or resume automatic recovery; force: run on without the nodes that did not come back; "
+	  "throttle: N objects at once and MS ms pause on every node", NULL, CMD_CLUSTER, 1, 2, cluster_recover },
 	{ "check", "[-n]", "check that every object has all its replicas, identical; repair from the majority",
 	  check_opts, CMD_CLUSTER, 0, 0, cluster_check },
+	{ "keygen", "FILE", "write a fresh cluster key to the new file FILE (mode 0600)", NULL, 0, 1, 1,
+	  cluster_keygen },
 	{ NULL },
 };
 

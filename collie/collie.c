@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "collie.h"
 #include "sheepdog_proto.h"
 
@@ -46,6 +47,7 @@ static const struct collie_option cluster_opts[] = {
 	{ 'a', "address", 1, "ADDR", "sheep to talk to (default 127.0.0.1)" },
 	{ 'p', "port", 1, "PORT", "its port (default 7000)" },
 	{ 'r', "raw", 0, NULL, "raw output: space-separated fields, no headers, sizes in bytes" },
+	{ OPT_KEY_FILE, "key-file", 1, "FILE", "the cluster key (default $" SD_KEY_FILE_ENV ")" },
 	{ 0 },
 };
 
@@ -115,6 +117,21 @@ static int add_options(struct option *lo, int n, char *shortopts, const struct c
 		}
 	}
 	return n;
+}
+
+/* every connection to a sheep proves the key from now on */
+static int use_key_file(const char *path)
+{
+	struct sd_auth_key key;
+	char err[512];
+	if (!path)
+		return 0;
+	if (auth_load_key_file(path, &key, err, sizeof(err)) < 0) {
+		die_msg("%s", err);
+		return -1;
+	}
+	auth_client_use_key(&key, SD_AUTH_ROLE_ADMIN);
+	return 0;
 }
 
 static int run_subcommand(const struct command *c, const struct subcommand *s, int argc, char **argv)
@@ -189,6 +206,10 @@ static int run_subcommand(const struct command *c, const struct subcommand *s, i
 		raw_output = opt_set('r');
 		if (!*sd_addr || strlen(sd_addr) > 255) {
 			die_msg("invalid address '%s'", sd_addr);
+			free(pos);
+			return 1;
+		}
+		if (use_key_file(auth_key_file_choice(opt(OPT_KEY_FILE))) < 0) {
 			free(pos);
 			return 1;
 		}

@@ -24,7 +24,8 @@ struct collie_option {
 	const char *help;
 };
 
-#define CMD_CLUSTER 0x1   /* talks to a sheep: takes -a ADDR, -p PORT, -r */
+#define CMD_CLUSTER 0x1   /* talks to a sheep: takes -a ADDR, -p PORT, -r, --key-file */
+#define OPT_KEY_FILE 300  /* --key-file, with the other options of CMD_CLUSTER commands */
 
 struct subcommand {
 	const char *name;

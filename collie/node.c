@@ -67,6 +67,8 @@ static int node_info(int argc, char **argv)
 int node_recovery(int argc, char **argv);
 int node_kill(int argc, char **argv);
 int node_reweight(int argc, char **argv);
+int node_stat(int argc, char **argv);
+int node_log(int argc, char **argv);
 
 static const struct subcommand node_subs[] = {
 	{ "list", "", "list the nodes of the cluster", NULL, CMD_CLUSTER, 0, 0, node_list },
@@ -77,6 +79,10 @@ static const struct subcommand node_subs[] = {
 	  NULL, CMD_CLUSTER, 1, 1, node_kill },
 	{ "reweight", "[ID [CAPACITY]]", "vnodes follow each node's capacity again; with CAPACITY "
 	  "(K/M/G/T, 0 = its filesystem), node ID weighs that much", NULL, CMD_CLUSTER, 0, 2, node_reweight },
+	{ "stat", "[ID]", "requests each node served since it started: counts, errors, bytes, latencies",
+	  NULL, CMD_CLUSTER, 0, 1, node_stat },
+	{ "log", "level [LEVEL]", "show or set the log level of the node collie talks to",
+	  NULL, CMD_CLUSTER, 1, 2, node_log },
 	{ NULL },
 };
 

@@ -1,10 +1,13 @@
-/* node_admin.c: collie node kill | reweight: one node leaves the cluster; every node's weight
- * (vnodes) is brought in line with its capacity, in one epoch. */
+/* node_admin.c: collie node kill | reweight | stat | log: one node leaves the cluster; every
+ * node's weight (vnodes) is brought in line with its capacity, in one epoch; what each node
+ * served and how fast; a node's log level. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "collie.h"
+#include "logger.h"
 #include "net.h"
 #include "util.h"
 
@@ -122,4 +125,78 @@ int node_reweight(int argc, char **argv)
 out:
 	free(nodes);
 	return ret;
+}
+
+/* collie node stat [ID]: what each node served since it started */
+int node_stat(int argc, char **argv)
+{
+	struct sd_node *nodes;
+	int nr, id = -1, ret = get_node_list(&nodes, &nr, NULL);
+	char nb[80], sz[32];
+	if (ret)
+		return report_failure("node stat", ret);
+	if (argc >= 1 && parse_node_id(argv[0], nr, &id) < 0) {
+		free(nodes);
+		return EXIT_MISSING;
+	}
+	for (int i = 0; i < nr; i++) {
+		struct sd_node_stat st[16];
+		if (id >= 0 && i != id)
+			continue;
+		struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_NODE_STAT,
+				      .data_length = sizeof(st) };
+		struct sd_rsp rsp;
+		node_to_str(&nodes[i], nb, sizeof(nb));
+		ret = node_exec(&nodes[i], &req, st, sizeof(st), &rsp);
+		if (ret) {
+			char what[128];
+			snprintf(what, sizeof(what), "node stat: node %d (%s)", i, nb);
+			ret = report_failure(what, ret);
+			break;
+		}
+		int kinds = rsp.data_length / sizeof(st[0]);
+		if (!raw_output)
+			printf("node %d (%s)\n  %-11s %10s %7s %10s %9s %9s %9s %9s\n", i, nb, "Request", "Count",
+			       "Errors", "Bytes", "Avg(us)", "p50(us)", "p99(us)", "Max(us)");
+		for (int k = 0; k < kinds; k++) {
+			st[k].name[SD_STAT_NAME_LEN - 1] = 0;
+			if (raw_output)
+				printf("%d %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+				       " %" PRIu64 "\n", i, st[k].name, st[k].count, st[k].errors, st[k].bytes,
+				       st[k].avg_us, st[k].p50_us, st[k].p99_us, st[k].max_us);
+			else
+				printf("  %-11s %10" PRIu64 " %7" PRIu64 " %10s %9" PRIu64 " %9" PRIu64 " %9" PRIu64
+				       " %9" PRIu64 "\n", st[k].name, st[k].count, st[k].errors,
+				       fmt_size(st[k].bytes, sz, sizeof(sz)), st[k].avg_us, st[k].p50_us,
+				       st[k].p99_us, st[k].max_us);
+		}
+	}
+	free(nodes);
+	return ret;
+}
+
+/* collie node log level [LEVEL]: the log level of the node collie talks to; with LEVEL, set it */
+int node_log(int argc, char **argv)
+{
+	int32_t level = 0;
+	if (strcmp(argv[0], "level")) {
+		die_msg("node log: unknown action '%s' (level)", argv[0]);
+		return EXIT_USAGE;
+	}
+	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_LOG_LEVEL,
+			      .data_length = sizeof(level) };
+	struct sd_rsp rsp;
+	if (argc >= 2) {
+		level = log_level_from_name(argv[1]);
+		if (level < 0) {
+			die_msg("node log level: invalid level '%s' (emerg, err, warn, info, debug or 0-7)", argv[1]);
+			return EXIT_USAGE;
+		}
+		req.flags = SD_FLAG_CMD_WRITE;
+	}
+	int ret = sheep_exec(&req, &level, sizeof(level), &rsp);
+	if (ret)
+		return report_failure("node log level", ret);
+	printf("%s\n", log_level_name(level));
+	return 0;
 }

@@ -2,6 +2,7 @@
  * object of every VDI has its replicas on the nodes the ring names, with identical content). */
 #include <errno.h>
 #include <inttypes.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,8 +76,39 @@ static int cluster_op(uint8_t opcode, const char *what)
 	return ret ? report_failure(what, ret) : 0;
 }
 
+/* cluster recover throttle N[:MS]: every node fetches N objects at once and pauses MS ms after
+ * each, from now on (sheep -R sets it at start); without N, each node's throttle */
+static int cluster_recover_throttle(int argc, char **argv)
+{
+	if (!argc)
+		return node_recovery(0, NULL);
+	struct sd_recovery_throttle t = { 0 };
+	char *end;
+	unsigned long n = strtoul(argv[0], &end, 10), ms = 0;
+	if (*end == ':')
+		ms = strtoul(end + 1, &end, 10);
+	if (*end || !isdigit((unsigned char)argv[0][0]) || n < 1 || n > 64 || ms > 60000) {
+		die_msg("cluster recover throttle: invalid throttle '%s' (N[:MS], N 1 to 64, MS 0 to 60000)", argv[0]);
+		return EXIT_USAGE;
+	}
+	t.inflight = n;
+	t.pause_ms = ms;
+	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_RECOVERY_THROTTLE,
+			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(t) };
+	struct sd_rsp rsp;
+	int ret = sheep_exec(&req, &t, sizeof(t), &rsp);
+	if (ret)
+		return report_failure("cluster recover throttle", ret);
+	printf("recovery throttle: %lu objects at once, %lu ms pause after each, on every node\n", n, ms);
+	return 0;
+}
+
 int cluster_recover(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[0], "throttle")) {
+		die_msg("cluster recover %s: takes no argument", argv[0]);
+		return EXIT_USAGE;
+	}
 	if (!strcmp(argv[0], "enable"))
 		return cluster_op(SD_OP_ENABLE_RECOVER, "cluster recover enable");
 	if (!strcmp(argv[0], "disable"))
@@ -87,7 +119,9 @@ int cluster_recover(int argc, char **argv)
 			printf("The cluster runs without the nodes that did not come back\n");
 		return ret;
 	}
-	die_msg("cluster recover: unknown action '%s' (enable, disable or force)", argv[0]);
+	if (!strcmp(argv[0], "throttle"))
+		return cluster_recover_throttle(argc - 1, argv + 1);
+	die_msg("cluster recover: unknown action '%s' (enable, disable, force or throttle)", argv[0]);
 	return 1;
 }
 

@@ -547,6 +547,8 @@ static const struct collie_option object_opts[] = {
 	{ 0 },
 };
 
+int vdi_track(int argc, char **argv);   /* vdi_track.c */
+
 /* vdi_transfer.c */
 extern const struct collie_option vdi_import_opts[], vdi_export_opts[];
 int vdi_import(int argc, char **argv);
@@ -584,6 +586,8 @@ static const struct subcommand vdi_subs[] = {
 	  restore_opts, CMD_CLUSTER, 1, 1, vdi_restore },
 	{ "object", "NAME [-i INDEX]", "show which nodes hold each object of a VDI", object_opts, CMD_CLUSTER, 1, 1,
 	  vdi_object },
+	{ "track", "NAME [-i INDEX] [-s TAG|ID]", "where each object of a VDI lived in every epoch",
+	  object_opts, CMD_CLUSTER, 1, 1, vdi_track },
 	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",
 	  "create VDIs from disk images (files or URLs), several at once", vdi_import_opts, 0, 0, -1, vdi_import },
 	{ "export", "[-O FMT] [-o OPTS] [-s SNAPSHOT] [-p] NAME DEST [NAME DEST...] | --list FILE",

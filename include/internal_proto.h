@@ -38,6 +38,12 @@
 #define SD_OP_GET_VDI_LOCKS        0xD1   /* local: the cluster-wide VDI lock table */
 #define SD_OP_GET_NODE_WEIGHT      0xD2   /* local: capacity and vnodes; may set the capacity */
 #define SD_OP_REWEIGHT             0xD3   /* cluster: new vnode counts, one new epoch */
+#define SD_OP_LOG_LEVEL            0xD4   /* local: the log level; a payload sets it */
+#define SD_OP_RECOVERY_THROTTLE    0xD5   /* cluster: every node's recovery throttle */
+#define SD_OP_NODE_STAT            0xD6   /* local: request counts and latencies */
+/* connection authentication (ours; see struct sd_auth_req / sd_auth_rsp and sheep(8)) */
+#define SD_OP_AUTH_CHALLENGE       0xE0   /* the sheep's nonce for this connection */
+#define SD_OP_AUTH_RESPONSE        0xE1   /* the client's nonce and HMAC; the sheep's proof back */
 
 /* internal flags */
 #define SD_FLAG_CMD_RECOVERY 0x80
@@ -61,6 +67,7 @@
 #define SD_RES_AGAIN          0x8F
 #define SD_RES_STALE_OBJ      0x90
 #define SD_RES_CHECKSUM       0x91   /* a block of the object fails its checksum, or the file is short */
+#define SD_RES_PERM_DENIED    0xA0   /* needs an authenticated connection, or an allowed network */
 
 /* the largest payload a request may carry or ask for: a whole inode object, rounded up */
 #define SD_MAX_DATA_LENGTH    (16u << 20)
@@ -79,6 +86,29 @@ struct sd_node {
 	uint8_t  reserved[14];
 };
 SD_CHECK(sizeof(struct sd_node) == 48);
+
+/* AUTH_RESPONSE request union: the role byte the MAC covers. Payload: client nonce (32 bytes)
+ * then HMAC-SHA256(key, server nonce || client nonce || role) (32 bytes). */
+struct sd_auth_req {
+	uint8_t  proto_ver, opcode;
+	uint16_t flags;
+	uint32_t epoch, id, data_length;
+	uint8_t  role;
+	uint8_t  __pad[31];
+};
+SD_CHECK(sizeof(struct sd_auth_req) == 48);
+
+/* AUTH_CHALLENGE response union: whether the sheep has a key at all. Payload: the sheep's
+ * nonce (32 bytes) when it has one, nothing when it is open. */
+struct sd_auth_rsp {
+	uint8_t  proto_ver, opcode;
+	uint16_t flags;
+	uint32_t epoch, id, data_length;
+	uint32_t result;
+	uint8_t  key_required;
+	uint8_t  __pad[27];
+};
+SD_CHECK(sizeof(struct sd_auth_rsp) == 48);
 
 /* cluster status */
 enum sd_status {
@@ -115,6 +145,25 @@ struct sd_node_weight {
 };
 SD_CHECK(sizeof(struct sd_node_weight) == 16);
 /* REWEIGHT: the payload is struct sd_node[], each with its new nr_vnodes */
+
+/* LOG_LEVEL: request and response payload one int32_t, the level (0-7); a request without
+ * SD_FLAG_CMD_WRITE only reads it. RECOVERY_THROTTLE: this payload */
+struct sd_recovery_throttle {
+	uint32_t inflight;       /* objects fetched at once, 1 to 64 */
+	uint32_t pause_ms;       /* pause after each object, 0 to 60000 */
+};
+SD_CHECK(sizeof(struct sd_recovery_throttle) == 8);
+
+/* NODE_STAT: the response payload is one entry per kind of request the node served since it
+ * started (sheepdog-protocol and NBD clients, and peers); latencies from arrival to reply */
+#define SD_STAT_NAME_LEN 16
+struct sd_node_stat {
+	char     name[SD_STAT_NAME_LEN];   /* "read", "write", "flush", "peer read", ... */
+	uint64_t count, errors, bytes;
+	uint64_t avg_us, max_us;
+	uint64_t p50_us, p99_us;          /* upper bounds of power-of-two latency buckets */
+};
+SD_CHECK(sizeof(struct sd_node_stat) == 72);
 
 /* STAT_CLUSTER response union: cluster state; payload = epoch log entries, newest first */
 struct sd_cluster_rsp {

@@ -17,6 +17,9 @@ int listen_tcp(const char *bindaddr, int port);   /* -errno on failure */
 /* Connect with a timeout; sets TCP_NODELAY and keepalive, and I/O timeouts of io_timeout_ms (0 none). */
 int connect_to(const char *host, int port, int timeout_ms, int io_timeout_ms);
 int connect_to_node(const struct sd_node *n, int timeout_ms, int io_timeout_ms);
+/* run hook on every new connection before connect_to returns it (the key exchange of auth.c);
+ * a negative -errno from it fails the connection */
+void net_set_connect_hook(int (*hook)(int fd));
 int set_nonblocking(int fd);
 int set_keepalive(int fd);
 

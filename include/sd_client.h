@@ -71,6 +71,8 @@ int sd_read_inode_header(const char *host, int port, uint32_t vid, struct sd_ino
 int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *index, uint32_t nr);
 /* bytes per object of an open VDI */
 uint32_t sd_vdi_object_size(const struct sd_vdi *vdi);
+/* the VDI's replica count (0: the cluster's default) */
+uint8_t sd_vdi_copies(const struct sd_vdi *vdi);
 /* copy of the object index of an open VDI: entries [0, nr_objects) */
 const uint32_t *sd_vdi_index(const struct sd_vdi *vdi, uint32_t *nr_objects);
 

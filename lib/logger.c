@@ -1,7 +1,9 @@
-/* logger.c: one log stream per process; a line per message with time, level and function. */
+/* logger.c: one log stream per process; a line per message with time, level and function; the
+ * per-call-site rate limit that collapses floods of one message into a count. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,11 @@ void log_close(void)
 void log_set_level(int level) { log_level = level; }
 int log_get_level(void) { return log_level; }
 
+const char *log_level_name(int level)
+{
+	return level >= 0 && level <= LOG_DEBUG_ ? level_names[level] : "?";
+}
+
 int log_level_from_name(const char *name)
 {
 	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
@@ -56,6 +63,8 @@ int log_level_from_name(const char *name)
 			return i;
 	if (!strcasecmp(name, "warning"))
 		return LOG_WARN_;
+	if (!strcasecmp(name, "err"))
+		return LOG_ERR_;
 	if (name[0] >= '0' && name[0] <= '7' && !name[1])
 		return name[0] - '0';
 	return -1;
@@ -83,4 +92,93 @@ void log_write(int level, const char *func, int line, const char *fmt, ...)
 		func, line, msg);
 	pthread_mutex_unlock(&log_lock);
 	errno = saved;
+}
+
+static unsigned rl_burst = LOG_RATELIMIT_BURST, rl_window_s = LOG_RATELIMIT_WINDOW;
+
+void log_set_ratelimit(unsigned burst, unsigned window_s)
+{
+	rl_burst = burst;
+	rl_window_s = window_s ? window_s : 1;
+}
+
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static pthread_mutex_t rl_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct log_ratelimit *rl_listed;   /* sites that have suppressed something */
+
+/* rl->lock held: a new window starts; returns the count to report */
+static unsigned window_restart(struct log_ratelimit *rl, long long now, long long *span_s)
+{
+	unsigned report = rl->suppressed;
+	*span_s = rl->window_start_ms ? (now - rl->window_start_ms + 999) / 1000 : 0;
+	rl->window_start_ms = now;
+	rl->printed = 0;
+	rl->suppressed = 0;
+	return report;
+}
+
+static bool window_over(const struct log_ratelimit *rl, long long now)
+{
+	return !rl->window_start_ms || now - rl->window_start_ms >= (long long)rl_window_s * 1000;
+}
+
+static void list_site(struct log_ratelimit *rl)
+{
+	pthread_mutex_lock(&rl_list_lock);
+	rl->next_listed = rl_listed;
+	rl_listed = rl;
+	pthread_mutex_unlock(&rl_list_lock);
+}
+
+int log_ratelimit_pass(struct log_ratelimit *rl, int level, const char *func, int line)
+{
+	if (!rl_burst)
+		return 1;
+	long long now = monotonic_ms(), span_s = 0;
+	unsigned report = 0;
+	bool new_site = false;
+	int pass;
+	pthread_mutex_lock(&rl->lock);
+	if (window_over(rl, now))
+		report = window_restart(rl, now, &span_s);
+	pass = rl->printed < rl_burst;
+	if (pass) {
+		rl->printed++;
+	} else {
+		rl->suppressed++;
+		rl->level = level;
+		rl->func = func;
+		rl->line = line;
+		new_site = !rl->listed;
+		rl->listed = 1;
+	}
+	pthread_mutex_unlock(&rl->lock);
+	if (new_site)
+		list_site(rl);
+	if (report)
+		log_write(level, func, line, "%u more like this in the last %lld s", report, span_s);
+	return pass;
+}
+
+void log_ratelimit_flush(void)
+{
+	long long now = monotonic_ms();
+	pthread_mutex_lock(&rl_list_lock);
+	for (struct log_ratelimit *rl = rl_listed; rl; rl = rl->next_listed) {
+		long long span_s = 0;
+		unsigned report = 0;
+		pthread_mutex_lock(&rl->lock);
+		if (rl->suppressed && window_over(rl, now))
+			report = window_restart(rl, now, &span_s);
+		pthread_mutex_unlock(&rl->lock);
+		if (report)
+			log_write(rl->level, rl->func, rl->line, "%u more like this in the last %lld s", report, span_s);
+	}
+	pthread_mutex_unlock(&rl_list_lock);
 }

@@ -130,6 +130,13 @@ static void set_io_timeout(int fd, int ms)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+static int (*connect_hook)(int fd);
+
+void net_set_connect_hook(int (*hook)(int fd))
+{
+	connect_hook = hook;
+}
+
 int connect_to(const char *host, int port, int timeout_ms, int io_timeout_ms)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -170,6 +177,8 @@ int connect_to(const char *host, int port, int timeout_ms, int io_timeout_ms)
 		set_keepalive(fd);
 		if (io_timeout_ms)
 			set_io_timeout(fd, io_timeout_ms);
+		if (connect_hook && (ret = connect_hook(fd)) < 0)
+			goto next;
 		freeaddrinfo(res);
 		return fd;
 next:

@@ -80,6 +80,7 @@ static const char *const res_names[256] = {
 	[SD_RES_AGAIN] = "try again",
 	[SD_RES_STALE_OBJ] = "stale object",
 	[SD_RES_CHECKSUM] = "data fails its checksum",
+	[SD_RES_PERM_DENIED] = "permission denied (no cluster key, or a network outside --guest-allow)",
 };
 
 const char *sd_strerror(int res)
@@ -408,6 +409,7 @@ void sd_vdi_set_exec(struct sd_vdi *vdi, sd_exec_fn fn, void *ctx)
 uint64_t sd_vdi_size(const struct sd_vdi *vdi) { return vdi->size; }
 uint32_t sd_vdi_object_size(const struct sd_vdi *vdi) { return UINT32_C(1) << vdi->shift; }
 bool sd_vdi_writable(const struct sd_vdi *vdi) { return vdi->writable; }
+uint8_t sd_vdi_copies(const struct sd_vdi *vdi) { return vdi->copies; }
 
 uint32_t sd_vdi_id(struct sd_vdi *vdi)
 {

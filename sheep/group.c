@@ -710,6 +710,10 @@ static void handle_block(const struct cluster_id *from, const struct cluster_msg
 		blocks[nr_blocks].cid = *from;
 		blocks[nr_blocks].seq = m->seq;
 		nr_blocks++;
+	} else if (is_me(from)) {
+		/* every node drops it alike; its sender hears "try again", never silence */
+		sd_warn_rl("cluster operation queue full (%d): answering busy", MAX_BLOCKS);
+		complete_waiting(m->seq, SD_RES_AGAIN);
 	}
 	maybe_start_block();
 }

@@ -25,6 +25,7 @@
 #include "cluster_view.h"
 #include "gateway.h"
 #include "nbd.h"
+#include "node_stat.h"
 #include "ops.h"
 #include "request.h"
 #include "request_types.h"
@@ -126,6 +127,7 @@ struct nbd_io {
 	uint8_t rhdr[NBD_CHUNK_HEADER_SIZE + 16];
 	struct nbd_tx tx;              /* its list links the pool too */
 	uint32_t cap;                  /* bytes at data */
+	uint64_t start_ns;             /* arrival, for node stat */
 };
 
 /* main thread only: finished requests kept with their buffers, so that steady small I/O
@@ -439,6 +441,7 @@ static struct nbd_io *io_new(struct nbd_conn *c, const struct nbd_request *rq, u
 	}
 	io->conn = c;
 	io->rq = *rq;
+	io->start_ns = now_ns();
 	io->tx.release = io_release;
 	c->refcnt++;
 	c->inflight++;
@@ -515,6 +518,17 @@ static void io_work(struct work *w)
 }
 
 /* main thread: the reply of a finished (or refused) request goes on the queue */
+/* the sheepdog opcode an NBD command counts as in node stat */
+static uint8_t nbd_stat_opcode(uint16_t type)
+{
+	switch (type) {
+	case NBD_CMD_READ: return SD_OP_READ_OBJ;
+	case NBD_CMD_WRITE: case NBD_CMD_WRITE_ZEROES: case NBD_CMD_TRIM: return SD_OP_WRITE_OBJ;
+	case NBD_CMD_FLUSH: return SD_OP_FLUSH_VDI;
+	default: return 0;
+	}
+}
+
 static void io_reply(struct nbd_io *io)
 {
 	struct nbd_conn *c = io->conn;
@@ -522,6 +536,9 @@ static void io_reply(struct nbd_io *io)
 	struct nbd_tx *t = &io->tx;
 	size_t n;
 
+	node_stat_note(nbd_stat_opcode(rq->type), io->err ? SD_RES_EIO : SD_RES_SUCCESS,
+		       rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE ? rq->length : 0,
+		       now_ns() - io->start_ns);
 	if (c->dead) {
 		t->release(t);
 		return;

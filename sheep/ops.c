@@ -19,6 +19,8 @@
 #include "cluster_view.h"
 #include "config.h"
 #include "group.h"
+#include "node_control.h"
+#include "node_stat.h"
 #include "node_weight.h"
 #include "ops.h"
 #include "peer.h"
@@ -400,17 +402,27 @@ static int local_stat_recovery(struct request *req)
 	return SD_RES_SUCCESS;
 }
 
+#define HASH_CHUNK (1u << 20)   /* objects are hashed a chunk at a time: up to 2 GiB each */
+
 /* crc32c of an object as this node stores it (NO_OBJ when it has none) */
 static int local_get_hash(struct request *req)
 {
 	uint64_t oid = req->rq.obj.oid, size = obj_size_of(oid);
+	uint32_t crc = 0;
 	if (!oid_to_vid(oid) || req->rq.data_length < sizeof(struct object_hash))
 		return SD_RES_INVALID_PARMS;
-	char *buf = xmalloc(size);
-	int ret = store_exists(oid) ? store_read(oid, buf, size, 0) : SD_RES_NO_OBJ;
+	if (!store_exists(oid))
+		return SD_RES_NO_OBJ;
+	char *buf = xmalloc(MIN(size, HASH_CHUNK));
+	int ret = SD_RES_SUCCESS;
+	for (uint64_t off = 0; off < size && ret == SD_RES_SUCCESS; off += HASH_CHUNK) {
+		uint32_t n = MIN(size - off, HASH_CHUNK);
+		ret = store_read(oid, buf, n, off);
+		crc = crc32c(crc, buf, n);
+	}
 	if (ret == SD_RES_SUCCESS) {
 		struct object_hash *h = req->data;
-		h->crc = crc32c(0, buf, size);
+		h->crc = crc;
 		h->size = size;
 		req->rp.data_length = sizeof(*h);
 	}
@@ -553,6 +565,18 @@ static const struct sd_op_template sd_ops[256] = {
 	[SD_OP_GET_NODE_WEIGHT] = {
 		.name = "GET_NODE_WEIGHT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.process_main = main_get_node_weight,
+	},
+	[SD_OP_LOG_LEVEL] = {
+		.name = "LOG_LEVEL", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_DURING_SHUTDOWN, .process_main = main_log_level,
+	},
+	[SD_OP_RECOVERY_THROTTLE] = {
+		.name = "RECOVERY_THROTTLE", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.process_main = main_recovery_throttle,
+	},
+	[SD_OP_NODE_STAT] = {
+		.name = "NODE_STAT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_GUEST,
+		.flags = OP_DURING_SHUTDOWN, .process_main = main_node_stat,
 	},
 	[SD_OP_REWEIGHT] = {
 		.name = "REWEIGHT", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,

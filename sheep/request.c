@@ -23,8 +23,13 @@
 #include "group.h"
 #include "ops.h"
 #include "recovery.h"
+#include "node_stat.h"
 #include "request.h"
 #include "request_types.h"
+#include "access.h"
+#include "conn_limits.h"
+
+static int client_listen_fd = -1;   /* the sheepdog-protocol port, paused at the caps */
 
 enum rx_state { RX_HDR, RX_DATA, RX_DRAIN };
 
@@ -44,6 +49,8 @@ struct client_info {
 	size_t tx_off;
 	uint32_t events;
 	int inflight;        /* requests read but not yet queued for reply */
+	struct auth_conn auth;
+	struct conn_meter meter;
 };
 
 static void client_tx(struct client_info *ci);
@@ -65,6 +72,7 @@ static void client_close(struct client_info *ci)
 	ci->dead = true;
 	unregister_event(ci->fd);
 	close(ci->fd);
+	limits_forget(&ci->meter);
 	struct list_head *pos, *n;
 	list_for_each_safe(pos, n, &ci->tx_queue) {
 		struct request *r = list_entry(pos, struct request, list);
@@ -84,7 +92,7 @@ static void update_events(struct client_info *ci)
 {
 	/* a closing client's half-close stays signalled: watching it then would spin the loop */
 	uint32_t ev = 0;
-	if (!ci->closing)
+	if (!ci->closing && !ci->meter.rx_held)
 		ev |= EPOLLIN | EPOLLRDHUP;
 	if (ci->tx_req || !list_empty(&ci->tx_queue))
 		ev |= EPOLLOUT;
@@ -96,6 +104,8 @@ static void update_events(struct client_info *ci)
 
 void free_request(struct request *req)
 {
+	if (req->ci)
+		limits_account(&req->ci->meter, -(long long)req->data_size);
 	free(req->data);
 	free(req);
 }
@@ -104,6 +114,8 @@ void free_request(struct request *req)
 void request_done(struct request *req)
 {
 	struct client_info *ci = req->ci;
+	if (ci && req->op && req->op->type == SD_OP_TYPE_CLUSTER)
+		limits_cluster_op(&ci->meter, -1);
 	if (!ci) {
 		free_request(req);
 		return;
@@ -114,6 +126,9 @@ void request_done(struct request *req)
 		return;
 	}
 	ci->inflight--;
+	node_stat_note(req->rq.opcode, req->rp.result,
+		       req->rq.flags & SD_FLAG_CMD_WRITE ? req->rq.data_length : req->rp.data_length,
+		       now_ns() - req->start_ns);
 	req->rp.proto_ver = req->rq.proto_ver;
 	req->rp.opcode = req->rq.opcode;
 	req->rp.id = req->rq.id;
@@ -138,6 +153,7 @@ static void reply_now(struct client_info *ci, const struct sd_req *hdr, uint32_t
 	req->rq = *hdr;
 	req->rp.result = result;
 	req->ci = ci;
+	req->start_ns = now_ns();
 	INIT_LIST_HEAD(&req->list);
 	ci->refcnt++;
 	ci->inflight++;
@@ -205,15 +221,31 @@ void queue_request(struct request *req)
 }
 
 /* A header is in: check it. Returns 0 to read/dispatch, or the result to answer with. */
-static int check_header(const struct sd_req *hdr)
+static int check_header(struct client_info *ci, const struct sd_req *hdr)
 {
-	return sd_check_request_header(hdr, get_sd_op(hdr->opcode) != NULL, SD_MAX_DATA_LENGTH);
+	const struct sd_op_template *op = get_sd_op(hdr->opcode);
+	int res = sd_check_request_header(hdr, op || auth_opcode(hdr->opcode), SD_MAX_DATA_LENGTH);
+	return res ? res : auth_check_request(&ci->auth, hdr, op ? op->name : NULL);
+}
+
+/* a complete request: the key exchange is answered here, everything else goes to its queue */
+static void dispatch_request(struct client_info *ci, struct request *req)
+{
+	if (!auth_opcode(req->rq.opcode)) {
+		if (req->op->type == SD_OP_TYPE_CLUSTER)
+			limits_cluster_op(&ci->meter, 1);   /* one client cannot fill the cluster queue */
+		queue_request(req);
+		return;
+	}
+	if (auth_conn_handle(&ci->auth, req) == SD_RES_PERM_DENIED)
+		ci->closing = true;   /* a refused proof ends the connection once answered */
+	request_done(req);
 }
 
 static void start_request(struct client_info *ci)
 {
 	const struct sd_req *hdr = &ci->rx_hdr;
-	int res = check_header(hdr);
+	int res = check_header(ci, hdr);
 	bool has_payload = hdr->flags & SD_FLAG_CMD_WRITE;
 
 	if (res) {
@@ -239,10 +271,12 @@ static void start_request(struct client_info *ci)
 	req->rq = *hdr;
 	req->op = get_sd_op(hdr->opcode);
 	req->ci = ci;
+	req->start_ns = now_ns();
 	INIT_LIST_HEAD(&req->list);
 	req->data_size = hdr->data_length;
 	if (req->data_size)
 		req->data = xzalloc(req->data_size);
+	limits_account(&ci->meter, req->data_size);
 	ci->refcnt++;
 	ci->inflight++;
 	if (has_payload && hdr->data_length) {
@@ -251,7 +285,7 @@ static void start_request(struct client_info *ci)
 		ci->rx_off = 0;
 		return;
 	}
-	queue_request(req);
+	dispatch_request(ci, req);
 }
 
 static void client_tx(struct client_info *ci);
@@ -260,6 +294,10 @@ static void client_rx(struct client_info *ci)
 {
 	for (int rounds = 0; rounds < 64 && !ci->dead && !ci->closing; rounds++) {
 		ssize_t n;
+		if (ci->rx_state == RX_HDR && !ci->rx_off && !limits_may_read(&ci->meter)) {
+			update_events(ci);   /* until its replies drain (conn_limits.c wakes it) */
+			return;
+		}
 		switch (ci->rx_state) {
 		case RX_HDR:
 			n = read(ci->fd, (char *)&ci->rx_hdr + ci->rx_off, sizeof(ci->rx_hdr) - ci->rx_off);
@@ -301,7 +339,7 @@ static void client_rx(struct client_info *ci)
 				ci->rx_req = NULL;
 				ci->rx_state = RX_HDR;
 				ci->rx_off = 0;
-				queue_request(req);
+				dispatch_request(ci, req);
 			}
 			break;
 		case RX_DRAIN:
@@ -312,6 +350,7 @@ static void client_rx(struct client_info *ci)
 			}
 			break;
 		}
+		limits_progress(&ci->meter, ci->rx_state != RX_HDR || ci->rx_off);
 	}
 }
 
@@ -393,7 +432,7 @@ int accept_client(int listen_fd, const char *what)
 	int cfd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0) {
 		if (errno != EAGAIN)
-			sd_warn("%s: accept: %m", what);
+			sd_warn_rl("%s: accept: %m", what);
 		return -1;
 	}
 	if (sys->shutting_down) {
@@ -420,20 +459,94 @@ int listen_port(const char *addr, int port, void (*handler)(int fd, uint32_t eve
 	return fd;
 }
 
+/* ---- the limits' side of connections (conn_limits.c decides, this file acts) ---- */
+
+static bool accept_paused;
+
+static void pause_accept(void)
+{
+	if (!accept_paused) {
+		accept_paused = true;
+		modify_event(client_listen_fd, 0);
+	}
+}
+
+static void resume_accept(void)
+{
+	if (accept_paused) {
+		accept_paused = false;
+		modify_event(client_listen_fd, EPOLLIN);
+	}
+}
+
+static void resume_accept_timer(void *unused)
+{
+	resume_accept();
+}
+
+static void meter_close(struct conn_meter *m, const char *why)
+{
+	struct client_info *ci = container_of(m, struct client_info, meter);
+	sd_warn_rl("closing client connection %d from %s: %s", ci->fd, ci->auth.peer, why);
+	ci->refcnt++;
+	client_close(ci);
+	client_put(ci);
+}
+
+static void meter_wake(struct conn_meter *m)
+{
+	struct client_info *ci = container_of(m, struct client_info, meter);
+	if (!ci->dead)
+		update_events(ci);
+}
+
+static const struct limits_ops client_limits_ops = {
+	.close = meter_close, .wake = meter_wake, .resume_accept = resume_accept,
+};
+
+static int accept_one(int fd);
+
+#define ACCEPTS_PER_EVENT 32   /* drain the backlog quickly: a live client may wait behind stalled ones */
+
 static void listen_handler(int fd, uint32_t events, void *data)
 {
+	for (int i = 0; i < ACCEPTS_PER_EVENT && !accept_paused; i++)
+		if (accept_one(fd) < 0)
+			break;
+}
+
+static int accept_one(int fd)
+{
+	/* at the cap: the longest stalled request makes room, else nobody is accepted until one leaves */
+	if (limits_full() && !limits_make_room()) {
+		pause_accept();
+		return -1;
+	}
 	int cfd = accept_client(fd, "sheep");
-	if (cfd < 0)
-		return;
+	if (cfd < 0) {
+		if (errno == EMFILE || errno == ENFILE) {
+			pause_accept();     /* out of files: retry soon rather than spin on the socket */
+			add_timer(100, resume_accept_timer, NULL);
+		}
+		return -1;
+	}
 	struct client_info *ci = xzalloc(sizeof(*ci));
+	if (limits_admit(&ci->meter, cfd) < 0) {
+		close(cfd);
+		free(ci);
+		return 0;
+	}
 	ci->fd = cfd;
 	ci->refcnt = 1;
 	ci->events = EPOLLIN | EPOLLRDHUP;
 	INIT_LIST_HEAD(&ci->tx_queue);
+	auth_conn_init(&ci->auth, cfd);
 	if (register_event(cfd, client_handler, ci, ci->events) < 0) {
+		limits_forget(&ci->meter);
 		close(cfd);
 		free(ci);
 	}
+	return 0;
 }
 
 int create_listen_port(const char *bindaddr, int port)
@@ -441,5 +554,7 @@ int create_listen_port(const char *bindaddr, int port)
 	int fd = listen_port(bindaddr, port, listen_handler);
 	if (fd < 0)
 		return fd;
+	client_listen_fd = fd;
+	limits_start(&client_limits_ops);
 	return 0;
 }

@@ -22,6 +22,7 @@ struct request {
 	struct work work;
 	struct list_head list;      /* on the client's reply queue or the cluster wait list */
 	uint64_t cluster_seq;       /* for cluster ops waiting for their message */
+	uint64_t start_ns;          /* when its header arrived (client requests), for node stat */
 };
 
 /* ---- the opcode table (ops.c) ---- */

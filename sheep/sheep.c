@@ -37,6 +37,8 @@
 #include "store/store.h"
 #include "vdi.h"
 #include "vdi_state.h"
+#include "access.h"
+#include "conn_limits.h"
 
 static int ready_fd = -1;   /* write end of the pipe to the waiting parent */
 static char **saved_argv;   /* for sheep_restart */
@@ -86,6 +88,17 @@ static void usage(FILE *fp)
 		"  -R, --recovery N[:MS]  recovery throttle: N objects fetched at once (default 4),\n"
 		"                         and a pause of MS milliseconds after each (default 0)\n"
 		"      --nbd [ADDR:]PORT  export VDIs over NBD on PORT (ADDR default 127.0.0.1; off by default)\n"
+		"      --key-file FILE    the cluster key (default $" SD_KEY_FILE_ENV "); without one the node\n"
+		"                         is open to anyone who can reach its port\n"
+		"      --guest-allow CIDR[,CIDR]  networks whose clients may run guest opcodes without the\n"
+		"                         key (default: loopback and this node's address)\n"
+		"      --max-clients N    client connections in all (default 1024)\n"
+		"      --max-clients-per-addr N  from one address (default 256)\n"
+		"      --request-timeout S  close a connection whose request stalls S seconds (default 5)\n"
+		"      --max-client-buffer MIB  request and reply bytes one connection may hold (default 64)\n"
+		"      --max-buffer MIB   the same for all connections together (default 1024)\n"
+		"      --max-cluster-ops N  cluster operations one connection may have in flight (default 8)\n"
+		"      --log-ratelimit BURST[/S]  messages per call site per S seconds (default 10/5; 0 = all)\n"
 		"  -h, --help             show this help\n"
 		"  -v, --version          show the version\n");
 }
@@ -103,7 +116,16 @@ static const struct option long_opts[] = {
 	{ "pidfile", required_argument, NULL, 'P' },
 	{ "recovery", required_argument, NULL, 'R' },
 	{ "nbd", required_argument, NULL, 256 },
-	{ "capacity", required_argument, NULL, 257 },
+	{ "key-file", required_argument, NULL, 257 },
+	{ "guest-allow", required_argument, NULL, 258 },
+	{ "capacity", required_argument, NULL, 259 },
+	{ "max-clients", required_argument, NULL, 300 },
+	{ "max-clients-per-addr", required_argument, NULL, 300 },
+	{ "request-timeout", required_argument, NULL, 300 },
+	{ "max-client-buffer", required_argument, NULL, 300 },
+	{ "max-buffer", required_argument, NULL, 300 },
+	{ "max-cluster-ops", required_argument, NULL, 300 },
+	{ "log-ratelimit", required_argument, NULL, 300 },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -204,6 +226,7 @@ static int wait_for_child(pid_t pid, int rfd)
 /* what the command line asks for */
 struct sheep_options {
 	const char *bindaddr, *myaddr, *driver, *logfile, *pidfile;
+	const char *key_file, *guest_allow;
 	uint64_t port, zone, vnodes, nbd_port;
 	bool foreground, zone_set, vnodes_set;
 	uint64_t capacity;
@@ -233,8 +256,8 @@ static int parse_recovery_throttle(const char *arg)
 
 static int parse_options(int argc, char **argv, struct sheep_options *o)
 {
-	int c;
-	while ((c = getopt_long(argc, argv, "p:b:y:c:z:V:l:o:fP:R:hv", long_opts, NULL)) != -1) {
+	int c, longindex = 0;
+	while ((c = getopt_long(argc, argv, "p:b:y:c:z:V:l:o:fP:R:hv", long_opts, &longindex)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_uint(optarg, "port", 65535, &o->port) < 0 || !o->port)
@@ -271,7 +294,13 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 			if (parse_nbd(optarg, o->nbd_addr, sizeof(o->nbd_addr), &o->nbd_port) < 0)
 				return 1;
 			break;
-		case 257:
+		case 257: o->key_file = optarg; break;
+		case 258: o->guest_allow = optarg; break;
+		case 300:
+			if (limits_option(long_opts[longindex].name, optarg) < 0)
+				return 1;
+			break;
+		case 259:
 			if (parse_size(optarg, &o->capacity) < 0 || !o->capacity) {
 				fprintf(stderr, "sheep: invalid capacity '%s' (a size such as 500G or 2T)\n", optarg);
 				return 1;
@@ -339,6 +368,8 @@ static int describe_this_node(struct sheep_options *o)
 	sys->this_node.nr_vnodes = o->vnodes_set ? (uint16_t)o->vnodes : ring_vnodes_for_capacity(sys->this_node.space);
 	sys->nr_copies = SD_DEFAULT_COPIES;
 	sys->block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
+	if (sheep_auth_setup(auth_key_file_choice(o->key_file), o->guest_allow, sys->this_node.addr) < 0)
+		return 1;
 	return GO_ON;
 }
 
@@ -532,6 +563,8 @@ int main(int argc, char **argv)
 	char nodestr[80];
 	sd_info("starting sheep %s on %s, store %s", node_to_str(&sys->this_node, nodestr, sizeof(nodestr)),
 		o.driver, sys->dir);
+	sheep_auth_announce((int)o.port);
+	limits_setup();
 	if (event_init() < 0 || init_work_queues() < 0 || vdi_init() < 0) {
 		fprintf(stderr, "sheep: cannot initialize the event loop\n");
 		return 1;

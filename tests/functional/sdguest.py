@@ -26,8 +26,8 @@ def names(name, tag=''):
 
 
 class Guest:
-    def __init__(self, port):
-        self.c = Conn(port)
+    def __init__(self, port, host='127.0.0.1'):
+        self.c = Conn(port, host)
         self.rid = 0
 
     def call(self, what, opcode, flags=0, data_length=0, union=b'', payload=b''):

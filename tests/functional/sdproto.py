@@ -1,4 +1,7 @@
 # sdproto.py: a minimal sheepdog-protocol client for tests, written from protocol.md.
+import hashlib
+import hmac
+import os
 import socket
 import struct
 
@@ -50,3 +53,36 @@ def vid_of(name):
         h = (h * 0x100000001b3) & 0xffffffffffffffff
     v = h & 0xffffff
     return v or 1
+
+
+# connection authentication (sheep(8), "Authentication")
+OP_AUTH_CHALLENGE, OP_AUTH_RESPONSE = 0xE0, 0xE1
+RES_PERM_DENIED = 0xA0
+ROLE_PEER, ROLE_ADMIN, ROLE_SERVER = b'P', b'A', b'S'
+
+def read_key_file(path):
+    return bytes.fromhex(''.join(open(path).read().split()))
+
+def auth_mac(key, first, second, role):
+    return hmac.new(key, first + second + role, hashlib.sha256).digest()
+
+def auth_challenge(conn, req_id=1):
+    """the sheep's nonce (b'' when it has no key)"""
+    r = conn.exchange(req(OP_AUTH_CHALLENGE, data_length=32, req_id=req_id))
+    if r['result']:
+        raise RuntimeError('AUTH_CHALLENGE: result 0x%x' % r['result'])
+    return r['data'] if r['raw'][4] else b''
+
+def auth_send_response(conn, payload, role=ROLE_ADMIN, req_id=2):
+    return conn.exchange(req(OP_AUTH_RESPONSE, flags=0x01, data_length=len(payload), req_id=req_id,
+                             union=role), payload)
+
+def authenticate(conn, key, role=ROLE_ADMIN):
+    """the whole exchange; returns (result, the payload sent) and checks the sheep's proof"""
+    server_nonce = auth_challenge(conn)
+    client_nonce = os.urandom(32)
+    payload = client_nonce + auth_mac(key, server_nonce, client_nonce, role)
+    r = auth_send_response(conn, payload, role)
+    if r['result'] == 0 and r['data'] != auth_mac(key, client_nonce, server_nonce, ROLE_SERVER):
+        raise RuntimeError('the sheep did not prove the key')
+    return r['result'], payload
