@@ -53,6 +53,7 @@
 #define SD_FLAG_CMD_DEL      0x400
 /* RELEASE_VDI: release every holder, not only the sending node (collie vdi lock unlock) */
 #define SD_FLAG_CMD_FORCE    0x800
+#define SD_FLAG_CMD_NO_REPAIR 0x1000   /* a read that must not start read repair (check -n) */
 
 /* internal results */
 #define SD_RES_OLD_NODE_VER   0x81

@@ -202,13 +202,13 @@ int gateway_read_old_epochs(const struct vnode_info *cur, uint64_t oid, void *bu
 /* every replica failed its checksum somewhere in the range: piece it together block by block from
  * whichever replica verifies there (each bad one is being repaired meanwhile) */
 static int read_piecewise(const struct vnode_info *vi, const int *idx, int nr, uint64_t oid, char *buf,
-			  uint32_t len, uint32_t offset, uint32_t epoch)
+			  uint32_t len, uint32_t offset, uint32_t epoch, uint16_t flags)
 {
 	for (uint32_t done = 0; done < len;) {
 		uint32_t piece = MIN(len - done, STORE_BLOCK_SIZE - (offset + done) % STORE_BLOCK_SIZE);
 		int ret = SD_RES_CHECKSUM;
 		for (int i = 0; i < nr && ret != SD_RES_SUCCESS; i++)
-			ret = read_from(&vi->nodes[idx[i]], oid, buf + done, piece, offset + done, epoch, 0);
+			ret = read_from(&vi->nodes[idx[i]], oid, buf + done, piece, offset + done, epoch, flags);
 		if (ret != SD_RES_SUCCESS)
 			return ret;
 		done += piece;
@@ -216,7 +216,8 @@ static int read_piecewise(const struct vnode_info *vi, const int *idx, int nr, u
 	return SD_RES_SUCCESS;
 }
 
-int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+/* flags: SD_FLAG_CMD_NO_REPAIR or 0 */
+static int read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset, uint16_t flags)
 {
 	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
 	int copies = oid_copies(oid);
@@ -239,7 +240,7 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 				idx[i] = t;
 			}
 		for (int i = 0; i < nr; i++) {
-			ret = read_from(&vi->nodes[idx[i]], oid, buf, len, offset, epoch, 0);
+			ret = read_from(&vi->nodes[idx[i]], oid, buf, len, offset, epoch, flags);
 			if (ret == SD_RES_SUCCESS)
 				break;
 			if (retryable(ret))
@@ -249,7 +250,7 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 			nr_bad += ret == SD_RES_CHECKSUM;
 		}
 		if (ret != SD_RES_SUCCESS && nr_bad == nr)
-			ret = read_piecewise(vi, idx, nr, oid, buf, len, offset, epoch);
+			ret = read_piecewise(vi, idx, nr, oid, buf, len, offset, epoch, flags);
 		if (ret != SD_RES_SUCCESS)
 			ret = gateway_read_old_epochs(vi, oid, buf, len, offset, 0);
 		put_vnode_info(vi);
@@ -261,6 +262,11 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 		}
 		return last_err != SD_RES_SUCCESS ? last_err : (retry ? SD_RES_EIO : SD_RES_NO_OBJ);
 	}
+}
+
+int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+{
+	return read_obj(oid, buf, len, offset, 0);
 }
 
 int gateway_write_obj(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync)
@@ -323,7 +329,8 @@ int gateway_read(struct request *req)
 	int ret = check_obj_req(&req->rq);
 	if (ret)
 		return ret;
-	ret = gateway_read_obj(req->rq.obj.oid, req->data, req->rq.data_length, req->rq.obj.offset);
+	ret = read_obj(req->rq.obj.oid, req->data, req->rq.data_length, req->rq.obj.offset,
+		       req->rq.flags & SD_FLAG_CMD_NO_REPAIR);
 	if (ret == SD_RES_SUCCESS)
 		req->rp.data_length = req->rq.data_length;
 	return ret;

@@ -62,7 +62,7 @@ int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 	int ret = store_read(hdr->obj.oid, data, hdr->data_length, hdr->obj.offset);
 	if (ret == SD_RES_SUCCESS)
 		rsp->data_length = hdr->data_length;
-	else if (ret == SD_RES_CHECKSUM && repair_replica)
+	else if (ret == SD_RES_CHECKSUM && repair_replica && !(hdr->flags & SD_FLAG_CMD_NO_REPAIR))
 		repair_replica(hdr->obj.oid);    /* the gateway reads another replica meanwhile */
 	return ret;
 }
