@@ -281,11 +281,14 @@ int gateway_remove_obj(uint64_t oid)
 	return fanout_write(SD_OP_REMOVE_PEER, peer_remove, oid, 0, NULL, 0, 0, oid_copies(oid));
 }
 
-/* FLUSH_PEER to every node: each syncs its store */
-int gateway_flush_all(void)
+/* FLUSH_PEER to every node: each syncs its store. A node that cannot be reached fails the flush
+ * unless the membership moves on without it within the retry time: then the flush is done again
+ * on the nodes of the new epoch (which hold every replica the lost one had). */
+static int flush_members(bool *unreachable)
 {
 	struct vnode_info *vi = get_vnode_info();
 	int ret = SD_RES_SUCCESS;
+	*unreachable = false;
 	for (int i = 0; i < vi->nr_nodes; i++) {
 		const struct sd_node *n = &vi->nodes[i];
 		int r;
@@ -297,11 +300,30 @@ int gateway_flush_all(void)
 			struct sd_rsp rsp;
 			r = peer_exec(n, &hdr, NULL, 0, &rsp);
 		}
-		if (r != SD_RES_SUCCESS && r != SD_RES_NETWORK_ERROR)
+		if (retryable(r))
+			*unreachable = true;
+		else if (r != SD_RES_SUCCESS)
 			ret = r;
 	}
 	put_vnode_info(vi);
 	return ret;
+}
+
+int gateway_flush_all(void)
+{
+	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
+	for (;;) {
+		bool unreachable;
+		uint32_t epoch = sys_epoch();
+		int ret = flush_members(&unreachable);
+		if (ret != SD_RES_SUCCESS || !unreachable)
+			return ret;
+		if (now_ns() > deadline || sys->shutting_down) {
+			sd_err("flush: a member cannot be reached and is still a member: the flush fails");
+			return SD_RES_EIO;
+		}
+		wait_epoch_change(epoch);
+	}
 }
 
 static bool range_ok(uint64_t oid, uint32_t offset, uint32_t len)
