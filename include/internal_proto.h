@@ -68,6 +68,7 @@
 #define SD_RES_AGAIN          0x8F
 #define SD_RES_STALE_OBJ      0x90
 #define SD_RES_CHECKSUM       0x91   /* a block of the object fails its checksum, or the file is short */
+#define SD_RES_TOO_FEW_ZONES  0x92   /* more copies asked for than the cluster has zones */
 #define SD_RES_PERM_DENIED    0xA0   /* needs an authenticated connection, or an allowed network */
 
 /* the largest payload a request may carry or ask for: a whole inode object, rounded up */
