@@ -74,8 +74,11 @@ WHOLE_FORMATS = -Wl,--whole-archive $(LIBFORMATS) -Wl,--no-whole-archive
 $(COLLIE): $(call obj,$(COLLIE_SRCS)) $(LIBFORMATS) $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(COLLIE_SRCS)) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS)
 
-$(UNIT): $(call obj,$(UNIT_SRCS)) $(LIBFORMATS) $(LIBSD)
-	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(UNIT_SRCS)) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS) $(CUNIT_LIBS)
+# the store's object file layout is tested on its own, without the daemon around it
+UNIT_SHEEP_OBJS := $(call obj,sheep/store/checksum.c)
+
+$(UNIT): $(call obj,$(UNIT_SRCS)) $(UNIT_SHEEP_OBJS) $(LIBFORMATS) $(LIBSD)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(UNIT_SRCS)) $(UNIT_SHEEP_OBJS) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS) $(CUNIT_LIBS)
 
 # scenarios that also run with the ASan+UBSan build of sheep and collie
 SAN_SCENARIOS := 001 002 004 005 006 007 040 042 043 044 045 046 070 073 075 080

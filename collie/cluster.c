@@ -188,7 +188,7 @@ static const struct subcommand cluster_subs[] = {
 	{ "recover", "enable|disable|force|throttle [N[:MS]]",
 	  "hold or resume automatic recovery; force: run on without the nodes that did not come back; "
 	  "throttle: N objects at once and MS ms pause on every node", NULL, CMD_CLUSTER, 1, 2, cluster_recover },
-	{ "check", "[-n]", "check that every object has all its replicas, identical; repair from the majority",
+	{ "check", "[-n]", "verify every replica of every object; repair from one that verifies (exit 2: repaired, 3: lost)",
 	  check_opts, CMD_CLUSTER | CMD_JSON, 0, 0, cluster_check },
 	{ "keygen", "FILE", "write a fresh cluster key to the new file FILE (mode 0600)", NULL, 0, 1, 1,
 	  cluster_keygen },

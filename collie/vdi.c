@@ -593,7 +593,14 @@ static const struct collie_option object_opts[] = {
 	{ 0 },
 };
 
+static const struct collie_option vdi_check_opts[] = {
+	{ 'n', "no-repair", 0, NULL, "report only; change nothing" },
+	{ 's', "snapshot", 1, "TAG|ID", "a snapshot instead of the working VDI" },
+	{ 0 },
+};
+
 int vdi_track(int argc, char **argv);   /* vdi_track.c */
+int vdi_check(int argc, char **argv);   /* check.c */
 
 /* vdi_transfer.c */
 extern const struct collie_option vdi_import_opts[], vdi_export_opts[];
@@ -634,6 +641,8 @@ static const struct subcommand vdi_subs[] = {
 	  CMD_CLUSTER | CMD_JSON, 1, 1, vdi_object },
 	{ "track", "NAME [-i INDEX] [-s TAG|ID]", "where each object of a VDI lived in every epoch",
 	  object_opts, CMD_CLUSTER, 1, 1, vdi_track },
+	{ "check", "NAME [-n] [-s TAG|ID]", "verify every replica of NAME's objects; repair from one that verifies",
+	  vdi_check_opts, CMD_CLUSTER | CMD_JSON, 1, 1, vdi_check },
 	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",
 	  "create VDIs from disk images (files or URLs), several at once", vdi_import_opts, 0, 0, -1, vdi_import },
 	{ "export", "[-O FMT] [-o OPTS] [-s SNAPSHOT] [-p] NAME DEST [NAME DEST...] | --list FILE",

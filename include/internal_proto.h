@@ -53,6 +53,7 @@
 #define SD_FLAG_CMD_DEL      0x400
 /* RELEASE_VDI: release every holder, not only the sending node (collie vdi lock unlock) */
 #define SD_FLAG_CMD_FORCE    0x800
+#define SD_FLAG_CMD_NO_REPAIR 0x1000   /* a read that must not start read repair (check -n) */
 
 /* internal results */
 #define SD_RES_OLD_NODE_VER   0x81
@@ -66,6 +67,8 @@
 #define SD_RES_KILLED         0x8D
 #define SD_RES_AGAIN          0x8F
 #define SD_RES_STALE_OBJ      0x90
+#define SD_RES_CHECKSUM       0x91   /* a block of the object fails its checksum, or the file is short */
+#define SD_RES_TOO_FEW_ZONES  0x92   /* more copies asked for than the cluster has zones */
 #define SD_RES_PERM_DENIED    0xA0   /* needs an authenticated connection, or an allowed network */
 
 /* the largest payload a request may carry or ask for: a whole inode object, rounded up */

@@ -79,6 +79,8 @@ static const char *const res_names[256] = {
 	[SD_RES_KILLED] = "node killed",
 	[SD_RES_AGAIN] = "try again",
 	[SD_RES_STALE_OBJ] = "stale object",
+	[SD_RES_CHECKSUM] = "data fails its checksum",
+	[SD_RES_TOO_FEW_ZONES] = "more copies than the cluster has zones (failure domains)",
 	[SD_RES_PERM_DENIED] = "permission denied (no cluster key, or a network outside --guest-allow)",
 };
 

@@ -199,7 +199,25 @@ int gateway_read_old_epochs(const struct vnode_info *cur, uint64_t oid, void *bu
 	return ret;
 }
 
-int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+/* every replica failed its checksum somewhere in the range: piece it together block by block from
+ * whichever replica verifies there (each bad one is being repaired meanwhile) */
+static int read_piecewise(const struct vnode_info *vi, const int *idx, int nr, uint64_t oid, char *buf,
+			  uint32_t len, uint32_t offset, uint32_t epoch, uint16_t flags)
+{
+	for (uint32_t done = 0; done < len;) {
+		uint32_t piece = MIN(len - done, STORE_BLOCK_SIZE - (offset + done) % STORE_BLOCK_SIZE);
+		int ret = SD_RES_CHECKSUM;
+		for (int i = 0; i < nr && ret != SD_RES_SUCCESS; i++)
+			ret = read_from(&vi->nodes[idx[i]], oid, buf + done, piece, offset + done, epoch, flags);
+		if (ret != SD_RES_SUCCESS)
+			return ret;
+		done += piece;
+	}
+	return SD_RES_SUCCESS;
+}
+
+/* flags: SD_FLAG_CMD_NO_REPAIR or 0 */
+static int read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset, uint16_t flags)
 {
 	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
 	int copies = oid_copies(oid);
@@ -208,7 +226,7 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 		struct vnode_info *vi = get_vnode_info();
 		uint32_t epoch = sys_epoch();
 		int idx[SD_MAX_COPIES], nr = ring_pick_nodes(vi, oid, copies, idx);
-		int ret = SD_RES_NO_OBJ, last_err = SD_RES_SUCCESS;
+		int ret = SD_RES_NO_OBJ, last_err = SD_RES_SUCCESS, nr_bad = 0;
 		bool retry = false;
 		if (!nr) {
 			put_vnode_info(vi);
@@ -222,14 +240,17 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 				idx[i] = t;
 			}
 		for (int i = 0; i < nr; i++) {
-			ret = read_from(&vi->nodes[idx[i]], oid, buf, len, offset, epoch, 0);
+			ret = read_from(&vi->nodes[idx[i]], oid, buf, len, offset, epoch, flags);
 			if (ret == SD_RES_SUCCESS)
 				break;
 			if (retryable(ret))
 				retry = true;
 			else if (ret != SD_RES_NO_OBJ)
 				last_err = ret;
+			nr_bad += ret == SD_RES_CHECKSUM;
 		}
+		if (ret != SD_RES_SUCCESS && nr_bad == nr)
+			ret = read_piecewise(vi, idx, nr, oid, buf, len, offset, epoch, flags);
 		if (ret != SD_RES_SUCCESS)
 			ret = gateway_read_old_epochs(vi, oid, buf, len, offset, 0);
 		put_vnode_info(vi);
@@ -241,6 +262,11 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 		}
 		return last_err != SD_RES_SUCCESS ? last_err : (retry ? SD_RES_EIO : SD_RES_NO_OBJ);
 	}
+}
+
+int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+{
+	return read_obj(oid, buf, len, offset, 0);
 }
 
 int gateway_write_obj(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync)
@@ -255,11 +281,14 @@ int gateway_remove_obj(uint64_t oid)
 	return fanout_write(SD_OP_REMOVE_PEER, peer_remove, oid, 0, NULL, 0, 0, oid_copies(oid));
 }
 
-/* FLUSH_PEER to every node: each syncs its store */
-int gateway_flush_all(void)
+/* FLUSH_PEER to every node: each syncs its store. A node that cannot be reached fails the flush
+ * unless the membership moves on without it within the retry time: then the flush is done again
+ * on the nodes of the new epoch (which hold every replica the lost one had). */
+static int flush_members(bool *unreachable)
 {
 	struct vnode_info *vi = get_vnode_info();
 	int ret = SD_RES_SUCCESS;
+	*unreachable = false;
 	for (int i = 0; i < vi->nr_nodes; i++) {
 		const struct sd_node *n = &vi->nodes[i];
 		int r;
@@ -271,11 +300,30 @@ int gateway_flush_all(void)
 			struct sd_rsp rsp;
 			r = peer_exec(n, &hdr, NULL, 0, &rsp);
 		}
-		if (r != SD_RES_SUCCESS && r != SD_RES_NETWORK_ERROR)
+		if (retryable(r))
+			*unreachable = true;
+		else if (r != SD_RES_SUCCESS)
 			ret = r;
 	}
 	put_vnode_info(vi);
 	return ret;
+}
+
+int gateway_flush_all(void)
+{
+	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
+	for (;;) {
+		bool unreachable;
+		uint32_t epoch = sys_epoch();
+		int ret = flush_members(&unreachable);
+		if (ret != SD_RES_SUCCESS || !unreachable)
+			return ret;
+		if (now_ns() > deadline || sys->shutting_down) {
+			sd_err("flush: a member cannot be reached and is still a member: the flush fails");
+			return SD_RES_EIO;
+		}
+		wait_epoch_change(epoch);
+	}
 }
 
 static bool range_ok(uint64_t oid, uint32_t offset, uint32_t len)
@@ -303,7 +351,8 @@ int gateway_read(struct request *req)
 	int ret = check_obj_req(&req->rq);
 	if (ret)
 		return ret;
-	ret = gateway_read_obj(req->rq.obj.oid, req->data, req->rq.data_length, req->rq.obj.offset);
+	ret = read_obj(req->rq.obj.oid, req->data, req->rq.data_length, req->rq.obj.offset,
+		       req->rq.flags & SD_FLAG_CMD_NO_REPAIR);
 	if (ret == SD_RES_SUCCESS)
 		req->rp.data_length = req->rq.data_length;
 	return ret;

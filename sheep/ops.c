@@ -13,6 +13,7 @@
 #include "event.h"
 #include "internal_proto.h"
 #include "logger.h"
+#include "ring.h"
 #include "sheepdog_proto.h"
 #include "util.h"
 #include "alloc.h"
@@ -208,6 +209,16 @@ static int prepare_make_fs(struct request *req)
 		return SD_RES_INVALID_PARMS;
 	if (!cr->block_size_shift)
 		cr->block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
+	/* copies asked for are copies kept: never silently fewer, one per zone */
+	struct sd_node nodes[SD_MAX_NODES];
+	struct vnode_info *vi = ring_build(nodes, group_node_list(nodes, SD_MAX_NODES));
+	int zones = vi ? vi->nr_zones : 0;
+	if (vi)
+		ring_free(vi);
+	if (cr->copies > zones) {
+		sd_err("format: %u copies asked for, the cluster has %d zones", cr->copies, zones);
+		return SD_RES_TOO_FEW_ZONES;
+	}
 	uint64_t now = wall_ns();
 	cr->ctime = (now / 1000000000ull) << 32 | (now % 1000000000ull);
 	return SD_RES_SUCCESS;

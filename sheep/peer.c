@@ -1,7 +1,8 @@
 /* peer.c: the peer ops a gateway sends to each replica, executed on the local store. Writes are
  * refused from a gateway on another epoch, so no write lands on a placement the cluster left.
  * A write to an object this node should hold but does not yet (it moved here in a new epoch)
- * first fetches the object from a holder of an earlier epoch. */
+ * first fetches the object from a holder of an earlier epoch. A read that finds the replica failing
+ * its checksum hands it to read repair. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,6 +21,13 @@ static int (*fetch_object)(uint64_t oid);   /* recovery's, set at start */
 void peer_set_object_fetcher(int (*fetch)(uint64_t oid))
 {
 	fetch_object = fetch;
+}
+
+static void (*repair_replica)(uint64_t oid);   /* read repair's, set at start */
+
+void peer_set_repairer(void (*repair)(uint64_t oid))
+{
+	repair_replica = repair;
 }
 
 static int check_epoch(const struct sd_req *hdr)
@@ -51,6 +59,8 @@ int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 	int ret = store_read(hdr->obj.oid, data, hdr->data_length, hdr->obj.offset);
 	if (ret == SD_RES_SUCCESS)
 		rsp->data_length = hdr->data_length;
+	else if (ret == SD_RES_CHECKSUM && repair_replica && !(hdr->flags & SD_FLAG_CMD_NO_REPAIR))
+		repair_replica(hdr->obj.oid);    /* the gateway reads another replica meanwhile */
 	return ret;
 }
 

@@ -9,6 +9,8 @@
 
 /* how a write finds an object that moved here and has not arrived yet (recovery's, at start) */
 void peer_set_object_fetcher(int (*fetch)(uint64_t oid));
+/* what a read that finds this node's replica failing its checksum calls (read repair's, at start) */
+void peer_set_repairer(void (*repair)(uint64_t oid));
 int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);

@@ -32,6 +32,7 @@
 #include "node_weight.h"
 #include "ops.h"
 #include "recovery.h"
+#include "repair.h"
 #include "request.h"
 #include "store/store.h"
 #include "vdi.h"
@@ -493,6 +494,7 @@ static int start_services(const struct sheep_options *o)
 		fprintf(stderr, "sheep: cannot start worker threads\n");
 		return 1;
 	}
+	repair_init();
 	if ((ret = create_listen_port(o->bindaddr, o->port)) < 0) {
 		fprintf(stderr, "sheep: cannot listen on port %d: %s\n", (int)o->port, strerror(-ret));
 		return 1;

@@ -14,6 +14,7 @@
 #include "sheepdog_proto.h"
 #include "util.h"
 #include "alloc.h"
+#include "ring.h"
 #include "cluster_view.h"
 #include "gateway.h"
 #include "peer_client.h"
@@ -44,6 +45,16 @@ int vdi_read_inode(uint32_t vid, struct sd_inode **out, uint32_t *nr)
 out_free:
 	free(inode);
 	return ret;
+}
+
+/* zones of the current ring (each holds at most one copy of an object) */
+static int cluster_zones(void)
+{
+	struct vnode_info *vi = get_vnode_info();
+	int zones = vi ? vi->nr_zones : 0;
+	if (vi)
+		put_vnode_info(vi);
+	return zones;
 }
 
 /* Header and the first nr index entries in one write; create replaces the whole object, so
@@ -91,6 +102,8 @@ int vdi_create_work(struct request *req)
 	uint64_t max_size = (UINT64_C(1) << shift) * SD_INODE_DATA_INDEX;
 	if (rq->vdi.copies > SD_MAX_COPIES || rq->vdi.store_policy)
 		return SD_RES_INVALID_PARMS;
+	if (rq->vdi.copies && rq->vdi.copies > cluster_zones())
+		return SD_RES_TOO_FEW_ZONES;    /* copies asked for are copies kept, one per zone */
 	if (!base && !snapshot && (!rq->vdi.vdi_size || rq->vdi.vdi_size > max_size))
 		return SD_RES_INVALID_PARMS;
 

@@ -1,4 +1,5 @@
-/* store.c: the object store: one file per object under DIR/obj, named by the oid in 16 hex digits.
+/* store.c: the object store: one file per object under DIR/obj, named by the oid in 16 hex digits,
+ * laid out as checksum.c says (header, per-block crc32c, data).
  * Objects are created whole and atomically (temporary file, optional fsync, rename); sparse where
  * unwritten. Knows nothing of VDIs or membership (see store.h). */
 #include <dirent.h>
@@ -14,8 +15,10 @@
 #include <unistd.h>
 
 #include "../alloc.h"
+#include "internal_proto.h"
 #include "logger.h"
 #include "sheepdog_proto.h"
+#include "checksum.h"
 #include "store.h"
 #include "util.h"
 
@@ -35,6 +38,7 @@ void store_unlock(uint64_t oid) { pthread_mutex_unlock(obj_lock_of(oid)); }
 static int obj_dir_fd = -1;
 static _Atomic unsigned long tmp_counter;
 static void mark_dirty(uint64_t oid, bool created);
+static void mark_dir_dirty(void);
 
 static void obj_path(uint64_t oid, char *buf, size_t len)
 {
@@ -76,22 +80,25 @@ static int errno_to_res(int err)
 	}
 }
 
-int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+static int read_verified(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
 	char path[4300];
 	obj_path(oid, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno_to_res(errno);
-	ssize_t n = xpread(fd, buf, len, offset);
-	int ret = SD_RES_SUCCESS;
-	if (n < 0) {
-		sd_err("read %016" PRIx64 ": %m", oid);
-		ret = SD_RES_EIO;
-	} else if ((uint32_t)n < len) {
-		memset((char *)buf + n, 0, len - n);
-	}
+	int ret = objfile_read(fd, oid, buf, len, offset);
 	close(fd);
+	return ret;
+}
+
+int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+{
+	/* a block torn by writes racing with this read (to the same block: the guest's own race) is
+	 * not rot: it reads whole a moment later. Callers may hold the object's lock: no lock here. */
+	int ret = read_verified(oid, buf, len, offset);
+	for (int i = 0; i < 2 && ret == SD_RES_CHECKSUM; i++)
+		ret = read_verified(oid, buf, len, offset);
 	return ret;
 }
 
@@ -99,17 +106,30 @@ int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bo
 {
 	char path[4300];
 	obj_path(oid, path, sizeof(path));
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return errno_to_res(errno);
-	int ret = SD_RES_SUCCESS;
-	if (xpwrite(fd, buf, len, offset) != (ssize_t)len || (sync && fdatasync(fd) < 0)) {
-		sd_err("write %016" PRIx64 ": %m", oid);
+	int ret = objfile_write(fd, oid, buf, len, offset, false);
+	if (ret == SD_RES_SUCCESS && sync && fdatasync(fd) < 0) {
+		sd_err("write %016" PRIx64 ": fdatasync: %m", oid);
 		ret = errno_to_res(errno);
 	}
 	close(fd);
 	if (!sync && ret == SD_RES_SUCCESS)
 		mark_dirty(oid, false);
+	return ret;
+}
+
+int store_verify(uint64_t oid, uint32_t *nr_bad, uint32_t *first_bad)
+{
+	char path[4300];
+	obj_path(oid, path, sizeof(path));
+	*nr_bad = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno_to_res(errno);
+	int ret = objfile_verify(fd, oid, nr_bad, first_bad);
+	close(fd);
 	return ret;
 }
 
@@ -121,28 +141,29 @@ int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t
 
 	obj_path(oid, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%lu", path, (unsigned long)atomic_fetch_add(&tmp_counter, 1));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		sd_err("create %s: %m", tmp);
 		return errno_to_res(errno);
 	}
-	if (ftruncate(fd, obj_size) < 0)
-		goto out_err;
-	if (len && !is_all_zero(buf, len) && xpwrite(fd, buf, len, offset) != (ssize_t)len)
-		goto out_err;
+	if ((ret = objfile_format(fd, obj_size)) || (ret = objfile_write(fd, oid, buf, len, offset, true)))
+		goto out_res;
 	if (sync && fsync(fd) < 0)
 		goto out_err;
 	if (rename(tmp, path) < 0)
 		goto out_err;
 	close(fd);
-	if (sync)
-		fsync(obj_dir_fd);
-	else
+	if (!sync) {
 		mark_dirty(oid, true);
+	} else if (fsync(obj_dir_fd) < 0) {
+		sd_err("create %016" PRIx64 ": directory sync: %m", oid);
+		return SD_RES_EIO;
+	}
 	return SD_RES_SUCCESS;
 out_err:
 	sd_err("create %016" PRIx64 ": %m", oid);
 	ret = errno_to_res(errno);
+out_res:
 	close(fd);
 	unlink(tmp);
 	return ret;
@@ -154,6 +175,7 @@ int store_remove(uint64_t oid)
 	obj_path(oid, path, sizeof(path));
 	if (unlink(path) < 0)
 		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
+	mark_dir_dirty();    /* the next flush makes the removal durable */
 	return SD_RES_SUCCESS;
 }
 
@@ -166,17 +188,22 @@ bool store_exists(uint64_t oid)
 
 /* Objects written without sync since the last flush: a flush syncs just these, so it does not
  * wait for unrelated traffic (recovery writes sync themselves). Past DIRTY_MAX entries the set
- * overflows and the next flush syncs the whole filesystem. */
+ * overflows and the next flush syncs the whole filesystem. Flushes run one at a time: a flush
+ * that finds the set empty while another is still syncing waits for it. A failed sync is not
+ * retried into a false success (the kernel drops the failed pages' dirtiness): every later
+ * flush fails until the sheep restarts. */
 #define DIRTY_MAX 65536
 static pthread_mutex_t dirty_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t *dirty;
 static size_t nr_dirty, dirty_cap;
-static bool dirty_overflow, dirty_created;
+static bool dirty_overflow, dirty_dir;
+static bool sync_failed;    /* under flush_lock */
 
 static void mark_dirty(uint64_t oid, bool created)
 {
 	pthread_mutex_lock(&dirty_lock);
-	dirty_created |= created;
+	dirty_dir |= created;
 	if (nr_dirty && dirty[nr_dirty - 1] == oid)
 		goto out;
 	if (nr_dirty == DIRTY_MAX) {
@@ -198,25 +225,17 @@ out:
 	pthread_mutex_unlock(&dirty_lock);
 }
 
-int store_flush(void)
+/* a directory entry changed (create, remove) without its own directory sync */
+static void mark_dir_dirty(void)
 {
 	pthread_mutex_lock(&dirty_lock);
-	uint64_t *list = dirty;
-	size_t nr = nr_dirty;
-	bool overflow = dirty_overflow, created = dirty_created;
-	dirty = NULL;
-	nr_dirty = dirty_cap = 0;
-	dirty_overflow = dirty_created = false;
+	dirty_dir = true;
 	pthread_mutex_unlock(&dirty_lock);
+}
 
+static int sync_listed(uint64_t *list, size_t nr)
+{
 	int ret = SD_RES_SUCCESS;
-	if (overflow) {
-		if (syncfs(obj_dir_fd) < 0) {
-			sd_err("syncfs %s: %m", obj_dir);
-			ret = SD_RES_EIO;
-		}
-		goto out;
-	}
 	/* random writes list an object many times: sync each once */
 	if (nr > 1)
 		qsort(list, nr, sizeof(*list), cmp_oid);
@@ -226,18 +245,56 @@ int store_flush(void)
 			continue;
 		obj_path(list[i], path, sizeof(path));
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;    /* removed or moved since: nothing of it to keep */
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;    /* removed or moved since: nothing of it to keep */
+			sd_err("flush: open %s: %m", path);
+			ret = SD_RES_EIO;
+			continue;
+		}
 		if (fdatasync(fd) < 0) {
 			sd_err("fdatasync %s: %m", path);
 			ret = SD_RES_EIO;
 		}
 		close(fd);
 	}
-	if (created && fsync(obj_dir_fd) < 0)
-		ret = SD_RES_EIO;
-out:
+	return ret;
+}
+
+int store_flush(void)
+{
+	pthread_mutex_lock(&flush_lock);
+	pthread_mutex_lock(&dirty_lock);
+	uint64_t *list = dirty;
+	size_t nr = nr_dirty;
+	bool overflow = dirty_overflow, dir = dirty_dir;
+	dirty = NULL;
+	nr_dirty = dirty_cap = 0;
+	dirty_overflow = dirty_dir = false;
+	pthread_mutex_unlock(&dirty_lock);
+
+	int ret = SD_RES_SUCCESS;
+	if (overflow) {
+		if (syncfs(obj_dir_fd) < 0) {
+			sd_err("syncfs %s: %m", obj_dir);
+			ret = SD_RES_EIO;
+		}
+	} else {
+		ret = sync_listed(list, nr);
+		if (dir && fsync(obj_dir_fd) < 0) {
+			sd_err("fsync %s: %m", obj_dir);
+			ret = SD_RES_EIO;
+		}
+	}
 	free(list);
+	if (ret != SD_RES_SUCCESS && !sync_failed) {
+		sd_err("flush: a sync failed: data acknowledged before it may be lost; every flush fails "
+		       "from now on until this sheep restarts");
+		sync_failed = true;
+	}
+	if (sync_failed)
+		ret = SD_RES_EIO;
+	pthread_mutex_unlock(&flush_lock);
 	return ret;
 }
 
@@ -289,8 +346,22 @@ int store_wipe(void)
 	return SD_RES_SUCCESS;
 }
 
+/* both directories of a move into obj/.stale, so it survives a crash as one */
+static int sync_stale_dirs(void)
+{
+	char stale[4300];
+	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
+	int fd = open(stale, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = fd >= 0 && fsync(fd) == 0 && fsync(obj_dir_fd) == 0 ? SD_RES_SUCCESS : SD_RES_EIO;
+	if (ret)
+		sd_err("set aside: directory sync: %m");
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 /* move one object to obj/.stale (caller holds its lock); it is never served again */
-int store_set_aside(uint64_t oid, uint32_t epoch)
+static int set_aside_one(uint64_t oid, uint32_t epoch)
 {
 	char from[4300], to[4400];
 	obj_path(oid, from, sizeof(from));
@@ -298,6 +369,12 @@ int store_set_aside(uint64_t oid, uint32_t epoch)
 	if (rename(from, to) < 0)
 		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
 	return SD_RES_SUCCESS;
+}
+
+int store_set_aside(uint64_t oid, uint32_t epoch)
+{
+	int ret = set_aside_one(oid, epoch);
+	return ret ? ret : sync_stale_dirs();
 }
 
 /* remove everything set aside (the whole cluster has recovered) */
@@ -332,11 +409,13 @@ int store_set_aside_all(uint32_t epoch)
 	if (store_list(&oids, &nr))
 		return SD_RES_EIO;
 	for (size_t i = 0; i < nr; i++) {
-		if (store_set_aside(oids[i], epoch) == SD_RES_SUCCESS)
+		if (set_aside_one(oids[i], epoch) == SD_RES_SUCCESS)
 			moved++;
 		else
 			sd_warn("cannot set %016" PRIx64 " aside: %m", oids[i]);
 	}
+	if (moved && sync_stale_dirs())
+		sd_warn("the objects set aside may come back after a crash");
 	if (moved)
 		sd_info("set %zu objects aside in %s/.stale: this node missed epochs", moved, obj_dir);
 	free(oids);

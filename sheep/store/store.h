@@ -15,8 +15,12 @@ static inline int cmp_oid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* every object's data carries a checksum per block of this many bytes (the last may be shorter) */
+#define STORE_BLOCK_SIZE 4096u
+
 int store_init(const char *dir);
-/* bytes past the end of the object file read as zeros */
+/* verified against the per-block checksums: SD_RES_CHECKSUM when a block fails or the file is
+ * short; bytes past the object's logical size read as zeros */
 int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset);
 /* into an existing object; NO_OBJ when it is not here. Unsynced writes are synced by store_flush */
 int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool sync);
@@ -24,6 +28,9 @@ int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bo
 int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset,
 			   uint64_t obj_size, bool sync);
 int store_remove(uint64_t oid);
+/* every block of the object: SD_RES_CHECKSUM and *nr_bad blocks (the first in *first_bad) when
+ * any fails */
+int store_verify(uint64_t oid, uint32_t *nr_bad, uint32_t *first_bad);
 bool store_exists(uint64_t oid);
 /* sync what was written without sync since the last flush */
 int store_flush(void);
