@@ -19,6 +19,8 @@ int report_failure(const char *what, int res)
 {
 	if (res == -ECONNRESET || res == -ETIMEDOUT || res == -EPIPE)
 		die_msg("%s: lost the connection to the sheep at %s:%d: %s", what, sd_addr, sd_port, strerror(-res));
+	else if (res == -EACCES || res == -EPERM)
+		die_msg("%s: the sheep at %s:%d refused this client's key: %s", what, sd_addr, sd_port, strerror(-res));
 	else if (res < 0)
 		die_msg("%s: cannot reach the sheep at %s:%d: %s", what, sd_addr, sd_port, strerror(-res));
 	else

@@ -55,6 +55,8 @@ int exit_status(int res)
 {
 	/* a request that did not complete: the sheep could not be reached (an address that does not
 	 * resolve is -EINVAL, a connection lost mid-request -EIO), or this host ran out of memory */
+	if (res == -EACCES || res == -EPERM)
+		return EXIT_FAILED;   /* reached, but the key was refused: the command failed */
 	if (res < 0)
 		return EXIT_SYSFAIL;
 	if ((size_t)res < ARRAY_SIZE(sd_res_status) && (res == SD_RES_SUCCESS || sd_res_status[res]))
