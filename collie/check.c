@@ -293,8 +293,7 @@ static int check_end(struct check_ctx *c, const char *what)
 		json_add_u64(doc, "unrecoverable", st->unrecoverable);
 		json_object_object_add(doc, "problems", c->problems);
 		c->problems = NULL;
-		json_print(doc);
-		json_object_put(doc);
+		json_print(doc);   /* prints and frees it */
 	} else {
 		printf("checked %" PRIu64 " objects (%" PRIu64 " replicas) of %d VDI%s: %" PRIu64 " fail their "
 		       "checksums, %" PRIu64 " missing, %" PRIu64 " differing; %" PRIu64 " repaired, %" PRIu64
@@ -347,8 +346,10 @@ int vdi_check(int argc, char **argv)
 	if (check_vdi_name(argv[0]) < 0)
 		return CHECK_FAILED;
 	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), false, &vdi);
-	if (ret)
-		return report_failure("vdi check", ret);
+	if (ret) {
+		report_failure("vdi check", ret);
+		return CHECK_FAILED;   /* the check's own statuses: it could not run */
+	}
 	uint32_t vid = sd_vdi_id(vdi);
 	sd_vdi_close(vdi);
 	if (check_begin(&c, "vdi check")) {
