@@ -11,7 +11,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS    := libcpg libcfg libquorum liburcu zlib libcurl libzstd libcrypto libnbd json-c
+PKGS    := libcpg libcfg libquorum liburcu zlib libcurl libzstd libcrypto libnbd json-c libisal
 TEST_PKGS := cunit
 
 ifeq ($(SANITIZE),1)

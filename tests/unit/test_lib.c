@@ -55,6 +55,12 @@ static void test_crc32c_vectors(void)
 		CU_ASSERT_EQUAL(crc32c(0, buf + off, 1000 - off - 3), crc32c_sw(0, buf + off, 1000 - off - 3));
 	/* chaining */
 	CU_ASSERT_EQUAL(crc32c(crc32c(0, buf, 100), buf + 100, 900), crc32c(0, buf, 1000));
+	/* the long-buffer kernels (folding) against the table: 64 KiB + 5 */
+	static unsigned char big[65541];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 2654435761u >> 13);
+	CU_ASSERT_EQUAL(crc32c(0, big, sizeof(big)), crc32c_sw(0, big, sizeof(big)));
+	CU_ASSERT_EQUAL(crc32c(0x12345678, big + 3, 4096), crc32c_sw(0x12345678, big + 3, 4096));
 }
 
 static void make_nodes(struct sd_node *nodes, int n)
