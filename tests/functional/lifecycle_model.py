@@ -154,6 +154,14 @@ class Cluster:
 def inode_references(path):
     """the data objects an inode file references (none for a tombstone)"""
     with open(path, 'rb') as f:
+        # an object file (sheep/store/checksum.c) starts with its own header: "SHEEPOBJ",
+        # version, block shift, size (u64 at 16), data offset (u32 at 24)
+        head = f.read(32)
+        if head[:8] == b'SHEEPOBJ':
+            data_offset, = struct.unpack_from('<I', head, 24)
+            f.seek(data_offset)
+        else:
+            f.seek(0)
         hdr = f.read(INODE_HDR)
         if hdr[0] == 0:
             return []
