@@ -109,14 +109,9 @@ static int cluster_info(int argc, char **argv)
 		}
 	}
 	uint32_t off = 0;
-	for (uint32_t i = 0; i < cr->nr_entries; i++) {
-		if (off + EPOCH_LOG_HDR_SIZE > rsp.data_length)
-			break;
-		struct epoch_log *log = (struct epoch_log *)(buf + off);
-		if (log->nr_nodes > SD_MAX_NODES || off + EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node) > rsp.data_length)
-			break;
+	const struct epoch_log *log;
+	for (uint32_t i = 0; i < cr->nr_entries && (log = epoch_log_next(buf, rsp.data_length, &off)); i++) {
 		time_t t = log->time;
-		off += EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node);
 		if (epochs) {
 			struct json_object *e = json_object_new_object(), *members = json_object_new_array();
 			json_add_u64(e, "epoch", log->epoch);

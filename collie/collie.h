@@ -73,6 +73,9 @@ struct json_object;
 struct json_object *node_json(int id, const struct sd_node *n);
 /* the cluster's nodes (malloc'd) */
 int get_node_list(struct sd_node **nodes, int *nr, int *local_idx);
+/* the epoch log entry at *off of a STAT_CLUSTER payload of len bytes, checked to lie within it,
+ * and *off moved past it; NULL at the end or at a malformed entry */
+const struct epoch_log *epoch_log_next(const char *buf, uint32_t len, uint32_t *off);
 /* print "collie: WHAT: REASON" for a failed result; returns its exit status (exit_status) */
 int report_failure(const char *what, int res);
 /* status.c: the exit status for a sheep request's result: 0, an SD_RES_* code, or -errno when

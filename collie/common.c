@@ -15,6 +15,18 @@ int sheep_exec(struct sd_req *hdr, void *data, uint32_t bufsize, struct sd_rsp *
 	return sd_request(sd_addr, sd_port, hdr, data, bufsize, rsp);
 }
 
+const struct epoch_log *epoch_log_next(const char *buf, uint32_t len, uint32_t *off)
+{
+	if (*off > len || len - *off < EPOCH_LOG_HDR_SIZE)
+		return NULL;
+	const struct epoch_log *log = (const struct epoch_log *)(buf + *off);
+	size_t size = EPOCH_LOG_HDR_SIZE + (size_t)log->nr_nodes * sizeof(struct sd_node);
+	if (log->nr_nodes > SD_MAX_NODES || len - *off < size)
+		return NULL;
+	*off += size;
+	return log;
+}
+
 int report_failure(const char *what, int res)
 {
 	if (res == -ECONNRESET || res == -ETIMEDOUT || res == -EPIPE)

@@ -24,6 +24,14 @@ static int parse_node_id(const char *s, int nr, int *id)
 	return 0;
 }
 
+/* "collie: CMD: node ID (ADDR:PORT): REASON"; returns the exit status */
+static int node_failure(const char *cmd, int id, const struct sd_node *n, int res)
+{
+	char nb[80], what[160];
+	snprintf(what, sizeof(what), "%s: node %d (%s)", cmd, id, node_to_str(n, nb, sizeof(nb)));
+	return report_failure(what, res);
+}
+
 int node_kill(int argc, char **argv)
 {
 	struct sd_node *nodes;
@@ -39,12 +47,11 @@ int node_kill(int argc, char **argv)
 	struct sd_rsp rsp;
 	node_to_str(&nodes[id], nb, sizeof(nb));
 	ret = node_exec(&nodes[id], &req, NULL, 0, &rsp);
+	if (ret)
+		ret = node_failure("node kill", id, &nodes[id], ret);
 	free(nodes);
-	if (ret) {
-		char what[128];
-		snprintf(what, sizeof(what), "node kill %d (%s)", id, nb);
-		return report_failure(what, ret);
-	}
+	if (ret)
+		return ret;
 	printf("node %d (%s) is leaving the cluster\n", id, nb);
 	return 0;
 }
@@ -93,9 +100,7 @@ int node_reweight(int argc, char **argv)
 		ret = node_weight(&nodes[i], i == id && argc >= 2 ? &capacity : NULL, &w);
 		node_to_str(&nodes[i], nb, sizeof(nb));
 		if (ret) {
-			char what[128];
-			snprintf(what, sizeof(what), "node reweight: node %d (%s)", i, nb);
-			ret = report_failure(what, ret);
+			ret = node_failure("node reweight", i, &nodes[i], ret);
 			goto out;
 		}
 		if (w.want_vnodes == nodes[i].nr_vnodes) {
@@ -149,9 +154,7 @@ int node_stat(int argc, char **argv)
 		node_to_str(&nodes[i], nb, sizeof(nb));
 		ret = node_exec(&nodes[i], &req, st, sizeof(st), &rsp);
 		if (ret) {
-			char what[128];
-			snprintf(what, sizeof(what), "node stat: node %d (%s)", i, nb);
-			ret = report_failure(what, ret);
+			ret = node_failure("node stat", i, &nodes[i], ret);
 			break;
 		}
 		int kinds = rsp.data_length / sizeof(st[0]);

@@ -105,7 +105,7 @@ static int cluster_recover_throttle(int argc, char **argv)
 	unsigned long n = strtoul(argv[0], &end, 10), ms = 0;
 	if (*end == ':')
 		ms = strtoul(end + 1, &end, 10);
-	if (*end || !isdigit((unsigned char)argv[0][0]) || n < 1 || n > 64 || ms > 60000) {
+	if (*end || !isdigit((unsigned char)argv[0][0]) || n < 1 || n > SD_RECOVERY_MAX_INFLIGHT || ms > SD_RECOVERY_MAX_PAUSE_MS) {
 		die_msg("cluster recover throttle: invalid throttle '%s' (N[:MS], N 1 to 64, MS 0 to 60000)", argv[0]);
 		return EXIT_USAGE;
 	}

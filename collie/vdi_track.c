@@ -36,16 +36,12 @@ static int load_epoch_rings(struct epoch_ring **out, uint8_t *cluster_copies)
 	*cluster_copies = cr->nr_copies;
 	rings = calloc(cr->nr_entries ? cr->nr_entries : 1, sizeof(*rings));
 	uint32_t off = 0;
-	for (uint32_t i = 0; rings && i < cr->nr_entries; i++) {
-		struct epoch_log *log = (struct epoch_log *)(buf + off);
-		if (off + EPOCH_LOG_HDR_SIZE > rsp.data_length || log->nr_nodes > SD_MAX_NODES ||
-		    off + EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node) > rsp.data_length)
-			break;
+	const struct epoch_log *log;
+	for (uint32_t i = 0; rings && i < cr->nr_entries && (log = epoch_log_next(buf, rsp.data_length, &off)); i++) {
 		rings[nr].epoch = log->epoch;
 		rings[nr].vi = ring_build(log->nodes, log->nr_nodes);
 		if (rings[nr].vi)
 			nr++;
-		off += EPOCH_LOG_HDR_SIZE + log->nr_nodes * sizeof(struct sd_node);
 	}
 out:
 	free(buf);

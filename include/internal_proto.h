@@ -150,6 +150,8 @@ SD_CHECK(sizeof(struct sd_node_weight) == 16);
 
 /* LOG_LEVEL: request and response payload one int32_t, the level (0-7); a request without
  * SD_FLAG_CMD_WRITE only reads it. RECOVERY_THROTTLE: this payload */
+#define SD_RECOVERY_MAX_INFLIGHT 64
+#define SD_RECOVERY_MAX_PAUSE_MS 60000
 struct sd_recovery_throttle {
 	uint32_t inflight;       /* objects fetched at once, 1 to 64 */
 	uint32_t pause_ms;       /* pause after each object, 0 to 60000 */

@@ -869,3 +869,10 @@ void group_leave(void)
 	if (cdrv)
 		cdrv->leave();
 }
+
+void group_leave_and_exit(void)
+{
+	group_leave();
+	log_close();
+	_exit(0);
+}

@@ -23,6 +23,8 @@ int group_init(const char *driver_spec, const struct group_hooks *hooks);
 /* send a cluster op that has no work part and whose reply nobody waits for */
 void group_notify(const struct sd_req *rq, const void *data);
 void group_leave(void);
+/* leave the cluster, close the log and end the process (main thread) */
+void group_leave_and_exit(void) __attribute__((noreturn));
 /* send a cluster op (main thread); the request completes when it has run everywhere */
 void cluster_queue_request(struct request *req);
 int group_node_list(struct sd_node *nodes, int max);

@@ -31,7 +31,7 @@ int main_recovery_throttle(const struct sd_req *rq, struct sd_rsp *rp, void *dat
 	if (rq->data_length < sizeof(t))
 		return SD_RES_INVALID_PARMS;
 	memcpy(&t, data, sizeof(t));
-	if (t.inflight < 1 || t.inflight > 64 || t.pause_ms > 60000)
+	if (t.inflight < 1 || t.inflight > SD_RECOVERY_MAX_INFLIGHT || t.pause_ms > SD_RECOVERY_MAX_PAUSE_MS)
 		return SD_RES_INVALID_PARMS;
 	recovery_inflight = (int)t.inflight;
 	recovery_pause_ms = t.pause_ms;

@@ -47,8 +47,7 @@ int main_reweight(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 	int nr = rq->data_length / sizeof(struct sd_node);
 	if (!nr || rq->data_length % sizeof(struct sd_node) || nr > SD_MAX_NODES)
 		return SD_RES_INVALID_PARMS;
-	struct sd_node nodes[SD_MAX_NODES];
-	memcpy(nodes, data, nr * sizeof(struct sd_node));
+	const struct sd_node *nodes = data;
 	for (int i = 0; i < nr; i++)
 		if (!nodes[i].nr_vnodes)
 			return SD_RES_INVALID_PARMS;   /* a storing node does not become a gateway */

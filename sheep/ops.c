@@ -250,23 +250,27 @@ static int main_make_fs(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 static void shutdown_now(void *unused)
 {
 	sd_info("shutting down");
-	group_leave();
-	log_close();
-	_exit(0);
+	group_leave_and_exit();
+}
+
+/* the data is flushed now; the node leaves once the reply is out */
+static void leave_soon(void)
+{
+	sys->shutting_down = true;
+	store_flush();
+	add_timer(300, shutdown_now, NULL);
 }
 
 static int main_shutdown(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 {
 	atomic_store(&sys->status, SD_STATUS_SHUTDOWN);
-	sys->shutting_down = true;
 	if (sys->ctime) {
 		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = sys_epoch(),
 					    .shutdown = 1 };
 		config_save(&cfg);
 	}
-	store_flush();
-	add_timer(300, shutdown_now, NULL);
+	leave_soon();
 	return SD_RES_SUCCESS;
 }
 
@@ -275,9 +279,7 @@ static int main_shutdown(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 static int main_kill_node(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 {
 	sd_info("asked to leave the cluster (collie node kill)");
-	sys->shutting_down = true;
-	store_flush();
-	add_timer(300, shutdown_now, NULL);
+	leave_soon();
 	return SD_RES_SUCCESS;
 }
 

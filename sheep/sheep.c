@@ -192,9 +192,7 @@ static void signal_handler(int fd, uint32_t events, void *data)
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	sd_info("signal %u: leaving the cluster", si.ssi_signo);
-	group_leave();
-	log_close();
-	_exit(0);
+	group_leave_and_exit();
 }
 
 static int lock_store(const char *dir)
@@ -243,8 +241,8 @@ static int parse_recovery_throttle(const char *arg)
 	const char *colon = strchr(arg, ':');
 	uint64_t inflight, pause = 0;
 	snprintf(nbuf, sizeof(nbuf), "%.*s", colon ? (int)(colon - arg) : (int)strlen(arg), arg);
-	if (parse_uint(nbuf, "recovery objects in flight", 64, &inflight) < 0 || !inflight ||
-	    (colon && parse_uint(colon + 1, "recovery pause", 60000, &pause) < 0)) {
+	if (parse_uint(nbuf, "recovery objects in flight", SD_RECOVERY_MAX_INFLIGHT, &inflight) < 0 || !inflight ||
+	    (colon && parse_uint(colon + 1, "recovery pause", SD_RECOVERY_MAX_PAUSE_MS, &pause) < 0)) {
 		if (!inflight)
 			fprintf(stderr, "sheep: invalid recovery throttle '%s' (N[:MS], N 1 to 64)\n", arg);
 		return -1;
