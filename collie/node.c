@@ -1,5 +1,5 @@
 /* node.c: collie node list | info | recovery, and the table of node commands (kill and reweight
- * live in node_admin.c). */
+ * live in node_admin.c, md in node_md.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +126,7 @@ int node_kill(int argc, char **argv);
 int node_reweight(int argc, char **argv);
 int node_stat(int argc, char **argv);
 int node_log(int argc, char **argv);
+int node_md(int argc, char **argv);
 
 static const struct subcommand node_subs[] = {
 	{ "list", "", "list the nodes of the cluster", NULL, CMD_CLUSTER | CMD_JSON, 0, 0, node_list },
@@ -138,6 +139,9 @@ static const struct subcommand node_subs[] = {
 	  "(K/M/G/T, 0 = its filesystem), node ID weighs that much", NULL, CMD_CLUSTER, 0, 2, node_reweight },
 	{ "stat", "[ID]", "requests each node served since it started: counts, errors, bytes, latencies",
 	  NULL, CMD_CLUSTER, 0, 1, node_stat },
+	{ "md", "info | plug PATH | unplug PATH", "the disks of the node collie talks to: list them, add "
+	  "one, take one out (its objects are recovered from the other nodes)", NULL, CMD_CLUSTER | CMD_JSON,
+	  1, 2, node_md },
 	{ "log", "level [LEVEL]", "show or set the log level of the node collie talks to",
 	  NULL, CMD_CLUSTER, 1, 2, node_log },
 	{ NULL },
