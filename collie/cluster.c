@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "collie.h"
+#include "progress.h"
 #include "json_out.h"
 #include "net.h"
 #include "util.h"
@@ -172,6 +173,7 @@ int cluster_check(int argc, char **argv);
 
 static const struct collie_option check_opts[] = {
 	{ 'n', "no-repair", 0, NULL, "report only; change nothing" },
+	PROGRESS_OPTION_ROW,
 	{ 0 },
 };
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "collie.h"
+#include "progress.h"
 #include "json_out.h"
 #include "net.h"
 #include "sd_client.h"
@@ -596,6 +597,7 @@ static const struct collie_option object_opts[] = {
 static const struct collie_option vdi_check_opts[] = {
 	{ 'n', "no-repair", 0, NULL, "report only; change nothing" },
 	{ 's', "snapshot", 1, "TAG|ID", "a snapshot instead of the working VDI" },
+	PROGRESS_OPTION_ROW,
 	{ 0 },
 };
 
