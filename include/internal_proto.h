@@ -31,7 +31,9 @@
 #define SD_OP_NOTIFY_VDI_ADD       0xAF
 #define SD_OP_GET_HASH             0xB4
 #define SD_OP_EXIST                0xBD
-#define SD_OP_REPAIR_REPLICA       0xC5
+#define SD_OP_ALTER_CLUSTER_COPY   0xBF   /* cluster: the default copies of new VDIs */
+#define SD_OP_ALTER_VDI_COPY       0xC0   /* cluster: one VDI's copies (its inode and every node) */
+#define SD_OP_REPAIR_REPLICA       0xC5   /* local: fetch or set aside this node's replica of obj.oid */
 #define SD_OP_OIDS_EXIST           0xC6
 /* VDI lifecycle (ours) */
 #define SD_OP_ROLLBACK_VDI         0xD0   /* cluster: the working VDI takes a snapshot's index */

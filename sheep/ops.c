@@ -30,6 +30,7 @@
 #include "store/store.h"
 #include "vdi.h"
 #include "vdi_attr.h"
+#include "vdi_copies.h"
 #include "vdi_lock.h"
 #include "vdi_lookup.h"
 #include "vdi_state.h"
@@ -596,7 +597,19 @@ static const struct sd_op_template sd_ops[256] = {
 		.process_main = main_reweight,
 	},
 	[SD_OP_FLUSH_NODES] = { .name = "FLUSH_NODES", .class = OP_CLASS_ADMIN },
-	[SD_OP_REPAIR_REPLICA] = { .name = "REPAIR_REPLICA", .class = OP_CLASS_ADMIN },
+	[SD_OP_REPAIR_REPLICA] = {
+		.name = "REPAIR_REPLICA", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = local_repair_replica,
+	},
+	[SD_OP_ALTER_VDI_COPY] = {
+		.name = "ALTER_VDI_COPY", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = vdi_alter_copy_work, .process_main = main_alter_vdi_copy,
+	},
+	[SD_OP_ALTER_CLUSTER_COPY] = {
+		.name = "ALTER_CLUSTER_COPY", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = cluster_alter_copy_work,
+		.process_main = main_alter_cluster_copy,
+	},
 	[SD_OP_OIDS_EXIST] = { .name = "OIDS_EXIST", .class = OP_CLASS_PEER },
 	/* recovery */
 	[SD_OP_COMPLETE_RECOVERY] = {
