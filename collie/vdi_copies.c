@@ -1,7 +1,7 @@
 /* vdi_copies.c: collie vdi alter-copy and cluster alter-copy. The sheep records the new count
  * (ALTER_VDI_COPY, ALTER_CLUSTER_COPY); then each node that should hold a replica of an object
  * and has none fetches it from the others, and each that should no longer hold one sets it aside
- * (REPAIR_REPLICA, object by object). Guests keep running: a write that reaches a new replica
+ * (SETTLE_REPLICA, object by object). Guests keep running: a write that reaches a new replica
  * before its copy fetches the object first, so no write is lost. */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,7 +16,7 @@
 #include "util.h"
 #include "vdi_lifecycle.h"
 
-#define SETTLE_RETRIES 200       /* REPAIR_REPLICA answers AGAIN until the node applied the change */
+#define SETTLE_RETRIES 200       /* SETTLE_REPLICA answers AGAIN until the node applied the change */
 #define SETTLE_RETRY_US 25000
 
 /* the ring collie computes placements on, and the epoch it is valid for */
@@ -74,7 +74,7 @@ static int settle_object(struct settle *s, uint64_t oid, int old_copies, int cop
 		}
 		for (int i = 0; i < n && !ret; i++) {
 			for (int tries = 0; tries < SETTLE_RETRIES; tries++) {
-				struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_REPAIR_REPLICA,
+				struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_SETTLE_REPLICA,
 						      .epoch = s->epoch };
 				struct sd_rsp rsp;
 				req.obj.oid = oid;

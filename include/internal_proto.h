@@ -33,7 +33,7 @@
 #define SD_OP_EXIST                0xBD
 #define SD_OP_ALTER_CLUSTER_COPY   0xBF   /* cluster: the default copies of new VDIs */
 #define SD_OP_ALTER_VDI_COPY       0xC0   /* cluster: one VDI's copies (its inode and every node) */
-#define SD_OP_REPAIR_REPLICA       0xC5   /* local: fetch or set aside this node's replica of obj.oid */
+#define SD_OP_REPAIR_REPLICA       0xC5
 #define SD_OP_OIDS_EXIST           0xC6
 /* VDI lifecycle (ours) */
 #define SD_OP_ROLLBACK_VDI         0xD0   /* cluster: the working VDI takes a snapshot's index */
@@ -43,6 +43,7 @@
 #define SD_OP_LOG_LEVEL            0xD4   /* local: the log level; a payload sets it */
 #define SD_OP_RECOVERY_THROTTLE    0xD5   /* cluster: every node's recovery throttle */
 #define SD_OP_NODE_STAT            0xD6   /* local: request counts and latencies */
+#define SD_OP_SETTLE_REPLICA       0xDA   /* local: fetch or set aside this node's replica of obj.oid */
 /* connection authentication (ours; see struct sd_auth_req / sd_auth_rsp and sheep(8)) */
 #define SD_OP_AUTH_CHALLENGE       0xE0   /* the sheep's nonce for this connection */
 #define SD_OP_AUTH_RESPONSE        0xE1   /* the client's nonce and HMAC; the sheep's proof back */

@@ -597,9 +597,10 @@ static const struct sd_op_template sd_ops[256] = {
 		.process_main = main_reweight,
 	},
 	[SD_OP_FLUSH_NODES] = { .name = "FLUSH_NODES", .class = OP_CLASS_ADMIN },
-	[SD_OP_REPAIR_REPLICA] = {
-		.name = "REPAIR_REPLICA", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
-		.flags = OP_NEEDS_FORMAT, .process_work = local_repair_replica,
+	[SD_OP_REPAIR_REPLICA] = { .name = "REPAIR_REPLICA", .class = OP_CLASS_ADMIN },
+	[SD_OP_SETTLE_REPLICA] = {
+		.name = "SETTLE_REPLICA", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = local_settle_replica,
 	},
 	[SD_OP_ALTER_VDI_COPY] = {
 		.name = "ALTER_VDI_COPY", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,

@@ -1,5 +1,5 @@
 /* vdi_copies.c: alter-copy: a VDI's or the cluster's number of copies changes, and each node
- * fetches or sets aside its replicas to match (REPAIR_REPLICA, one object at a time, from collie). */
+ * fetches or sets aside its replicas to match (SETTLE_REPLICA, one object at a time, from collie). */
 #include <inttypes.h>
 #include <stdlib.h>
 
@@ -96,7 +96,7 @@ static bool holds_replica(const struct vnode_info *vi, uint64_t oid, int copies)
 	return false;
 }
 
-int local_repair_replica(struct request *req)
+int local_settle_replica(struct request *req)
 {
 	uint64_t oid = req->rq.obj.oid;
 	int copies = oid_copies(oid), ret = SD_RES_SUCCESS;

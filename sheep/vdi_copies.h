@@ -12,9 +12,9 @@ int main_alter_vdi_copy(const struct sd_req *rq, struct sd_rsp *rp, void *data);
  * rp.vdi.copies), then kept in every node's config */
 int cluster_alter_copy_work(struct request *req);
 int main_alter_cluster_copy(const struct sd_req *rq, struct sd_rsp *rp, void *data);
-/* REPAIR_REPLICA: this node's holding of rq.obj.oid made right for the current ring and the
+/* SETTLE_REPLICA: this node's holding of rq.obj.oid made right for the current ring and the
  * object's copies (rq.obj.copies, which must be this node's view too): fetched from the other
  * replicas when it should hold a copy and has none, set aside when it holds one it should not */
-int local_repair_replica(struct request *req);
+int local_settle_replica(struct request *req);
 
 #endif
