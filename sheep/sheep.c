@@ -34,6 +34,7 @@
 #include "recovery.h"
 #include "repair.h"
 #include "request.h"
+#include "store/fault.h"
 #include "store/store.h"
 #include "vdi.h"
 #include "vdi_state.h"
@@ -99,6 +100,9 @@ static void usage(FILE *fp)
 		"      --max-buffer MIB   the same for all connections together (default 1024)\n"
 		"      --max-cluster-ops N  cluster operations one connection may have in flight (default 8)\n"
 		"      --log-ratelimit BURST[/S]  messages per call site per S seconds (default 10/5; 0 = all)\n"
+#ifdef SD_FAULT_INJECT
+		"      --fault-inject FILE  (test build) fail, delay or corrupt store I/O as FILE says\n"
+#endif
 		"  -h, --help             show this help\n"
 		"  -v, --version          show the version\n");
 }
@@ -126,6 +130,9 @@ static const struct option long_opts[] = {
 	{ "max-buffer", required_argument, NULL, 300 },
 	{ "max-cluster-ops", required_argument, NULL, 300 },
 	{ "log-ratelimit", required_argument, NULL, 300 },
+#ifdef SD_FAULT_INJECT
+	{ "fault-inject", required_argument, NULL, 400 },
+#endif
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -224,7 +231,7 @@ static int wait_for_child(pid_t pid, int rfd)
 /* what the command line asks for */
 struct sheep_options {
 	const char *bindaddr, *myaddr, *driver, *logfile, *pidfile;
-	const char *key_file, *guest_allow;
+	const char *key_file, *guest_allow, *fault_file;
 	uint64_t port, zone, vnodes, nbd_port;
 	bool foreground, zone_set, vnodes_set;
 	uint64_t capacity;
@@ -293,6 +300,7 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 				return 1;
 			break;
 		case 257: o->key_file = optarg; break;
+		case 400: o->fault_file = optarg; break;
 		case 258: o->guest_allow = optarg; break;
 		case 300:
 			if (limits_option(long_opts[longindex].name, optarg) < 0)
@@ -570,6 +578,12 @@ int main(int argc, char **argv)
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd >= 0)
 		register_event(sfd, signal_handler, NULL, EPOLLIN);
+#ifdef SD_FAULT_INJECT
+	if (o.fault_file && (ret = fault_init(o.fault_file)) < 0) {
+		fprintf(stderr, "sheep: cannot use fault rules %s: %s\n", o.fault_file, strerror(-ret));
+		return 1;
+	}
+#endif
 	if ((ret = load_store()) != GO_ON || (ret = start_services(&o)) != GO_ON)
 		return ret;
 	run_event_loop(o.foreground);

@@ -30,6 +30,7 @@
 #include "sheepdog_proto.h"
 #include "util.h"
 #include "checksum.h"
+#include "fault.h"
 
 #define OBJ_MAGIC        "SHEEPOBJ"
 #define OBJ_VERSION      1
@@ -155,6 +156,7 @@ static int read_span(int fd, uint64_t oid, const struct obj_header *h, const str
 		sd_err("%016" PRIx64 ": read: %m", oid);
 		return SD_RES_EIO;
 	}
+	fault_corrupt(oid, data, n);
 	if ((size_t)n < len) {
 		sd_err("%016" PRIx64 ": object file is short: block %" PRIu64 " is missing", oid,
 		       (s->start + n) >> OBJ_BLOCK_SHIFT);

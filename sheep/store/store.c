@@ -19,6 +19,7 @@
 #include "logger.h"
 #include "sheepdog_proto.h"
 #include "checksum.h"
+#include "fault.h"
 #include "store.h"
 #include "util.h"
 
@@ -80,9 +81,35 @@ static int errno_to_res(int err)
 	}
 }
 
+/* fdatasync (data_only) or fsync of fd, which holds oid (0: the store directory) */
+static int sync_fd(int fd, uint64_t oid, bool data_only)
+{
+	int err = fault_check(FAULT_SYNC, oid);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return data_only ? fdatasync(fd) : fsync(fd);
+}
+
+/* an injected write fault on oid (test builds): the SD_RES_* it fails with, or 0 */
+static int write_fault(uint64_t oid)
+{
+	int err = fault_check(FAULT_WRITE, oid);
+	if (!err)
+		return SD_RES_SUCCESS;
+	sd_err("write %016" PRIx64 ": %s", oid, strerror(err));
+	return errno_to_res(err);
+}
+
 static int read_verified(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
 	char path[4300];
+	int err = fault_check(FAULT_READ, oid);
+	if (err) {
+		sd_err("read %016" PRIx64 ": %s", oid, strerror(err));
+		return errno_to_res(err);
+	}
 	obj_path(oid, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -109,8 +136,10 @@ int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bo
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return errno_to_res(errno);
-	int ret = objfile_write(fd, oid, buf, len, offset, false);
-	if (ret == SD_RES_SUCCESS && sync && fdatasync(fd) < 0) {
+	int ret = write_fault(oid);
+	if (ret == SD_RES_SUCCESS)
+		ret = objfile_write(fd, oid, buf, len, offset, false);
+	if (ret == SD_RES_SUCCESS && sync && sync_fd(fd, oid, true) < 0) {
 		sd_err("write %016" PRIx64 ": fdatasync: %m", oid);
 		ret = errno_to_res(errno);
 	}
@@ -146,16 +175,17 @@ int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t
 		sd_err("create %s: %m", tmp);
 		return errno_to_res(errno);
 	}
-	if ((ret = objfile_format(fd, obj_size)) || (ret = objfile_write(fd, oid, buf, len, offset, true)))
+	if ((ret = write_fault(oid)) || (ret = objfile_format(fd, obj_size)) ||
+	    (ret = objfile_write(fd, oid, buf, len, offset, true)))
 		goto out_res;
-	if (sync && fsync(fd) < 0)
+	if (sync && sync_fd(fd, oid, false) < 0)
 		goto out_err;
 	if (rename(tmp, path) < 0)
 		goto out_err;
 	close(fd);
 	if (!sync) {
 		mark_dirty(oid, true);
-	} else if (fsync(obj_dir_fd) < 0) {
+	} else if (sync_fd(obj_dir_fd, 0, false) < 0) {
 		sd_err("create %016" PRIx64 ": directory sync: %m", oid);
 		return SD_RES_EIO;
 	}
@@ -252,7 +282,7 @@ static int sync_listed(uint64_t *list, size_t nr)
 			ret = SD_RES_EIO;
 			continue;
 		}
-		if (fdatasync(fd) < 0) {
+		if (sync_fd(fd, list[i], true) < 0) {
 			sd_err("fdatasync %s: %m", path);
 			ret = SD_RES_EIO;
 		}
@@ -275,13 +305,13 @@ int store_flush(void)
 
 	int ret = SD_RES_SUCCESS;
 	if (overflow) {
-		if (syncfs(obj_dir_fd) < 0) {
+		if (fault_check(FAULT_SYNC, 0) || syncfs(obj_dir_fd) < 0) {
 			sd_err("syncfs %s: %m", obj_dir);
 			ret = SD_RES_EIO;
 		}
 	} else {
 		ret = sync_listed(list, nr);
-		if (dir && fsync(obj_dir_fd) < 0) {
+		if (dir && sync_fd(obj_dir_fd, 0, false) < 0) {
 			sd_err("fsync %s: %m", obj_dir);
 			ret = SD_RES_EIO;
 		}
@@ -352,7 +382,8 @@ static int sync_stale_dirs(void)
 	char stale[4300];
 	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
 	int fd = open(stale, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret = fd >= 0 && fsync(fd) == 0 && fsync(obj_dir_fd) == 0 ? SD_RES_SUCCESS : SD_RES_EIO;
+	int ret = fd >= 0 && sync_fd(fd, 0, false) == 0 && sync_fd(obj_dir_fd, 0, false) == 0 ? SD_RES_SUCCESS
+											: SD_RES_EIO;
 	if (ret)
 		sd_err("set aside: directory sync: %m");
 	if (fd >= 0)
