@@ -1,5 +1,6 @@
 /* node.c: collie node list | info | recovery, and the table of node commands (kill and reweight
  * live in node_admin.c). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,9 +96,15 @@ static int node_info(int argc, char **argv)
 		uint64_t size = nrsp->store_size, used = size - nrsp->store_free;
 		tsize += size;
 		tused += used;
+		bool full = nrsp->space_warn_pct && size && used * 100 / size >= nrsp->space_warn_pct;
+		if (full)
+			fprintf(stderr, "collie: warning: node %d (%s): its store is %d%% full (the node warns at %u%%)\n",
+				i, node_to_str(&nodes[i], nb, sizeof(nb)), (int)(used * 100 / size), nrsp->space_warn_pct);
 		if (json_output) {
 			struct json_object *o = node_json(i, &nodes[i]);
 			node_space_json(o, size, used);
+			json_add_i64(o, "space-warn-percent", nrsp->space_warn_pct);
+			json_add_bool(o, "space-warning", full);
 			json_object_array_add(list, o);
 			continue;
 		}

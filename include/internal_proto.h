@@ -130,7 +130,7 @@ struct sd_node_rsp {
 	uint32_t result;
 	uint32_t nr_nodes;
 	uint32_t local_idx;
-	uint32_t __pad;
+	uint32_t space_warn_pct;   /* STAT_SHEEP: the node warns when its store is this full (0: never) */
 	uint64_t store_size;
 	uint64_t store_free;
 };

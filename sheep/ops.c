@@ -28,6 +28,7 @@
 #include "recovery.h"
 #include "request_types.h"
 #include "store/store.h"
+#include "store_health.h"
 #include "vdi.h"
 #include "vdi_attr.h"
 #include "vdi_lock.h"
@@ -312,6 +313,7 @@ static int local_stat_sheep(struct request *req)
 		return ret;
 	nr->store_size = size;
 	nr->store_free = size - used;
+	nr->space_warn_pct = store_health_warn_pct();
 	return SD_RES_SUCCESS;
 }
 
@@ -596,7 +598,10 @@ static const struct sd_op_template sd_ops[256] = {
 		.process_main = main_reweight,
 	},
 	[SD_OP_FLUSH_NODES] = { .name = "FLUSH_NODES", .class = OP_CLASS_ADMIN },
-	[SD_OP_REPAIR_REPLICA] = { .name = "REPAIR_REPLICA", .class = OP_CLASS_ADMIN },
+	[SD_OP_REPAIR_REPLICA] = {
+		.name = "REPAIR_REPLICA", .type = SD_OP_TYPE_PEER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT, .process_work = peer_op, .process_peer = peer_replace,
+	},
 	[SD_OP_OIDS_EXIST] = { .name = "OIDS_EXIST", .class = OP_CLASS_PEER },
 	/* recovery */
 	[SD_OP_COMPLETE_RECOVERY] = {

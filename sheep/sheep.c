@@ -36,6 +36,7 @@
 #include "request.h"
 #include "store/fault.h"
 #include "store/store.h"
+#include "store_health.h"
 #include "vdi.h"
 #include "vdi_state.h"
 #include "access.h"
@@ -99,6 +100,7 @@ static void usage(FILE *fp)
 		"      --max-client-buffer MIB  request and reply bytes one connection may hold (default 64)\n"
 		"      --max-buffer MIB   the same for all connections together (default 1024)\n"
 		"      --max-cluster-ops N  cluster operations one connection may have in flight (default 8)\n"
+		"      --space-warn PCT   warn when the store is PCT%% full (default 90; 0 = never)\n"
 		"      --log-ratelimit BURST[/S]  messages per call site per S seconds (default 10/5; 0 = all)\n"
 #ifdef SD_FAULT_INJECT
 		"      --fault-inject FILE  (test build) fail, delay or corrupt store I/O as FILE says\n"
@@ -130,6 +132,7 @@ static const struct option long_opts[] = {
 	{ "max-buffer", required_argument, NULL, 300 },
 	{ "max-cluster-ops", required_argument, NULL, 300 },
 	{ "log-ratelimit", required_argument, NULL, 300 },
+	{ "space-warn", required_argument, NULL, 260 },
 #ifdef SD_FAULT_INJECT
 	{ "fault-inject", required_argument, NULL, 400 },
 #endif
@@ -234,7 +237,7 @@ struct sheep_options {
 	const char *key_file, *guest_allow, *fault_file;
 	uint64_t port, zone, vnodes, nbd_port;
 	bool foreground, zone_set, vnodes_set;
-	uint64_t capacity;
+	uint64_t capacity, space_warn;
 	int loglevel;
 	char myaddr_buf[64], nbd_addr[256];
 };
@@ -304,6 +307,10 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 		case 258: o->guest_allow = optarg; break;
 		case 300:
 			if (limits_option(long_opts[longindex].name, optarg) < 0)
+				return 1;
+			break;
+		case 260:
+			if (parse_uint(optarg, "space warning percentage", 100, &o->space_warn) < 0)
 				return 1;
 			break;
 		case 259:
@@ -501,6 +508,10 @@ static int start_services(const struct sheep_options *o)
 		return 1;
 	}
 	repair_init();
+	if ((ret = store_health_init((uint32_t)o->space_warn)) < 0) {
+		fprintf(stderr, "sheep: cannot watch the store: %s\n", strerror(-ret));
+		return 1;
+	}
 	if ((ret = create_listen_port(o->bindaddr, o->port)) < 0) {
 		fprintf(stderr, "sheep: cannot listen on port %d: %s\n", (int)o->port, strerror(-ret));
 		return 1;
@@ -548,7 +559,7 @@ static void __attribute__((noreturn)) run_event_loop(bool foreground)
 int main(int argc, char **argv)
 {
 	struct sheep_options o = {
-		.driver = "corosync", .port = SD_LISTEN_PORT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
+		.driver = "corosync", .port = SD_LISTEN_PORT, .space_warn = STORE_SPACE_WARN_DEFAULT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
 	};
 	int ret;
 

@@ -71,6 +71,39 @@ int store_init(const char *dir)
 	return 0;
 }
 
+static void (*disk_failure_hook)(const char *why);
+static pthread_mutex_t disk_error_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t disk_error_ns[STORE_DISK_ERRORS];   /* a ring of the latest errors' times */
+static unsigned nr_disk_errors;
+static bool disk_failed;
+
+void store_set_disk_failure_hook(void (*hook)(const char *why))
+{
+	disk_failure_hook = hook;
+}
+
+/* an I/O error of the disk under the store (what: the op; oid 0: the directory) */
+static void note_disk_error(const char *what, uint64_t oid)
+{
+	char why[4600];
+	uint64_t now = now_ns();
+	pthread_mutex_lock(&disk_error_lock);
+	disk_error_ns[nr_disk_errors++ % STORE_DISK_ERRORS] = now;
+	/* the oldest of the last STORE_DISK_ERRORS errors */
+	uint64_t oldest = disk_error_ns[nr_disk_errors % STORE_DISK_ERRORS];
+	bool trip = !disk_failed && nr_disk_errors >= STORE_DISK_ERRORS &&
+		    now - oldest <= STORE_DISK_ERROR_WINDOW * 1000000000ull;
+	disk_failed |= trip;
+	pthread_mutex_unlock(&disk_error_lock);
+	if (!trip)
+		return;
+	snprintf(why, sizeof(why), "the disk under %s keeps failing: %u I/O errors in %.0f s, the last a %s of "
+		 "%016" PRIx64, obj_dir, STORE_DISK_ERRORS, (now - oldest) / 1e9, what, oid);
+	sd_emerg("%s", why);
+	if (disk_failure_hook)
+		disk_failure_hook(why);
+}
+
 static int errno_to_res(int err)
 {
 	switch (err) {
@@ -79,6 +112,14 @@ static int errno_to_res(int err)
 	case ENOMEM: return SD_RES_NO_MEM;
 	default: return SD_RES_EIO;
 	}
+}
+
+/* res of an op on oid, counted against the disk when it is an I/O error */
+static int disk_result(int res, const char *what, uint64_t oid)
+{
+	if (res == SD_RES_EIO)
+		note_disk_error(what, oid);
+	return res;
 }
 
 /* fdatasync (data_only) or fsync of fd, which holds oid (0: the store directory) */
@@ -126,7 +167,7 @@ int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 	int ret = read_verified(oid, buf, len, offset);
 	for (int i = 0; i < 2 && ret == SD_RES_CHECKSUM; i++)
 		ret = read_verified(oid, buf, len, offset);
-	return ret;
+	return disk_result(ret, "read", oid);
 }
 
 int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool sync)
@@ -146,7 +187,7 @@ int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bo
 	close(fd);
 	if (!sync && ret == SD_RES_SUCCESS)
 		mark_dirty(oid, false);
-	return ret;
+	return disk_result(ret, "write", oid);
 }
 
 int store_verify(uint64_t oid, uint32_t *nr_bad, uint32_t *first_bad)
@@ -187,7 +228,7 @@ int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t
 		mark_dirty(oid, true);
 	} else if (sync_fd(obj_dir_fd, 0, false) < 0) {
 		sd_err("create %016" PRIx64 ": directory sync: %m", oid);
-		return SD_RES_EIO;
+		return disk_result(SD_RES_EIO, "directory sync", oid);
 	}
 	return SD_RES_SUCCESS;
 out_err:
@@ -196,7 +237,7 @@ out_err:
 out_res:
 	close(fd);
 	unlink(tmp);
-	return ret;
+	return disk_result(ret, "create", oid);
 }
 
 int store_remove(uint64_t oid)
@@ -204,7 +245,7 @@ int store_remove(uint64_t oid)
 	char path[4300];
 	obj_path(oid, path, sizeof(path));
 	if (unlink(path) < 0)
-		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
+		return errno == ENOENT ? SD_RES_NO_OBJ : disk_result(SD_RES_EIO, "remove", oid);
 	mark_dir_dirty();    /* the next flush makes the removal durable */
 	return SD_RES_SUCCESS;
 }
@@ -284,7 +325,7 @@ static int sync_listed(uint64_t *list, size_t nr)
 		}
 		if (sync_fd(fd, list[i], true) < 0) {
 			sd_err("fdatasync %s: %m", path);
-			ret = SD_RES_EIO;
+			ret = disk_result(SD_RES_EIO, "sync", list[i]);
 		}
 		close(fd);
 	}
