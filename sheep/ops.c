@@ -26,6 +26,7 @@
 #include "ops.h"
 #include "peer.h"
 #include "recovery.h"
+#include "scrub.h"
 #include "request_types.h"
 #include "store/store.h"
 #include "store_health.h"
@@ -592,6 +593,10 @@ static const struct sd_op_template sd_ops[256] = {
 	[SD_OP_NODE_STAT] = {
 		.name = "NODE_STAT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_DURING_SHUTDOWN, .process_main = main_node_stat,
+	},
+	[SD_OP_SCRUB] = {
+		.name = "SCRUB", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_main = main_scrub,
 	},
 	[SD_OP_REWEIGHT] = {
 		.name = "REWEIGHT", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
