@@ -24,17 +24,24 @@ guest_kernel() {
 	[ -n "$pkg" ] || { echo "deps: no linux-image-cloud-amd64 in the package lists (apt-get update?); the guest-boot test will skip"; return 0; }
 	tmp=$(mktemp -d)
 	if (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) && mkdir -p "$dest" &&
-	   dpkg-deb -x "$tmp"/*.deb "$dest" && depmod -b "$dest" "${pkg#linux-image-}"; then
+	   dpkg-deb -x "$tmp"/*.deb "$dest" && PATH=$PATH:/usr/sbin:/sbin depmod -b "$dest" "${pkg#linux-image-}"; then
 		echo "deps: unpacked $pkg into $dest for the guest-boot test"
 	else
 		echo "deps: could not fetch $pkg; the guest-boot test will skip"
 	fi
 	rm -rf "$tmp"
 }
-# --packages: the packages only (the demo needs no guest kernel)
-[ -n "$TEST_PKGS" ] && [ "${1:-}" != --packages ] && [ "$(uname -m)" = x86_64 ] && guest_kernel
+# want_guest_kernel: the guest kernel is fetched after the packages, since unpacking it needs
+# kmod's depmod (--packages: the packages only; the demo needs no guest kernel)
+want_guest_kernel() {
+	[ -n "$TEST_PKGS" ] && [ "${1:-}" != --packages ] && [ "$(uname -m)" = x86_64 ]
+}
 
-[ ${#missing[@]} -eq 0 ] && { echo "deps: all packages are installed"; exit 0; }
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all packages are installed"
+	want_guest_kernel "${1:-}" && guest_kernel
+	exit 0
+fi
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing packages; run as root:"
@@ -49,3 +56,5 @@ if ! apt-get install -y -q "${missing[@]}" >/tmp/sheepfold-deps.log 2>&1; then
 		{ echo "deps: apt-get install failed; see /tmp/sheepfold-deps.log"; exit 1; }
 fi
 echo "deps: done"
+want_guest_kernel "${1:-}" && guest_kernel
+exit 0
