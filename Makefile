@@ -2,6 +2,7 @@
 #   make            build sheep and collie (build/)
 #   make SANITIZE=1 the same with ASan+UBSan (build-san/)
 #   make FAULT_INJECT=1  a test build whose sheep takes --fault-inject FILE (build-fi/)
+#   make NO_CRC=1   a bench build that keeps the checksum table but computes no crc32c (build-nocrc/)
 #   make check      unit + functional tests (one pass under sanitizers), fuzzers briefly
 #   make fuzz       one libFuzzer binary per image driver (clang), build-fuzz/fuzz-NAME
 #   make demo       start a local 3-node cluster and show it (make demo-stop stops it)
@@ -29,6 +30,11 @@ BUILD   := build-fi
 FAULT_FLAGS := -DSD_FAULT_INJECT
 else
 FAULT_FLAGS :=
+endif
+# for tests/bench/checksum only: its stores do not verify in any other build
+ifeq ($(NO_CRC),1)
+BUILD   := build-nocrc
+FAULT_FLAGS += -DSD_BENCH_NO_CRC
 endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -151,6 +157,8 @@ bench: all
 	tests/bench/nbd
 	tests/bench/recovery
 	tests/bench/formats
+	$(MAKE) NO_CRC=1 build-nocrc/sheep
+	tests/bench/checksum
 
 # the demo installs what the build needs before it builds, so it does not depend on all
 demo:
@@ -170,7 +178,7 @@ install: all
 
 clean:
 	@[ ! -d build/demo ] || tests/demo --stop
-	rm -rf build build-san build-fi build-fuzz
+	rm -rf build build-san build-fi build-nocrc build-fuzz
 
 -include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
 
