@@ -152,7 +152,11 @@ check-fuzz:
 	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) fuzz && FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run; \
 	 else echo "check-fuzz: $(FUZZ_CC) is not installed, skipped"; fi
 
-bench: all
+# bench/checksum's measure of crc32c alone
+$(BUILD)/bench-crc32c: tests/bench/crc32c_rate.c $(LIBSD)
+	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBSD) $(LDLIBS)
+
+bench: all $(BUILD)/bench-crc32c
 	tests/bench/run
 	tests/bench/nbd
 	tests/bench/recovery
