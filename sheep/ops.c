@@ -26,8 +26,10 @@
 #include "ops.h"
 #include "peer.h"
 #include "recovery.h"
+#include "scrub.h"
 #include "request_types.h"
 #include "store/store.h"
+#include "store_health.h"
 #include "vdi.h"
 #include "vdi_attr.h"
 #include "vdi_copies.h"
@@ -313,6 +315,7 @@ static int local_stat_sheep(struct request *req)
 		return ret;
 	nr->store_size = size;
 	nr->store_free = size - used;
+	nr->space_warn_pct = store_health_warn_pct();
 	return SD_RES_SUCCESS;
 }
 
@@ -592,12 +595,19 @@ static const struct sd_op_template sd_ops[256] = {
 		.name = "NODE_STAT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_DURING_SHUTDOWN, .process_main = main_node_stat,
 	},
+	[SD_OP_SCRUB] = {
+		.name = "SCRUB", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_main = main_scrub,
+	},
 	[SD_OP_REWEIGHT] = {
 		.name = "REWEIGHT", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
 		.process_main = main_reweight,
 	},
 	[SD_OP_FLUSH_NODES] = { .name = "FLUSH_NODES", .class = OP_CLASS_ADMIN },
-	[SD_OP_REPAIR_REPLICA] = { .name = "REPAIR_REPLICA", .class = OP_CLASS_ADMIN },
+	[SD_OP_REPAIR_REPLICA] = {
+		.name = "REPAIR_REPLICA", .type = SD_OP_TYPE_PEER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT, .process_work = peer_op, .process_peer = peer_replace,
+	},
 	[SD_OP_SETTLE_REPLICA] = {
 		.name = "SETTLE_REPLICA", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_NEEDS_FORMAT, .process_work = local_settle_replica,
