@@ -10,6 +10,7 @@
 #include "collie.h"
 #include "json_out.h"
 #include "net.h"
+#include "progress.h"
 #include "ring.h"
 #include "sd_client.h"
 #include "util.h"
@@ -33,6 +34,9 @@ struct check_ctx {
 	int nr_vdis;
 	struct check_stats st;
 	struct json_object *problems;   /* --output=json: the problems found, else NULL */
+	struct progress bar;            /* VDIs of a cluster check, objects of a vdi check */
+	bool bar_by_object;
+	uint64_t bar_done, bar_total;
 };
 
 /* one problem of one replica (node) or object (node NULL): a line of the report, or an entry
@@ -227,9 +231,14 @@ static void check_vdi(struct check_ctx *c, uint32_t vid, int cluster_copies)
 		c->st.unrecoverable++;
 		return;
 	}
-	for (uint64_t i = 0; i < nr_objs; i++)
+	if (c->bar_by_object)
+		c->bar_total = nr_objs;
+	for (uint64_t i = 0; i < nr_objs; i++) {
 		if (c->index[i] == vid)
 			check_object(c, vid_to_data_oid(vid, i), obj_size, copies);
+		if (c->bar_by_object)
+			progress_update(&c->bar, i + 1, nr_objs);
+	}
 }
 
 /* the ring and epoch of a running cluster */
@@ -239,6 +248,7 @@ static int check_begin(struct check_ctx *c, const char *what)
 	int nr, ret;
 	memset(c, 0, sizeof(*c));
 	c->repair = !opt_set('n');
+	progress_start(&c->bar, what, false, false);
 	if (json_output)
 		c->problems = json_object_new_array();
 	if ((ret = get_node_list(&nodes, &nr, NULL)))
@@ -281,6 +291,7 @@ static int check_end(struct check_ctx *c, const char *what)
 {
 	const struct check_stats *st = &c->st;
 	int status = CHECK_CLEAN;
+	progress_end(&c->bar, c->bar_total, c->bar_total);
 	if (c->problems) {
 		struct json_object *doc = json_object_new_object();
 		json_add_u64(doc, "vdis", c->nr_vdis);
@@ -329,8 +340,12 @@ int cluster_check(int argc, char **argv)
 		goto out_fail;
 	}
 	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++)
-		if (bitmap[vid / 8] & (1 << (vid % 8)))
+		c.bar_total += !!(bitmap[vid / 8] & (1 << (vid % 8)));
+	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++)
+		if (bitmap[vid / 8] & (1 << (vid % 8))) {
 			check_vdi(&c, vid, c.default_copies);
+			progress_update(&c.bar, ++c.bar_done, c.bar_total);
+		}
 	free(bitmap);
 	return check_end(&c, "cluster check");
 out_fail:
@@ -356,6 +371,7 @@ int vdi_check(int argc, char **argv)
 		check_free(&c);
 		return CHECK_FAILED;
 	}
+	c.bar_by_object = true;
 	check_vdi(&c, vid, c.default_copies);
 	return check_end(&c, "vdi check");
 }

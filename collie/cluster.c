@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "collie.h"
+#include "progress.h"
 #include "json_out.h"
 #include "net.h"
 #include "util.h"
@@ -167,11 +168,19 @@ static const struct collie_option format_opts[] = {
 	{ 0 },
 };
 
+static const struct collie_option alter_copy_opts[] = {
+	{ 'c', "copies", 1, "COPIES", "the new default copies" },
+	PROGRESS_OPTION_ROW,
+	{ 0 },
+};
+
+int cluster_alter_copy(int argc, char **argv);   /* vdi_copies.c */
 int cluster_recover(int argc, char **argv);
 int cluster_check(int argc, char **argv);
 
 static const struct collie_option check_opts[] = {
 	{ 'n', "no-repair", 0, NULL, "report only; change nothing" },
+	PROGRESS_OPTION_ROW,
 	{ 0 },
 };
 
@@ -185,6 +194,8 @@ static const struct subcommand cluster_subs[] = {
 	  "throttle: N objects at once and MS ms pause on every node", NULL, CMD_CLUSTER, 1, 2, cluster_recover },
 	{ "check", "[-n]", "verify every replica of every object; repair from one that verifies (exit 2: repaired, 3: lost)",
 	  check_opts, CMD_CLUSTER | CMD_JSON, 0, 0, cluster_check },
+	{ "alter-copy", "-c COPIES", "change the default copies, and those of every VDI that kept the old default",
+	  alter_copy_opts, CMD_CLUSTER, 0, 0, cluster_alter_copy },
 	{ "keygen", "FILE", "write a fresh cluster key to the new file FILE (mode 0600)", NULL, 0, 1, 1,
 	  cluster_keygen },
 	{ NULL },

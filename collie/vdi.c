@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "collie.h"
+#include "progress.h"
 #include "json_out.h"
 #include "net.h"
 #include "sd_client.h"
@@ -596,9 +597,17 @@ static const struct collie_option object_opts[] = {
 static const struct collie_option vdi_check_opts[] = {
 	{ 'n', "no-repair", 0, NULL, "report only; change nothing" },
 	{ 's', "snapshot", 1, "TAG|ID", "a snapshot instead of the working VDI" },
+	PROGRESS_OPTION_ROW,
 	{ 0 },
 };
 
+static const struct collie_option alter_copy_opts[] = {
+	{ 'c', "copies", 1, "COPIES", "copies of every object from now on" },
+	PROGRESS_OPTION_ROW,
+	{ 0 },
+};
+
+int vdi_alter_copy(int argc, char **argv);   /* vdi_copies.c */
 int vdi_track(int argc, char **argv);   /* vdi_track.c */
 int vdi_check(int argc, char **argv);   /* check.c */
 
@@ -643,6 +652,8 @@ static const struct subcommand vdi_subs[] = {
 	  object_opts, CMD_CLUSTER, 1, 1, vdi_track },
 	{ "check", "NAME [-n] [-s TAG|ID]", "verify every replica of NAME's objects; repair from one that verifies",
 	  vdi_check_opts, CMD_CLUSTER | CMD_JSON, 1, 1, vdi_check },
+	{ "alter-copy", "-c COPIES NAME", "change how many copies NAME and its snapshots keep (online: replicas "
+	  "are added or set aside while guests run)", alter_copy_opts, CMD_CLUSTER, 1, 1, vdi_alter_copy },
 	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",
 	  "create VDIs from disk images (files or URLs), several at once", vdi_import_opts, 0, 0, -1, vdi_import },
 	{ "export", "[-O FMT] [-o OPTS] [-s SNAPSHOT] [-p] NAME DEST [NAME DEST...] | --list FILE",

@@ -31,6 +31,8 @@
 #define SD_OP_NOTIFY_VDI_ADD       0xAF
 #define SD_OP_GET_HASH             0xB4
 #define SD_OP_EXIST                0xBD
+#define SD_OP_ALTER_CLUSTER_COPY   0xBF   /* cluster: the default copies of new VDIs */
+#define SD_OP_ALTER_VDI_COPY       0xC0   /* cluster: one VDI's copies (its inode and every node) */
 #define SD_OP_REPAIR_REPLICA       0xC5
 #define SD_OP_OIDS_EXIST           0xC6
 /* VDI lifecycle (ours) */
@@ -41,9 +43,11 @@
 #define SD_OP_LOG_LEVEL            0xD4   /* local: the log level; a payload sets it */
 #define SD_OP_RECOVERY_THROTTLE    0xD5   /* cluster: every node's recovery throttle */
 #define SD_OP_NODE_STAT            0xD6   /* local: request counts and latencies */
-#define SD_OP_MD_INFO              0xD7   /* local: the node's disks (struct sd_md_disk[]) */
-#define SD_OP_MD_PLUG              0xD8   /* local: payload a disk path to add */
-#define SD_OP_MD_UNPLUG            0xD9   /* local: payload a disk path to take out */
+#define SD_OP_SCRUB                0xD7   /* local: start, stop or show this node's scrub */
+#define SD_OP_SETTLE_REPLICA       0xDA   /* local: fetch or set aside this node's replica of obj.oid */
+#define SD_OP_MD_INFO              0xDB   /* local: the node's disks (struct sd_md_disk[]) */
+#define SD_OP_MD_PLUG              0xDC   /* local: payload a disk path to add */
+#define SD_OP_MD_UNPLUG            0xDD   /* local: payload a disk path to take out */
 /* connection authentication (ours; see struct sd_auth_req / sd_auth_rsp and sheep(8)) */
 #define SD_OP_AUTH_CHALLENGE       0xE0   /* the sheep's nonce for this connection */
 #define SD_OP_AUTH_RESPONSE        0xE1   /* the client's nonce and HMAC; the sheep's proof back */
@@ -133,7 +137,7 @@ struct sd_node_rsp {
 	uint32_t result;
 	uint32_t nr_nodes;
 	uint32_t local_idx;
-	uint32_t __pad;
+	uint32_t space_warn_pct;   /* STAT_SHEEP: the node warns when its store is this full (0: never) */
 	uint64_t store_size;
 	uint64_t store_free;
 };
@@ -187,6 +191,32 @@ struct sd_node_stat {
 	uint64_t p50_us, p99_us;          /* upper bounds of power-of-two latency buckets */
 };
 SD_CHECK(sizeof(struct sd_node_stat) == 72);
+
+/* SCRUB: request and response payload this struct; the request's command (with
+ * SD_FLAG_CMD_WRITE) starts or stops a pass, the response is the node's scrub state */
+enum sd_scrub_command { SD_SCRUB_STATUS = 0, SD_SCRUB_START = 1, SD_SCRUB_STOP = 2 };
+enum sd_scrub_state { SD_SCRUB_IDLE = 0, SD_SCRUB_RUNNING = 1, SD_SCRUB_DONE = 2, SD_SCRUB_STOPPED = 3 };
+enum sd_scrub_outcome { SD_SCRUB_REPAIRED = 0, SD_SCRUB_UNRECOVERABLE = 1 };
+#define SD_SCRUB_MAX_FINDINGS 8
+struct sd_scrub_finding {
+	uint64_t oid;
+	uint32_t nr_bad, first_bad;      /* blocks failing their checksums, the first of them */
+	uint32_t outcome;                /* enum sd_scrub_outcome */
+	uint32_t __pad;
+};
+struct sd_scrub_info {
+	uint32_t command;                /* request: enum sd_scrub_command */
+	uint32_t state;                  /* enum sd_scrub_state, of the latest pass */
+	uint32_t interval_s;             /* between automatic passes (0: only when asked) */
+	uint32_t nr_findings;            /* in findings[], the latest first */
+	uint64_t passes;                 /* finished since the node started */
+	uint64_t started, finished;      /* the latest pass, Unix seconds (finished 0: not yet) */
+	uint64_t objects_total, objects_done, bytes_done;
+	uint64_t rate;                   /* bytes per second at most */
+	uint64_t bad, repaired, unrecoverable;   /* objects, in the latest pass */
+	struct sd_scrub_finding findings[SD_SCRUB_MAX_FINDINGS];
+};
+SD_CHECK(sizeof(struct sd_scrub_info) == 96 + SD_SCRUB_MAX_FINDINGS * 24);
 
 /* STAT_CLUSTER response union: cluster state; payload = epoch log entries, newest first */
 struct sd_cluster_rsp {

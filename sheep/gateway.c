@@ -1,6 +1,7 @@
 /* gateway.c: client object I/O. The gateway picks an object's replicas on the ring of the current
  * epoch, sends the peer op to all of them at once (doing its own share locally), and answers
- * after every replica has answered. */
+ * after every replica has answered. A replica that fails a write the others took is replaced
+ * from them before the answer. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "logger.h"
 #include "net.h"
 #include "ring.h"
+#include "sd_client.h"
 #include "sheepdog_proto.h"
 #include "util.h"
 #include "alloc.h"
@@ -62,6 +64,45 @@ static void wait_epoch_change(uint32_t e)
 }
 
 typedef int (*peer_fn)(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+
+/* a replica's own failure to apply a write (its disk, or a rotten block the write would keep) */
+static bool replica_failed(int res)
+{
+	return res == SD_RES_EIO || res == SD_RES_NO_SPACE || res == SD_RES_CHECKSUM;
+}
+
+/* Some replicas took a write and others failed it: each failed one is replaced from those that
+ * took it (REPAIR_REPLICA), or dropped, before the write is answered, so no reader ever finds the
+ * old version beside the new. A replica replaced or dropped no longer fails the write, except a
+ * full one left missing: the client hears NO_SPACE. */
+static void replace_failed_replicas(const struct vnode_info *vi, const int *idx, int nr, uint64_t oid,
+				    uint32_t epoch, int *res)
+{
+	int took = 0;
+	for (int i = 0; i < nr; i++)
+		took += res[i] == SD_RES_SUCCESS;
+	if (!took)
+		return;
+	for (int i = 0; i < nr; i++) {
+		if (!replica_failed(res[i]))
+			continue;
+		const struct sd_node *n = &vi->nodes[idx[i]];
+		struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_REPAIR_REPLICA,
+				      .epoch = epoch };
+		struct sd_rsp rsp = { 0 };
+		char name[128];
+		hdr.obj.oid = oid;
+		int r = is_local_node(n) ? peer_replace(&hdr, NULL, &rsp) : peer_exec(n, &hdr, NULL, 0, &rsp);
+		sd_warn("write %016" PRIx64 ": failed on %s (%s), taken by %d others: the replica is %s", oid,
+			node_to_str(n, name, sizeof(name)), sd_strerror(res[i]), took,
+			r == SD_RES_SUCCESS ? "replaced" : r == SD_RES_NO_OBJ ? "dropped" :
+			retryable(r) ? "gone with its node" : "still there");
+		if (r == SD_RES_SUCCESS || (r == SD_RES_NO_OBJ && res[i] != SD_RES_NO_SPACE))
+			res[i] = SD_RES_SUCCESS;
+		else if (retryable(r))
+			res[i] = r;    /* the node is leaving (its disk failed?): the write is done again */
+	}
+}
 
 /* send one peer op to every replica of oid in the current epoch; local_op does this node's share */
 static int fanout_write(uint8_t peer_opcode, peer_fn local_op, uint64_t oid, uint16_t flags, const void *buf,
@@ -122,6 +163,8 @@ again:
 			res[i] = rsp.result;
 		}
 	}
+	if (peer_opcode != SD_OP_REMOVE_PEER)
+		replace_failed_replicas(vi, idx, nr, oid, epoch, res);
 	put_vnode_info(vi);
 	bool retry = false;
 	for (int i = 0; i < nr; i++) {

@@ -192,6 +192,11 @@ static bool all_wait_nodes_back(void)
 }
 
 /* leave WAIT: the cluster runs again (every node of the last epoch is back, or forced) */
+static void announce_local_vdis(bool every_inode);
+
+/* Every member runs this at the same point of the message order. While the cluster waited, a
+ * joiner could not read the VDI states of the others (they answer only a running cluster), so
+ * each member now announces every inode it holds, and all end with the same state table. */
 void group_end_wait(void)
 {
 	if (atomic_load(&sys->status) != SD_STATUS_WAIT)
@@ -199,6 +204,8 @@ void group_end_wait(void)
 	nr_wait_nodes = 0;
 	atomic_store(&sys->status, SD_STATUS_OK);
 	sd_info("the nodes of the last epoch are back: the cluster runs");
+	if (sys->ctime)
+		announce_local_vdis(true);
 }
 
 static void members_changed(void)
@@ -320,15 +327,16 @@ static void adopt_snapshot(const void *buf, size_t len)
 }
 
 /* after joining: take the VDI bitmap and states from the master, then announce VDIs whose
- * inodes this store holds but the cluster does not know (after a whole-cluster restart) */
-static void announce_local_vdis(void)
+ * inodes this store holds but the cluster does not know (after a whole-cluster restart); with
+ * every_inode, every inode this store holds, known or not */
+static void announce_local_vdis(bool every_inode)
 {
 	uint64_t *oids;
 	size_t nr;
 	if (store_list(&oids, &nr))
 		return;
 	for (size_t i = 0; i < nr; i++) {
-		if (!is_vdi_obj(oids[i]) || vdi_bit_test(oid_to_vid(oids[i])))
+		if (!is_vdi_obj(oids[i]) || (!every_inode && vdi_bit_test(oid_to_vid(oids[i]))))
 			continue;
 		struct sd_inode_header *hdr = xzalloc(sizeof(*hdr));
 		if (store_read(oids[i], hdr, SD_INODE_HEADER_SIZE, 0) == SD_RES_SUCCESS && hdr->vdi_id) {
@@ -379,7 +387,7 @@ static void finish_join(void)
 		}
 	}
 	if (sys->ctime)
-		announce_local_vdis();
+		announce_local_vdis(false);
 	hooks->epoch_started();
 	hooks->joined();
 }

@@ -27,10 +27,13 @@
 #include "ops.h"
 #include "peer.h"
 #include "recovery.h"
+#include "scrub.h"
 #include "request_types.h"
 #include "store/store.h"
+#include "store_health.h"
 #include "vdi.h"
 #include "vdi_attr.h"
+#include "vdi_copies.h"
 #include "vdi_lock.h"
 #include "vdi_lookup.h"
 #include "vdi_state.h"
@@ -313,6 +316,7 @@ static int local_stat_sheep(struct request *req)
 		return ret;
 	nr->store_size = size;
 	nr->store_free = size - used;
+	nr->space_warn_pct = store_health_warn_pct();
 	return SD_RES_SUCCESS;
 }
 
@@ -592,6 +596,10 @@ static const struct sd_op_template sd_ops[256] = {
 		.name = "NODE_STAT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_DURING_SHUTDOWN, .process_main = main_node_stat,
 	},
+	[SD_OP_SCRUB] = {
+		.name = "SCRUB", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_main = main_scrub,
+	},
 	[SD_OP_REWEIGHT] = {
 		.name = "REWEIGHT", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
 		.process_main = main_reweight,
@@ -609,7 +617,23 @@ static const struct sd_op_template sd_ops[256] = {
 		.process_work = local_md_unplug,
 	},
 	[SD_OP_FLUSH_NODES] = { .name = "FLUSH_NODES", .class = OP_CLASS_ADMIN },
-	[SD_OP_REPAIR_REPLICA] = { .name = "REPAIR_REPLICA", .class = OP_CLASS_ADMIN },
+	[SD_OP_REPAIR_REPLICA] = {
+		.name = "REPAIR_REPLICA", .type = SD_OP_TYPE_PEER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT, .process_work = peer_op, .process_peer = peer_replace,
+	},
+	[SD_OP_SETTLE_REPLICA] = {
+		.name = "SETTLE_REPLICA", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = local_settle_replica,
+	},
+	[SD_OP_ALTER_VDI_COPY] = {
+		.name = "ALTER_VDI_COPY", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = vdi_alter_copy_work, .process_main = main_alter_vdi_copy,
+	},
+	[SD_OP_ALTER_CLUSTER_COPY] = {
+		.name = "ALTER_CLUSTER_COPY", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = cluster_alter_copy_work,
+		.process_main = main_alter_cluster_copy,
+	},
 	[SD_OP_OIDS_EXIST] = { .name = "OIDS_EXIST", .class = OP_CLASS_PEER },
 	/* recovery */
 	[SD_OP_COMPLETE_RECOVERY] = {

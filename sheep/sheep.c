@@ -34,9 +34,12 @@
 #include "ops.h"
 #include "recovery.h"
 #include "repair.h"
+#include "scrub.h"
 #include "request.h"
 #include "store/md.h"
+#include "store/fault.h"
 #include "store/store.h"
+#include "store_health.h"
 #include "vdi.h"
 #include "vdi_state.h"
 #include "access.h"
@@ -105,7 +108,14 @@ static void usage(FILE *fp)
 		"      --max-client-buffer MIB  request and reply bytes one connection may hold (default 64)\n"
 		"      --max-buffer MIB   the same for all connections together (default 1024)\n"
 		"      --max-cluster-ops N  cluster operations one connection may have in flight (default 8)\n"
+		"      --scrub-interval S  verify every object of this node every S seconds, repairing bad\n"
+		"                         ones (default 86400; 0 = only on collie node scrub start)\n"
+		"      --scrub-rate SIZE  read at most SIZE bytes per second when scrubbing (K/M/G; default 16M)\n"
+		"      --space-warn PCT   warn when the store is PCT%% full (default 90; 0 = never)\n"
 		"      --log-ratelimit BURST[/S]  messages per call site per S seconds (default 10/5; 0 = all)\n"
+#ifdef SD_FAULT_INJECT
+		"      --fault-inject FILE  (test build) fail, delay or corrupt store I/O as FILE says\n"
+#endif
 		"  -h, --help             show this help\n"
 		"  -v, --version          show the version\n");
 }
@@ -133,6 +143,12 @@ static const struct option long_opts[] = {
 	{ "max-buffer", required_argument, NULL, 300 },
 	{ "max-cluster-ops", required_argument, NULL, 300 },
 	{ "log-ratelimit", required_argument, NULL, 300 },
+	{ "space-warn", required_argument, NULL, 260 },
+	{ "scrub-interval", required_argument, NULL, 261 },
+	{ "scrub-rate", required_argument, NULL, 262 },
+#ifdef SD_FAULT_INJECT
+	{ "fault-inject", required_argument, NULL, 400 },
+#endif
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -232,10 +248,10 @@ static int wait_for_child(pid_t pid, int rfd)
 /* what the command line asks for */
 struct sheep_options {
 	const char *bindaddr, *myaddr, *driver, *logfile, *pidfile;
-	const char *key_file, *guest_allow;
+	const char *key_file, *guest_allow, *fault_file;
 	uint64_t port, zone, vnodes, nbd_port;
 	bool foreground, zone_set, vnodes_set;
-	uint64_t capacity;
+	uint64_t capacity, space_warn, scrub_interval, scrub_rate;
 	int loglevel;
 	char myaddr_buf[64], nbd_addr[256];
 };
@@ -301,10 +317,25 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 				return 1;
 			break;
 		case 257: o->key_file = optarg; break;
+		case 400: o->fault_file = optarg; break;
 		case 258: o->guest_allow = optarg; break;
 		case 300:
 			if (limits_option(long_opts[longindex].name, optarg) < 0)
 				return 1;
+			break;
+		case 260:
+			if (parse_uint(optarg, "space warning percentage", 100, &o->space_warn) < 0)
+				return 1;
+			break;
+		case 261:
+			if (parse_uint(optarg, "scrub interval", UINT32_MAX, &o->scrub_interval) < 0)
+				return 1;
+			break;
+		case 262:
+			if (parse_size(optarg, &o->scrub_rate) < 0 || !o->scrub_rate) {
+				fprintf(stderr, "sheep: invalid scrub rate '%s' (bytes per second, such as 16M)\n", optarg);
+				return 1;
+			}
 			break;
 		case 259:
 			if (parse_size(optarg, &o->capacity) < 0 || !o->capacity) {
@@ -570,6 +601,14 @@ static int start_services(const struct sheep_options *o)
 	}
 	repair_init();
 	node_disks_watch();
+	if ((ret = scrub_init((uint32_t)o->scrub_interval, o->scrub_rate)) < 0) {
+		fprintf(stderr, "sheep: cannot start the scrub: %s\n", strerror(-ret));
+		return 1;
+	}
+	if ((ret = store_health_init((uint32_t)o->space_warn)) < 0) {
+		fprintf(stderr, "sheep: cannot watch the store: %s\n", strerror(-ret));
+		return 1;
+	}
 	if ((ret = create_listen_port(o->bindaddr, o->port)) < 0) {
 		fprintf(stderr, "sheep: cannot listen on port %d: %s\n", (int)o->port, strerror(-ret));
 		return 1;
@@ -617,7 +656,8 @@ static void __attribute__((noreturn)) run_event_loop(bool foreground)
 int main(int argc, char **argv)
 {
 	struct sheep_options o = {
-		.driver = "corosync", .port = SD_LISTEN_PORT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
+		.driver = "corosync", .port = SD_LISTEN_PORT, .space_warn = STORE_SPACE_WARN_DEFAULT,
+		.scrub_interval = SCRUB_INTERVAL_DEFAULT, .scrub_rate = SCRUB_RATE_DEFAULT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
 	};
 	int ret;
 
@@ -647,6 +687,12 @@ int main(int argc, char **argv)
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd >= 0)
 		register_event(sfd, signal_handler, NULL, EPOLLIN);
+#ifdef SD_FAULT_INJECT
+	if (o.fault_file && (ret = fault_init(o.fault_file)) < 0) {
+		fprintf(stderr, "sheep: cannot use fault rules %s: %s\n", o.fault_file, strerror(-ret));
+		return 1;
+	}
+#endif
 	if ((ret = load_store()) != GO_ON || (ret = start_services(&o)) != GO_ON)
 		return ret;
 	run_event_loop(o.foreground);

@@ -20,6 +20,7 @@
 #include "logger.h"
 #include "sheepdog_proto.h"
 #include "checksum.h"
+#include "fault.h"
 #include "md.h"
 #include "store.h"
 #include "util.h"
@@ -48,13 +49,15 @@ static void obj_path(uint64_t oid, char *buf, size_t len)
 	snprintf(buf, len, "%s/%016" PRIx64, dir, oid);
 }
 
+static int sync_fd(int fd, uint64_t oid, bool data_only);
+
 /* fsync a directory by path; 0 or -1 with errno */
 static int sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	int ret = fsync(fd);
+	int ret = sync_fd(fd, 0, false);
 	close(fd);
 	return ret;
 }
@@ -99,21 +102,90 @@ int store_init(const char *dir, char *const *disks, int nr_disks)
 	return ret;
 }
 
+static void (*disk_failure_hook)(const char *why);
+static pthread_mutex_t disk_error_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t disk_error_ns[STORE_DISK_ERRORS];   /* a ring of the latest errors' times */
+static unsigned nr_disk_errors;
+static bool disk_failed;
+
+void store_set_disk_failure_hook(void (*hook)(const char *why))
+{
+	disk_failure_hook = hook;
+}
+
+/* an I/O error of the disk under the store (what: the op; oid 0: the directory) */
+static void note_disk_error(const char *what, uint64_t oid)
+{
+	char why[4600];
+	uint64_t now = now_ns();
+	pthread_mutex_lock(&disk_error_lock);
+	disk_error_ns[nr_disk_errors++ % STORE_DISK_ERRORS] = now;
+	/* the oldest of the last STORE_DISK_ERRORS errors */
+	uint64_t oldest = disk_error_ns[nr_disk_errors % STORE_DISK_ERRORS];
+	bool trip = !disk_failed && nr_disk_errors >= STORE_DISK_ERRORS &&
+		    now - oldest <= STORE_DISK_ERROR_WINDOW * 1000000000ull;
+	disk_failed |= trip;
+	pthread_mutex_unlock(&disk_error_lock);
+	if (!trip)
+		return;
+	char dir[SD_MD_PATH_LEN + 8];
+	md_object_dir(oid, dir, sizeof(dir));    /* the disk of the last one */
+	snprintf(why, sizeof(why), "the disk under %s keeps failing: %u I/O errors in %.0f s, the last a %s of "
+		 "%016" PRIx64, dir, STORE_DISK_ERRORS, (now - oldest) / 1e9, what, oid);
+	sd_emerg("%s", why);
+	if (disk_failure_hook)
+		disk_failure_hook(why);
+}
+
 static int errno_to_res(int err)
 {
 	switch (err) {
 	case ENOENT: return SD_RES_NO_OBJ;
 	case ENOSPC: case EDQUOT: return SD_RES_NO_SPACE;
 	case ENOMEM: return SD_RES_NO_MEM;
-	default:
-		md_note_error(err);    /* the disk may be failing: md checks them */
-		return SD_RES_EIO;
+	default: return SD_RES_EIO;
 	}
+}
+
+/* res of an op on oid, counted against the disk when it is an I/O error */
+static int disk_result(int res, const char *what, uint64_t oid)
+{
+	if (res == SD_RES_EIO) {
+		md_note_error(EIO);    /* md checks its disks now */
+		note_disk_error(what, oid);
+	}
+	return res;
+}
+
+/* fdatasync (data_only) or fsync of fd, which holds oid (0: the store directory) */
+static int sync_fd(int fd, uint64_t oid, bool data_only)
+{
+	int err = fault_check(FAULT_SYNC, oid);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return data_only ? fdatasync(fd) : fsync(fd);
+}
+
+/* an injected write fault on oid (test builds): the SD_RES_* it fails with, or 0 */
+static int write_fault(uint64_t oid)
+{
+	int err = fault_check(FAULT_WRITE, oid);
+	if (!err)
+		return SD_RES_SUCCESS;
+	sd_err("write %016" PRIx64 ": %s", oid, strerror(err));
+	return errno_to_res(err);
 }
 
 static int read_verified(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
 	char path[4300];
+	int err = fault_check(FAULT_READ, oid);
+	if (err) {
+		sd_err("read %016" PRIx64 ": %s", oid, strerror(err));
+		return errno_to_res(err);
+	}
 	obj_path(oid, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -130,7 +202,7 @@ int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 	int ret = read_verified(oid, buf, len, offset);
 	for (int i = 0; i < 2 && ret == SD_RES_CHECKSUM; i++)
 		ret = read_verified(oid, buf, len, offset);
-	return ret;
+	return disk_result(ret, "read", oid);
 }
 
 int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool sync)
@@ -140,15 +212,17 @@ int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bo
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return errno_to_res(errno);
-	int ret = objfile_write(fd, oid, buf, len, offset, false);
-	if (ret == SD_RES_SUCCESS && sync && fdatasync(fd) < 0) {
+	int ret = write_fault(oid);
+	if (ret == SD_RES_SUCCESS)
+		ret = objfile_write(fd, oid, buf, len, offset, false);
+	if (ret == SD_RES_SUCCESS && sync && sync_fd(fd, oid, true) < 0) {
 		sd_err("write %016" PRIx64 ": fdatasync: %m", oid);
 		ret = errno_to_res(errno);
 	}
 	close(fd);
 	if (!sync && ret == SD_RES_SUCCESS)
 		mark_dirty(oid, false);
-	return ret;
+	return disk_result(ret, "write", oid);
 }
 
 int store_verify(uint64_t oid, uint32_t *nr_bad, uint32_t *first_bad)
@@ -177,9 +251,10 @@ int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t
 		sd_err("create %s: %m", tmp);
 		return errno_to_res(errno);
 	}
-	if ((ret = objfile_format(fd, obj_size)) || (ret = objfile_write(fd, oid, buf, len, offset, true)))
+	if ((ret = write_fault(oid)) || (ret = objfile_format(fd, obj_size)) ||
+	    (ret = objfile_write(fd, oid, buf, len, offset, true)))
 		goto out_res;
-	if (sync && fsync(fd) < 0)
+	if (sync && sync_fd(fd, oid, false) < 0)
 		goto out_err;
 	if (rename(tmp, path) < 0)
 		goto out_err;
@@ -188,7 +263,7 @@ int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t
 		mark_dirty(oid, true);
 	} else if (sync_dir_of(path) < 0) {
 		sd_err("create %016" PRIx64 ": directory sync: %m", oid);
-		return SD_RES_EIO;
+		return disk_result(SD_RES_EIO, "directory sync", oid);
 	}
 	return SD_RES_SUCCESS;
 out_err:
@@ -197,7 +272,7 @@ out_err:
 out_res:
 	close(fd);
 	unlink(tmp);
-	return ret;
+	return disk_result(ret, "create", oid);
 }
 
 int store_remove(uint64_t oid)
@@ -205,7 +280,7 @@ int store_remove(uint64_t oid)
 	char path[4300];
 	obj_path(oid, path, sizeof(path));
 	if (unlink(path) < 0)
-		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
+		return errno == ENOENT ? SD_RES_NO_OBJ : disk_result(SD_RES_EIO, "remove", oid);
 	/* a copy left on another disk by a crash must not come back into view */
 	for (int i = 0; i < MD_MAX_DISKS; i++) {
 		obj_path(oid, path, sizeof(path));
@@ -289,9 +364,9 @@ static int sync_listed(uint64_t *list, size_t nr)
 			ret = SD_RES_EIO;
 			continue;
 		}
-		if (fdatasync(fd) < 0) {
+		if (sync_fd(fd, list[i], true) < 0) {
 			sd_err("fdatasync %s: %m", path);
-			ret = SD_RES_EIO;
+			ret = disk_result(SD_RES_EIO, "sync", list[i]);
 		}
 		close(fd);
 	}
@@ -317,7 +392,7 @@ int store_flush(void)
 		ret = sync_listed(list, nr);
 	for (int k = 0; k < nr_dirs && (overflow || dir); k++) {
 		int fd = open(dirs[k], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || (overflow ? syncfs(fd) : fsync(fd)) < 0) {
+		if (fd < 0 || (overflow ? (fault_check(FAULT_SYNC, 0) || syncfs(fd) < 0) : sync_fd(fd, 0, false) < 0)) {
 			sd_err("%s %s: %m", overflow ? "syncfs" : "fsync", dirs[k]);
 			ret = SD_RES_EIO;
 		}

@@ -50,6 +50,12 @@ void store_purge_stale(void);
 /* bytes the filesystems under the store can still take, and their size (each filesystem once) */
 uint64_t store_free_space(void);
 uint64_t store_capacity(void);
+/* A disk that keeps failing: STORE_DISK_ERRORS I/O errors (EIO and the like; not a full disk,
+ * not a checksum) within STORE_DISK_ERROR_WINDOW seconds call hook once, from the thread that
+ * saw the last one, with a line that says why. The caller decides what the node does. */
+#define STORE_DISK_ERRORS       5
+#define STORE_DISK_ERROR_WINDOW 60
+void store_set_disk_failure_hook(void (*hook)(const char *why));
 /* fills oids (malloc'd) with every object stored here */
 int store_list(uint64_t **oids, size_t *nr);
 int store_stat(uint64_t *size, uint64_t *used);
