@@ -405,6 +405,21 @@ static void *probe_thread(void *unused)
 	return NULL;
 }
 
+bool md_fail_disk_of(uint64_t oid, const char *why)
+{
+	if (!multi || !oid)
+		return false;
+	char dir[SD_MD_PATH_LEN];
+	md_object_dir(oid, dir, sizeof(dir));
+	pthread_rwlock_wrlock(&md_lock);
+	int i = find_disk(dir);
+	bool dropped = i >= 0 && nr_disks > 1;
+	if (dropped)
+		remove_disk(i, why);
+	pthread_rwlock_unlock(&md_lock);
+	return dropped;
+}
+
 void md_note_error(int err)
 {
 	if (!multi || err == ENOENT)

@@ -5,6 +5,7 @@
 #ifndef SHEEP_STORE_MD_H
 #define SHEEP_STORE_MD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,8 +32,10 @@ int md_info(struct sd_md_disk *out, int max);
  * disk, one disk too many or a path too long */
 int md_plug(const char *path);
 int md_unplug(const char *path);
-/* an I/O error that was not the object's own: the disks are checked now */
+/* an I/O error: the disks are checked now */
 void md_note_error(int err);
+/* the disk that holds oid keeps failing (why says how): dropped, if it is not the last one */
+bool md_fail_disk_of(uint64_t oid, const char *why);
 /* goes up by one every time the set of disks changes (plug, unplug, a disk that failed) */
 unsigned md_generation(void);
 

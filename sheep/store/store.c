@@ -132,6 +132,14 @@ static void note_disk_error(const char *what, uint64_t oid)
 	md_object_dir(oid, dir, sizeof(dir));    /* the disk of the last one */
 	snprintf(why, sizeof(why), "the disk under %s keeps failing: %u I/O errors in %.0f s, the last a %s of "
 		 "%016" PRIx64, dir, STORE_DISK_ERRORS, (now - oldest) / 1e9, what, oid);
+	if (md_fail_disk_of(oid, why)) {
+		/* a multi-disk node loses that disk only; the errors count afresh for the others */
+		pthread_mutex_lock(&disk_error_lock);
+		nr_disk_errors = 0;
+		disk_failed = false;
+		pthread_mutex_unlock(&disk_error_lock);
+		return;
+	}
 	sd_emerg("%s", why);
 	if (disk_failure_hook)
 		disk_failure_hook(why);
