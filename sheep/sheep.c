@@ -47,7 +47,8 @@
 
 static int ready_fd = -1;   /* write end of the pipe to the waiting parent */
 static char **saved_argv;   /* for sheep_restart */
-static char *md_disks[MD_MAX_DISKS];   /* sheep META,DISK1,...: the disks, absolute paths */
+static char md_disk_paths[MD_MAX_DISKS][SD_MD_PATH_LEN];   /* sheep META,DISK1,...: the disks */
+static char *md_disks[MD_MAX_DISKS];                      /* md_disk_paths, for store_init */
 static int nr_md_disks;
 
 /* Start this sheep afresh (same options): it leaves the cluster and joins again as a newcomer.
@@ -405,7 +406,9 @@ static int open_md_disks(char *arg)
 			fprintf(stderr, "sheep: disk %s is in use by another sheep\n", real);
 			return 1;
 		}
-		md_disks[nr_md_disks++] = strdup(real);
+		memcpy(md_disk_paths[nr_md_disks], real, strlen(real) + 1);
+		md_disks[nr_md_disks] = md_disk_paths[nr_md_disks];
+		nr_md_disks++;
 	}
 	return GO_ON;
 }
@@ -419,13 +422,12 @@ static int open_store_dir(char *arg)
 		return 1;
 	}
 	if (strchr(arg, ',')) {
-		char *copy = strdup(arg);    /* argv stays whole for sheep_restart */
-		int ret = open_md_disks(copy);
-		if (ret != GO_ON) {
-			free(copy);
+		static char meta_arg[3008];    /* argv stays whole for sheep_restart */
+		snprintf(meta_arg, sizeof(meta_arg), "%s", arg);
+		int ret = open_md_disks(meta_arg);
+		if (ret != GO_ON)
 			return ret;
-		}
-		arg = copy;    /* now META alone; kept for the life of the process */
+		arg = meta_arg;    /* now META alone */
 	}
 	if (!realpath(arg, sys->dir)) {
 		if (mkdir_p(arg, 0755) < 0 || !realpath(arg, sys->dir)) {

@@ -246,7 +246,7 @@ static void set_aside_untrusted(const char *dir)
 		return;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		char from[SD_MD_PATH_LEN + 32], to[SD_MD_PATH_LEN + 64];
+		char from[SD_MD_PATH_LEN + 300], to[SD_MD_PATH_LEN + 320];
 		if (!is_object_name(de->d_name))
 			continue;
 		snprintf(from, sizeof(from), "%s/%s", dir, de->d_name);
