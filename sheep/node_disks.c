@@ -50,7 +50,9 @@ int local_md_plug(struct request *req)
 {
 	char path[SD_MD_PATH_LEN];
 	int ret = payload_path(req, path, sizeof(path));
-	return ret ? ret : md_plug(path);
+	if (!ret && (ret = md_plug(path)) == SD_RES_SUCCESS)
+		md_rebalance_start();    /* objects whose home is the new disk move there */
+	return ret;
 }
 
 int local_md_unplug(struct request *req)

@@ -569,6 +569,8 @@ static int load_store(void)
 		fprintf(stderr, "sheep: cannot initialize the store in %s: %s\n", sys->dir, strerror(-ret));
 		return 1;
 	}
+	if (nr_md_disks)
+		md_rebalance_start();    /* objects off their home disk (the disks changed) move there */
 	if (!sys->fixed_vnodes) {    /* the disks are known now: the weight follows all of them */
 		sys->this_node.space = node_capacity();
 		sys->this_node.nr_vnodes = ring_vnodes_for_capacity(sys->this_node.space);

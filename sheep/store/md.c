@@ -179,6 +179,17 @@ void md_object_dir(uint64_t oid, char *buf, size_t len)
 	pthread_rwlock_unlock(&md_lock);
 }
 
+void md_home_dir(uint64_t oid, char *buf, size_t len)
+{
+	if (!multi) {
+		copy_path(buf, len, single_dir);
+		return;
+	}
+	pthread_rwlock_rdlock(&md_lock);
+	copy_path(buf, len, disks[ring_disk(oid)].path);
+	pthread_rwlock_unlock(&md_lock);
+}
+
 int md_dirs(char (**out)[SD_MD_PATH_LEN])
 {
 	pthread_rwlock_rdlock(&md_lock);
@@ -491,7 +502,8 @@ int md_plug(const char *arg)
 	save_disk_list();
 	atomic_fetch_add(&generation, 1);
 	sd_info("md: disk %s plugged: %u vnodes (%" PRIu64 " MiB)", path, d.nr_vnodes, d.space >> 20);
-	ret = SD_RES_SUCCESS;
+	pthread_rwlock_unlock(&md_lock);
+	return SD_RES_SUCCESS;
 out:
 	pthread_rwlock_unlock(&md_lock);
 	return ret;

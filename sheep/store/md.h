@@ -23,6 +23,8 @@
 int md_init(const char *meta, char *const *disks, int nr);
 /* where oid is stored now, else where it belongs: a directory path in buf */
 void md_object_dir(uint64_t oid, char *buf, size_t len);
+/* the disk oid belongs on (its home on the ring) */
+void md_home_dir(uint64_t oid, char *buf, size_t len);
 /* a copy of every object directory in use (malloc'd array in *dirs, freed by the caller) */
 int md_dirs(char (**dirs)[SD_MD_PATH_LEN]);
 /* one entry per disk, failed ones included; returns how many (at most max) */
@@ -36,6 +38,10 @@ int md_unplug(const char *path);
 void md_note_error(int err);
 /* the disk that holds oid keeps failing (why says how): dropped, if it is not the last one */
 bool md_fail_disk_of(uint64_t oid, const char *why);
+/* md_rebalance.c: move every object found off its home disk there (a thread of its own; one
+ * pass at a time, one more when asked during a pass). The caller starts it after a plug, and at
+ * start: the objects then spread over every disk. */
+void md_rebalance_start(void);
 /* goes up by one every time the set of disks changes (plug, unplug, a disk that failed) */
 unsigned md_generation(void);
 
