@@ -175,6 +175,8 @@ static const struct collie_option alter_copy_opts[] = {
 };
 
 int cluster_alter_copy(int argc, char **argv);   /* vdi_copies.c */
+int cluster_snapshot(int argc, char **argv);     /* cluster_snapshot.c */
+extern const struct collie_option cluster_snapshot_opts[];
 int cluster_recover(int argc, char **argv);
 int cluster_check(int argc, char **argv);
 
@@ -196,6 +198,9 @@ static const struct subcommand cluster_subs[] = {
 	  check_opts, CMD_CLUSTER | CMD_JSON, 0, 0, cluster_check },
 	{ "alter-copy", "-c COPIES", "change the default copies, and those of every VDI that kept the old default",
 	  alter_copy_opts, CMD_CLUSTER, 0, 0, cluster_alter_copy },
+	{ "snapshot", "save TAG DIR [--force] | load TAG DIR | list DIR",
+	  "save every VDI and snapshot into DIR (deduplicated), load a save into an empty cluster, or list saves",
+	  cluster_snapshot_opts, CMD_CLUSTER, 2, 3, cluster_snapshot },
 	{ "keygen", "FILE", "write a fresh cluster key to the new file FILE (mode 0600)", NULL, 0, 1, 1,
 	  cluster_keygen },
 	{ NULL },
