@@ -45,6 +45,9 @@
 #define SD_OP_NODE_STAT            0xD6   /* local: request counts and latencies */
 #define SD_OP_SCRUB                0xD7   /* local: start, stop or show this node's scrub */
 #define SD_OP_SETTLE_REPLICA       0xDA   /* local: fetch or set aside this node's replica of obj.oid */
+#define SD_OP_MD_INFO              0xDB   /* local: the node's disks (struct sd_md_disk[]) */
+#define SD_OP_MD_PLUG              0xDC   /* local: payload a disk path to add */
+#define SD_OP_MD_UNPLUG            0xDD   /* local: payload a disk path to take out */
 /* connection authentication (ours; see struct sd_auth_req / sd_auth_rsp and sheep(8)) */
 #define SD_OP_AUTH_CHALLENGE       0xE0   /* the sheep's nonce for this connection */
 #define SD_OP_AUTH_RESPONSE        0xE1   /* the client's nonce and HMAC; the sheep's proof back */
@@ -151,6 +154,22 @@ struct sd_node_weight {
 };
 SD_CHECK(sizeof(struct sd_node_weight) == 16);
 /* REWEIGHT: the payload is struct sd_node[], each with its new nr_vnodes */
+
+/* MD_INFO: one entry per disk of a multi-disk node (one entry, the store's obj/, otherwise).
+ * MD_PLUG and MD_UNPLUG: the payload is a path of at most SD_MD_PATH_LEN - 1 bytes. */
+#define SD_MD_PATH_LEN 256
+enum sd_md_state { SD_MD_ACTIVE = 0, SD_MD_FAILED = 1 };
+struct sd_md_disk {
+	char     path[SD_MD_PATH_LEN];
+	uint64_t size;           /* what the store may use there: its objects plus the free space */
+	uint64_t used;           /* bytes of its objects */
+	uint64_t avail;          /* free space of its filesystem */
+	uint32_t nr_objects;
+	uint32_t nr_vnodes;      /* on the node's disk ring (0 when failed or one directory) */
+	uint8_t  state;          /* enum sd_md_state */
+	uint8_t  __pad[7];
+};
+SD_CHECK(sizeof(struct sd_md_disk) == 296);
 
 /* LOG_LEVEL: request and response payload one int32_t, the level (0-7); a request without
  * SD_FLAG_CMD_WRITE only reads it. RECOVERY_THROTTLE: this payload */

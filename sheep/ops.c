@@ -21,6 +21,7 @@
 #include "config.h"
 #include "group.h"
 #include "node_control.h"
+#include "node_disks.h"
 #include "node_stat.h"
 #include "node_weight.h"
 #include "ops.h"
@@ -602,6 +603,18 @@ static const struct sd_op_template sd_ops[256] = {
 	[SD_OP_REWEIGHT] = {
 		.name = "REWEIGHT", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
 		.process_main = main_reweight,
+	},
+	[SD_OP_MD_INFO] = {
+		.name = "MD_INFO", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_DURING_SHUTDOWN, .process_work = local_md_info,
+	},
+	[SD_OP_MD_PLUG] = {
+		.name = "MD_PLUG", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.process_work = local_md_plug,
+	},
+	[SD_OP_MD_UNPLUG] = {
+		.name = "MD_UNPLUG", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.process_work = local_md_unplug,
 	},
 	[SD_OP_FLUSH_NODES] = { .name = "FLUSH_NODES", .class = OP_CLASS_ADMIN },
 	[SD_OP_REPAIR_REPLICA] = {

@@ -76,6 +76,7 @@ static struct recovery_info info;             /* under info_lock */
 static uint64_t info_start_ns;
 static _Atomic uint32_t target_epoch;         /* the epoch the worker should recover */
 static bool worker_busy;                      /* main thread: the recovery work is queued */
+static _Atomic bool rerun_wanted;             /* go over the epoch once more: objects were lost */
 static struct work recovery_work_item;
 /* how the worker's last epoch ended */
 enum recovery_result { RECOVERY_ABANDONED, RECOVERY_COMPLETE, RECOVERY_NO_SPACE };
@@ -323,8 +324,9 @@ static void recovery_work(struct work *w)
 		worked_result = RECOVERY_ABANDONED;
 		if (sys->recovery_disabled || sys->shutting_down)
 			return;
+		atomic_store(&rerun_wanted, false);
 		worked_result = recover_epoch(e);
-		if (atomic_load(&target_epoch) == e)
+		if (atomic_load(&target_epoch) == e && !atomic_load(&rerun_wanted))
 			return;
 		/* another membership change arrived: start over */
 	}
@@ -374,6 +376,12 @@ void recovery_start(void)
 	recovery_work_item.fn = recovery_work;
 	recovery_work_item.done = recovery_work_done;
 	queue_work(recovery_wq, &recovery_work_item);
+}
+
+void recovery_rerun(void)
+{
+	atomic_store(&rerun_wanted, true);
+	recovery_start();
 }
 
 void recovery_epoch_transition(uint32_t old_epoch, const struct sd_node *nodes, int nr)
