@@ -15,20 +15,21 @@
 
 static int cluster_format(int argc, char **argv)
 {
-	uint64_t copies = SD_DEFAULT_COPIES;
-	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
-		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
+	uint8_t copies = SD_DEFAULT_COPIES, policy = 0;
+	char red[16];
+	if (opt('c') && parse_redundancy(opt('c'), &copies, &policy) < 0)
 		return EXIT_USAGE;
-	}
 	struct sd_cluster_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_MAKE_FS };
 	req.copies = copies;
+	req.copy_policy = policy;
 	req.block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	struct sd_rsp rsp;
 	int ret = sheep_exec((struct sd_req *)&req, NULL, 0, &rsp);
 	if (ret)
 		return report_failure("cluster format", ret);
 	if (!raw_output)
-		printf("Cluster formatted with %d copies\n", (int)copies);
+		printf(policy ? "Cluster formatted with erasure code %s\n" : "Cluster formatted with %s copies\n",
+		       redundancy_str(copies, policy, red, sizeof(red)));
 	return 0;
 }
 
@@ -105,7 +106,8 @@ static int cluster_info(int argc, char **argv)
 		if (cr->ctime) {
 			strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", localtime(&ct));
 			printf("Cluster created at %s\n", tbuf);
-			printf("Copies: %u, object size %u MiB\n", cr->nr_copies, 1u << (cr->block_size_shift - 20));
+			printf("Copies: %s, object size %u MiB\n", redundancy_str(cr->nr_copies, cr->copy_policy, tbuf, sizeof(tbuf)),
+			       1u << (cr->block_size_shift - 20));
 			printf("\nEpoch Time           Version\n");
 		}
 	}
@@ -164,7 +166,7 @@ static int cluster_keygen(int argc, char **argv)
 }
 
 static const struct collie_option format_opts[] = {
-	{ 'c', "copies", 1, "COPIES", "replicas of every object (default 3)" },
+	{ 'c', "copies", 1, "COPIES", "replicas of every object, or D:P erasure coding (default 3)" },
 	{ 0 },
 };
 

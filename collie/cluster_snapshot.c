@@ -349,6 +349,7 @@ static int announce_vdi(const struct sd_inode_header *ih, bool as_snapshot)
 	struct sd_rsp rsp;
 	rq.vdi.base_vdi_id = ih->vdi_id;
 	rq.vdi.copies = ih->nr_copies;
+	rq.vdi.copy_policy = ih->copy_policy;
 	rq.vdi.block_size_shift = ih->block_size_shift;
 	rq.vdi.snapid = as_snapshot ? 1 : 0;
 	return sheep_exec(&rq, NULL, 0, &rsp);
