@@ -22,17 +22,16 @@
 
 static int vdi_create(int argc, char **argv)
 {
-	uint64_t size, copies = 0;
+	uint64_t size;
+	uint8_t copies = 0, policy = 0;
 	if (check_vdi_name(argv[0]) < 0 || parse_size_arg(argv[1], "size", &size) < 0)
 		return EXIT_USAGE;
 	if (!size || size > SD_MAX_VDI_SIZE) {
 		die_msg("invalid VDI size %" PRIu64 ": from 1 byte to 4 TiB", size);
 		return EXIT_USAGE;
 	}
-	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
-		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
+	if (opt('c') && parse_redundancy(opt('c'), &copies, &policy) < 0)
 		return EXIT_USAGE;
-	}
 	uint64_t shift = 0;
 	if (opt('z') && (parse_u64(opt('z'), &shift) < 0 || shift < 20 || shift > 31)) {
 		die_msg("invalid object size shift '%s' (20 to 31: 1 MiB to 2 GiB objects)", opt('z'));
@@ -57,10 +56,11 @@ static int vdi_create(int argc, char **argv)
 		memcpy(buf, argv[0], strlen(argv[0]));
 		req.vdi.vdi_size = size;
 		req.vdi.copies = copies;
+		req.vdi.copy_policy = policy;
 		req.vdi.block_size_shift = shift;
 		ret = sheep_exec(&req, buf, 0, &rsp);
 	} else {
-		ret = sd_vdi_create(sd_addr, sd_port, argv[0], size, copies, opt_set('P'), &vid);
+		ret = sd_vdi_create(sd_addr, sd_port, argv[0], size, copies, policy, opt_set('P'), &vid);
 	}
 	if (ret) {
 		char what[300];
@@ -138,7 +138,8 @@ static int vdi_list(int argc, char **argv)
 		}
 		/* a snapshot shows when it was taken */
 		time_t ct = (h->snap_ctime ? h->snap_ctime : h->create_time) >> 32;
-		char tbuf[64], s1[32], s2[32], s3[32];
+		char tbuf[64], s1[32], s2[32], s3[32], red[16];
+		redundancy_str(h->nr_copies, h->copy_policy, red, sizeof(red));
 		bool snap = h->snap_ctime != 0, clone = !snap && (h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_CLONE);
 		if (json_list) {
 			struct json_object *o = vdi_json(h, vid);
@@ -146,18 +147,20 @@ static int vdi_list(int argc, char **argv)
 			json_add_u64(o, "used", used << shift);
 			json_add_u64(o, "shared", shared << shift);
 			json_add_u64(o, "copies", h->nr_copies);
+			if (h->copy_policy)
+				json_add_str(o, "erasure-code", red);
 			json_add_u64(o, "block-size-shift", shift);
 			json_object_array_add(json_list, o);
 		} else if (raw_output) {
 			printf("%c ", snap ? 's' : clone ? 'c' : '=');
 			print_raw_name(h->name);
-			printf(" %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %lld %x %u %s %u\n", snap ? h->snap_id : 0,
-			       h->vdi_size, used << shift, shared << shift, (long long)ct, vid, h->nr_copies, h->tag, shift);
+			printf(" %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %lld %x %s %s %u\n", snap ? h->snap_id : 0,
+			       h->vdi_size, used << shift, shared << shift, (long long)ct, vid, red, h->tag, shift);
 		} else {
 			strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M", localtime(&ct));
-			printf("%c %-8s %5u %7s %7s %7s %s %7x %6u  %-14s %u\n", snap ? 's' : clone ? 'c' : ' ', h->name,
+			printf("%c %-8s %5u %7s %7s %7s %s %7x %6s  %-14s %u\n", snap ? 's' : clone ? 'c' : ' ', h->name,
 			       snap ? h->snap_id : 0, fmt_size(h->vdi_size, s1, sizeof(s1)), fmt_size(used << shift, s2, sizeof(s2)),
-			       fmt_size(shared << shift, s3, sizeof(s3)), tbuf, vid, h->nr_copies, h->tag, shift);
+			       fmt_size(shared << shift, s3, sizeof(s3)), tbuf, vid, red, h->tag, shift);
 		}
 	}
 	if (json_list)
@@ -560,7 +563,7 @@ static int vdi_object(int argc, char **argv)
 }
 
 static const struct collie_option create_opts[] = {
-	{ 'c', "copies", 1, "COPIES", "replicas of each object (default: the cluster's)" },
+	{ 'c', "copies", 1, "COPIES", "replicas of each object, or D:P erasure coding (default: the cluster's)" },
 	{ 'P', "prealloc", 0, NULL, "allocate every object now" },
 	{ 'z', "object-size-shift", 1, "SHIFT", "objects of 2^SHIFT bytes, 20 to 31 (default: the cluster's, 22)" },
 	{ 0 },

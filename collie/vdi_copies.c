@@ -206,9 +206,15 @@ int vdi_alter_copy(int argc, char **argv)
 		die_msg("vdi alter-copy: out of memory");
 		return EXIT_FAILED;
 	}
-	for (int i = 0; i < nr; i++)
+	bool ec = false;
+	for (int i = 0; i < nr; i++) {
 		found += pick[i] = !strncmp(list[i].hdr.name, argv[0], SD_MAX_VDI_LEN);
-	if (!found) {
+		ec |= pick[i] && list[i].hdr.copy_policy;
+	}
+	if (ec) {
+		die_msg("vdi alter-copy: %s is erasure coded; alter-copy changes replica counts", argv[0]);
+		status = EXIT_FAILED;
+	} else if (!found) {
 		die_msg("vdi alter-copy: no VDI named %s", argv[0]);
 		status = EXIT_MISSING;
 	} else {
@@ -247,7 +253,7 @@ int cluster_alter_copy(int argc, char **argv)
 	}
 	/* VDIs that kept the old default follow it; those given their own count keep it */
 	for (int i = 0; i < nr; i++) {
-		pick[i] = list[i].hdr.nr_copies == old || list[i].hdr.nr_copies == copies;
+		pick[i] = !list[i].hdr.copy_policy && (list[i].hdr.nr_copies == old || list[i].hdr.nr_copies == copies);
 		follow += pick[i];
 		own += !pick[i];
 	}

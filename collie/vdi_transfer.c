@@ -47,7 +47,7 @@ struct transfer {
 	const char *fmt;      /* import: -f; export: -O */
 	const char *opts;     /* import: source open options; export: target options */
 	const char *snapshot; /* export -s */
-	uint64_t copies;
+	uint8_t copies, copy_policy;
 	bool compress;
 };
 
@@ -115,7 +115,7 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 		transfer_fail(j, spec, EXIT_USAGE);
 		goto out;
 	}
-	ret = sd_vdi_create(sd_addr, sd_port, j->name, size, (int)t->copies, false, &vid);
+	ret = sd_vdi_create(sd_addr, sd_port, j->name, size, t->copies, t->copy_policy, false, &vid);
 	if (ret) {
 		char m[700];
 		snprintf(m, sizeof(m), "cannot create the VDI: %s", ret < 0 ? strerror(-ret) : sd_strerror(ret));
@@ -388,8 +388,7 @@ int vdi_import(int argc, char **argv)
 
 	if (ret)
 		goto out;
-	if (opt('c') && (parse_u64(opt('c'), &t.copies) < 0 || t.copies < 1 || t.copies > SD_MAX_COPIES)) {
-		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
+	if (opt('c') && parse_redundancy(opt('c'), &t.copies, &t.copy_policy) < 0) {
 		ret = EXIT_USAGE;
 		goto out;
 	}
@@ -427,7 +426,7 @@ out:
 
 const struct collie_option vdi_import_opts[] = {
 	{ 'f', "format", 1, "FMT", "image format (default: detected from the content)" },
-	{ 'c', "copies", 1, "COPIES", "copies of each object (default: the cluster's)" },
+	{ 'c', "copies", 1, "COPIES", "copies of each object, or D:P erasure coding (default: the cluster's)" },
 	{ 'o', "options", 1, "OPTS", "image open options (encrypt.key-secret=ID)" },
 	{ 'p', "progress", 0, NULL, "show a progress bar even when stderr is not a terminal" },
 	PROGRESS_OPTION_ROW,

@@ -78,6 +78,21 @@
 #define SD_RES_TOO_FEW_ZONES  0x92   /* more copies asked for than the cluster has zones */
 #define SD_RES_PERM_DENIED    0xA0   /* needs an authenticated connection, or an allowed network */
 
+/* An erasure-coded data object is stored as D + P strips, each its own store object: strip i of
+ * data object oid is oid | (i + 1) << 56 (bits 56-60, reserved and unused by data oids). */
+#define SD_EC_STRIP_SHIFT 56
+#define SD_EC_STRIP_MASK  (UINT64_C(0x1f) << SD_EC_STRIP_SHIFT)
+static inline bool is_ec_strip(uint64_t oid)
+{
+	return !(oid & (VDI_BIT | VMSTATE_BIT | VDI_ATTR_BIT)) && (oid & SD_EC_STRIP_MASK);
+}
+static inline uint64_t ec_strip_oid(uint64_t oid, int index)
+{
+	return (oid & ~SD_EC_STRIP_MASK) | (uint64_t)(index + 1) << SD_EC_STRIP_SHIFT;
+}
+static inline uint64_t ec_strip_base(uint64_t oid) { return oid & ~SD_EC_STRIP_MASK; }
+static inline int ec_strip_index(uint64_t oid) { return (int)((oid & SD_EC_STRIP_MASK) >> SD_EC_STRIP_SHIFT) - 1; }
+
 /* the largest payload a request may carry or ask for: a whole inode object, rounded up */
 #define SD_MAX_DATA_LENGTH    (16u << 20)
 #define SD_MAX_NODES          1024
@@ -230,7 +245,9 @@ struct sd_cluster_rsp {
 	uint8_t  recovery_disabled;
 	uint64_t ctime;
 	uint32_t nr_entries;
-	uint32_t __pad[3];
+	uint8_t  copy_policy;    /* the default of new VDIs: 0 or D:P */
+	uint8_t  __pad8[3];
+	uint32_t __pad[2];
 };
 SD_CHECK(sizeof(struct sd_cluster_rsp) == 48);
 
@@ -266,6 +283,7 @@ struct vdi_state {
 	uint8_t  block_size_shift;
 	uint8_t  snapshot;
 	uint8_t  deleted;
+	uint8_t  copy_policy;    /* 0 replication, else the D:P byte of include/ec.h */
 };
 
 /* STAT_RECOVERY response payload: one node's recovery */

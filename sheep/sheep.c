@@ -584,6 +584,7 @@ static int load_store(void)
 	if (ret == 0) {
 		sys->ctime = cfg.ctime;
 		sys->nr_copies = cfg.nr_copies;
+		sys->copy_policy = cfg.copy_policy;
 		sys->block_size_shift = cfg.block_size_shift;
 		atomic_store(&sys->epoch, MAX(cfg.last_epoch, epoch_log_latest()));
 	}

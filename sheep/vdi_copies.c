@@ -36,6 +36,8 @@ int vdi_alter_copy_work(struct request *req)
 		return ret;
 	if (!vid || vid >= SD_NR_VDIS || vdi_state_lookup(vid, &st) || st.deleted)
 		return SD_RES_NO_VDI;
+	if (st.copy_policy)
+		return SD_RES_INVALID_PARMS;    /* erasure coded: its strips are not replicas */
 	struct sd_inode_header *h = xmalloc(sizeof(*h));
 	ret = gateway_read_obj(vid_to_vdi_oid(vid), h, SD_INODE_HEADER_SIZE, 0);
 	if (ret) {
@@ -70,6 +72,8 @@ int main_alter_vdi_copy(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 int cluster_alter_copy_work(struct request *req)
 {
 	req->rp.vdi.copies = sys->nr_copies;    /* the old default, for the caller */
+	if (sys->copy_policy)
+		return SD_RES_INVALID_PARMS;    /* the default is erasure coded */
 	return copies_valid(req->rq.vdi.copies);
 }
 
@@ -79,7 +83,7 @@ int main_alter_cluster_copy(const struct sd_req *rq, struct sd_rsp *rp, void *da
 	if (ret)
 		return ret;
 	sys->nr_copies = rq->vdi.copies;
-	struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
+	struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies, .copy_policy = sys->copy_policy,
 				    .block_size_shift = sys->block_size_shift, .last_epoch = sys_epoch() };
 	config_save(&cfg);
 	sd_info("the cluster's default is now %u copies", sys->nr_copies);
