@@ -1,5 +1,5 @@
 /* node.c: collie node list | info | recovery, and the table of node commands (kill and reweight
- * live in node_admin.c). */
+ * live in node_admin.c, md in node_md.c). */
 #include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -146,6 +146,7 @@ int node_kill(int argc, char **argv);
 int node_reweight(int argc, char **argv);
 int node_stat(int argc, char **argv);
 int node_log(int argc, char **argv);
+int node_md(int argc, char **argv);
 int node_scrub(int argc, char **argv);
 
 static const struct subcommand node_subs[] = {
@@ -159,6 +160,9 @@ static const struct subcommand node_subs[] = {
 	  "(K/M/G/T, 0 = its filesystem), node ID weighs that much", NULL, CMD_CLUSTER, 0, 2, node_reweight },
 	{ "stat", "[ID]", "requests each node served since it started: counts, errors, bytes, latencies",
 	  NULL, CMD_CLUSTER, 0, 1, node_stat },
+	{ "md", "info | plug PATH | unplug PATH", "the disks of the node collie talks to: list them, add "
+	  "one, take one out (its objects are recovered from the other nodes)", NULL, CMD_CLUSTER | CMD_JSON,
+	  1, 2, node_md },
 	{ "scrub", "[start|stop|status]", "each node's background scrub: start a pass now, stop it, or show "
 	  "progress and findings (the default)", NULL, CMD_CLUSTER | CMD_JSON, 0, 1, node_scrub },
 	{ "log", "level [LEVEL]", "show or set the log level of the node collie talks to",

@@ -31,6 +31,8 @@
 #define SD_OP_NOTIFY_VDI_ADD       0xAF
 #define SD_OP_GET_HASH             0xB4
 #define SD_OP_EXIST                0xBD
+#define SD_OP_ALTER_CLUSTER_COPY   0xBF   /* cluster: the default copies of new VDIs */
+#define SD_OP_ALTER_VDI_COPY       0xC0   /* cluster: one VDI's copies (its inode and every node) */
 #define SD_OP_REPAIR_REPLICA       0xC5
 #define SD_OP_OIDS_EXIST           0xC6
 /* VDI lifecycle (ours) */
@@ -42,6 +44,10 @@
 #define SD_OP_RECOVERY_THROTTLE    0xD5   /* cluster: every node's recovery throttle */
 #define SD_OP_NODE_STAT            0xD6   /* local: request counts and latencies */
 #define SD_OP_SCRUB                0xD7   /* local: start, stop or show this node's scrub */
+#define SD_OP_SETTLE_REPLICA       0xDA   /* local: fetch or set aside this node's replica of obj.oid */
+#define SD_OP_MD_INFO              0xDB   /* local: the node's disks (struct sd_md_disk[]) */
+#define SD_OP_MD_PLUG              0xDC   /* local: payload a disk path to add */
+#define SD_OP_MD_UNPLUG            0xDD   /* local: payload a disk path to take out */
 /* connection authentication (ours; see struct sd_auth_req / sd_auth_rsp and sheep(8)) */
 #define SD_OP_AUTH_CHALLENGE       0xE0   /* the sheep's nonce for this connection */
 #define SD_OP_AUTH_RESPONSE        0xE1   /* the client's nonce and HMAC; the sheep's proof back */
@@ -71,6 +77,21 @@
 #define SD_RES_CHECKSUM       0x91   /* a block of the object fails its checksum, or the file is short */
 #define SD_RES_TOO_FEW_ZONES  0x92   /* more copies asked for than the cluster has zones */
 #define SD_RES_PERM_DENIED    0xA0   /* needs an authenticated connection, or an allowed network */
+
+/* An erasure-coded data object is stored as D + P strips, each its own store object: strip i of
+ * data object oid is oid | (i + 1) << 56 (bits 56-60, reserved and unused by data oids). */
+#define SD_EC_STRIP_SHIFT 56
+#define SD_EC_STRIP_MASK  (UINT64_C(0x1f) << SD_EC_STRIP_SHIFT)
+static inline bool is_ec_strip(uint64_t oid)
+{
+	return !(oid & (VDI_BIT | VMSTATE_BIT | VDI_ATTR_BIT)) && (oid & SD_EC_STRIP_MASK);
+}
+static inline uint64_t ec_strip_oid(uint64_t oid, int index)
+{
+	return (oid & ~SD_EC_STRIP_MASK) | (uint64_t)(index + 1) << SD_EC_STRIP_SHIFT;
+}
+static inline uint64_t ec_strip_base(uint64_t oid) { return oid & ~SD_EC_STRIP_MASK; }
+static inline int ec_strip_index(uint64_t oid) { return (int)((oid & SD_EC_STRIP_MASK) >> SD_EC_STRIP_SHIFT) - 1; }
 
 /* the largest payload a request may carry or ask for: a whole inode object, rounded up */
 #define SD_MAX_DATA_LENGTH    (16u << 20)
@@ -149,6 +170,22 @@ struct sd_node_weight {
 SD_CHECK(sizeof(struct sd_node_weight) == 16);
 /* REWEIGHT: the payload is struct sd_node[], each with its new nr_vnodes */
 
+/* MD_INFO: one entry per disk of a multi-disk node (one entry, the store's obj/, otherwise).
+ * MD_PLUG and MD_UNPLUG: the payload is a path of at most SD_MD_PATH_LEN - 1 bytes. */
+#define SD_MD_PATH_LEN 256
+enum sd_md_state { SD_MD_ACTIVE = 0, SD_MD_FAILED = 1 };
+struct sd_md_disk {
+	char     path[SD_MD_PATH_LEN];
+	uint64_t size;           /* what the store may use there: its objects plus the free space */
+	uint64_t used;           /* bytes of its objects */
+	uint64_t avail;          /* free space of its filesystem */
+	uint32_t nr_objects;
+	uint32_t nr_vnodes;      /* on the node's disk ring (0 when failed or one directory) */
+	uint8_t  state;          /* enum sd_md_state */
+	uint8_t  __pad[7];
+};
+SD_CHECK(sizeof(struct sd_md_disk) == 296);
+
 /* LOG_LEVEL: request and response payload one int32_t, the level (0-7); a request without
  * SD_FLAG_CMD_WRITE only reads it. RECOVERY_THROTTLE: this payload */
 #define SD_RECOVERY_MAX_INFLIGHT 64
@@ -208,7 +245,9 @@ struct sd_cluster_rsp {
 	uint8_t  recovery_disabled;
 	uint64_t ctime;
 	uint32_t nr_entries;
-	uint32_t __pad[3];
+	uint8_t  copy_policy;    /* the default of new VDIs: 0 or D:P */
+	uint8_t  __pad8[3];
+	uint32_t __pad[2];
 };
 SD_CHECK(sizeof(struct sd_cluster_rsp) == 48);
 
@@ -244,6 +283,7 @@ struct vdi_state {
 	uint8_t  block_size_shift;
 	uint8_t  snapshot;
 	uint8_t  deleted;
+	uint8_t  copy_policy;    /* 0 replication, else the D:P byte of include/ec.h */
 };
 
 /* STAT_RECOVERY response payload: one node's recovery */
