@@ -132,7 +132,12 @@ check-fuzz:
 	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) fuzz && FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run; \
 	 else echo "check-fuzz: $(FUZZ_CC) is not installed, skipped"; fi
 
-bench: all
+EC_BENCH := $(BUILD)/ec-encode-bench
+$(EC_BENCH): $(call obj,tests/bench/ec_encode_bench.c) $(LIBSD)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: all $(EC_BENCH)
+	tests/bench/ec
 	tests/bench/run
 	tests/bench/nbd
 	tests/bench/recovery
