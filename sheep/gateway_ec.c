@@ -127,8 +127,8 @@ static int columns_once(const struct vnode_info *vi, uint64_t oid, const struct 
 			       sd_strerror(ret), why[0], why[1], why[2], why[3], why[4], why[5]);
 		goto out;
 	}
-	int have_idx[EC_MAX_DATA], wanted[EC_MAX_STRIPS], nr_have = 0, nr_out = 0;
-	uint8_t *have[EC_MAX_DATA], *out[EC_MAX_STRIPS];
+	int have_idx[EC_MAX_DATA] = { 0 }, wanted[EC_MAX_STRIPS] = { 0 }, nr_have = 0, nr_out = 0;
+	uint8_t *have[EC_MAX_DATA] = { NULL }, *out[EC_MAX_STRIPS] = { NULL };
 	for (int i = 0; i < l->n; i++) {
 		if (state[i] == GOOD && nr_have < l->d) {
 			have_idx[nr_have] = i;
