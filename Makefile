@@ -156,7 +156,12 @@ check-fuzz:
 $(BUILD)/bench-crc32c: tests/bench/crc32c_rate.c $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBSD) $(LDLIBS)
 
-bench: all $(BUILD)/bench-crc32c
+EC_BENCH := $(BUILD)/ec-encode-bench
+$(EC_BENCH): $(call obj,tests/bench/ec_encode_bench.c) $(LIBSD)
+	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: all $(BUILD)/bench-crc32c $(EC_BENCH)
+	tests/bench/ec
 	tests/bench/run
 	tests/bench/nbd
 	tests/bench/recovery

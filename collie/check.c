@@ -244,8 +244,8 @@ static void check_ec_object(struct check_ctx *c, uint64_t oid, uint32_t obj_size
 	st->replicas += nr;
 	int best = -1, best_agree = -1;
 	for (int start = 0; nr_good >= d && start < nr_good; start++) {
-		int have_idx[EC_MAX_DATA], want[EC_MAX_STRIPS], agree = 0;
-		uint8_t *have[EC_MAX_DATA];
+		int have_idx[EC_MAX_DATA] = { 0 }, want[EC_MAX_STRIPS] = { 0 }, agree = 0;
+		uint8_t *have[EC_MAX_DATA] = { NULL };
 		for (int k = 0; k < d; k++) {
 			have_idx[k] = good[(start + k) % nr_good];
 			have[k] = sp[have_idx[k]];
@@ -270,8 +270,8 @@ static void check_ec_object(struct check_ctx *c, uint64_t oid, uint32_t obj_size
 	}
 	if (best_agree != nr_good || nr_good != nr) {
 		/* the winning re-encoding into code[] again (the loop may have gone past it) */
-		int have_idx[EC_MAX_DATA], want[EC_MAX_STRIPS];
-		uint8_t *have[EC_MAX_DATA];
+		int have_idx[EC_MAX_DATA] = { 0 }, want[EC_MAX_STRIPS] = { 0 };
+		uint8_t *have[EC_MAX_DATA] = { NULL };
 		for (int k = 0; k < d; k++) {
 			have_idx[k] = good[(best + k) % nr_good];
 			have[k] = sp[have_idx[k]];

@@ -21,6 +21,7 @@
 #include "ec.h"
 #include "internal_proto.h"
 #include "logger.h"
+#include "sd_client.h"
 #include "sheepdog_proto.h"
 #include "util.h"
 #include "alloc.h"
@@ -71,6 +72,7 @@ static int columns_once(const struct vnode_info *vi, uint64_t oid, const struct 
 			uint32_t len, const bool *want, uint8_t **col, int exclude, uint16_t flags)
 {
 	enum { UNTRIED, GOOD, BAD } state[EC_MAX_STRIPS] = { UNTRIED };
+	int why[EC_MAX_STRIPS] = { 0 };
 	uint8_t *buf[EC_MAX_STRIPS] = { NULL }, *tmp = NULL;
 	int nr_good = 0, nr_no_obj = 0, nr_retry = 0, err = SD_RES_SUCCESS, ret;
 	int nr_wanted_bad = 0;
@@ -85,6 +87,7 @@ static int columns_once(const struct vnode_info *vi, uint64_t oid, const struct 
 			continue;
 		}
 		ret = gateway_read_once(vi, ec_strip_oid(oid, i), col[i], len, lo, flags);
+		why[i] = ret;
 		state[i] = ret == SD_RES_SUCCESS ? GOOD : BAD;
 		if (ret == SD_RES_SUCCESS) {
 			nr_good++;
@@ -104,6 +107,7 @@ static int columns_once(const struct vnode_info *vi, uint64_t oid, const struct 
 			continue;
 		buf[i] = tmp + (size_t)i * len;
 		ret = gateway_read_once(vi, ec_strip_oid(oid, i), buf[i], len, lo, flags);
+		why[i] = ret;
 		state[i] = ret == SD_RES_SUCCESS ? GOOD : BAD;
 		if (ret == SD_RES_SUCCESS) {
 			nr_good++;
@@ -117,10 +121,14 @@ static int columns_once(const struct vnode_info *vi, uint64_t oid, const struct 
 	if (nr_good < l->d) {
 		ret = nr_no_obj == l->n - (exclude >= 0) ? SD_RES_NO_OBJ
 		    : nr_retry ? SD_RES_AGAIN : err != SD_RES_SUCCESS ? err : SD_RES_EIO;
+		if (ret != SD_RES_NO_OBJ && ret != SD_RES_AGAIN)
+			sd_err("ec %016" PRIx64 ": %d of %d strips readable at epoch %u (%d missing), %d needed: %s "
+			       "(strip results %x %x %x %x %x %x ...)", oid, nr_good, l->n, sys_epoch(), nr_no_obj, l->d,
+			       sd_strerror(ret), why[0], why[1], why[2], why[3], why[4], why[5]);
 		goto out;
 	}
-	int have_idx[EC_MAX_DATA], wanted[EC_MAX_STRIPS], nr_have = 0, nr_out = 0;
-	uint8_t *have[EC_MAX_DATA], *out[EC_MAX_STRIPS];
+	int have_idx[EC_MAX_DATA] = { 0 }, wanted[EC_MAX_STRIPS] = { 0 }, nr_have = 0, nr_out = 0;
+	uint8_t *have[EC_MAX_DATA] = { NULL }, *out[EC_MAX_STRIPS] = { NULL };
 	for (int i = 0; i < l->n; i++) {
 		if (state[i] == GOOD && nr_have < l->d) {
 			have_idx[nr_have] = i;

@@ -5,7 +5,7 @@
 # RELEASE_VDI; snapshots and clones through NEW_VDI.
 import struct
 import time
-from sdproto import Conn, req, obj_union, vdi_union
+from sdproto import Conn, req, obj_union, vdi_union, redundancy
 
 OP_CREATE_AND_WRITE, OP_READ, OP_WRITE, OP_DISCARD = 0x01, 0x02, 0x03, 0x05
 OP_NEW_VDI, OP_LOCK_VDI, OP_RELEASE_VDI, OP_GET_VDI_INFO, OP_FLUSH_VDI = 0x11, 0x12, 0x13, 0x14, 0x16
@@ -124,6 +124,15 @@ class Guest:
         self.vid = new          # the index still names the old id: first writes copy on write
         return new
 
-    def clone(self, base_vid, name, size):
-        r = self.call('clone', OP_NEW_VDI, F_WRITE, 256, vdi_union(size=size, base=base_vid), names(name)[:256])
+    def clone(self, base_vid, name, size, spec=''):
+        copies, policy = redundancy(spec) if spec else (0, 0)
+        r = self.call('clone', OP_NEW_VDI, F_WRITE, 256,
+                      vdi_union(size=size, base=base_vid, copies=copies, copy_policy=policy), names(name)[:256])
+        return struct.unpack_from('<I', r['raw'], 8)[0]
+
+    def create(self, name, size, spec=''):
+        """NEW_VDI as QEMU's driver sends it, with its redundancy= option (N or D:P)"""
+        copies, policy = redundancy(spec) if spec else (0, 0)
+        r = self.call('create', OP_NEW_VDI, F_WRITE, 256, vdi_union(size=size, copies=copies, copy_policy=policy),
+                      names(name)[:256])
         return struct.unpack_from('<I', r['raw'], 8)[0]

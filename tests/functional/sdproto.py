@@ -13,8 +13,16 @@ def req(opcode, flags=0, data_length=0, proto_ver=0x02, epoch=0, req_id=1, union
 def obj_union(oid, cow_oid=0, copies=0, offset=0):
     return struct.pack('<QQBBBBII', oid, cow_oid, copies, 0, 0, 0, 0, offset) + b'\0' * 4
 
-def vdi_union(size=0, base=0, copies=0, snapid=0):
-    return struct.pack('<QIBBBBII', size, base, copies, 0, 0, 0, snapid, 0) + b'\0' * 8
+def vdi_union(size=0, base=0, copies=0, snapid=0, copy_policy=0):
+    return struct.pack('<QIBBBBII', size, base, copies, copy_policy, 0, 0, snapid, 0) + b'\0' * 8
+
+def redundancy(spec):
+    """QEMU 5.2's sheepdog driver: redundancy=N is N copies; D:P is copies D+P with the
+    copy_policy byte ((D / 2) << 4) | P"""
+    if ':' not in spec:
+        return int(spec), 0
+    d, p = (int(x) for x in spec.split(':'))
+    return d + p, (d // 2) << 4 | p
 
 class Conn:
     def __init__(self, port, host='127.0.0.1'):

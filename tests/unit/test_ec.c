@@ -63,8 +63,8 @@ static unsigned long long patterns_up_to(int n, int p)
 /* decode the strips missing in lost[] (n flags) from the first d present ones; compare */
 static int check_pattern(const struct ec_codec *c, int d, int n, const bool *lost, uint8_t strips[][LEN])
 {
-	int have_idx[EC_MAX_DATA], want[EC_MAX_STRIPS], nr_have = 0, nr_want = 0;
-	uint8_t *have[EC_MAX_DATA], *out[EC_MAX_STRIPS];
+	int have_idx[EC_MAX_DATA] = { 0 }, want[EC_MAX_STRIPS] = { 0 }, nr_have = 0, nr_want = 0;
+	uint8_t *have[EC_MAX_DATA] = { NULL }, *out[EC_MAX_STRIPS] = { NULL };
 	static uint8_t rebuilt[EC_MAX_STRIPS][LEN];
 	for (int i = 0; i < n; i++) {
 		if (lost[i]) {
