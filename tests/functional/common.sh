@@ -4,8 +4,11 @@ set -u
 T=${TMPDIR_TEST:?}
 SHEEP=${SHEEP:-$BUILD/sheep}
 COLLIE=${COLLIE:-$BUILD/collie}
+# DRIVER: local (default), corosync or zookeeper (a private server, tests/functional/zk.sh)
 DRIVER=${DRIVER:-local}
 BASE_PORT=${BASE_PORT:-7000}
+
+. "$SRC/tests/functional/zk.sh"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
@@ -16,6 +19,7 @@ port_of() { echo $((BASE_PORT + $1)); }
 driver_spec() {
 	case $DRIVER in
 	local) echo "local:$T/cluster" ;;
+	zookeeper) zk_spec ;;
 	*) echo "$DRIVER" ;;
 	esac
 }
@@ -92,6 +96,7 @@ wait_nodes() {
 start_cluster() {
 	local count=$1 copies=${2:-$1}
 	[ "$DRIVER" = corosync ] && start_corosync
+	[ "$DRIVER" = zookeeper ] && zk_start
 	for i in $(seq 0 $((count - 1))); do start_sheep "$i"; done
 	wait_nodes "$count"
 	collie cluster format -c "$copies" -p "$(port_of 0)" >/dev/null || fail "format"
@@ -131,6 +136,8 @@ expect_sysfail() { expect_status 2 "$@"; }
 cleanup_cluster() {
 	pkill -f "sheep -c .* $T/" 2>/dev/null
 	pkill -f "corosync -f -c $T/" 2>/dev/null
+	zk_resume 2>/dev/null
+	zk_stop
 	true
 }
 trap cleanup_cluster EXIT
