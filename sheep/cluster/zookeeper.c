@@ -420,6 +420,8 @@ static void read_queue(void)
 			sd_err("zookeeper driver: malformed queue entry %s (%d bytes); skipped", path, len);
 			continue;
 		}
+		sd_debug("zookeeper driver: entry %" PRId64 ": type %u from %016" PRIx64 "/%u, #%" PRIu64 ", %u bytes",
+			 seqs[i], e.type, e.from.nodeid, e.from.pid, e.counter, e.len);
 		apply_entry(seqs[i], &e, buf + sizeof(e));
 	}
 	free(buf);
@@ -663,8 +665,11 @@ static void flush_outbox(void)
 		pthread_mutex_unlock(&lock);
 		if (!o)
 			return;
+		char created[1200] = "";
 		int rc = zoo_create(zh, prefix, (const char *)o->entry, (int)o->len, &ZOO_OPEN_ACL_UNSAFE,
-				    ZOO_PERSISTENT_SEQUENTIAL, NULL, 0);
+				    ZOO_PERSISTENT_SEQUENTIAL, created, sizeof(created));
+		sd_debug("zookeeper driver: message #%" PRIu64 " (%zu bytes) queued as %s: %s", o->entry->counter,
+			 o->len, created, zerror(rc));
 		if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZSESSIONEXPIRED)
 			return;
 		if (rc != ZOK)
@@ -721,6 +726,7 @@ static void *zk_thread_main(void *unused)
 					reported = a;
 				}
 				check_members();
+				read_queue();   /* a watch lost in a reconnect costs at most a tick */
 				trim_queue();
 			}
 		}
@@ -735,11 +741,17 @@ static void *zk_thread_main(void *unused)
 /* ---- the driver interface ---- */
 
 /* "HOST:PORT[,HOST:PORT...][/PATH][,timeout=MS]" */
+/* a bad -c argument: one line for the user (stderr is still the terminal) and one in the log */
+#define bad_opt(fmt, ...) do { \
+	sd_err("zookeeper driver: " fmt, ##__VA_ARGS__); \
+	fprintf(stderr, "sheep: -c zookeeper: " fmt "\n", ##__VA_ARGS__); \
+} while (0)
+
 static int parse_opts(const char *opts)
 {
 	char buf[4096];
 	if (!opts || !*opts) {
-		sd_err("zookeeper driver: no servers: -c zookeeper:HOST:PORT[,HOST:PORT...][/PATH][,timeout=MS]");
+		bad_opt("no servers: -c zookeeper:HOST:PORT[,HOST:PORT...][/PATH][,timeout=MS]");
 		return -EINVAL;
 	}
 	snprintf(buf, sizeof(buf), "%s", opts);
@@ -750,7 +762,7 @@ static int parse_opts(const char *opts)
 		if (!strncmp(tok, "timeout=", 8)) {
 			uint64_t ms;
 			if (parse_u64(tok + 8, &ms) < 0 || ms < 100 || ms > 600000) {
-				sd_err("zookeeper driver: bad timeout '%s' (milliseconds, 100 to 600000)", tok + 8);
+				bad_opt("bad timeout '%s' (milliseconds, 100 to 600000)", tok + 8);
 				return -EINVAL;
 			}
 			session_timeout = (int)ms;
@@ -762,7 +774,7 @@ static int parse_opts(const char *opts)
 			while (l > 1 && slash[l - 1] == '/')
 				slash[--l] = '\0';
 			if (l < 2 || strstr(slash, "//")) {
-				sd_err("zookeeper driver: bad base znode '%s'", slash);
+				bad_opt("bad base znode '%s'", slash);
 				return -EINVAL;
 			}
 			snprintf(base, sizeof(base), "%s", slash);
@@ -771,14 +783,14 @@ static int parse_opts(const char *opts)
 		if (!*tok)
 			continue;
 		if (!strchr(tok, ':')) {
-			sd_err("zookeeper driver: '%s' is not HOST:PORT", tok);
+			bad_opt("'%s' is not HOST:PORT", tok);
 			return -EINVAL;
 		}
 		size_t used = strlen(hosts);
 		snprintf(hosts + used, sizeof(hosts) - used, "%s%s", used ? "," : "", tok);
 	}
 	if (!hosts[0]) {
-		sd_err("zookeeper driver: no HOST:PORT in '%s'", opts);
+		bad_opt("no HOST:PORT in '%s'", opts);
 		return -EINVAL;
 	}
 	snprintf(path_members, sizeof(path_members), "%s/members", base);
