@@ -127,7 +127,7 @@ static uint64_t next_counter = 1;
 static struct view_member *view;
 static size_t nr_view;
 static int64_t last_read = -1;      /* the last queue sequence read */
-static bool lost_posted;
+static bool lost_posted;          /* main thread */
 static _Atomic int64_t applied = -1;   /* written by the main thread */
 
 static int64_t now_ms(void)
@@ -202,10 +202,6 @@ static void post_confchg(int64_t seq, const struct cluster_id *left, size_t nr_l
 /* the session is gone: the main thread makes the node leave and start afresh (once) */
 static void post_lost(const char *why)
 {
-	if (lost_posted)
-		return;
-	lost_posted = true;
-	sd_err("zookeeper driver: %s", why);
 	struct inbox_item *it = xzalloc(sizeof(*it));
 	it->kind = IN_LOST;
 	it->seq = -1;
@@ -220,6 +216,8 @@ static void free_item(struct inbox_item *it)
 	free(it->msg);
 	free(it);
 }
+
+static void lose_membership(const char *why);
 
 /* main thread: run what the driver thread read, in its order */
 static void zk_dispatch(int fd, uint32_t ev, void *data)
@@ -244,15 +242,50 @@ static void zk_dispatch(int fd, uint32_t ev, void *data)
 			events->deliver(&it->from, it->msg, it->len);
 			break;
 		case IN_LOST:
-			/* the restart finds its way back without the time limit of a first start */
-			setenv(ZK_REJOIN_ENV, "1", 1);
-			events->lost(it->msg);
+			lose_membership(it->msg);
 			break;
 		}
 		if (it->seq >= 0)
 			atomic_store(&applied, it->seq);
 		free_item(it);
 	}
+}
+
+/* Main thread, every WATCHDOG_MS: the client notices a silent server after 2/3 of the session
+ * timeout; by the last third the ensemble may have expired the session and the others gone on
+ * without this node, so it stops serving then rather than risk stale replies. Runs here, not
+ * on the driver thread, which may sit in a blocking call while the server is silent. */
+#define WATCHDOG_MS 100
+static int64_t cut_off_since;
+
+static void lose_membership(const char *why)
+{
+	if (lost_posted)
+		return;
+	lost_posted = true;
+	sd_err("zookeeper driver: %s", why);
+	/* the restart finds its way back without the time limit of a first start */
+	setenv(ZK_REJOIN_ENV, "1", 1);
+	events->lost(why);
+}
+
+static void zk_watchdog(void *unused)
+{
+	bool connected_now = zoo_state(zh) == ZOO_CONNECTED_STATE;
+	pthread_mutex_lock(&lock);
+	bool exp = expired;
+	int64_t noticed = zk_conn_state == ZOO_CONNECTED_STATE ? 0 : ts_ms(&disconnected_since);
+	pthread_mutex_unlock(&lock);
+	if (exp)
+		lose_membership("the ZooKeeper session expired");
+	if (connected_now && !noticed)
+		cut_off_since = 0;
+	else if (!cut_off_since || (noticed && noticed < cut_off_since))
+		cut_off_since = noticed ? noticed : now_ms();
+	if (cut_off_since && now_ms() - cut_off_since > session_timeout / 3)
+		lose_membership("cut off from ZooKeeper for longer than the session timeout allows");
+	if (!add_timer(WATCHDOG_MS, zk_watchdog, NULL))
+		sd_err("zookeeper driver: cannot arm the session watchdog");
 }
 
 /* ---- the view, changed by queue entries in order (driver thread) ---- */
@@ -699,16 +732,10 @@ static void *zk_thread_main(void *unused)
 			pthread_cond_timedwait(&cond, &lock, &until);
 			continue;
 		}
-		bool was_expired = expired, q = queue_dirty, m = members_dirty;
-		int64_t off_for = zk_conn_state == ZOO_CONNECTED_STATE ? 0 : now_ms() - ts_ms(&disconnected_since);
+		bool q = queue_dirty, m = members_dirty;
 		pthread_mutex_unlock(&lock);
-		if (was_expired) {
-			post_lost("the ZooKeeper session expired");
-		} else if (!connected()) {
-			/* past the session timeout the ensemble has dropped us, or will when it hears us */
-			if (off_for > session_timeout)
-				post_lost("cut off from ZooKeeper for longer than the session timeout");
-			usleep(100 * 1000);
+		if (!connected()) {
+			usleep(50 * 1000);   /* the main thread's watchdog decides when it is too long */
 		} else {
 			pthread_mutex_lock(&lock);
 			queue_dirty = members_dirty = false;
@@ -731,8 +758,6 @@ static void *zk_thread_main(void *unused)
 			}
 		}
 		pthread_mutex_lock(&lock);
-		if (lost_posted)
-			break;
 	}
 	pthread_mutex_unlock(&lock);
 	return NULL;
@@ -945,12 +970,18 @@ static int zk_join(void)
 		return -ENOMEM;
 	}
 	thread_started = true;
+	if (!add_timer(WATCHDOG_MS, zk_watchdog, NULL))
+		return -ENOMEM;
 	return 0;
 }
 
 static int zk_leave(void)
 {
 	if (!zh)
+		return 0;
+	/* membership lost: the driver thread may be stuck on a silent server, and the process is
+	 * about to start afresh; the ensemble drops the old session by itself */
+	if (lost_posted)
 		return 0;
 	if (thread_started) {
 		pthread_mutex_lock(&lock);
@@ -961,7 +992,7 @@ static int zk_leave(void)
 		thread_started = false;
 	}
 	int rc = ZOK;
-	if (connected() && !lost_posted) {
+	if (connected()) {
 		flush_outbox();
 		rc = reconcile(RECONCILE_LEAVE, NULL);
 	}
