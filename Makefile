@@ -1,6 +1,8 @@
 # Sheepfold: one non-recursive makefile for sheep, collie, libsd, formats and tests.
 #   make            build sheep and collie (build/)
 #   make SANITIZE=1 the same with ASan+UBSan (build-san/)
+#   make FAULT_INJECT=1  a test build whose sheep takes --fault-inject FILE (build-fi/)
+#   make NO_CRC=1   a bench build that keeps the checksum table but computes no crc32c (build-nocrc/)
 #   make check      unit + functional tests (one pass under sanitizers), fuzzers briefly
 #   make fuzz       one libFuzzer binary per image driver (clang), build-fuzz/fuzz-NAME
 #   make demo       start a local 3-node cluster and show it (make demo-stop stops it)
@@ -24,13 +26,26 @@ BUILD   := build
 SANFLAGS :=
 endif
 
+# the test-only fault-injecting store layer (sheep/store/fault.c) exists in build-fi/ alone
+ifeq ($(FAULT_INJECT),1)
+BUILD   := build-fi
+FAULT_FLAGS := -DSD_FAULT_INJECT
+else
+FAULT_FLAGS :=
+endif
+# for tests/bench/checksum only: its stores do not verify in any other build
+ifeq ($(NO_CRC),1)
+BUILD   := build-nocrc
+FAULT_FLAGS += -DSD_BENCH_NO_CRC
+endif
+
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CUNIT_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
-           -D_FILE_OFFSET_BITS=64 -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -pthread -MMD -MP
+           -D_FILE_OFFSET_BITS=64 -Iinclude $(PKG_CFLAGS) $(SANFLAGS) $(FAULT_FLAGS) -pthread -MMD -MP
 LDFLAGS += $(SANFLAGS) -pthread
 LDLIBS  := $(PKG_LIBS) $(ZK_LIBS) -lm
 
@@ -42,6 +57,9 @@ endif
 LIB_SRCS     := $(sort $(wildcard lib/*.c))
 FORMATS_SRCS := $(sort $(wildcard formats/*.c))
 SHEEP_SRCS   := $(sort $(wildcard sheep/*.c sheep/store/*.c sheep/cluster/*.c))
+ifneq ($(FAULT_INJECT),1)
+SHEEP_SRCS   := $(filter-out sheep/store/fault.c,$(SHEEP_SRCS))
+endif
 COLLIE_SRCS  := $(sort $(wildcard collie/*.c))
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*.c))
 
@@ -91,6 +109,7 @@ check: all $(UNIT)
 	$(UNIT)
 	$(MAKE) SANITIZE=1 all build-san/unit-tests
 	build-san/unit-tests
+	$(MAKE) FAULT_INJECT=1 build-fi/sheep
 	tests/functional/check
 	BUILD=$(CURDIR)/build-san tests/functional/check $(SAN_SCENARIOS)
 	$(MAKE) check-fuzz
@@ -99,6 +118,7 @@ check-unit: $(UNIT)
 	$(UNIT)
 
 check-functional: all
+	$(MAKE) FAULT_INJECT=1 build-fi/sheep
 	tests/functional/check
 
 check-long: all
@@ -134,11 +154,17 @@ check-fuzz:
 	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) fuzz && FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run; \
 	 else echo "check-fuzz: $(FUZZ_CC) is not installed, skipped"; fi
 
-bench: all
+# bench/checksum's measure of crc32c alone
+$(BUILD)/bench-crc32c: tests/bench/crc32c_rate.c $(LIBSD)
+	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBSD) $(LDLIBS)
+
+bench: all $(BUILD)/bench-crc32c
 	tests/bench/run
 	tests/bench/nbd
 	tests/bench/recovery
 	tests/bench/formats
+	$(MAKE) NO_CRC=1 build-nocrc/sheep
+	tests/bench/checksum
 
 # the demo installs what the build needs before it builds, so it does not depend on all
 demo:
@@ -158,7 +184,7 @@ install: all
 
 clean:
 	@[ ! -d build/demo ] || tests/demo --stop
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fi build-nocrc build-fuzz
 
 -include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
 

@@ -8,8 +8,10 @@
 #include <json-c/json.h>
 
 #include "collie.h"
+#include "ec.h"
 #include "json_out.h"
 #include "net.h"
+#include "progress.h"
 #include "ring.h"
 #include "sd_client.h"
 #include "util.h"
@@ -33,6 +35,9 @@ struct check_ctx {
 	int nr_vdis;
 	struct check_stats st;
 	struct json_object *problems;   /* --output=json: the problems found, else NULL */
+	struct progress bar;            /* VDIs of a cluster check, objects of a vdi check */
+	bool bar_by_object;
+	uint64_t bar_done, bar_total;
 };
 
 /* one problem of one replica (node) or object (node NULL): a line of the report, or an entry
@@ -208,6 +213,113 @@ static void check_object(struct check_ctx *c, uint64_t oid, uint32_t obj_size, i
 	free(buf);
 }
 
+/* An erasure-coded object: each strip is read whole from the node that holds it (its checksums
+ * verified there). The strips that verify must be one codeword: the content is the re-encoding of
+ * D of them that most of the others agree with (every start in the ring of verifying strips is
+ * tried), and a strip that is missing, fails its checksums or disagrees is rewritten from it. */
+static void check_ec_object(struct check_ctx *c, uint64_t oid, uint32_t obj_size, uint8_t policy)
+{
+	struct check_stats *st = &c->st;
+	const struct ec_codec *codec = ec_codec_get(policy);
+	int d = ec_policy_data(policy), n = d + ec_policy_parity(policy);
+	int idx[SD_MAX_COPIES], res[EC_MAX_STRIPS], good[EC_MAX_STRIPS], nr_good = 0;
+	int nr = ring_pick_nodes(c->vi, oid, n, idx);
+	uint32_t s = obj_size / d;
+	uint8_t *strips = malloc((size_t)n * s), *code = malloc((size_t)n * s);
+	uint8_t *sp[EC_MAX_STRIPS], *cp[EC_MAX_STRIPS];
+	char nb[80];
+	st->objects++;
+	if (!codec || !strips || !code) {
+		check_problem(c, oid, NULL, "cannot be checked (out of memory)", "unchecked", NULL);
+		st->unrecoverable++;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		sp[i] = strips + (size_t)i * s;
+		cp[i] = code + (size_t)i * s;
+		res[i] = i < nr ? read_replica(&c->vi->nodes[idx[i]], ec_strip_oid(oid, i), sp[i], s) : SD_RES_NO_OBJ;
+		if (!res[i])
+			good[nr_good++] = i;
+	}
+	st->replicas += nr;
+	int best = -1, best_agree = -1;
+	for (int start = 0; nr_good >= d && start < nr_good; start++) {
+		int have_idx[EC_MAX_DATA], want[EC_MAX_STRIPS], agree = 0;
+		uint8_t *have[EC_MAX_DATA];
+		for (int k = 0; k < d; k++) {
+			have_idx[k] = good[(start + k) % nr_good];
+			have[k] = sp[have_idx[k]];
+		}
+		for (int i = 0; i < n; i++)
+			want[i] = i;
+		if (ec_decode(codec, s, have_idx, have, n, want, cp))
+			continue;
+		for (int k = 0; k < nr_good; k++)
+			agree += !memcmp(cp[good[k]], sp[good[k]], s);
+		if (agree > best_agree) {
+			best_agree = agree;
+			best = start;
+		}
+		if (agree == nr_good)
+			break;
+	}
+	if (best < 0) {
+		check_problem(c, oid, NULL, "fewer strips verify than it needs to decode", "lost", NULL);
+		st->unrecoverable++;
+		goto out;
+	}
+	if (best_agree != nr_good || nr_good != nr) {
+		/* the winning re-encoding into code[] again (the loop may have gone past it) */
+		int have_idx[EC_MAX_DATA], want[EC_MAX_STRIPS];
+		uint8_t *have[EC_MAX_DATA];
+		for (int k = 0; k < d; k++) {
+			have_idx[k] = good[(best + k) % nr_good];
+			have[k] = sp[have_idx[k]];
+		}
+		for (int i = 0; i < n; i++)
+			want[i] = i;
+		ec_decode(codec, s, have_idx, have, n, want, cp);
+	}
+	if (best_agree < d) {
+		check_problem(c, oid, NULL, "its strips that verify do not agree on one content", "lost", NULL);
+		st->unrecoverable++;
+		goto out;
+	}
+	for (int i = 0; i < nr; i++) {
+		if (!res[i] && !memcmp(cp[i], sp[i], s))
+			continue;
+		const char *key, *fault, *outcome = NULL;
+		if (res[i] == SD_RES_CHECKSUM) {
+			st->bad++;
+			key = "checksum";
+			fault = "fails its checksums";
+		} else if (res[i]) {
+			st->missing++;
+			key = res[i] == SD_RES_NO_OBJ ? "missing" : "unreadable";
+			fault = res[i] == SD_RES_NO_OBJ ? "is missing" : sd_strerror(res[i]);
+		} else {
+			st->differ++;
+			key = "differs";
+			fault = "does not match the code of the others";
+		}
+		char what[120];
+		snprintf(what, sizeof(what), "strip %d of %d:%d %s", i, d, n - d, fault);
+		if (c->repair) {
+			if (write_replica(&c->vi->nodes[idx[i]], ec_strip_oid(oid, i), cp[i], s, c->epoch)) {
+				outcome = "repair failed";
+				st->unrecoverable++;
+			} else {
+				outcome = "rebuilt from the others";
+				st->repaired++;
+			}
+		}
+		check_problem(c, oid, node_to_str(&c->vi->nodes[idx[i]], nb, sizeof(nb)), what, key, outcome);
+	}
+out:
+	free(strips);
+	free(code);
+}
+
 /* the inode and every data object the VDI owns */
 static void check_vdi(struct check_ctx *c, uint32_t vid, int cluster_copies)
 {
@@ -218,18 +330,26 @@ static void check_vdi(struct check_ctx *c, uint32_t vid, int cluster_copies)
 		return;
 	}
 	int copies = h.nr_copies ? h.nr_copies : cluster_copies;
+	bool ec = h.copy_policy && ec_policy_valid(h.copy_policy);
 	uint32_t obj_size = 1u << (h.block_size_shift ? h.block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
 	uint64_t nr_objs = DIV_ROUND_UP(h.vdi_size, obj_size);
 	c->nr_vdis++;
-	check_object(c, vid_to_vdi_oid(vid), SD_INODE_SIZE, copies);
+	check_object(c, vid_to_vdi_oid(vid), SD_INODE_SIZE, ec ? ec_policy_parity(h.copy_policy) + 1 : copies);
 	if (nr_objs > SD_INODE_DATA_INDEX || sd_read_inode_index(sd_addr, sd_port, vid, c->index, nr_objs)) {
 		check_problem(c, vid_to_vdi_oid(vid), NULL, "its object index cannot be read", "index-unreadable", NULL);
 		c->st.unrecoverable++;
 		return;
 	}
-	for (uint64_t i = 0; i < nr_objs; i++)
-		if (c->index[i] == vid)
+	if (c->bar_by_object)
+		c->bar_total = nr_objs;
+	for (uint64_t i = 0; i < nr_objs; i++) {
+		if (c->index[i] == vid && ec)
+			check_ec_object(c, vid_to_data_oid(vid, i), obj_size, h.copy_policy);
+		else if (c->index[i] == vid)
 			check_object(c, vid_to_data_oid(vid, i), obj_size, copies);
+		if (c->bar_by_object)
+			progress_update(&c->bar, i + 1, nr_objs);
+	}
 }
 
 /* the ring and epoch of a running cluster */
@@ -239,6 +359,7 @@ static int check_begin(struct check_ctx *c, const char *what)
 	int nr, ret;
 	memset(c, 0, sizeof(*c));
 	c->repair = !opt_set('n');
+	progress_start(&c->bar, what, false, false);
 	if (json_output)
 		c->problems = json_object_new_array();
 	if ((ret = get_node_list(&nodes, &nr, NULL)))
@@ -281,6 +402,7 @@ static int check_end(struct check_ctx *c, const char *what)
 {
 	const struct check_stats *st = &c->st;
 	int status = CHECK_CLEAN;
+	progress_end(&c->bar, c->bar_total, c->bar_total);
 	if (c->problems) {
 		struct json_object *doc = json_object_new_object();
 		json_add_u64(doc, "vdis", c->nr_vdis);
@@ -329,8 +451,12 @@ int cluster_check(int argc, char **argv)
 		goto out_fail;
 	}
 	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++)
-		if (bitmap[vid / 8] & (1 << (vid % 8)))
+		c.bar_total += !!(bitmap[vid / 8] & (1 << (vid % 8)));
+	for (uint32_t vid = 1; vid < SD_NR_VDIS; vid++)
+		if (bitmap[vid / 8] & (1 << (vid % 8))) {
 			check_vdi(&c, vid, c.default_copies);
+			progress_update(&c.bar, ++c.bar_done, c.bar_total);
+		}
 	free(bitmap);
 	return check_end(&c, "cluster check");
 out_fail:
@@ -356,6 +482,7 @@ int vdi_check(int argc, char **argv)
 		check_free(&c);
 		return CHECK_FAILED;
 	}
+	c.bar_by_object = true;
 	check_vdi(&c, vid, c.default_copies);
 	return check_end(&c, "vdi check");
 }

@@ -8,26 +8,28 @@
 
 #include "auth.h"
 #include "collie.h"
+#include "progress.h"
 #include "json_out.h"
 #include "net.h"
 #include "util.h"
 
 static int cluster_format(int argc, char **argv)
 {
-	uint64_t copies = SD_DEFAULT_COPIES;
-	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
-		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
+	uint8_t copies = SD_DEFAULT_COPIES, policy = 0;
+	char red[16];
+	if (opt('c') && parse_redundancy(opt('c'), &copies, &policy) < 0)
 		return EXIT_USAGE;
-	}
 	struct sd_cluster_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_MAKE_FS };
 	req.copies = copies;
+	req.copy_policy = policy;
 	req.block_size_shift = SD_DEFAULT_BLOCK_SIZE_SHIFT;
 	struct sd_rsp rsp;
 	int ret = sheep_exec((struct sd_req *)&req, NULL, 0, &rsp);
 	if (ret)
 		return report_failure("cluster format", ret);
 	if (!raw_output)
-		printf("Cluster formatted with %d copies\n", (int)copies);
+		printf(policy ? "Cluster formatted with erasure code %s\n" : "Cluster formatted with %s copies\n",
+		       redundancy_str(copies, policy, red, sizeof(red)));
 	return 0;
 }
 
@@ -104,7 +106,8 @@ static int cluster_info(int argc, char **argv)
 		if (cr->ctime) {
 			strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", localtime(&ct));
 			printf("Cluster created at %s\n", tbuf);
-			printf("Copies: %u, object size %u MiB\n", cr->nr_copies, 1u << (cr->block_size_shift - 20));
+			printf("Copies: %s, object size %u MiB\n", redundancy_str(cr->nr_copies, cr->copy_policy, tbuf, sizeof(tbuf)),
+			       1u << (cr->block_size_shift - 20));
 			printf("\nEpoch Time           Version\n");
 		}
 	}
@@ -163,15 +166,25 @@ static int cluster_keygen(int argc, char **argv)
 }
 
 static const struct collie_option format_opts[] = {
-	{ 'c', "copies", 1, "COPIES", "replicas of every object (default 3)" },
+	{ 'c', "copies", 1, "COPIES", "replicas of every object, or D:P erasure coding (default 3)" },
 	{ 0 },
 };
 
+static const struct collie_option alter_copy_opts[] = {
+	{ 'c', "copies", 1, "COPIES", "the new default copies" },
+	PROGRESS_OPTION_ROW,
+	{ 0 },
+};
+
+int cluster_alter_copy(int argc, char **argv);   /* vdi_copies.c */
+int cluster_snapshot(int argc, char **argv);     /* cluster_snapshot.c */
+extern const struct collie_option cluster_snapshot_opts[];
 int cluster_recover(int argc, char **argv);
 int cluster_check(int argc, char **argv);
 
 static const struct collie_option check_opts[] = {
 	{ 'n', "no-repair", 0, NULL, "report only; change nothing" },
+	PROGRESS_OPTION_ROW,
 	{ 0 },
 };
 
@@ -185,6 +198,11 @@ static const struct subcommand cluster_subs[] = {
 	  "throttle: N objects at once and MS ms pause on every node", NULL, CMD_CLUSTER, 1, 2, cluster_recover },
 	{ "check", "[-n]", "verify every replica of every object; repair from one that verifies (exit 2: repaired, 3: lost)",
 	  check_opts, CMD_CLUSTER | CMD_JSON, 0, 0, cluster_check },
+	{ "alter-copy", "-c COPIES", "change the default copies, and those of every VDI that kept the old default",
+	  alter_copy_opts, CMD_CLUSTER, 0, 0, cluster_alter_copy },
+	{ "snapshot", "save TAG DIR [--force] | load TAG DIR | list DIR",
+	  "save every VDI and snapshot into DIR (deduplicated), load a save into an empty cluster, or list saves",
+	  cluster_snapshot_opts, CMD_CLUSTER, 2, 3, cluster_snapshot },
 	{ "keygen", "FILE", "write a fresh cluster key to the new file FILE (mode 0600)", NULL, 0, 1, 1,
 	  cluster_keygen },
 	{ NULL },

@@ -92,5 +92,9 @@ int parse_size_arg(const char *s, const char *what, uint64_t *out);
 int check_cluster_running(const char *what, struct sd_rsp *out);
 /* a VDI name argument: 1..255 bytes */
 int check_vdi_name(const char *name);
+/* -c: N copies or D:P erasure coding (one failure line and -1 when it is neither) */
+int parse_redundancy(const char *s, uint8_t *copies, uint8_t *policy);
+/* "3" or "2:1" */
+const char *redundancy_str(uint8_t copies, uint8_t policy, char *buf, size_t len);
 
 #endif

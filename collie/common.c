@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ec.h"
 #include "collie.h"
 #include "net.h"
 #include "sd_client.h"
@@ -77,6 +78,36 @@ int parse_size_arg(const char *s, const char *what, uint64_t *out)
 		return -1;
 	}
 	return 0;
+}
+
+int parse_redundancy(const char *s, uint8_t *copies, uint8_t *policy)
+{
+	uint64_t n;
+	*policy = 0;
+	if (strchr(s, ':')) {
+		if (ec_policy_parse(s, policy) < 0) {
+			die_msg("invalid erasure code '%s' (D:P with D 2, 4, 8 or 16 data strips and P 1 to %d "
+				"parity strips)", s, EC_MAX_PARITY);
+			return -1;
+		}
+		*copies = (uint8_t)(ec_policy_data(*policy) + ec_policy_parity(*policy));
+		return 0;
+	}
+	if (parse_u64(s, &n) < 0 || n < 1 || n > SD_MAX_COPIES) {
+		die_msg("invalid copies '%s' (1 to %d, or D:P for erasure coding)", s, SD_MAX_COPIES);
+		return -1;
+	}
+	*copies = (uint8_t)n;
+	return 0;
+}
+
+const char *redundancy_str(uint8_t copies, uint8_t policy, char *buf, size_t len)
+{
+	if (policy)
+		snprintf(buf, len, "%d:%d", ec_policy_data(policy), ec_policy_parity(policy));
+	else
+		snprintf(buf, len, "%u", copies);
+	return buf;
 }
 
 int check_vdi_name(const char *name)

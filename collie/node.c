@@ -1,5 +1,7 @@
 /* node.c: collie node list | info | recovery, and the table of node commands (kill and reweight
- * live in node_admin.c). */
+ * live in node_admin.c, md in node_md.c). */
+#include <stdbool.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +9,7 @@
 #include "collie.h"
 #include "json_out.h"
 #include "net.h"
+#include "node_scrub.h"
 #include "sd_client.h"
 #include "util.h"
 
@@ -81,7 +84,7 @@ static int node_info(int argc, char **argv)
 		list = json_object_new_array();
 		json_object_object_add(doc, "nodes", list);
 	} else if (!raw_output)
-		printf("Id\tSize\tUsed\tAvail\tUse%%\n");
+		printf("Id\tSize\tUsed\tAvail\tUse%%\tScrub\n");
 	for (int i = 0; i < nr; i++) {
 		char nb[80], s1[32], s2[32], s3[32];
 		struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_STAT_SHEEP };
@@ -95,15 +98,32 @@ static int node_info(int argc, char **argv)
 		uint64_t size = nrsp->store_size, used = size - nrsp->store_free;
 		tsize += size;
 		tused += used;
+		bool full = nrsp->space_warn_pct && size && used * 100 / size >= nrsp->space_warn_pct;
+		if (full)
+			fprintf(stderr, "collie: warning: node %d (%s): its store is %d%% full (the node warns at %u%%)\n",
+				i, node_to_str(&nodes[i], nb, sizeof(nb)), (int)(used * 100 / size), nrsp->space_warn_pct);
+		struct sd_scrub_info si;
+		bool have_scrub = node_scrub_get(&nodes[i], SD_SCRUB_STATUS, &si) == 0;
 		if (json_output) {
 			struct json_object *o = node_json(i, &nodes[i]);
 			node_space_json(o, size, used);
+			json_add_i64(o, "space-warn-percent", nrsp->space_warn_pct);
+			json_add_bool(o, "space-warning", full);
+			if (have_scrub)
+				json_object_object_add(o, "scrub", node_scrub_json(&si));
 			json_object_array_add(list, o);
 			continue;
 		}
-		printf(raw_output ? "%d %s %s %s %d%%\n" : "%2d\t%s\t%s\t%s\t%3d%%\n", i, fmt_size(size, s1, sizeof(s1)),
-		       fmt_size(used, s2, sizeof(s2)), fmt_size(size - used, s3, sizeof(s3)),
-		       size ? (int)(used * 100 / size) : 0);
+		char scrub[200] = "-";
+		if (have_scrub && raw_output)
+			snprintf(scrub, sizeof(scrub), "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64,
+				 node_scrub_state(&si), si.objects_done, si.objects_total, si.bad, si.repaired,
+				 si.unrecoverable);
+		else if (have_scrub)
+			node_scrub_summary(&si, scrub, sizeof(scrub));
+		printf(raw_output ? "%d %s %s %s %d%% %s\n" : "%2d\t%s\t%s\t%s\t%3d%%\t%s\n", i,
+		       fmt_size(size, s1, sizeof(s1)), fmt_size(used, s2, sizeof(s2)), fmt_size(size - used, s3, sizeof(s3)),
+		       size ? (int)(used * 100 / size) : 0, scrub);
 	}
 	char s1[32], s2[32], s3[32];
 	if (json_output) {
@@ -126,10 +146,12 @@ int node_kill(int argc, char **argv);
 int node_reweight(int argc, char **argv);
 int node_stat(int argc, char **argv);
 int node_log(int argc, char **argv);
+int node_md(int argc, char **argv);
+int node_scrub(int argc, char **argv);
 
 static const struct subcommand node_subs[] = {
 	{ "list", "", "list the nodes of the cluster", NULL, CMD_CLUSTER | CMD_JSON, 0, 0, node_list },
-	{ "info", "", "show each node's store size and use", NULL, CMD_CLUSTER | CMD_JSON, 0, 0, node_info },
+	{ "info", "", "show each node's store size and use, and its scrub", NULL, CMD_CLUSTER | CMD_JSON, 0, 0, node_info },
 	{ "recovery", "", "show each node's recovery: epoch, state, objects done/total, rate, throttle",
 	  NULL, CMD_CLUSTER | CMD_JSON, 0, 0, node_recovery },
 	{ "kill", "ID", "make node ID leave the cluster (its objects are recovered elsewhere)",
@@ -138,6 +160,11 @@ static const struct subcommand node_subs[] = {
 	  "(K/M/G/T, 0 = its filesystem), node ID weighs that much", NULL, CMD_CLUSTER, 0, 2, node_reweight },
 	{ "stat", "[ID]", "requests each node served since it started: counts, errors, bytes, latencies",
 	  NULL, CMD_CLUSTER, 0, 1, node_stat },
+	{ "md", "info | plug PATH | unplug PATH", "the disks of the node collie talks to: list them, add "
+	  "one, take one out (its objects are recovered from the other nodes)", NULL, CMD_CLUSTER | CMD_JSON,
+	  1, 2, node_md },
+	{ "scrub", "[start|stop|status]", "each node's background scrub: start a pass now, stop it, or show "
+	  "progress and findings (the default)", NULL, CMD_CLUSTER | CMD_JSON, 0, 1, node_scrub },
 	{ "log", "level [LEVEL]", "show or set the log level of the node collie talks to",
 	  NULL, CMD_CLUSTER, 1, 2, node_log },
 	{ NULL },

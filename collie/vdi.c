@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "collie.h"
+#include "progress.h"
 #include "json_out.h"
 #include "net.h"
 #include "sd_client.h"
@@ -21,17 +22,16 @@
 
 static int vdi_create(int argc, char **argv)
 {
-	uint64_t size, copies = 0;
+	uint64_t size;
+	uint8_t copies = 0, policy = 0;
 	if (check_vdi_name(argv[0]) < 0 || parse_size_arg(argv[1], "size", &size) < 0)
 		return EXIT_USAGE;
 	if (!size || size > SD_MAX_VDI_SIZE) {
 		die_msg("invalid VDI size %" PRIu64 ": from 1 byte to 4 TiB", size);
 		return EXIT_USAGE;
 	}
-	if (opt('c') && (parse_u64(opt('c'), &copies) < 0 || copies < 1 || copies > SD_MAX_COPIES)) {
-		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
+	if (opt('c') && parse_redundancy(opt('c'), &copies, &policy) < 0)
 		return EXIT_USAGE;
-	}
 	uint64_t shift = 0;
 	if (opt('z') && (parse_u64(opt('z'), &shift) < 0 || shift < 20 || shift > 31)) {
 		die_msg("invalid object size shift '%s' (20 to 31: 1 MiB to 2 GiB objects)", opt('z'));
@@ -56,10 +56,11 @@ static int vdi_create(int argc, char **argv)
 		memcpy(buf, argv[0], strlen(argv[0]));
 		req.vdi.vdi_size = size;
 		req.vdi.copies = copies;
+		req.vdi.copy_policy = policy;
 		req.vdi.block_size_shift = shift;
 		ret = sheep_exec(&req, buf, 0, &rsp);
 	} else {
-		ret = sd_vdi_create(sd_addr, sd_port, argv[0], size, copies, opt_set('P'), &vid);
+		ret = sd_vdi_create(sd_addr, sd_port, argv[0], size, copies, policy, opt_set('P'), &vid);
 	}
 	if (ret) {
 		char what[300];
@@ -137,7 +138,8 @@ static int vdi_list(int argc, char **argv)
 		}
 		/* a snapshot shows when it was taken */
 		time_t ct = (h->snap_ctime ? h->snap_ctime : h->create_time) >> 32;
-		char tbuf[64], s1[32], s2[32], s3[32];
+		char tbuf[64], s1[32], s2[32], s3[32], red[16];
+		redundancy_str(h->nr_copies, h->copy_policy, red, sizeof(red));
 		bool snap = h->snap_ctime != 0, clone = !snap && (h->reserved_area[SD_INODE_FLAGS_WORD] & SD_INODE_FLAG_CLONE);
 		if (json_list) {
 			struct json_object *o = vdi_json(h, vid);
@@ -145,18 +147,20 @@ static int vdi_list(int argc, char **argv)
 			json_add_u64(o, "used", used << shift);
 			json_add_u64(o, "shared", shared << shift);
 			json_add_u64(o, "copies", h->nr_copies);
+			if (h->copy_policy)
+				json_add_str(o, "erasure-code", red);
 			json_add_u64(o, "block-size-shift", shift);
 			json_object_array_add(json_list, o);
 		} else if (raw_output) {
 			printf("%c ", snap ? 's' : clone ? 'c' : '=');
 			print_raw_name(h->name);
-			printf(" %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %lld %x %u %s %u\n", snap ? h->snap_id : 0,
-			       h->vdi_size, used << shift, shared << shift, (long long)ct, vid, h->nr_copies, h->tag, shift);
+			printf(" %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %lld %x %s %s %u\n", snap ? h->snap_id : 0,
+			       h->vdi_size, used << shift, shared << shift, (long long)ct, vid, red, h->tag, shift);
 		} else {
 			strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M", localtime(&ct));
-			printf("%c %-8s %5u %7s %7s %7s %s %7x %6u  %-14s %u\n", snap ? 's' : clone ? 'c' : ' ', h->name,
+			printf("%c %-8s %5u %7s %7s %7s %s %7x %6s  %-14s %u\n", snap ? 's' : clone ? 'c' : ' ', h->name,
 			       snap ? h->snap_id : 0, fmt_size(h->vdi_size, s1, sizeof(s1)), fmt_size(used << shift, s2, sizeof(s2)),
-			       fmt_size(shared << shift, s3, sizeof(s3)), tbuf, vid, h->nr_copies, h->tag, shift);
+			       fmt_size(shared << shift, s3, sizeof(s3)), tbuf, vid, red, h->tag, shift);
 		}
 	}
 	if (json_list)
@@ -559,7 +563,7 @@ static int vdi_object(int argc, char **argv)
 }
 
 static const struct collie_option create_opts[] = {
-	{ 'c', "copies", 1, "COPIES", "replicas of each object (default: the cluster's)" },
+	{ 'c', "copies", 1, "COPIES", "replicas of each object, or D:P erasure coding (default: the cluster's)" },
 	{ 'P', "prealloc", 0, NULL, "allocate every object now" },
 	{ 'z', "object-size-shift", 1, "SHIFT", "objects of 2^SHIFT bytes, 20 to 31 (default: the cluster's, 22)" },
 	{ 0 },
@@ -596,9 +600,17 @@ static const struct collie_option object_opts[] = {
 static const struct collie_option vdi_check_opts[] = {
 	{ 'n', "no-repair", 0, NULL, "report only; change nothing" },
 	{ 's', "snapshot", 1, "TAG|ID", "a snapshot instead of the working VDI" },
+	PROGRESS_OPTION_ROW,
 	{ 0 },
 };
 
+static const struct collie_option alter_copy_opts[] = {
+	{ 'c', "copies", 1, "COPIES", "copies of every object from now on" },
+	PROGRESS_OPTION_ROW,
+	{ 0 },
+};
+
+int vdi_alter_copy(int argc, char **argv);   /* vdi_copies.c */
 int vdi_track(int argc, char **argv);   /* vdi_track.c */
 int vdi_check(int argc, char **argv);   /* check.c */
 
@@ -643,6 +655,8 @@ static const struct subcommand vdi_subs[] = {
 	  object_opts, CMD_CLUSTER, 1, 1, vdi_track },
 	{ "check", "NAME [-n] [-s TAG|ID]", "verify every replica of NAME's objects; repair from one that verifies",
 	  vdi_check_opts, CMD_CLUSTER | CMD_JSON, 1, 1, vdi_check },
+	{ "alter-copy", "-c COPIES NAME", "change how many copies NAME and its snapshots keep (online: replicas "
+	  "are added or set aside while guests run)", alter_copy_opts, CMD_CLUSTER, 1, 1, vdi_alter_copy },
 	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",
 	  "create VDIs from disk images (files or URLs), several at once", vdi_import_opts, 0, 0, -1, vdi_import },
 	{ "export", "[-O FMT] [-o OPTS] [-s SNAPSHOT] [-p] NAME DEST [NAME DEST...] | --list FILE",

@@ -15,6 +15,7 @@
 #include "collie.h"
 #include "formats.h"
 #include "image_util.h"
+#include "progress.h"
 #include "sd_client.h"
 #include "util.h"
 
@@ -46,7 +47,7 @@ struct transfer {
 	const char *fmt;      /* import: -f; export: -O */
 	const char *opts;     /* import: source open options; export: target options */
 	const char *snapshot; /* export -s */
-	uint64_t copies;
+	uint8_t copies, copy_policy;
 	bool compress;
 };
 
@@ -114,7 +115,7 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 		transfer_fail(j, spec, EXIT_USAGE);
 		goto out;
 	}
-	ret = sd_vdi_create(sd_addr, sd_port, j->name, size, (int)t->copies, false, &vid);
+	ret = sd_vdi_create(sd_addr, sd_port, j->name, size, t->copies, t->copy_policy, false, &vid);
 	if (ret) {
 		char m[700];
 		snprintf(m, sizeof(m), "cannot create the VDI: %s", ret < 0 ? strerror(-ret) : sd_strerror(ret));
@@ -194,28 +195,34 @@ static void *transfer_worker(void *arg)
 	return NULL;
 }
 
-static void transfer_print_progress(struct transfer *t, bool last)
+/* the bar: bytes copied of every job, and how many VDIs are done */
+static void transfer_show_progress(struct transfer *t, struct progress *p, bool last)
 {
 	uint64_t done = 0, total = 0;
+	char what[48];
 	for (int i = 0; i < t->nr_jobs; i++) {
 		done += __atomic_load_n(&t->jobs[i].done, __ATOMIC_RELAXED);
 		total += __atomic_load_n(&t->jobs[i].total, __ATOMIC_RELAXED);
 	}
+	snprintf(what, sizeof(what), "%s %d/%d", t->import ? "import" : "export", t->finished, t->nr_jobs);
+	p->what = what;
 	if (last)
-		done = total;
-	printf("    (%.2f/100%%) %d/%d VDIs%s", total ? 100.0 * (double)done / (double)total : 0.0, t->finished,
-	       t->nr_jobs, last ? "\n" : "\r");
-	fflush(stdout);
+		progress_end(p, total, total);
+	else
+		progress_update(p, done, total);
+	p->what = NULL;
 }
 
-static int transfer_run(struct transfer *t, bool progress)
+static int transfer_run(struct transfer *t, bool force_progress)
 {
+	struct progress bar;
 	pthread_t tids[TRANSFER_MAX_JOBS];
 	int nthreads = t->nr_jobs < TRANSFER_MAX_JOBS ? t->nr_jobs : TRANSFER_MAX_JOBS, started = 0, failed = 0;
 	int ret = check_cluster_running(t->import ? "vdi import" : "vdi export", NULL);
 
 	if (ret)
 		return ret;
+	progress_start(&bar, NULL, force_progress, true);
 
 	/* 8 requests in flight in all (each up to 4 MiB): memory stays bounded however many run */
 	t->parallel = nthreads > 1 ? (8 / nthreads > 2 ? 8 / nthreads : 2) : 8;
@@ -236,17 +243,16 @@ static int transfer_run(struct transfer *t, bool progress)
 			ts.tv_nsec -= 1000000000;
 		}
 		pthread_cond_timedwait(&t->cond, &t->lock, &ts);
-		if (progress) {
+		if (bar.on) {
 			pthread_mutex_unlock(&t->lock);
-			transfer_print_progress(t, false);
+			transfer_show_progress(t, &bar, false);
 			pthread_mutex_lock(&t->lock);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
 	for (int i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
-	if (progress)
-		transfer_print_progress(t, true);
+	transfer_show_progress(t, &bar, true);
 	int status = EXIT_OK;
 	for (int i = 0; i < t->nr_jobs; i++)
 		if (t->jobs[i].failed) {
@@ -382,8 +388,7 @@ int vdi_import(int argc, char **argv)
 
 	if (ret)
 		goto out;
-	if (opt('c') && (parse_u64(opt('c'), &t.copies) < 0 || t.copies < 1 || t.copies > SD_MAX_COPIES)) {
-		die_msg("invalid copies '%s' (1 to %d)", opt('c'), SD_MAX_COPIES);
+	if (opt('c') && parse_redundancy(opt('c'), &t.copies, &t.copy_policy) < 0) {
 		ret = EXIT_USAGE;
 		goto out;
 	}
@@ -421,9 +426,10 @@ out:
 
 const struct collie_option vdi_import_opts[] = {
 	{ 'f', "format", 1, "FMT", "image format (default: detected from the content)" },
-	{ 'c', "copies", 1, "COPIES", "copies of each object (default: the cluster's)" },
+	{ 'c', "copies", 1, "COPIES", "copies of each object, or D:P erasure coding (default: the cluster's)" },
 	{ 'o', "options", 1, "OPTS", "image open options (encrypt.key-secret=ID)" },
-	{ 'p', "progress", 0, NULL, "show progress" },
+	{ 'p', "progress", 0, NULL, "show a progress bar even when stderr is not a terminal" },
+	PROGRESS_OPTION_ROW,
 	{ XFER_OPT_LIST, "list", 1, "FILE", "read NAME SOURCE pairs from FILE, one a line" },
 	{ XFER_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
 	IMAGE_ALLOW_LOCAL_BACKING_ROW,
@@ -438,7 +444,8 @@ const struct collie_option vdi_export_opts[] = {
 	{ 'c', "compress", 0, NULL, "compress the image's data (qcow2, qcow, vmdk streamOptimized)" },
 	{ 's', "snapshot", 1, "TAG|ID", "export a snapshot of the VDI" },
 	{ 't', "cache", 1, "CACHE", "target cache: unsafe (default, no flushes) or writeback (flushed at the end)" },
-	{ 'p', "progress", 0, NULL, "show progress" },
+	{ 'p', "progress", 0, NULL, "show a progress bar even when stderr is not a terminal" },
+	PROGRESS_OPTION_ROW,
 	{ XFER_OPT_LIST, "list", 1, "FILE", "read NAME DEST pairs from FILE, one a line" },
 	{ XFER_OPT_OBJECT, "object", 1, "secret,id=ID,data=D", "a secret for encrypted images" },
 	{ 'a', "address", 1, "ADDR", "sheep to talk to (default 127.0.0.1)" },

@@ -143,7 +143,7 @@ static int store_sheepdog_create(struct fmt_store *st, const char *spec, uint64_
 		fmt_error("%s: a VDI holds 1 byte to 4 TiB, not %llu bytes", spec, (unsigned long long)size);
 		return -EINVAL;
 	}
-	ret = sd_vdi_create(n.host, n.port, n.vdi, size, 0, false, &vid);
+	ret = sd_vdi_create(n.host, n.port, n.vdi, size, 0, 0, false, &vid);
 	if (ret)
 		return store_sheepdog_result(spec, "cannot create the VDI", ret);
 	return store_sheepdog_open(st, spec, FMT_STORE_RDWR);

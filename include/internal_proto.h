@@ -31,6 +31,8 @@
 #define SD_OP_NOTIFY_VDI_ADD       0xAF
 #define SD_OP_GET_HASH             0xB4
 #define SD_OP_EXIST                0xBD
+#define SD_OP_ALTER_CLUSTER_COPY   0xBF   /* cluster: the default copies of new VDIs */
+#define SD_OP_ALTER_VDI_COPY       0xC0   /* cluster: one VDI's copies (its inode and every node) */
 #define SD_OP_REPAIR_REPLICA       0xC5
 #define SD_OP_OIDS_EXIST           0xC6
 /* VDI lifecycle (ours) */
@@ -41,6 +43,11 @@
 #define SD_OP_LOG_LEVEL            0xD4   /* local: the log level; a payload sets it */
 #define SD_OP_RECOVERY_THROTTLE    0xD5   /* cluster: every node's recovery throttle */
 #define SD_OP_NODE_STAT            0xD6   /* local: request counts and latencies */
+#define SD_OP_SCRUB                0xD7   /* local: start, stop or show this node's scrub */
+#define SD_OP_SETTLE_REPLICA       0xDA   /* local: fetch or set aside this node's replica of obj.oid */
+#define SD_OP_MD_INFO              0xDB   /* local: the node's disks (struct sd_md_disk[]) */
+#define SD_OP_MD_PLUG              0xDC   /* local: payload a disk path to add */
+#define SD_OP_MD_UNPLUG            0xDD   /* local: payload a disk path to take out */
 /* connection authentication (ours; see struct sd_auth_req / sd_auth_rsp and sheep(8)) */
 #define SD_OP_AUTH_CHALLENGE       0xE0   /* the sheep's nonce for this connection */
 #define SD_OP_AUTH_RESPONSE        0xE1   /* the client's nonce and HMAC; the sheep's proof back */
@@ -70,6 +77,21 @@
 #define SD_RES_CHECKSUM       0x91   /* a block of the object fails its checksum, or the file is short */
 #define SD_RES_TOO_FEW_ZONES  0x92   /* more copies asked for than the cluster has zones */
 #define SD_RES_PERM_DENIED    0xA0   /* needs an authenticated connection, or an allowed network */
+
+/* An erasure-coded data object is stored as D + P strips, each its own store object: strip i of
+ * data object oid is oid | (i + 1) << 56 (bits 56-60, reserved and unused by data oids). */
+#define SD_EC_STRIP_SHIFT 56
+#define SD_EC_STRIP_MASK  (UINT64_C(0x1f) << SD_EC_STRIP_SHIFT)
+static inline bool is_ec_strip(uint64_t oid)
+{
+	return !(oid & (VDI_BIT | VMSTATE_BIT | VDI_ATTR_BIT)) && (oid & SD_EC_STRIP_MASK);
+}
+static inline uint64_t ec_strip_oid(uint64_t oid, int index)
+{
+	return (oid & ~SD_EC_STRIP_MASK) | (uint64_t)(index + 1) << SD_EC_STRIP_SHIFT;
+}
+static inline uint64_t ec_strip_base(uint64_t oid) { return oid & ~SD_EC_STRIP_MASK; }
+static inline int ec_strip_index(uint64_t oid) { return (int)((oid & SD_EC_STRIP_MASK) >> SD_EC_STRIP_SHIFT) - 1; }
 
 /* the largest payload a request may carry or ask for: a whole inode object, rounded up */
 #define SD_MAX_DATA_LENGTH    (16u << 20)
@@ -130,7 +152,7 @@ struct sd_node_rsp {
 	uint32_t result;
 	uint32_t nr_nodes;
 	uint32_t local_idx;
-	uint32_t __pad;
+	uint32_t space_warn_pct;   /* STAT_SHEEP: the node warns when its store is this full (0: never) */
 	uint64_t store_size;
 	uint64_t store_free;
 };
@@ -147,6 +169,22 @@ struct sd_node_weight {
 };
 SD_CHECK(sizeof(struct sd_node_weight) == 16);
 /* REWEIGHT: the payload is struct sd_node[], each with its new nr_vnodes */
+
+/* MD_INFO: one entry per disk of a multi-disk node (one entry, the store's obj/, otherwise).
+ * MD_PLUG and MD_UNPLUG: the payload is a path of at most SD_MD_PATH_LEN - 1 bytes. */
+#define SD_MD_PATH_LEN 256
+enum sd_md_state { SD_MD_ACTIVE = 0, SD_MD_FAILED = 1 };
+struct sd_md_disk {
+	char     path[SD_MD_PATH_LEN];
+	uint64_t size;           /* what the store may use there: its objects plus the free space */
+	uint64_t used;           /* bytes of its objects */
+	uint64_t avail;          /* free space of its filesystem */
+	uint32_t nr_objects;
+	uint32_t nr_vnodes;      /* on the node's disk ring (0 when failed or one directory) */
+	uint8_t  state;          /* enum sd_md_state */
+	uint8_t  __pad[7];
+};
+SD_CHECK(sizeof(struct sd_md_disk) == 296);
 
 /* LOG_LEVEL: request and response payload one int32_t, the level (0-7); a request without
  * SD_FLAG_CMD_WRITE only reads it. RECOVERY_THROTTLE: this payload */
@@ -169,6 +207,32 @@ struct sd_node_stat {
 };
 SD_CHECK(sizeof(struct sd_node_stat) == 72);
 
+/* SCRUB: request and response payload this struct; the request's command (with
+ * SD_FLAG_CMD_WRITE) starts or stops a pass, the response is the node's scrub state */
+enum sd_scrub_command { SD_SCRUB_STATUS = 0, SD_SCRUB_START = 1, SD_SCRUB_STOP = 2 };
+enum sd_scrub_state { SD_SCRUB_IDLE = 0, SD_SCRUB_RUNNING = 1, SD_SCRUB_DONE = 2, SD_SCRUB_STOPPED = 3 };
+enum sd_scrub_outcome { SD_SCRUB_REPAIRED = 0, SD_SCRUB_UNRECOVERABLE = 1 };
+#define SD_SCRUB_MAX_FINDINGS 8
+struct sd_scrub_finding {
+	uint64_t oid;
+	uint32_t nr_bad, first_bad;      /* blocks failing their checksums, the first of them */
+	uint32_t outcome;                /* enum sd_scrub_outcome */
+	uint32_t __pad;
+};
+struct sd_scrub_info {
+	uint32_t command;                /* request: enum sd_scrub_command */
+	uint32_t state;                  /* enum sd_scrub_state, of the latest pass */
+	uint32_t interval_s;             /* between automatic passes (0: only when asked) */
+	uint32_t nr_findings;            /* in findings[], the latest first */
+	uint64_t passes;                 /* finished since the node started */
+	uint64_t started, finished;      /* the latest pass, Unix seconds (finished 0: not yet) */
+	uint64_t objects_total, objects_done, bytes_done;
+	uint64_t rate;                   /* bytes per second at most */
+	uint64_t bad, repaired, unrecoverable;   /* objects, in the latest pass */
+	struct sd_scrub_finding findings[SD_SCRUB_MAX_FINDINGS];
+};
+SD_CHECK(sizeof(struct sd_scrub_info) == 96 + SD_SCRUB_MAX_FINDINGS * 24);
+
 /* STAT_CLUSTER response union: cluster state; payload = epoch log entries, newest first */
 struct sd_cluster_rsp {
 	uint8_t  proto_ver, opcode;
@@ -181,7 +245,9 @@ struct sd_cluster_rsp {
 	uint8_t  recovery_disabled;
 	uint64_t ctime;
 	uint32_t nr_entries;
-	uint32_t __pad[3];
+	uint8_t  copy_policy;    /* the default of new VDIs: 0 or D:P */
+	uint8_t  __pad8[3];
+	uint32_t __pad[2];
 };
 SD_CHECK(sizeof(struct sd_cluster_rsp) == 48);
 
@@ -217,6 +283,7 @@ struct vdi_state {
 	uint8_t  block_size_shift;
 	uint8_t  snapshot;
 	uint8_t  deleted;
+	uint8_t  copy_policy;    /* 0 replication, else the D:P byte of include/ec.h */
 };
 
 /* STAT_RECOVERY response payload: one node's recovery */

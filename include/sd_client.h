@@ -14,9 +14,10 @@ struct sd_vdi;   /* an open VDI: a connection pool plus a cached inode */
  * A negative value is -errno from the local system (connect failed etc). */
 const char *sd_strerror(int res);
 
-/* Create a VDI of size bytes. copies 0 = the cluster default. */
+/* Create a VDI of size bytes. copies 0 = the cluster default; copy_policy 0 = replication, else
+ * the D:P byte of ec.h (copies then D + P). */
 int sd_vdi_create(const char *host, int port, const char *name, uint64_t size,
-		  int copies, bool prealloc, uint32_t *vid_out);
+		  int copies, uint8_t copy_policy, bool prealloc, uint32_t *vid_out);
 /* Open by name; snap = NULL/"" for the working VDI, else a tag or a decimal snapshot id.
  * A snapshot opens read-only. A writable open takes the VDI's guest lock (LOCK_VDI); others
  * look it up (GET_VDI_INFO). */

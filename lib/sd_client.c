@@ -219,8 +219,8 @@ int sd_read_inode_index(const char *host, int port, uint32_t vid, uint32_t *inde
 	return read_index(&l, vid, index, nr);
 }
 
-int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, int copies, bool prealloc,
-		  uint32_t *vid_out)
+int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, int copies, uint8_t copy_policy,
+		  bool prealloc, uint32_t *vid_out)
 {
 	char buf[SD_MAX_VDI_LEN] = { 0 };
 	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_NEW_VDI,
@@ -231,6 +231,7 @@ int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, i
 	strncpy(buf, name, sizeof(buf) - 1);
 	hdr.vdi.vdi_size = size;
 	hdr.vdi.copies = copies;
+	hdr.vdi.copy_policy = copy_policy;
 	int ret = sd_request(host, port, &hdr, buf, 0, &rsp);
 	if (ret != SD_RES_SUCCESS)
 		return ret;

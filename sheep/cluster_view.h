@@ -21,6 +21,7 @@ struct system_info {
 	_Atomic uint32_t epoch;
 	uint64_t ctime;                   /* 0 = never formatted */
 	uint8_t nr_copies;
+	uint8_t copy_policy;              /* the default of new VDIs: 0 or D:P */
 	uint8_t block_size_shift;
 	bool recovery_disabled;
 	uint64_t capacity;                /* --capacity or a reweight; 0: the store filesystem's size */

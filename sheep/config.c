@@ -24,7 +24,9 @@ struct config_file {
 	uint8_t block_size_shift;
 	uint64_t ctime;
 	uint32_t last_epoch;
-	uint32_t shutdown;
+	uint8_t shutdown;
+	uint8_t copy_policy;     /* 0 in files written before erasure coding */
+	uint8_t __pad[2];
 };
 
 int config_load(struct sheep_config *cfg)
@@ -46,6 +48,7 @@ int config_load(struct sheep_config *cfg)
 		return -EINVAL;
 	cfg->ctime = f.ctime;
 	cfg->nr_copies = f.nr_copies;
+	cfg->copy_policy = f.copy_policy;
 	cfg->block_size_shift = f.block_size_shift;
 	cfg->version = f.version;
 	cfg->last_epoch = f.last_epoch;
@@ -57,7 +60,7 @@ int config_save(const struct sheep_config *cfg)
 {
 	char path[4200];
 	struct config_file f = {
-		.magic = CONFIG_MAGIC, .version = CONFIG_VERSION, .nr_copies = cfg->nr_copies,
+		.magic = CONFIG_MAGIC, .version = CONFIG_VERSION, .nr_copies = cfg->nr_copies, .copy_policy = cfg->copy_policy,
 		.block_size_shift = cfg->block_size_shift, .ctime = cfg->ctime,
 		.last_epoch = cfg->last_epoch, .shutdown = cfg->shutdown,
 	};

@@ -10,6 +10,7 @@
 struct sheep_config {
 	uint64_t ctime;
 	uint8_t nr_copies;
+	uint8_t copy_policy;
 	uint8_t block_size_shift;
 	uint16_t version;
 	uint32_t last_epoch;

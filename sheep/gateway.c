@@ -1,6 +1,7 @@
 /* gateway.c: client object I/O. The gateway picks an object's replicas on the ring of the current
  * epoch, sends the peer op to all of them at once (doing its own share locally), and answers
- * after every replica has answered. */
+ * after every replica has answered. A replica that fails a write the others took is replaced
+ * from them before the answer. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "logger.h"
 #include "net.h"
 #include "ring.h"
+#include "sd_client.h"
 #include "sheepdog_proto.h"
 #include "util.h"
 #include "alloc.h"
@@ -63,65 +65,124 @@ static void wait_epoch_change(uint32_t e)
 
 typedef int (*peer_fn)(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 
-/* send one peer op to every replica of oid in the current epoch; local_op does this node's share */
-static int fanout_write(uint8_t peer_opcode, peer_fn local_op, uint64_t oid, uint16_t flags, const void *buf,
-			uint32_t len, uint32_t offset, int copies)
+/* a replica's own failure to apply a write (its disk, or a rotten block the write would keep) */
+static bool replica_failed(int res)
+{
+	return res == SD_RES_EIO || res == SD_RES_NO_SPACE || res == SD_RES_CHECKSUM;
+}
+
+/* Some replicas of one object took a write and others failed it (nodes[0..nr) hold it): each failed one is replaced from those that
+ * took it (REPAIR_REPLICA), or dropped, before the write is answered, so no reader ever finds the
+ * old version beside the new. A replica replaced or dropped no longer fails the write, except a
+ * full one left missing: the client hears NO_SPACE. */
+static void replace_failed_replicas(const struct sd_node *const *nodes, int nr, uint64_t oid, uint32_t epoch,
+				    int *res)
+{
+	int took = 0;
+	for (int i = 0; i < nr; i++)
+		took += res[i] == SD_RES_SUCCESS;
+	if (!took)
+		return;
+	for (int i = 0; i < nr; i++) {
+		if (!replica_failed(res[i]))
+			continue;
+		const struct sd_node *n = nodes[i];
+		struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_REPAIR_REPLICA,
+				      .epoch = epoch };
+		struct sd_rsp rsp = { 0 };
+		char name[128];
+		hdr.obj.oid = oid;
+		int r = is_local_node(n) ? peer_replace(&hdr, NULL, &rsp) : peer_exec(n, &hdr, NULL, 0, &rsp);
+		sd_warn("write %016" PRIx64 ": failed on %s (%s), taken by %d others: the replica is %s", oid,
+			node_to_str(n, name, sizeof(name)), sd_strerror(res[i]), took,
+			r == SD_RES_SUCCESS ? "replaced" : r == SD_RES_NO_OBJ ? "dropped" :
+			retryable(r) ? "gone with its node" : "still there");
+		if (r == SD_RES_SUCCESS || (r == SD_RES_NO_OBJ && res[i] != SD_RES_NO_SPACE))
+			res[i] = SD_RES_SUCCESS;
+		else if (retryable(r))
+			res[i] = r;    /* the node is leaving (its disk failed?): the write is done again */
+	}
+}
+
+#define FANOUT_MAX_SENDS (2 * SD_MAX_COPIES)
+
+/* send one peer op per target to every holder of the target's store object in the current epoch
+ * (its replicas, or the one node of a strip), all at once; local_op does this node's share. A
+ * target whose object has no place on the ring (a strip past the last zone) is skipped. */
+int gateway_fanout(uint8_t peer_opcode, peer_fn local_op, uint16_t flags, const struct gateway_target *t,
+		   int nr_targets)
 {
 	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
 	int ret;
+	if (nr_targets < 1 || nr_targets > FANOUT_MAX_SENDS)
+		return SD_RES_INVALID_PARMS;
 	note_client_io();    /* whoever sent it: client, NBD export, cluster op */
 again:
 	ret = SD_RES_SUCCESS;
 	struct vnode_info *vi = get_vnode_info();
 	uint32_t epoch = sys_epoch();
-	int idx[SD_MAX_COPIES], fds[SD_MAX_COPIES], res[SD_MAX_COPIES];
-	int nr = ring_pick_nodes(vi, oid, copies, idx), local = -1;
-	if (!nr) {
+	struct sd_req hdrs[FANOUT_MAX_SENDS];
+	const struct sd_node *nodes[FANOUT_MAX_SENDS];
+	const void *bufs[FANOUT_MAX_SENDS];
+	int fds[FANOUT_MAX_SENDS], res[FANOUT_MAX_SENDS], nr = 0, nr_placed = 0;
+	int first[FANOUT_MAX_SENDS + 1];    /* target k's sends are [first[k], first[k + 1]) */
+	for (int k = 0; k < nr_targets; k++) {
+		int idx[SD_MAX_COPIES];
+		int n = obj_pick_nodes(vi, t[k].oid, idx);
+		nr_placed += n > 0;
+		first[k] = nr;
+		for (int i = 0; i < n && nr < FANOUT_MAX_SENDS; i++, nr++) {
+			struct sd_req *hdr = &hdrs[nr];
+			*hdr = (struct sd_req){ .proto_ver = SD_SHEEP_PROTO_VER, .opcode = peer_opcode, .flags = flags,
+						.epoch = epoch, .data_length = t[k].len };
+			hdr->obj.oid = t[k].oid;
+			hdr->obj.offset = t[k].offset;
+			hdr->obj.copies = n;
+			if (t[k].len)
+				hdr->flags |= SD_FLAG_CMD_WRITE;
+			nodes[nr] = &vi->nodes[idx[i]];
+			bufs[nr] = t[k].buf;
+		}
+	}
+	first[nr_targets] = nr;
+	if (!nr_placed) {
 		put_vnode_info(vi);
 		return SD_RES_HALT;
 	}
-	struct sd_req hdr = {
-		.proto_ver = SD_SHEEP_PROTO_VER, .opcode = peer_opcode, .flags = flags,
-		.epoch = epoch, .data_length = len,
-	};
-	hdr.obj.oid = oid;
-	hdr.obj.offset = offset;
-	hdr.obj.copies = copies;
-	if (len)
-		hdr.flags |= SD_FLAG_CMD_WRITE;
 	for (int i = 0; i < nr; i++) {
-		const struct sd_node *n = &vi->nodes[idx[i]];
 		fds[i] = -1;
 		res[i] = SD_RES_SUCCESS;
-		if (is_local_node(n)) {
-			local = i;
+		if (is_local_node(nodes[i]))
 			continue;
-		}
-		fds[i] = sockfd_cache_get(n);
-		if (fds[i] < 0 || send_req(fds[i], &hdr, buf, len) < 0) {
+		fds[i] = sockfd_cache_get(nodes[i]);
+		if (fds[i] < 0 || send_req(fds[i], &hdrs[i], bufs[i], hdrs[i].data_length) < 0) {
 			if (fds[i] >= 0)
-				sockfd_cache_del(n, fds[i]);
+				sockfd_cache_del(nodes[i], fds[i]);
 			fds[i] = -1;
 			res[i] = SD_RES_NETWORK_ERROR;
 		}
 	}
-	if (local >= 0) {
-		struct sd_rsp rsp = { 0 };
-		res[local] = local_op(&hdr, (void *)buf, &rsp);
-	}
+	for (int i = 0; i < nr; i++)
+		if (is_local_node(nodes[i])) {
+			struct sd_rsp rsp = { 0 };
+			res[i] = local_op(&hdrs[i], (void *)bufs[i], &rsp);
+		}
 	for (int i = 0; i < nr; i++) {
 		if (fds[i] < 0)
 			continue;
 		struct sd_rsp rsp;
-		const struct sd_node *n = &vi->nodes[idx[i]];
 		if (recv_rsp(fds[i], &rsp, NULL, 0) < 0) {
-			sockfd_cache_del(n, fds[i]);
+			sockfd_cache_del(nodes[i], fds[i]);
 			res[i] = SD_RES_NETWORK_ERROR;
 		} else {
-			sockfd_cache_put(n, fds[i]);
+			sockfd_cache_put(nodes[i], fds[i]);
 			res[i] = rsp.result;
 		}
 	}
+	if (peer_opcode != SD_OP_REMOVE_PEER)
+		for (int k = 0; k < nr_targets; k++)
+			replace_failed_replicas(nodes + first[k], first[k + 1] - first[k], t[k].oid, epoch,
+						res + first[k]);
 	put_vnode_info(vi);
 	bool retry = false;
 	for (int i = 0; i < nr; i++) {
@@ -137,11 +198,18 @@ again:
 	if (retry && ret == SD_RES_SUCCESS) {
 		if (now_ns() > deadline || sys->shutting_down)
 			return SD_RES_EIO;
-		sd_debug("retrying %016" PRIx64 " at epoch %u", oid, epoch);
+		sd_debug("retrying %016" PRIx64 " at epoch %u", t[0].oid, epoch);
 		wait_epoch_change(epoch);
 		goto again;
 	}
 	return ret;
+}
+
+static int fanout_write(uint8_t peer_opcode, peer_fn local_op, uint64_t oid, uint16_t flags, const void *buf,
+			uint32_t len, uint32_t offset)
+{
+	struct gateway_target t = { .oid = oid, .buf = buf, .len = len, .offset = offset };
+	return gateway_fanout(peer_opcode, local_op, flags, &t, 1);
 }
 
 /* read from one node: local store directly, else a READ_PEER */
@@ -167,7 +235,7 @@ int gateway_read_holders(const struct vnode_info *vi, const struct vnode_info *c
 			 uint32_t len, uint32_t offset, uint16_t flags)
 {
 	int idx[SD_MAX_COPIES];
-	int nr = ring_pick_nodes(vi, oid, oid_copies(oid), idx);
+	int nr = obj_pick_nodes(vi, oid, idx);
 	for (int i = 0; i < nr; i++) {
 		const struct sd_node *n = &vi->nodes[idx[i]];
 		if (ring_find_node(cur, n) < 0)
@@ -220,12 +288,11 @@ static int read_piecewise(const struct vnode_info *vi, const int *idx, int nr, u
 static int read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset, uint16_t flags)
 {
 	uint64_t deadline = now_ns() + GATEWAY_RETRY_SECONDS * 1000000000ull;
-	int copies = oid_copies(oid);
 	note_client_io();
 	for (;;) {
 		struct vnode_info *vi = get_vnode_info();
 		uint32_t epoch = sys_epoch();
-		int idx[SD_MAX_COPIES], nr = ring_pick_nodes(vi, oid, copies, idx);
+		int idx[SD_MAX_COPIES], nr = obj_pick_nodes(vi, oid, idx);
 		int ret = SD_RES_NO_OBJ, last_err = SD_RES_SUCCESS, nr_bad = 0;
 		bool retry = false;
 		if (!nr) {
@@ -264,21 +331,58 @@ static int read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset, uint
 	}
 }
 
+/* one attempt at a store object (a replica or a strip): its holders on vi, then the live holders
+ * of earlier epochs; never waits for the membership */
+int gateway_read_once(const struct vnode_info *vi, uint64_t oid, void *buf, uint32_t len, uint32_t offset,
+		      uint16_t flags)
+{
+	int idx[SD_MAX_COPIES], nr = obj_pick_nodes(vi, oid, idx), ret = SD_RES_NO_OBJ, err = SD_RES_NO_OBJ;
+	for (int i = 0; i < nr; i++) {
+		ret = read_from(&vi->nodes[idx[i]], oid, buf, len, offset, sys_epoch(), flags);
+		if (ret == SD_RES_SUCCESS)
+			return ret;
+		if (ret != SD_RES_NO_OBJ)
+			err = ret;
+	}
+	ret = gateway_read_old_epochs(vi, oid, buf, len, offset, flags);
+	return ret == SD_RES_SUCCESS ? ret : err;
+}
+
+/* flags: SD_FLAG_CMD_NO_REPAIR or 0. A data object of an erasure-coded VDI is read from its
+ * strips (gateway_ec.c); a strip itself from its holder, else rebuilt from the others. */
+static int read_any(uint64_t oid, void *buf, uint32_t len, uint32_t offset, uint16_t flags)
+{
+	if (is_data_obj(oid) && oid_copy_policy(oid))
+		return gateway_ec_read(oid, buf, len, offset, flags);
+	if (is_ec_strip(oid))
+		return gateway_ec_read_strip(oid, buf, len, offset, flags);
+	return read_obj(oid, buf, len, offset, flags);
+}
+
 int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
-	return read_obj(oid, buf, len, offset, 0);
+	return read_any(oid, buf, len, offset, 0);
+}
+
+int gateway_write_replicas(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync)
+{
+	return fanout_write(create ? SD_OP_CREATE_AND_WRITE_PEER : SD_OP_WRITE_PEER,
+			    create ? peer_create_and_write : peer_write, oid,
+			    sync ? 0 : SD_FLAG_CMD_CACHE, buf, len, offset);
 }
 
 int gateway_write_obj(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync)
 {
-	return fanout_write(create ? SD_OP_CREATE_AND_WRITE_PEER : SD_OP_WRITE_PEER,
-			    create ? peer_create_and_write : peer_write, oid,
-			    sync ? 0 : SD_FLAG_CMD_CACHE, buf, len, offset, oid_copies(oid));
+	if (is_data_obj(oid) && oid_copy_policy(oid))
+		return gateway_ec_write(oid, buf, len, offset, create, sync);
+	return gateway_write_replicas(oid, buf, len, offset, create, sync);
 }
 
 int gateway_remove_obj(uint64_t oid)
 {
-	return fanout_write(SD_OP_REMOVE_PEER, peer_remove, oid, 0, NULL, 0, 0, oid_copies(oid));
+	if (is_data_obj(oid) && oid_copy_policy(oid))
+		return gateway_ec_remove(oid);
+	return fanout_write(SD_OP_REMOVE_PEER, peer_remove, oid, 0, NULL, 0, 0);
 }
 
 /* FLUSH_PEER to every node: each syncs its store. A node that cannot be reached fails the flush
@@ -335,8 +439,8 @@ static int check_obj_req(const struct sd_req *rq)
 {
 	uint64_t oid = rq->obj.oid;
 	uint32_t vid = oid_to_vid(oid);
-	if (!vid)
-		return SD_RES_INVALID_PARMS;
+	if (!vid || is_ec_strip(oid))
+		return SD_RES_INVALID_PARMS;    /* strips are the gateway's, never a client's */
 	if (!range_ok(oid, rq->obj.offset, rq->data_length))
 		return SD_RES_INVALID_PARMS;
 	if (rq->obj.copies > SD_MAX_COPIES)
@@ -351,7 +455,7 @@ int gateway_read(struct request *req)
 	int ret = check_obj_req(&req->rq);
 	if (ret)
 		return ret;
-	ret = read_obj(req->rq.obj.oid, req->data, req->rq.data_length, req->rq.obj.offset,
+	ret = read_any(req->rq.obj.oid, req->data, req->rq.data_length, req->rq.obj.offset,
 		       req->rq.flags & SD_FLAG_CMD_NO_REPAIR);
 	if (ret == SD_RES_SUCCESS)
 		req->rp.data_length = req->rq.data_length;

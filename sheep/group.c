@@ -81,6 +81,8 @@ struct snapshot_hdr {
 	uint8_t block_size_shift;
 	uint8_t recovery_disabled;
 	uint8_t keep_store;    /* the joiner came back during a restart: its objects are current */
+	uint8_t copy_policy;
+	uint8_t __pad[3];
 	uint32_t nr_members;
 	uint32_t nr_blocks;
 	uint32_t nr_wait;
@@ -192,6 +194,11 @@ static bool all_wait_nodes_back(void)
 }
 
 /* leave WAIT: the cluster runs again (every node of the last epoch is back, or forced) */
+static void announce_local_vdis(bool every_inode);
+
+/* Every member runs this at the same point of the message order. While the cluster waited, a
+ * joiner could not read the VDI states of the others (they answer only a running cluster), so
+ * each member now announces every inode it holds, and all end with the same state table. */
 void group_end_wait(void)
 {
 	if (atomic_load(&sys->status) != SD_STATUS_WAIT)
@@ -199,6 +206,8 @@ void group_end_wait(void)
 	nr_wait_nodes = 0;
 	atomic_store(&sys->status, SD_STATUS_OK);
 	sd_info("the nodes of the last epoch are back: the cluster runs");
+	if (sys->ctime)
+		announce_local_vdis(true);
 }
 
 static void members_changed(void)
@@ -212,7 +221,7 @@ static void members_changed(void)
 		uint32_t e = sys_epoch() + 1;
 		hooks->epoch_transition(e - 1, nodes, n);
 		epoch_log_write(e, nodes, n);
-		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
+		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies, .copy_policy = sys->copy_policy,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = e };
 		config_save(&cfg);
 		atomic_store(&sys->epoch, e);
@@ -256,6 +265,7 @@ static size_t make_snapshot(void **out)
 	h->epoch = sys_epoch();
 	h->ctime = sys->ctime;
 	h->nr_copies = sys->nr_copies;
+	h->copy_policy = sys->copy_policy;
 	h->block_size_shift = sys->block_size_shift;
 	h->recovery_disabled = sys->recovery_disabled;
 	h->nr_members = nr_members;
@@ -297,6 +307,7 @@ static void adopt_snapshot(const void *buf, size_t len)
 		bool new_cluster = sys->ctime != h->ctime;
 		sys->ctime = h->ctime;
 		sys->nr_copies = h->nr_copies;
+		sys->copy_policy = h->copy_policy;
 		sys->block_size_shift = h->block_size_shift;
 		if (new_cluster) {
 			/* a store that never belonged to this cluster holds nothing of it */
@@ -306,7 +317,7 @@ static void adopt_snapshot(const void *buf, size_t len)
 			/* the cluster ran on without this node: what it holds may be out of date */
 			store_set_aside_all(sys_epoch());
 		}
-		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
+		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies, .copy_policy = sys->copy_policy,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = h->epoch };
 		config_save(&cfg);
 		if (h->status == SD_STATUS_OK)
@@ -320,21 +331,23 @@ static void adopt_snapshot(const void *buf, size_t len)
 }
 
 /* after joining: take the VDI bitmap and states from the master, then announce VDIs whose
- * inodes this store holds but the cluster does not know (after a whole-cluster restart) */
-static void announce_local_vdis(void)
+ * inodes this store holds but the cluster does not know (after a whole-cluster restart); with
+ * every_inode, every inode this store holds, known or not */
+static void announce_local_vdis(bool every_inode)
 {
 	uint64_t *oids;
 	size_t nr;
 	if (store_list(&oids, &nr))
 		return;
 	for (size_t i = 0; i < nr; i++) {
-		if (!is_vdi_obj(oids[i]) || vdi_bit_test(oid_to_vid(oids[i])))
+		if (!is_vdi_obj(oids[i]) || (!every_inode && vdi_bit_test(oid_to_vid(oids[i]))))
 			continue;
 		struct sd_inode_header *hdr = xzalloc(sizeof(*hdr));
 		if (store_read(oids[i], hdr, SD_INODE_HEADER_SIZE, 0) == SD_RES_SUCCESS && hdr->vdi_id) {
 			struct sd_req rq = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_NOTIFY_VDI_ADD };
 			rq.vdi.base_vdi_id = hdr->vdi_id;
 			rq.vdi.copies = hdr->nr_copies;
+			rq.vdi.copy_policy = hdr->copy_policy;
 			rq.vdi.block_size_shift = hdr->block_size_shift;
 			rq.vdi.snapid = hdr->snap_ctime ? 1 : 0;
 			rq.vdi.type = hdr->name[0] ? 0 : 1;    /* deleted */
@@ -379,7 +392,7 @@ static void finish_join(void)
 		}
 	}
 	if (sys->ctime)
-		announce_local_vdis();
+		announce_local_vdis(false);
 	hooks->epoch_started();
 	hooks->joined();
 }
@@ -395,6 +408,7 @@ static void become_founder(void)
 		uint32_t last = MAX(cfg.last_epoch, epoch_log_latest());
 		sys->ctime = cfg.ctime;
 		sys->nr_copies = cfg.nr_copies;
+		sys->copy_policy = cfg.copy_policy;
 		sys->block_size_shift = cfg.block_size_shift;
 		atomic_store(&sys->epoch, last);
 		/* a whole-cluster restart: wait for every node of the last epoch */

@@ -52,6 +52,15 @@ void node_stat_note(uint8_t opcode, uint32_t result, uint64_t bytes, uint64_t ns
 		;
 }
 
+uint64_t node_stat_client_ops(void)
+{
+	static const enum stat_kind io_kinds[] = { K_READ, K_WRITE, K_FLUSH, K_PEER_READ, K_PEER_WRITE };
+	uint64_t n = 0;
+	for (size_t i = 0; i < sizeof(io_kinds) / sizeof(io_kinds[0]); i++)
+		n += atomic_load_explicit(&stats[io_kinds[i]].count, memory_order_relaxed);
+	return n;
+}
+
 /* the upper bound of the bucket that holds the q-th fraction of the samples */
 static uint64_t percentile_us(const uint64_t *bucket, uint64_t count, double q)
 {

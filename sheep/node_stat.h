@@ -9,6 +9,9 @@
 
 /* one finished request of opcode, answered with result after ns nanoseconds (any thread) */
 void node_stat_note(uint8_t opcode, uint32_t result, uint64_t bytes, uint64_t ns);
+/* requests of clients and peers (object I/O and flushes) finished so far: background work
+ * (scrub) that sees it move waits */
+uint64_t node_stat_client_ops(void);
 int main_node_stat(const struct sd_req *rq, struct sd_rsp *rp, void *data);
 
 #endif

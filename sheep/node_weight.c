@@ -10,12 +10,16 @@
 #include "cluster_view.h"
 #include "group.h"
 #include "node_weight.h"
+#include "store/store.h"
 
 uint64_t node_capacity(void)
 {
 	struct statvfs vfs;
 	if (sys->capacity)
 		return sys->capacity;
+	uint64_t disks = store_capacity();    /* 0 before the store is open */
+	if (disks)
+		return disks;
 	if (statvfs(sys->dir, &vfs) < 0)
 		return sys->this_node.space;
 	return (uint64_t)vfs.f_blocks * vfs.f_frsize;

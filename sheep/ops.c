@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "ec.h"
 #include "event.h"
 #include "internal_proto.h"
 #include "logger.h"
@@ -21,15 +22,19 @@
 #include "config.h"
 #include "group.h"
 #include "node_control.h"
+#include "node_disks.h"
 #include "node_stat.h"
 #include "node_weight.h"
 #include "ops.h"
 #include "peer.h"
 #include "recovery.h"
+#include "scrub.h"
 #include "request_types.h"
 #include "store/store.h"
+#include "store_health.h"
 #include "vdi.h"
 #include "vdi_attr.h"
+#include "vdi_copies.h"
 #include "vdi_lock.h"
 #include "vdi_lookup.h"
 #include "vdi_state.h"
@@ -46,7 +51,8 @@ int gateway_flush(struct request *req);
 static int main_new_vdi(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 {
 	struct vdi_state st = { .vid = rp->vdi.vdi_id, .nr_copies = rp->vdi.copies,
-				.block_size_shift = rp->vdi.block_size_shift };
+				.block_size_shift = rp->vdi.block_size_shift,
+				.copy_policy = rp->vdi.reserved[0] };
 	vdi_bit_set(st.vid);
 	vdi_state_set(&st);
 	if (rp->vdi.attr_id) {
@@ -59,6 +65,7 @@ static int main_new_vdi(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 		vdi_lock_move(rp->vdi.attr_id, st.vid);
 	}
 	rp->vdi.attr_id = 0;
+	rp->vdi.reserved[0] = 0;
 	return SD_RES_SUCCESS;
 }
 
@@ -79,7 +86,10 @@ static int main_notify_vdi_add(const struct sd_req *rq, struct sd_rsp *rp, void 
 	if (!vid || vid >= SD_NR_VDIS)
 		return SD_RES_INVALID_PARMS;
 	struct vdi_state st = { .vid = vid, .nr_copies = rq->vdi.copies, .block_size_shift = rq->vdi.block_size_shift,
-				.snapshot = rq->vdi.snapid ? 1 : 0, .deleted = rq->vdi.type ? 1 : 0 };
+				.snapshot = rq->vdi.snapid ? 1 : 0, .deleted = rq->vdi.type ? 1 : 0,
+				.copy_policy = rq->vdi.copy_policy };
+	if (st.copy_policy && !ec_policy_valid(st.copy_policy))
+		return SD_RES_INVALID_PARMS;
 	vdi_bit_set(vid);
 	vdi_state_set(&st);
 	return SD_RES_SUCCESS;
@@ -179,7 +189,7 @@ static int main_get_vdi_copies(const struct sd_req *rq, struct sd_rsp *rp, void 
 static int main_cluster_default(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 {
 	rp->cluster_default.nr_copies = sys->nr_copies;
-	rp->cluster_default.copy_policy = 0;
+	rp->cluster_default.copy_policy = sys->copy_policy;
 	rp->cluster_default.block_size_shift = sys->block_size_shift;
 	return SD_RES_SUCCESS;
 }
@@ -204,6 +214,10 @@ static int prepare_make_fs(struct request *req)
 {
 	struct sd_cluster_req *cr = (struct sd_cluster_req *)&req->rq;
 	if (cr->copies < 1 || cr->copies > SD_MAX_COPIES)
+		return SD_RES_INVALID_PARMS;
+	/* erasure coding: D + P strips, one per zone */
+	if (cr->copy_policy && (!ec_policy_valid(cr->copy_policy) ||
+				cr->copies != ec_policy_data(cr->copy_policy) + ec_policy_parity(cr->copy_policy)))
 		return SD_RES_INVALID_PARMS;
 	if (cr->block_size_shift && (cr->block_size_shift < 20 || cr->block_size_shift > 31))
 		return SD_RES_INVALID_PARMS;
@@ -235,15 +249,20 @@ static int main_make_fs(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 	vdi_state_clear_all();
 	sys->ctime = cr->ctime;
 	sys->nr_copies = cr->copies;
+	sys->copy_policy = cr->copy_policy;
 	sys->block_size_shift = cr->block_size_shift;
-	struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
+	struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies, .copy_policy = sys->copy_policy,
 				    .block_size_shift = sys->block_size_shift, .last_epoch = 1 };
 	config_save(&cfg);
 	epoch_log_write(1, nodes, n);
 	atomic_store(&sys->epoch, 1);
 	atomic_store(&sys->status, SD_STATUS_OK);
 	set_vnode_info(nodes, n);
-	sd_info("cluster formatted: %u copies, %d nodes", cr->copies, n);
+	if (cr->copy_policy)
+		sd_info("cluster formatted: erasure coded %d:%d, %d nodes", ec_policy_data(cr->copy_policy),
+			ec_policy_parity(cr->copy_policy), n);
+	else
+		sd_info("cluster formatted: %u copies, %d nodes", cr->copies, n);
 	return SD_RES_SUCCESS;
 }
 
@@ -265,7 +284,7 @@ static int main_shutdown(const struct sd_req *rq, struct sd_rsp *rp, void *data)
 {
 	atomic_store(&sys->status, SD_STATUS_SHUTDOWN);
 	if (sys->ctime) {
-		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
+		struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies, .copy_policy = sys->copy_policy,
 					    .block_size_shift = sys->block_size_shift, .last_epoch = sys_epoch(),
 					    .shutdown = 1 };
 		config_save(&cfg);
@@ -293,7 +312,7 @@ static int main_force_recover(const struct sd_req *rq, struct sd_rsp *rp, void *
 	uint32_t e = sys_epoch() + 1;
 	recovery_epoch_transition(e - 1, nodes, n);
 	epoch_log_write(e, nodes, n);
-	struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies,
+	struct sheep_config cfg = { .ctime = sys->ctime, .nr_copies = sys->nr_copies, .copy_policy = sys->copy_policy,
 				    .block_size_shift = sys->block_size_shift, .last_epoch = e };
 	config_save(&cfg);
 	atomic_store(&sys->epoch, e);
@@ -312,6 +331,7 @@ static int local_stat_sheep(struct request *req)
 		return ret;
 	nr->store_size = size;
 	nr->store_free = size - used;
+	nr->space_warn_pct = store_health_warn_pct();
 	return SD_RES_SUCCESS;
 }
 
@@ -322,6 +342,7 @@ static int local_stat_cluster(struct request *req)
 	uint32_t used = 0;
 	cr->status = atomic_load(&sys->status);
 	cr->nr_copies = sys->nr_copies;
+	cr->copy_policy = sys->copy_policy;
 	cr->block_size_shift = sys->block_size_shift;
 	cr->recovery_disabled = sys->recovery_disabled;
 	cr->ctime = sys->ctime;
@@ -591,12 +612,44 @@ static const struct sd_op_template sd_ops[256] = {
 		.name = "NODE_STAT", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_DURING_SHUTDOWN, .process_main = main_node_stat,
 	},
+	[SD_OP_SCRUB] = {
+		.name = "SCRUB", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_main = main_scrub,
+	},
 	[SD_OP_REWEIGHT] = {
 		.name = "REWEIGHT", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
 		.process_main = main_reweight,
 	},
+	[SD_OP_MD_INFO] = {
+		.name = "MD_INFO", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_DURING_SHUTDOWN, .process_work = local_md_info,
+	},
+	[SD_OP_MD_PLUG] = {
+		.name = "MD_PLUG", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.process_work = local_md_plug,
+	},
+	[SD_OP_MD_UNPLUG] = {
+		.name = "MD_UNPLUG", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.process_work = local_md_unplug,
+	},
 	[SD_OP_FLUSH_NODES] = { .name = "FLUSH_NODES", .class = OP_CLASS_ADMIN },
-	[SD_OP_REPAIR_REPLICA] = { .name = "REPAIR_REPLICA", .class = OP_CLASS_ADMIN },
+	[SD_OP_REPAIR_REPLICA] = {
+		.name = "REPAIR_REPLICA", .type = SD_OP_TYPE_PEER, .class = OP_CLASS_PEER,
+		.flags = OP_NEEDS_FORMAT, .process_work = peer_op, .process_peer = peer_replace,
+	},
+	[SD_OP_SETTLE_REPLICA] = {
+		.name = "SETTLE_REPLICA", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = local_settle_replica,
+	},
+	[SD_OP_ALTER_VDI_COPY] = {
+		.name = "ALTER_VDI_COPY", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = vdi_alter_copy_work, .process_main = main_alter_vdi_copy,
+	},
+	[SD_OP_ALTER_CLUSTER_COPY] = {
+		.name = "ALTER_CLUSTER_COPY", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = cluster_alter_copy_work,
+		.process_main = main_alter_cluster_copy,
+	},
 	[SD_OP_OIDS_EXIST] = { .name = "OIDS_EXIST", .class = OP_CLASS_PEER },
 	/* recovery */
 	[SD_OP_COMPLETE_RECOVERY] = {

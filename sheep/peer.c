@@ -2,7 +2,8 @@
  * refused from a gateway on another epoch, so no write lands on a placement the cluster left.
  * A write to an object this node should hold but does not yet (it moved here in a new epoch)
  * first fetches the object from a holder of an earlier epoch. A read that finds the replica failing
- * its checksum hands it to read repair. */
+ * its checksum hands it to read repair. A replica whose write failed while the others' worked is
+ * replaced from them (REPAIR_REPLICA, sent by the gateway before it answers the write). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include "internal_proto.h"
+#include "logger.h"
+#include "sd_client.h"
 #include "sheepdog_proto.h"
 #include "cluster_view.h"
 #include "peer.h"
@@ -95,8 +98,13 @@ int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 	/* an object that moved here in this epoch and is not here yet is fetched first */
 	store_lock(oid);
 	ret = store_write(oid, data, len, hdr->obj.offset, sync_write(hdr));
-	if (ret == SD_RES_NO_OBJ && fetch_object && fetch_object(oid) == SD_RES_SUCCESS)
-		ret = store_write(oid, data, len, hdr->obj.offset, sync_write(hdr));
+	if (ret == SD_RES_NO_OBJ && fetch_object) {
+		int fetched = fetch_object(oid);
+		if (fetched == SD_RES_SUCCESS)
+			ret = store_write(oid, data, len, hdr->obj.offset, sync_write(hdr));
+		else if (fetched == SD_RES_EIO || fetched == SD_RES_NO_SPACE)
+			ret = fetched;    /* this disk's failure, not a missing object */
+	}
 	store_unlock(oid);
 	return ret;
 }
@@ -111,6 +119,31 @@ int peer_remove(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 	ret = store_remove(oid);
 	store_unlock(oid);
 	return ret;
+}
+
+int peer_replace(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
+{
+	uint64_t oid = hdr->obj.oid;
+	int ret;
+	if ((ret = check_epoch(hdr)))
+		return ret;
+	store_lock(oid);    /* writes to it wait: none lands between the fetch and the rewrite */
+	ret = store_remove(oid);
+	if (ret != SD_RES_SUCCESS && ret != SD_RES_NO_OBJ) {
+		store_unlock(oid);
+		sd_err("%016" PRIx64 ": a failed write left this replica behind, and it cannot be removed (%s)", oid,
+		       sd_strerror(ret));
+		return ret;
+	}
+	ret = fetch_object ? fetch_object(oid) : SD_RES_NO_OBJ;
+	store_unlock(oid);
+	if (ret == SD_RES_SUCCESS) {
+		sd_warn("%016" PRIx64 ": a failed write left this replica behind: fetched again from the others", oid);
+		return ret;
+	}
+	sd_err("%016" PRIx64 ": a failed write left this replica behind; it cannot be fetched again (%s) and is "
+	       "missing here", oid, sd_strerror(ret));
+	return SD_RES_NO_OBJ;
 }
 
 int peer_flush(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)

@@ -15,6 +15,10 @@ int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_remove(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
+/* REPAIR_REPLICA: this node's replica failed a write the others took: it is dropped and fetched
+ * again from the other holders: SUCCESS, or NO_OBJ when it is missing here now (never the old
+ * version); another error when it could not even be removed */
+int peer_replace(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_flush(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 
 #endif

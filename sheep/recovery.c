@@ -76,6 +76,7 @@ static struct recovery_info info;             /* under info_lock */
 static uint64_t info_start_ns;
 static _Atomic uint32_t target_epoch;         /* the epoch the worker should recover */
 static bool worker_busy;                      /* main thread: the recovery work is queued */
+static _Atomic bool rerun_wanted;             /* go over the epoch once more: objects were lost */
 static struct work recovery_work_item;
 /* how the worker's last epoch ended */
 enum recovery_result { RECOVERY_ABANDONED, RECOVERY_COMPLETE, RECOVERY_NO_SPACE };
@@ -121,7 +122,7 @@ void recovery_get_info(struct recovery_info *out)
 static bool holds(const struct vnode_info *vi, uint64_t oid, const struct sd_node *n)
 {
 	int idx[SD_MAX_COPIES];
-	int nr = ring_pick_nodes(vi, oid, oid_copies(oid), idx);
+	int nr = obj_pick_nodes(vi, oid, idx);
 	for (int i = 0; i < nr; i++)
 		if (!node_cmp(&vi->nodes[idx[i]], n))
 			return true;
@@ -138,6 +139,8 @@ int recover_object_now(uint64_t oid)
 	int ret = gateway_read_holders(cur, cur, oid, buf, size, 0, SD_FLAG_CMD_RECOVERY);
 	if (ret != SD_RES_SUCCESS)
 		ret = gateway_read_old_epochs(cur, oid, buf, size, 0, SD_FLAG_CMD_RECOVERY);
+	if (ret != SD_RES_SUCCESS && is_ec_strip(oid))
+		ret = gateway_ec_rebuild_strip(oid, buf, size, 0, SD_FLAG_CMD_RECOVERY);   /* from D others */
 	if (ret == SD_RES_SUCCESS) {
 		/* synced here, not left to a client's flush (which would then wait for recovery) */
 		ret = store_create_and_write(oid, buf, size, 0, size, true);
@@ -266,14 +269,38 @@ static enum recovery_result recover_epoch(uint32_t e)
 		nr_all += nr;
 		free(list);
 	}
+	/* a strip stands for every strip of its object (the one a lost node held is listed nowhere):
+	 * each is listed as strip 0 and expanded below */
+	for (size_t i = 0; i < nr_all; i++)
+		if (is_ec_strip(all[i]))
+			all[i] = ec_strip_oid(all[i], 0);
 	qsort(all, nr_all, sizeof(*all), cmp_oid);
-	size_t nr_mine = 0;
+	size_t nr_mine = 0, cap = nr_all + 1;
+	uint64_t *mine = malloc(cap * sizeof(*mine));
+	if (!mine)
+		goto out;
 	for (size_t i = 0; i < nr_all; i++) {
 		if (i && all[i] == all[i - 1])
 			continue;
-		if (holds(vi, all[i], &sys->this_node) && !store_exists(all[i]))
-			all[nr_mine++] = all[i];
+		int n = is_ec_strip(all[i]) ? oid_copies(all[i]) : 1;
+		for (int k = 0; k < n; k++) {
+			uint64_t oid = is_ec_strip(all[i]) ? ec_strip_oid(all[i], k) : all[i];
+			if (!holds(vi, oid, &sys->this_node) || store_exists(oid))
+				continue;
+			if (nr_mine == cap) {
+				uint64_t *grown = realloc(mine, 2 * cap * sizeof(*mine));
+				if (!grown) {
+					free(mine);
+					goto out;
+				}
+				mine = grown;
+				cap *= 2;
+			}
+			mine[nr_mine++] = oid;
+		}
 	}
+	free(all);
+	all = mine;
 	pthread_mutex_lock(&info_lock);
 	info.total = nr_mine;
 	info.phase = RECOVERY_RUNNING;
@@ -323,8 +350,9 @@ static void recovery_work(struct work *w)
 		worked_result = RECOVERY_ABANDONED;
 		if (sys->recovery_disabled || sys->shutting_down)
 			return;
+		atomic_store(&rerun_wanted, false);
 		worked_result = recover_epoch(e);
-		if (atomic_load(&target_epoch) == e)
+		if (atomic_load(&target_epoch) == e && !atomic_load(&rerun_wanted))
 			return;
 		/* another membership change arrived: start over */
 	}
@@ -374,6 +402,12 @@ void recovery_start(void)
 	recovery_work_item.fn = recovery_work;
 	recovery_work_item.done = recovery_work_done;
 	queue_work(recovery_wq, &recovery_work_item);
+}
+
+void recovery_rerun(void)
+{
+	atomic_store(&rerun_wanted, true);
+	recovery_start();
 }
 
 void recovery_epoch_transition(uint32_t old_epoch, const struct sd_node *nodes, int nr)

@@ -15,6 +15,8 @@ int recovery_init(void);
 void recovery_epoch_transition(uint32_t old_epoch, const struct sd_node *nodes, int nr);
 /* main thread: a new epoch is in place (or recovery was enabled): bring this node's share in */
 void recovery_start(void);
+/* recover the current epoch again, even if done: this node lost objects (a disk left) */
+void recovery_rerun(void);
 /* fetch one object this node should hold from the newest live holder; caller holds its lock */
 int recover_object_now(uint64_t oid);
 void recovery_get_info(struct recovery_info *out);

@@ -29,12 +29,17 @@
 #include "config.h"
 #include "group.h"
 #include "nbd.h"
+#include "node_disks.h"
 #include "node_weight.h"
 #include "ops.h"
 #include "recovery.h"
 #include "repair.h"
+#include "scrub.h"
 #include "request.h"
+#include "store/md.h"
+#include "store/fault.h"
 #include "store/store.h"
+#include "store_health.h"
 #include "vdi.h"
 #include "vdi_state.h"
 #include "access.h"
@@ -42,6 +47,8 @@
 
 static int ready_fd = -1;   /* write end of the pipe to the waiting parent */
 static char **saved_argv;   /* for sheep_restart */
+static char *md_disks[MD_MAX_DISKS];   /* sheep META,DISK1,...: the disks, absolute paths */
+static int nr_md_disks;
 
 /* Start this sheep afresh (same options): it leaves the cluster and joins again as a newcomer.
  * A node that lost the majority uses it once the others are reachable again. */
@@ -70,7 +77,10 @@ static void usage(FILE *fp)
 {
 	fprintf(fp,
 		"Usage: sheep [OPTION]... DIR\n"
-		"Run a Sheepfold storage node that keeps its objects, epochs and log in DIR.\n\n"
+		"   or: sheep [OPTION]... META,DISK1[,DISK2]...\n"
+		"Run a Sheepfold storage node that keeps its objects, epochs and log in DIR; or its\n"
+		"config, epochs and log in META and its objects spread over the disk directories\n"
+		"(collie node md shows, plugs and unplugs them).\n\n"
 		"  -p, --port PORT        listen on PORT (default 7000)\n"
 		"  -b, --bindaddr ADDR    listen on ADDR only (default: all addresses)\n"
 		"  -y, --myaddr ADDR      address other nodes use to reach this one\n"
@@ -99,7 +109,14 @@ static void usage(FILE *fp)
 		"      --max-client-buffer MIB  request and reply bytes one connection may hold (default 64)\n"
 		"      --max-buffer MIB   the same for all connections together (default 1024)\n"
 		"      --max-cluster-ops N  cluster operations one connection may have in flight (default 8)\n"
+		"      --scrub-interval S  verify every object of this node every S seconds, repairing bad\n"
+		"                         ones (default 86400; 0 = only on collie node scrub start)\n"
+		"      --scrub-rate SIZE  read at most SIZE bytes per second when scrubbing (K/M/G; default 16M)\n"
+		"      --space-warn PCT   warn when the store is PCT%% full (default 90; 0 = never)\n"
 		"      --log-ratelimit BURST[/S]  messages per call site per S seconds (default 10/5; 0 = all)\n"
+#ifdef SD_FAULT_INJECT
+		"      --fault-inject FILE  (test build) fail, delay or corrupt store I/O as FILE says\n"
+#endif
 		"  -h, --help             show this help\n"
 		"  -v, --version          show the version\n");
 }
@@ -127,6 +144,12 @@ static const struct option long_opts[] = {
 	{ "max-buffer", required_argument, NULL, 300 },
 	{ "max-cluster-ops", required_argument, NULL, 300 },
 	{ "log-ratelimit", required_argument, NULL, 300 },
+	{ "space-warn", required_argument, NULL, 260 },
+	{ "scrub-interval", required_argument, NULL, 261 },
+	{ "scrub-rate", required_argument, NULL, 262 },
+#ifdef SD_FAULT_INJECT
+	{ "fault-inject", required_argument, NULL, 400 },
+#endif
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -200,7 +223,8 @@ static int lock_store(const char *dir)
 {
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/lock", dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* read-only: an open file for writing would keep a disk from being remounted read-only */
+	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -225,10 +249,10 @@ static int wait_for_child(pid_t pid, int rfd)
 /* what the command line asks for */
 struct sheep_options {
 	const char *bindaddr, *myaddr, *driver, *logfile, *pidfile;
-	const char *key_file, *guest_allow;
+	const char *key_file, *guest_allow, *fault_file;
 	uint64_t port, zone, vnodes, nbd_port;
 	bool foreground, zone_set, vnodes_set;
-	uint64_t capacity;
+	uint64_t capacity, space_warn, scrub_interval, scrub_rate;
 	int loglevel;
 	char myaddr_buf[64], nbd_addr[256];
 };
@@ -294,10 +318,25 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 				return 1;
 			break;
 		case 257: o->key_file = optarg; break;
+		case 400: o->fault_file = optarg; break;
 		case 258: o->guest_allow = optarg; break;
 		case 300:
 			if (limits_option(long_opts[longindex].name, optarg) < 0)
 				return 1;
+			break;
+		case 260:
+			if (parse_uint(optarg, "space warning percentage", 100, &o->space_warn) < 0)
+				return 1;
+			break;
+		case 261:
+			if (parse_uint(optarg, "scrub interval", UINT32_MAX, &o->scrub_interval) < 0)
+				return 1;
+			break;
+		case 262:
+			if (parse_size(optarg, &o->scrub_rate) < 0 || !o->scrub_rate) {
+				fprintf(stderr, "sheep: invalid scrub rate '%s' (bytes per second, such as 16M)\n", optarg);
+				return 1;
+			}
 			break;
 		case 259:
 			if (parse_size(optarg, &o->capacity) < 0 || !o->capacity) {
@@ -318,12 +357,76 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 	return GO_ON;
 }
 
-/* the store directory, made if missing, as an absolute path in sys->dir, locked for this sheep */
-static int open_store_dir(const char *arg)
+/* META,DISK1,DISK2,...: every disk an existing directory, none twice, none the META itself; the
+ * disks in md_disks as absolute paths, each locked for this sheep. arg is cut at the first comma. */
+static int open_md_disks(char *arg)
+{
+	char *list = strchr(arg, ',');
+	*list++ = 0;
+	if (!*arg) {
+		fprintf(stderr, "sheep: no META directory before the disks (META,DISK1,DISK2,...)\n");
+		return 1;
+	}
+	char meta[4096];
+	if (!realpath(arg, meta))
+		meta[0] = 0;    /* made later: then no existing disk is it */
+	for (char *p = list, *next; p; p = next) {
+		char real[4096];
+		struct stat st;
+		next = strchr(p, ',');
+		if (next)
+			*next++ = 0;
+		if (!*p) {
+			fprintf(stderr, "sheep: empty disk path in the list of disks (META,DISK1,DISK2,...)\n");
+			return 1;
+		}
+		if (nr_md_disks == MD_MAX_DISKS) {
+			fprintf(stderr, "sheep: more than %d disks\n", MD_MAX_DISKS);
+			return 1;
+		}
+		errno = 0;
+		if (!realpath(p, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "sheep: disk %s: %s\n", p, errno ? strerror(errno) : "not a directory");
+			return 1;
+		}
+		if (strlen(real) >= SD_MD_PATH_LEN) {
+			fprintf(stderr, "sheep: disk path %s too long (at most %d bytes)\n", real, SD_MD_PATH_LEN - 1);
+			return 1;
+		}
+		if (!strcmp(real, meta)) {
+			fprintf(stderr, "sheep: disk %s is the META directory itself\n", real);
+			return 1;
+		}
+		for (int i = 0; i < nr_md_disks; i++)
+			if (!strcmp(md_disks[i], real)) {
+				fprintf(stderr, "sheep: disk %s given twice\n", real);
+				return 1;
+			}
+		if (lock_store(real) < 0) {
+			fprintf(stderr, "sheep: disk %s is in use by another sheep\n", real);
+			return 1;
+		}
+		md_disks[nr_md_disks++] = strdup(real);
+	}
+	return GO_ON;
+}
+
+/* the store directory, made if missing, as an absolute path in sys->dir, locked for this sheep;
+ * with disks after it (META,DISK1,...), those too */
+static int open_store_dir(char *arg)
 {
 	if (strlen(arg) > 3000) {
 		fprintf(stderr, "sheep: store path too long\n");
 		return 1;
+	}
+	if (strchr(arg, ',')) {
+		char *copy = strdup(arg);    /* argv stays whole for sheep_restart */
+		int ret = open_md_disks(copy);
+		if (ret != GO_ON) {
+			free(copy);
+			return ret;
+		}
+		arg = copy;    /* now META alone; kept for the life of the process */
 	}
 	if (!realpath(arg, sys->dir)) {
 		if (mkdir_p(arg, 0755) < 0 || !realpath(arg, sys->dir)) {
@@ -461,9 +564,13 @@ static sigset_t block_exit_signals(void)
 static int load_store(void)
 {
 	int ret;
-	if ((ret = store_init(sys->dir)) < 0) {
+	if ((ret = store_init(sys->dir, md_disks, nr_md_disks)) < 0) {
 		fprintf(stderr, "sheep: cannot initialize the store in %s: %s\n", sys->dir, strerror(-ret));
 		return 1;
+	}
+	if (!sys->fixed_vnodes) {    /* the disks are known now: the weight follows all of them */
+		sys->this_node.space = node_capacity();
+		sys->this_node.nr_vnodes = ring_vnodes_for_capacity(sys->this_node.space);
 	}
 	struct sheep_config cfg;
 	ret = config_load(&cfg);
@@ -474,6 +581,7 @@ static int load_store(void)
 	if (ret == 0) {
 		sys->ctime = cfg.ctime;
 		sys->nr_copies = cfg.nr_copies;
+		sys->copy_policy = cfg.copy_policy;
 		sys->block_size_shift = cfg.block_size_shift;
 		atomic_store(&sys->epoch, MAX(cfg.last_epoch, epoch_log_latest()));
 	}
@@ -494,6 +602,15 @@ static int start_services(const struct sheep_options *o)
 		return 1;
 	}
 	repair_init();
+	node_disks_watch();
+	if ((ret = scrub_init((uint32_t)o->scrub_interval, o->scrub_rate)) < 0) {
+		fprintf(stderr, "sheep: cannot start the scrub: %s\n", strerror(-ret));
+		return 1;
+	}
+	if ((ret = store_health_init((uint32_t)o->space_warn)) < 0) {
+		fprintf(stderr, "sheep: cannot watch the store: %s\n", strerror(-ret));
+		return 1;
+	}
 	if ((ret = create_listen_port(o->bindaddr, o->port)) < 0) {
 		fprintf(stderr, "sheep: cannot listen on port %d: %s\n", (int)o->port, strerror(-ret));
 		return 1;
@@ -541,7 +658,8 @@ static void __attribute__((noreturn)) run_event_loop(bool foreground)
 int main(int argc, char **argv)
 {
 	struct sheep_options o = {
-		.driver = "corosync", .port = SD_LISTEN_PORT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
+		.driver = "corosync", .port = SD_LISTEN_PORT, .space_warn = STORE_SPACE_WARN_DEFAULT,
+		.scrub_interval = SCRUB_INTERVAL_DEFAULT, .scrub_rate = SCRUB_RATE_DEFAULT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
 	};
 	int ret;
 
@@ -571,6 +689,12 @@ int main(int argc, char **argv)
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd >= 0)
 		register_event(sfd, signal_handler, NULL, EPOLLIN);
+#ifdef SD_FAULT_INJECT
+	if (o.fault_file && (ret = fault_init(o.fault_file)) < 0) {
+		fprintf(stderr, "sheep: cannot use fault rules %s: %s\n", o.fault_file, strerror(-ret));
+		return 1;
+	}
+#endif
 	if ((ret = load_store()) != GO_ON || (ret = start_services(&o)) != GO_ON)
 		return ret;
 	run_event_loop(o.foreground);

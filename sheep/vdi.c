@@ -13,6 +13,7 @@
 #include "logger.h"
 #include "sheepdog_proto.h"
 #include "util.h"
+#include "ec.h"
 #include "alloc.h"
 #include "ring.h"
 #include "cluster_view.h"
@@ -102,8 +103,29 @@ int vdi_create_work(struct request *req)
 	uint64_t max_size = (UINT64_C(1) << shift) * SD_INODE_DATA_INDEX;
 	if (rq->vdi.copies > SD_MAX_COPIES || rq->vdi.store_policy)
 		return SD_RES_INVALID_PARMS;
-	if (rq->vdi.copies && rq->vdi.copies > cluster_zones())
-		return SD_RES_TOO_FEW_ZONES;    /* copies asked for are copies kept, one per zone */
+	/* the redundancy asked for: copies, or D:P (QEMU's redundancy=D:P sends copies = D + P) */
+	uint8_t want_copies = rq->vdi.copies, want_policy = rq->vdi.copy_policy;
+	if (want_policy) {
+		if (!ec_policy_valid(want_policy))
+			return SD_RES_INVALID_PARMS;
+		int strips = ec_policy_data(want_policy) + ec_policy_parity(want_policy);
+		if (want_copies && want_copies != strips)
+			return SD_RES_INVALID_PARMS;
+		want_copies = strips;
+	}
+	bool own_redundancy = want_copies != 0;
+	if (!own_redundancy) {
+		want_copies = sys->nr_copies;
+		want_policy = sys->copy_policy;
+	}
+	/* copies asked for are copies kept, one per zone; strips likewise (a clone or a snapshot
+	 * without its own redundancy keeps its parent's, already placed) */
+	if ((own_redundancy || (!base && !snapshot && want_policy)) && want_copies > cluster_zones()) {
+		if (want_policy)
+			sd_err("new VDI %s: %d:%d needs %u zones, the cluster has %d", name, ec_policy_data(want_policy),
+			       ec_policy_parity(want_policy), want_copies, cluster_zones());
+		return SD_RES_TOO_FEW_ZONES;
+	}
 	if (!base && !snapshot && (!rq->vdi.vdi_size || rq->vdi.vdi_size > max_size))
 		return SD_RES_INVALID_PARMS;
 
@@ -153,6 +175,12 @@ int vdi_create_work(struct request *req)
 			inode->vdi_size = rq->vdi.vdi_size;
 		}
 		inode->nr_copies = from_inode->nr_copies;
+		inode->copy_policy = from_inode->copy_policy;
+		if (!snapshot && own_redundancy) {
+			/* a clone may take another policy: its objects are copied on first write */
+			inode->nr_copies = want_copies;
+			inode->copy_policy = want_policy;
+		}
 		inode->parent_vdi_id = from;
 		inode->snap_id = MAX(p.max_snap_id, snapshot ? from_inode->snap_id : 0) + 1;
 		if (snapshot)
@@ -161,18 +189,18 @@ int vdi_create_work(struct request *req)
 			inode->reserved_area[SD_INODE_FLAGS_WORD] = SD_INODE_FLAG_CLONE;
 	} else {
 		inode->vdi_size = rq->vdi.vdi_size;
-		inode->nr_copies = rq->vdi.copies ? rq->vdi.copies : sys->nr_copies;
+		inode->nr_copies = want_copies;
+		inode->copy_policy = want_policy;
 		inode->block_size_shift = shift;
 		inode->snap_id = p.max_snap_id + 1;
 	}
 	snprintf(inode->name, sizeof(inode->name), "%s", name);
 	inode->create_time = sd_now_ctime();
 	inode->vdi_id = vid;
-	inode->copy_policy = 0;
 
 	/* the state must be known locally before the gateway places the inode */
 	struct vdi_state st = { .vid = vid, .nr_copies = inode->nr_copies,
-				.block_size_shift = inode->block_size_shift };
+				.block_size_shift = inode->block_size_shift, .copy_policy = inode->copy_policy };
 	vdi_state_set(&st);
 	if (snapshot) {
 		/* the new working VDI gets its own copy of every attribute */
@@ -201,6 +229,7 @@ int vdi_create_work(struct request *req)
 	req->rp.vdi.vdi_id = vid;
 	req->rp.vdi.copies = inode->nr_copies;
 	req->rp.vdi.block_size_shift = inode->block_size_shift;
+	req->rp.vdi.reserved[0] = inode->copy_policy;    /* carried to process_main, then cleared */
 	req->rp.vdi.attr_id = snapshot ? from : 0;    /* carried to process_main: the frozen VDI */
 	sd_info("created VDI %s id %" PRIx32 "%s%s", name, vid, snapshot ? " (snapshot taken)" : "",
 		!snapshot && from ? " (clone)" : "");

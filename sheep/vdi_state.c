@@ -6,6 +6,7 @@
 
 #include "internal_proto.h"
 #include "sheepdog_proto.h"
+#include "ec.h"
 #include "alloc.h"
 #include "cluster_view.h"
 #include "vdi_state.h"
@@ -154,21 +155,57 @@ bool vdi_is_deleted(uint32_t vid)
 	return vdi_state_lookup(vid, &st) == 0 && st.deleted;
 }
 
-/* a data object is as large as its VDI's block size, every other object as the protocol says */
+/* a data object is as large as its VDI's block size, every other object as the protocol says;
+ * a strip of an erasure-coded one is 1/D of it */
 uint64_t obj_size_of(uint64_t oid)
 {
 	struct vdi_state st;
 	uint8_t shift = sys->block_size_shift;
-	if (is_data_obj(oid) && vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.block_size_shift)
+	bool known = vdi_state_lookup(oid_to_vid(oid), &st) == 0;
+	if (is_ec_strip(oid)) {
+		if (known && st.block_size_shift)
+			shift = st.block_size_shift;
+		int d = known && st.copy_policy ? ec_policy_data(st.copy_policy) : 1;
+		return sd_obj_max_size(ec_strip_base(oid), shift) / d;
+	}
+	if (is_data_obj(oid) && known && st.block_size_shift)
 		shift = st.block_size_shift;
 	return sd_obj_max_size(oid, shift);
 }
 
-/* copies of an object: its VDI's, else the cluster default */
+uint8_t oid_copy_policy(uint64_t oid)
+{
+	struct vdi_state st;
+	if ((is_data_obj(oid) || is_ec_strip(oid)) && vdi_state_lookup(oid_to_vid(oid), &st) == 0)
+		return st.copy_policy;
+	return 0;
+}
+
+/* copies of an object: its VDI's, else the cluster default. An erasure-coded VDI's data objects
+ * have D + P strips; its inode and other objects P + 1 replicas, so they survive what the data
+ * survives. */
 int oid_copies(uint64_t oid)
 {
 	struct vdi_state st;
-	if (vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.nr_copies)
+	if (vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.nr_copies) {
+		if (st.copy_policy && !is_data_obj(oid) && !is_ec_strip(oid))
+			return ec_policy_parity(st.copy_policy) + 1;
 		return st.nr_copies;
+	}
 	return sys->nr_copies ? sys->nr_copies : 1;
+}
+
+/* strip i of an erasure-coded object lives on the i-th of the D + P nodes its data object picks;
+ * with fewer zones than strips, the strips past the last zone have no place (reads decode
+ * without them) */
+int obj_pick_nodes(const struct vnode_info *vi, uint64_t oid, int *idx)
+{
+	if (!is_ec_strip(oid))
+		return ring_pick_nodes(vi, oid, oid_copies(oid), idx);
+	int all[SD_MAX_COPIES], i = ec_strip_index(oid);
+	int nr = ring_pick_nodes(vi, ec_strip_base(oid), oid_copies(oid), all);
+	if (i >= nr)
+		return 0;
+	idx[0] = all[i];
+	return 1;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "internal_proto.h"
+#include "ring.h"
 
 int vdi_init(void);
 bool vdi_bit_test(uint32_t vid);
@@ -25,5 +26,10 @@ void vdi_tombstone_set_clean(uint32_t vid);
 /* a data object's size follows its VDI's block size */
 uint64_t obj_size_of(uint64_t oid);
 int oid_copies(uint64_t oid);
+/* 0 (replicated) or the D:P policy of the VDI a data object or strip belongs to */
+uint8_t oid_copy_policy(uint64_t oid);
+/* the nodes (indexes into vi->nodes) that hold a store object: its replicas, or the one node of
+ * an erasure-coded strip; fills up to SD_MAX_COPIES */
+int obj_pick_nodes(const struct vnode_info *vi, uint64_t oid, int *idx);
 
 #endif

@@ -1,5 +1,6 @@
-/* store.c: the object store: one file per object under DIR/obj, named by the oid in 16 hex digits,
- * laid out as checksum.c says (header, per-block crc32c, data).
+/* store.c: the object store: one file per object in the directory md.c gives it (DIR/obj, or one
+ * of the disks of a multi-disk node), named by the oid in 16 hex digits, laid out as checksum.c
+ * says (header, per-block crc32c, data). Objects set aside go to .stale on their own disk.
  * Objects are created whole and atomically (temporary file, optional fsync, rename); sparse where
  * unwritten. Knows nothing of VDIs or membership (see store.h). */
 #include <dirent.h>
@@ -19,10 +20,11 @@
 #include "logger.h"
 #include "sheepdog_proto.h"
 #include "checksum.h"
+#include "fault.h"
+#include "md.h"
 #include "store.h"
 #include "util.h"
 
-static char obj_dir[4200];
 /* per-object serialisation of writes, creates, removes and recovery (striped by oid) */
 #define OBJ_LOCK_STRIPES 1024
 static pthread_mutex_t obj_locks[OBJ_LOCK_STRIPES];   /* initialised by store_init */
@@ -35,39 +37,112 @@ static pthread_mutex_t *obj_lock_of(uint64_t oid)
 
 void store_lock(uint64_t oid) { pthread_mutex_lock(obj_lock_of(oid)); }
 void store_unlock(uint64_t oid) { pthread_mutex_unlock(obj_lock_of(oid)); }
-static int obj_dir_fd = -1;
 static _Atomic unsigned long tmp_counter;
 static void mark_dirty(uint64_t oid, bool created);
 static void mark_dir_dirty(void);
 
+/* the one place an object's path is made: its directory comes from md.c */
 static void obj_path(uint64_t oid, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%016" PRIx64, obj_dir, oid);
+	char dir[SD_MD_PATH_LEN + 8];
+	md_object_dir(oid, dir, sizeof(dir));
+	snprintf(buf, len, "%s/%016" PRIx64, dir, oid);
 }
 
-int store_init(const char *dir)
+static int sync_fd(int fd, uint64_t oid, bool data_only);
+
+/* fsync a directory by path; 0 or -1 with errno */
+static int sync_dir(const char *dir)
 {
-	snprintf(obj_dir, sizeof(obj_dir), "%s/obj", dir);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int ret = sync_fd(fd, 0, false);
+	close(fd);
+	return ret;
+}
+
+/* the directory part of an object's path (the path is cut at its last slash) */
+static int sync_dir_of(char *path)
+{
+	char *slash = strrchr(path, '/');
+	*slash = 0;
+	int ret = sync_dir(path);
+	*slash = '/';
+	return ret;
+}
+
+int store_init(const char *dir, char *const *disks, int nr_disks)
+{
+	char (*dirs)[SD_MD_PATH_LEN];
 	for (int i = 0; i < OBJ_LOCK_STRIPES; i++)
 		pthread_mutex_init(&obj_locks[i], NULL);
-	char stale[4300];
-	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
-	int ret = mkdir_p(stale, 0755);    /* and obj/ with it */
+	int ret = md_init(dir, disks, nr_disks);
 	if (ret < 0)
 		return ret;
-	obj_dir_fd = open(obj_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (obj_dir_fd < 0)
-		return -errno;
-	/* leftovers of creates interrupted by a crash are never valid objects */
-	DIR *d = opendir(obj_dir);
-	if (d) {
+	int n = md_dirs(&dirs);
+	for (int k = 0; k < n && !ret; k++) {
+		char stale[SD_MD_PATH_LEN + 16];
+		snprintf(stale, sizeof(stale), "%s/.stale", dirs[k]);
+		if ((ret = mkdir_p(stale, 0755)) < 0)    /* and obj/ with it */
+			break;
+		/* leftovers of creates interrupted by a crash are never valid objects */
+		DIR *d = opendir(dirs[k]);
+		if (!d) {
+			ret = -errno;
+			break;
+		}
 		struct dirent *de;
 		while ((de = readdir(d)))
 			if (strstr(de->d_name, ".tmp"))
-				unlinkat(obj_dir_fd, de->d_name, 0);
+				unlinkat(dirfd(d), de->d_name, 0);
 		closedir(d);
 	}
-	return 0;
+	free(dirs);
+	return ret;
+}
+
+static void (*disk_failure_hook)(const char *why);
+static pthread_mutex_t disk_error_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t disk_error_ns[STORE_DISK_ERRORS];   /* a ring of the latest errors' times */
+static unsigned nr_disk_errors;
+static bool disk_failed;
+
+void store_set_disk_failure_hook(void (*hook)(const char *why))
+{
+	disk_failure_hook = hook;
+}
+
+/* an I/O error of the disk under the store (what: the op; oid 0: the directory) */
+static void note_disk_error(const char *what, uint64_t oid)
+{
+	char why[4600];
+	uint64_t now = now_ns();
+	pthread_mutex_lock(&disk_error_lock);
+	disk_error_ns[nr_disk_errors++ % STORE_DISK_ERRORS] = now;
+	/* the oldest of the last STORE_DISK_ERRORS errors */
+	uint64_t oldest = disk_error_ns[nr_disk_errors % STORE_DISK_ERRORS];
+	bool trip = !disk_failed && nr_disk_errors >= STORE_DISK_ERRORS &&
+		    now - oldest <= STORE_DISK_ERROR_WINDOW * 1000000000ull;
+	disk_failed |= trip;
+	pthread_mutex_unlock(&disk_error_lock);
+	if (!trip)
+		return;
+	char dir[SD_MD_PATH_LEN + 8];
+	md_object_dir(oid, dir, sizeof(dir));    /* the disk of the last one */
+	snprintf(why, sizeof(why), "the disk under %s keeps failing: %u I/O errors in %.0f s, the last a %s of "
+		 "%016" PRIx64, dir, STORE_DISK_ERRORS, (now - oldest) / 1e9, what, oid);
+	if (md_fail_disk_of(oid, why)) {
+		/* a multi-disk node loses that disk only; the errors count afresh for the others */
+		pthread_mutex_lock(&disk_error_lock);
+		nr_disk_errors = 0;
+		disk_failed = false;
+		pthread_mutex_unlock(&disk_error_lock);
+		return;
+	}
+	sd_emerg("%s", why);
+	if (disk_failure_hook)
+		disk_failure_hook(why);
 }
 
 static int errno_to_res(int err)
@@ -80,9 +155,45 @@ static int errno_to_res(int err)
 	}
 }
 
+/* res of an op on oid, counted against the disk when it is an I/O error */
+static int disk_result(int res, const char *what, uint64_t oid)
+{
+	if (res == SD_RES_EIO) {
+		md_note_error(EIO);    /* md checks its disks now */
+		note_disk_error(what, oid);
+	}
+	return res;
+}
+
+/* fdatasync (data_only) or fsync of fd, which holds oid (0: the store directory) */
+static int sync_fd(int fd, uint64_t oid, bool data_only)
+{
+	int err = fault_check(FAULT_SYNC, oid);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return data_only ? fdatasync(fd) : fsync(fd);
+}
+
+/* an injected write fault on oid (test builds): the SD_RES_* it fails with, or 0 */
+static int write_fault(uint64_t oid)
+{
+	int err = fault_check(FAULT_WRITE, oid);
+	if (!err)
+		return SD_RES_SUCCESS;
+	sd_err("write %016" PRIx64 ": %s", oid, strerror(err));
+	return errno_to_res(err);
+}
+
 static int read_verified(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
 	char path[4300];
+	int err = fault_check(FAULT_READ, oid);
+	if (err) {
+		sd_err("read %016" PRIx64 ": %s", oid, strerror(err));
+		return errno_to_res(err);
+	}
 	obj_path(oid, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -99,7 +210,7 @@ int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 	int ret = read_verified(oid, buf, len, offset);
 	for (int i = 0; i < 2 && ret == SD_RES_CHECKSUM; i++)
 		ret = read_verified(oid, buf, len, offset);
-	return ret;
+	return disk_result(ret, "read", oid);
 }
 
 int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool sync)
@@ -109,15 +220,17 @@ int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bo
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return errno_to_res(errno);
-	int ret = objfile_write(fd, oid, buf, len, offset, false);
-	if (ret == SD_RES_SUCCESS && sync && fdatasync(fd) < 0) {
+	int ret = write_fault(oid);
+	if (ret == SD_RES_SUCCESS)
+		ret = objfile_write(fd, oid, buf, len, offset, false);
+	if (ret == SD_RES_SUCCESS && sync && sync_fd(fd, oid, true) < 0) {
 		sd_err("write %016" PRIx64 ": fdatasync: %m", oid);
 		ret = errno_to_res(errno);
 	}
 	close(fd);
 	if (!sync && ret == SD_RES_SUCCESS)
 		mark_dirty(oid, false);
-	return ret;
+	return disk_result(ret, "write", oid);
 }
 
 int store_verify(uint64_t oid, uint32_t *nr_bad, uint32_t *first_bad)
@@ -146,18 +259,19 @@ int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t
 		sd_err("create %s: %m", tmp);
 		return errno_to_res(errno);
 	}
-	if ((ret = objfile_format(fd, obj_size)) || (ret = objfile_write(fd, oid, buf, len, offset, true)))
+	if ((ret = write_fault(oid)) || (ret = objfile_format(fd, obj_size)) ||
+	    (ret = objfile_write(fd, oid, buf, len, offset, true)))
 		goto out_res;
-	if (sync && fsync(fd) < 0)
+	if (sync && sync_fd(fd, oid, false) < 0)
 		goto out_err;
 	if (rename(tmp, path) < 0)
 		goto out_err;
 	close(fd);
 	if (!sync) {
 		mark_dirty(oid, true);
-	} else if (fsync(obj_dir_fd) < 0) {
+	} else if (sync_dir_of(path) < 0) {
 		sd_err("create %016" PRIx64 ": directory sync: %m", oid);
-		return SD_RES_EIO;
+		return disk_result(SD_RES_EIO, "directory sync", oid);
 	}
 	return SD_RES_SUCCESS;
 out_err:
@@ -166,7 +280,7 @@ out_err:
 out_res:
 	close(fd);
 	unlink(tmp);
-	return ret;
+	return disk_result(ret, "create", oid);
 }
 
 int store_remove(uint64_t oid)
@@ -174,7 +288,13 @@ int store_remove(uint64_t oid)
 	char path[4300];
 	obj_path(oid, path, sizeof(path));
 	if (unlink(path) < 0)
-		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
+		return errno == ENOENT ? SD_RES_NO_OBJ : disk_result(SD_RES_EIO, "remove", oid);
+	/* a copy left on another disk by a crash must not come back into view */
+	for (int i = 0; i < MD_MAX_DISKS; i++) {
+		obj_path(oid, path, sizeof(path));
+		if (unlink(path) < 0)
+			break;
+	}
 	mark_dir_dirty();    /* the next flush makes the removal durable */
 	return SD_RES_SUCCESS;
 }
@@ -252,9 +372,9 @@ static int sync_listed(uint64_t *list, size_t nr)
 			ret = SD_RES_EIO;
 			continue;
 		}
-		if (fdatasync(fd) < 0) {
+		if (sync_fd(fd, list[i], true) < 0) {
 			sd_err("fdatasync %s: %m", path);
-			ret = SD_RES_EIO;
+			ret = disk_result(SD_RES_EIO, "sync", list[i]);
 		}
 		close(fd);
 	}
@@ -274,18 +394,20 @@ int store_flush(void)
 	pthread_mutex_unlock(&dirty_lock);
 
 	int ret = SD_RES_SUCCESS;
-	if (overflow) {
-		if (syncfs(obj_dir_fd) < 0) {
-			sd_err("syncfs %s: %m", obj_dir);
-			ret = SD_RES_EIO;
-		}
-	} else {
+	char (*dirs)[SD_MD_PATH_LEN];
+	int nr_dirs = md_dirs(&dirs);
+	if (!overflow)
 		ret = sync_listed(list, nr);
-		if (dir && fsync(obj_dir_fd) < 0) {
-			sd_err("fsync %s: %m", obj_dir);
+	for (int k = 0; k < nr_dirs && (overflow || dir); k++) {
+		int fd = open(dirs[k], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || (overflow ? (fault_check(FAULT_SYNC, 0) || syncfs(fd) < 0) : sync_fd(fd, 0, false) < 0)) {
+			sd_err("%s %s: %m", overflow ? "syncfs" : "fsync", dirs[k]);
 			ret = SD_RES_EIO;
 		}
+		if (fd >= 0)
+			close(fd);
 	}
+	free(dirs);
 	free(list);
 	if (ret != SD_RES_SUCCESS && !sync_failed) {
 		sd_err("flush: a sync failed: data acknowledged before it may be lost; every flush fails "
@@ -298,16 +420,16 @@ int store_flush(void)
 	return ret;
 }
 
-int store_list(uint64_t **oids, size_t *nr)
+/* the objects of one directory appended to *list */
+static int list_dir(const char *dir, uint64_t **listp, size_t *np, size_t *capp)
 {
-	DIR *d = opendir(obj_dir);
-	size_t cap = 1024, n = 0;
-	uint64_t *list;
+	DIR *d = opendir(dir);
+	size_t cap = *capp, n = *np;
+	uint64_t *list = *listp;
 	struct dirent *de;
 
 	if (!d)
 		return SD_RES_EIO;
-	list = xmalloc(cap * sizeof(*list));
 	while ((de = readdir(d))) {
 		char *end;
 		if (strlen(de->d_name) != 16)
@@ -319,15 +441,40 @@ int store_list(uint64_t **oids, size_t *nr)
 			cap *= 2;
 			uint64_t *nl = realloc(list, cap * sizeof(*list));
 			if (!nl) {
-				free(list);
 				closedir(d);
 				return SD_RES_NO_MEM;
 			}
-			list = nl;
+			*listp = list = nl;
+			*capp = cap;
 		}
 		list[n++] = oid;
+		*np = n;
 	}
 	closedir(d);
+	return SD_RES_SUCCESS;
+}
+
+int store_list(uint64_t **oids, size_t *nr)
+{
+	char (*dirs)[SD_MD_PATH_LEN];
+	int nr_dirs = md_dirs(&dirs), ret = SD_RES_SUCCESS;
+	size_t cap = 1024, n = 0;
+	uint64_t *list = xmalloc(cap * sizeof(*list));
+	for (int k = 0; k < nr_dirs && ret == SD_RES_SUCCESS; k++)
+		ret = list_dir(dirs[k], &list, &n, &cap);
+	free(dirs);
+	if (ret) {
+		free(list);
+		return ret;
+	}
+	if (nr_dirs > 1) {    /* a crash in a move between disks can leave two copies */
+		size_t u = 0;
+		qsort(list, n, sizeof(*list), cmp_oid);
+		for (size_t i = 0; i < n; i++)
+			if (!u || list[u - 1] != list[i])
+				list[u++] = list[i];
+		n = u;
+	}
 	*oids = list;
 	*nr = n;
 	return SD_RES_SUCCESS;
@@ -346,26 +493,25 @@ int store_wipe(void)
 	return SD_RES_SUCCESS;
 }
 
-/* both directories of a move into obj/.stale, so it survives a crash as one */
-static int sync_stale_dirs(void)
+/* both directories of a move into DIR/.stale, so it survives a crash as one */
+static int sync_stale_dirs(const char *dir)
 {
-	char stale[4300];
-	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
-	int fd = open(stale, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret = fd >= 0 && fsync(fd) == 0 && fsync(obj_dir_fd) == 0 ? SD_RES_SUCCESS : SD_RES_EIO;
+	char stale[SD_MD_PATH_LEN + 16];
+	snprintf(stale, sizeof(stale), "%s/.stale", dir);
+	int ret = sync_dir(stale) == 0 && sync_dir(dir) == 0 ? SD_RES_SUCCESS : SD_RES_EIO;
 	if (ret)
-		sd_err("set aside: directory sync: %m");
-	if (fd >= 0)
-		close(fd);
+		sd_err("set aside: directory sync of %s: %m", dir);
 	return ret;
 }
 
-/* move one object to obj/.stale (caller holds its lock); it is never served again */
-static int set_aside_one(uint64_t oid, uint32_t epoch)
+/* move one object to .stale on its own disk (caller holds its lock); it is never served again.
+ * dir gets the object's directory */
+static int set_aside_one(uint64_t oid, uint32_t epoch, char *dir, size_t len)
 {
 	char from[4300], to[4400];
-	obj_path(oid, from, sizeof(from));
-	snprintf(to, sizeof(to), "%s/.stale/%016" PRIx64 ".%u", obj_dir, oid, epoch);
+	md_object_dir(oid, dir, len);
+	snprintf(from, sizeof(from), "%s/%016" PRIx64, dir, oid);
+	snprintf(to, sizeof(to), "%s/.stale/%016" PRIx64 ".%u", dir, oid, epoch);
 	if (rename(from, to) < 0)
 		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
 	return SD_RES_SUCCESS;
@@ -373,33 +519,69 @@ static int set_aside_one(uint64_t oid, uint32_t epoch)
 
 int store_set_aside(uint64_t oid, uint32_t epoch)
 {
-	int ret = set_aside_one(oid, epoch);
-	return ret ? ret : sync_stale_dirs();
+	char dir[SD_MD_PATH_LEN + 8];
+	int ret = set_aside_one(oid, epoch, dir, sizeof(dir));
+	return ret ? ret : sync_stale_dirs(dir);
 }
 
 /* remove everything set aside (the whole cluster has recovered) */
 void store_purge_stale(void)
 {
-	char stale[4300];
-	snprintf(stale, sizeof(stale), "%s/.stale", obj_dir);
-	DIR *d = opendir(stale);
-	if (!d)
-		return;
-	int dfd = dirfd(d);
-	struct dirent *de;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.')
-			unlinkat(dfd, de->d_name, 0);
-	closedir(d);
+	char (*dirs)[SD_MD_PATH_LEN];
+	int nr_dirs = md_dirs(&dirs);
+	for (int k = 0; k < nr_dirs; k++) {
+		char stale[SD_MD_PATH_LEN + 16];
+		snprintf(stale, sizeof(stale), "%s/.stale", dirs[k]);
+		DIR *d = opendir(stale);
+		if (!d)
+			continue;
+		int dfd = dirfd(d);
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				unlinkat(dfd, de->d_name, 0);
+		closedir(d);
+	}
+	free(dirs);
 }
 
-/* bytes the filesystem under the store can still take */
+/* the filesystems under the store, each once (disks may share one): their sizes and free bytes */
+static int store_filesystems(uint64_t *total, uint64_t *avail)
+{
+	char (*dirs)[SD_MD_PATH_LEN];
+	int nr_dirs = md_dirs(&dirs), seen = 0, ret = -1;
+	dev_t devs[MD_MAX_DISKS];
+	*total = *avail = 0;
+	for (int k = 0; k < nr_dirs; k++) {
+		struct statvfs vfs;
+		struct stat st;
+		bool dup = false;
+		if (stat(dirs[k], &st) < 0 || statvfs(dirs[k], &vfs) < 0)
+			continue;
+		for (int j = 0; j < seen && !dup; j++)
+			dup = devs[j] == st.st_dev;
+		ret = 0;
+		if (dup || seen == MD_MAX_DISKS)
+			continue;
+		devs[seen++] = st.st_dev;
+		*total += (uint64_t)vfs.f_blocks * vfs.f_frsize;
+		*avail += (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	}
+	free(dirs);
+	return ret;
+}
+
+/* bytes the filesystems under the store can still take */
 uint64_t store_free_space(void)
 {
-	struct statvfs vfs;
-	if (statvfs(obj_dir, &vfs) < 0)
-		return 0;
-	return (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	uint64_t total, avail;
+	return store_filesystems(&total, &avail) < 0 ? 0 : avail;
+}
+
+uint64_t store_capacity(void)
+{
+	uint64_t total, avail;
+	return store_filesystems(&total, &avail) < 0 ? 0 : total;
 }
 
 int store_set_aside_all(uint32_t epoch)
@@ -409,36 +591,43 @@ int store_set_aside_all(uint32_t epoch)
 	if (store_list(&oids, &nr))
 		return SD_RES_EIO;
 	for (size_t i = 0; i < nr; i++) {
-		if (set_aside_one(oids[i], epoch) == SD_RES_SUCCESS)
+		char dir[SD_MD_PATH_LEN + 8];
+		if (set_aside_one(oids[i], epoch, dir, sizeof(dir)) == SD_RES_SUCCESS)
 			moved++;
 		else
 			sd_warn("cannot set %016" PRIx64 " aside: %m", oids[i]);
 	}
-	if (moved && sync_stale_dirs())
-		sd_warn("the objects set aside may come back after a crash");
+	char (*dirs)[SD_MD_PATH_LEN];
+	int nr_dirs = md_dirs(&dirs);
+	for (int k = 0; k < nr_dirs && moved; k++)
+		if (sync_stale_dirs(dirs[k]))
+			sd_warn("the objects set aside in %s may come back after a crash", dirs[k]);
+	free(dirs);
 	if (moved)
-		sd_info("set %zu objects aside in %s/.stale: this node missed epochs", moved, obj_dir);
+		sd_info("set %zu objects aside in .stale: this node missed epochs", moved);
 	free(oids);
 	return SD_RES_SUCCESS;
 }
 
 int store_stat(uint64_t *size, uint64_t *used)
 {
-	struct statvfs vfs;
-	if (statvfs(obj_dir, &vfs) < 0)
+	uint64_t total, avail, u = 0;
+	if (store_filesystems(&total, &avail) < 0)
 		return SD_RES_EIO;
-	uint64_t total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
-	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	uint64_t u = 0;
-	DIR *d = opendir(obj_dir);
-	if (d) {
+	char (*dirs)[SD_MD_PATH_LEN];
+	int nr_dirs = md_dirs(&dirs);
+	for (int k = 0; k < nr_dirs; k++) {
+		DIR *d = opendir(dirs[k]);
+		if (!d)
+			continue;
 		struct dirent *de;
 		struct stat st;
 		while ((de = readdir(d)))
-			if (de->d_name[0] != '.' && fstatat(obj_dir_fd, de->d_name, &st, 0) == 0)
+			if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st, 0) == 0)
 				u += (uint64_t)st.st_blocks * 512;
 		closedir(d);
 	}
+	free(dirs);
 	/* the store may use what it holds plus what the filesystem has free */
 	*size = MIN(total, u + avail);
 	*used = u;

@@ -1,5 +1,5 @@
-/* store.h: the object store, the bottom layer of sheep: one file per object under DIR/obj, and
- * objects set aside under DIR/obj/.stale. It knows objects by oid only, nothing of VDIs or of
+/* store.h: the object store, the bottom layer of sheep: one file per object under DIR/obj (or
+ * on the disks of a multi-disk node, md.h), and objects set aside in .stale on their disk. It knows objects by oid only, nothing of VDIs or of
  * membership: sizes and epochs come in from the caller. Results are SD_RES_* codes. */
 #ifndef SHEEP_STORE_H
 #define SHEEP_STORE_H
@@ -18,7 +18,9 @@ static inline int cmp_oid(const void *a, const void *b)
 /* every object's data carries a checksum per block of this many bytes (the last may be shorter) */
 #define STORE_BLOCK_SIZE 4096u
 
-int store_init(const char *dir);
+/* nr_disks == 0: the objects live in dir/obj; else on the disks (absolute paths), dir keeping
+ * only the node's metadata */
+int store_init(const char *dir, char *const *disks, int nr_disks);
 /* verified against the per-block checksums: SD_RES_CHECKSUM when a block fails or the file is
  * short; bytes past the object's logical size read as zeros */
 int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset);
@@ -45,8 +47,15 @@ int store_set_aside(uint64_t oid, uint32_t epoch);
 int store_set_aside_all(uint32_t epoch);
 /* remove everything set aside */
 void store_purge_stale(void);
-/* bytes the filesystem under the store can still take */
+/* bytes the filesystems under the store can still take, and their size (each filesystem once) */
 uint64_t store_free_space(void);
+uint64_t store_capacity(void);
+/* A disk that keeps failing: STORE_DISK_ERRORS I/O errors (EIO and the like; not a full disk,
+ * not a checksum) within STORE_DISK_ERROR_WINDOW seconds call hook once, from the thread that
+ * saw the last one, with a line that says why. The caller decides what the node does. */
+#define STORE_DISK_ERRORS       5
+#define STORE_DISK_ERROR_WINDOW 60
+void store_set_disk_failure_hook(void (*hook)(const char *why));
 /* fills oids (malloc'd) with every object stored here */
 int store_list(uint64_t **oids, size_t *nr);
 int store_stat(uint64_t *size, uint64_t *used);

@@ -161,3 +161,21 @@ wait_recovery() {
 
 # objects stored on node N (not counting those set aside)
 stored_objects() { ls "$T/$1/obj" 2>/dev/null | grep -c '^[0-9a-f]\{16\}$'; }
+
+# use_fault_sheep: this scenario's sheep is the test build with --fault-inject (make
+# FAULT_INJECT=1, which make check builds first); node N then reads its rules from $T/faults.N
+use_fault_sheep() {
+	SHEEP=${FI_SHEEP:-$SRC/build-fi/sheep}
+	[ -x "$SHEEP" ] || fail "$SHEEP is missing: make FAULT_INJECT=1 build-fi/sheep"
+	start_sheep() {
+		local n=$1; shift
+		$SHEEP -c "$(driver_spec)" -y 127.0.0.1 -p "$(port_of "$n")" -z "$n" -l debug \
+			--fault-inject "$T/faults.$n" "$@" "$T/$n" || fail "sheep $n did not start"
+	}
+}
+
+# faults N RULE...: node N's fault rules from now on, one a line (none: no faults)
+faults() {
+	local n=$1; shift
+	printf '%s\n' "$@" > "$T/faults.$n.new" && mv "$T/faults.$n.new" "$T/faults.$n"
+}
