@@ -884,7 +884,16 @@ static int zk_init(const char *opts, const struct cluster_events *ev)
 		sd_err("zookeeper driver: cannot start a client for %s: %m", hosts);
 		return -EINVAL;
 	}
-	ret = wait_connected();
+	int rc;
+	/* a connection lost while creating the layout: wait for the server and try again */
+	for (int tries = 0;; tries++) {
+		ret = wait_connected();
+		if (ret < 0)
+			break;
+		rc = create_layout();
+		if ((rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) || tries >= 100)
+			break;
+	}
 	if (ret < 0) {
 		sd_err("zookeeper driver: cannot reach ZooKeeper at %s within %d s", hosts, ZK_FIRST_CONNECT_MS / 1000);
 		fprintf(stderr, "sheep: cannot reach ZooKeeper at %s\n", hosts);
@@ -896,7 +905,6 @@ static int zk_init(const char *opts, const struct cluster_events *ev)
 	pthread_mutex_unlock(&lock);
 	my_cid.nodeid = (uint64_t)zoo_client_id(zh)->client_id;
 	my_cid.pid = (uint32_t)getpid();
-	int rc = create_layout();
 	if (rc != ZOK) {
 		sd_err("zookeeper driver: cannot create %s: %s", base, zerror(rc));
 		fprintf(stderr, "sheep: cannot create %s on ZooKeeper: %s\n", base, zerror(rc));
