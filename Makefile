@@ -14,6 +14,8 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
 PKGS    := libcpg libcfg libquorum liburcu zlib libcurl libzstd libcrypto libnbd json-c libisal
+# no pkg-config file for the ZooKeeper C client
+ZK_LIBS := -lzookeeper_mt
 TEST_PKGS := cunit
 
 ifeq ($(SANITIZE),1)
@@ -45,7 +47,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
            -D_FILE_OFFSET_BITS=64 -Iinclude $(PKG_CFLAGS) $(SANFLAGS) $(FAULT_FLAGS) -pthread -MMD -MP
 LDFLAGS += $(SANFLAGS) -pthread
-LDLIBS  := $(PKG_LIBS) -lm
+LDLIBS  := $(PKG_LIBS) $(ZK_LIBS) -lm
 
 ifneq ($(V),1)
 Q := @

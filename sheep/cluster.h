@@ -1,4 +1,4 @@
-/* cluster.h: the cluster driver interface (corosync, local): the driver struct each driver fills,
+/* cluster.h: the cluster driver interface (corosync, local, zookeeper): the driver struct each driver fills,
  * the events it reports to group.c, and the lookup in the table of drivers. */
 #ifndef CLUSTER_H
 #define CLUSTER_H
@@ -29,6 +29,9 @@ struct cluster_events {
 			const struct cluster_id *left, size_t nr_left,
 			const struct cluster_id *joined, size_t nr_joined);
 	void (*deliver)(const struct cluster_id *from, const void *msg, size_t len);
+	/* the driver lost this node's membership (a ZooKeeper session expired): the node must stop
+	 * serving and join again as a newcomer; does not return */
+	void (*lost)(const char *why);
 };
 
 struct cluster_driver {
@@ -43,11 +46,11 @@ struct cluster_driver {
 	struct cluster_id (*my_id)(void);
 };
 
-extern const struct cluster_driver cdrv_corosync, cdrv_local;
+extern const struct cluster_driver cdrv_corosync, cdrv_local, cdrv_zookeeper;
 
 /* the driver of that name in the table of drivers (cluster/drivers.c), or NULL */
 const struct cluster_driver *cluster_driver_find(const char *name);
-/* the names of every driver, for a message: "corosync or local" */
+/* the names of every driver, for a message: "corosync, local or zookeeper" */
 void cluster_driver_names(char *buf, size_t len);
 
 #endif

@@ -493,6 +493,9 @@ static void group_confchg(const struct cluster_id *cur, size_t nr_cur, const str
 		return;
 	}
 	if (!joined) {
+		/* everyone we asked to join left before answering: found the cluster ourselves */
+		if (join_sent && nr_left && nr_cur == 1 && is_me(&cur[0]))
+			hooks->restart("the members this node was joining all left before accepting it");
 		if (buffering && nr_left)
 			buffer_event(true, NULL, left, nr_left, NULL, 0);
 		return;
@@ -854,9 +857,17 @@ void group_notify(const struct sd_req *rq, const void *data)
 	send_msg(MSG_NOTIFY, next_seq++, NULL, rq, sizeof(*rq), &rp, sizeof(rp), data, wlen);
 }
 
+/* the driver lost our membership: whatever this node held as a member is void */
+static void __attribute__((noreturn)) group_lost(const char *why)
+{
+	atomic_store(&sys->status, SD_STATUS_HALT);
+	hooks->restart(why);
+}
+
 static const struct cluster_events group_events = {
 	.confchg = group_confchg,
 	.deliver = group_deliver,
+	.lost = group_lost,
 };
 
 int group_init(const char *spec, const struct group_hooks *h)

@@ -2,9 +2,10 @@
 # deps.sh: install the Debian packages Sheepfold builds and tests with (as root), or print the
 # one apt-get line to run. Exit 0 when nothing is missing afterwards.
 BUILD_PKGS="build-essential pkg-config libcpg-dev libcfg-dev libquorum-dev libcorosync-common-dev
-liburcu-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libssl-dev libnbd-dev libcunit1-dev libjson-c-dev libisal-dev"
+liburcu-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libssl-dev libnbd-dev libcunit1-dev libjson-c-dev libisal-dev libzookeeper-mt-dev"
 TEST_PKGS="corosync qemu-utils libnbd-bin nbdkit fio iproute2 util-linux procps python3 hyperfine
-clang time qemu-system-x86 busybox-static e2fsprogs cpio file kmod git"
+clang time qemu-system-x86 busybox-static e2fsprogs cpio file kmod git
+zookeeper default-jre-headless"
 [ "${1:-}" = --build-only ] && TEST_PKGS=
 
 missing=()

@@ -8,6 +8,7 @@
 static const struct cluster_driver *const cluster_drivers[] = {
 	&cdrv_corosync,
 	&cdrv_local,
+	&cdrv_zookeeper,
 };
 
 #define NR_CLUSTER_DRIVERS (sizeof(cluster_drivers) / sizeof(cluster_drivers[0]))
@@ -20,7 +21,7 @@ const struct cluster_driver *cluster_driver_find(const char *name)
 	return NULL;
 }
 
-/* "corosync or local": the names for an error message */
+/* "corosync, local or zookeeper": the names for an error message */
 void cluster_driver_names(char *buf, size_t len)
 {
 	size_t used = 0;

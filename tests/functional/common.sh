@@ -4,8 +4,13 @@ set -u
 T=${TMPDIR_TEST:?}
 SHEEP=${SHEEP:-$BUILD/sheep}
 COLLIE=${COLLIE:-$BUILD/collie}
-DRIVER=${DRIVER:-local}
+# DRIVER: local (default), corosync or zookeeper (a private server, tests/functional/zk.sh).
+# TEST_DRIVER overrides the scenario's own choice: the driver-independent scenarios run on any
+# driver (204 runs them on ZooKeeper).
+DRIVER=${TEST_DRIVER:-${DRIVER:-local}}
 BASE_PORT=${BASE_PORT:-7000}
+
+. "$SRC/tests/functional/zk.sh"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
@@ -16,6 +21,7 @@ port_of() { echo $((BASE_PORT + $1)); }
 driver_spec() {
 	case $DRIVER in
 	local) echo "local:$T/cluster" ;;
+	zookeeper) zk_spec ;;
 	*) echo "$DRIVER" ;;
 	esac
 }
@@ -60,6 +66,7 @@ EOC
 # start_sheep N [extra options]: node N on port BASE_PORT+N, zone N, store $T/N
 start_sheep() {
 	local n=$1; shift
+	[ "$DRIVER" = zookeeper ] && [ -z "$ZK_PID" ] && zk_start
 	$SHEEP -c "$(driver_spec)" -y 127.0.0.1 -p "$(port_of "$n")" -z "$n" -l debug "$@" "$T/$n" ||
 		fail "sheep $n did not start"
 }
@@ -92,6 +99,7 @@ wait_nodes() {
 start_cluster() {
 	local count=$1 copies=${2:-$1}
 	[ "$DRIVER" = corosync ] && start_corosync
+	[ "$DRIVER" = zookeeper ] && [ -z "$ZK_PID" ] && zk_start
 	for i in $(seq 0 $((count - 1))); do start_sheep "$i"; done
 	wait_nodes "$count"
 	collie cluster format -c "$copies" -p "$(port_of 0)" >/dev/null || fail "format"
@@ -131,6 +139,8 @@ expect_sysfail() { expect_status 2 "$@"; }
 cleanup_cluster() {
 	pkill -f "sheep -c .* $T/" 2>/dev/null
 	pkill -f "corosync -f -c $T/" 2>/dev/null
+	zk_resume 2>/dev/null
+	zk_stop
 	true
 }
 trap cleanup_cluster EXIT

@@ -1,6 +1,6 @@
 /* test_ring_weight.c: unit tests for weights and zones on the ring: vnodes from capacity, the
  * zone of an address, shares that follow weights, and data moved on a join or a reweight
- * against the optimum (what the weights alone force to move). */
+ * against the optimum (what the weights alone force to move), on 10 nodes and on 1000. */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,11 +58,12 @@ static void test_zone_of_address(void)
 	ring_free(vi);
 }
 
-/* objects whose replica set (copies) differs between the rings, counted per replica */
-static long replicas_moved(const struct vnode_info *before, const struct vnode_info *after, int copies)
+/* of nr_objs objects, the replicas (copies) placed differently by the two rings */
+static long replicas_moved_of(const struct vnode_info *before, const struct vnode_info *after, int copies,
+			      uint64_t nr_objs)
 {
 	long moved = 0;
-	for (uint64_t i = 0; i < NR_WEIGHT_OBJS; i++) {
+	for (uint64_t i = 0; i < nr_objs; i++) {
 		uint64_t oid = vid_to_data_oid(0x51ee9, i);
 		int a[8], b[8];
 		int na = ring_pick_nodes(before, oid, copies, a), nb = ring_pick_nodes(after, oid, copies, b);
@@ -74,6 +75,11 @@ static long replicas_moved(const struct vnode_info *before, const struct vnode_i
 		}
 	}
 	return moved;
+}
+
+static long replicas_moved(const struct vnode_info *before, const struct vnode_info *after, int copies)
+{
+	return replicas_moved_of(before, after, copies, NR_WEIGHT_OBJS);
 }
 
 static long share_of(const struct vnode_info *vi, const struct sd_node *n)
@@ -131,6 +137,68 @@ static void test_reweight_moves_within_optimum(void)
 	ring_free(after);
 }
 
+/* ---- 1000 nodes ---- */
+#define SCALE_NODES 1000
+#define SCALE_OBJS 1000000
+
+/* each node's exact share of the hash space (one copy): a vnode point owns the arc that ends
+ * at it, since an object goes to the first point at or after its hash */
+static void exact_shares(const struct vnode_info *vi, double *share)
+{
+	for (int i = 0; i < vi->nr_nodes; i++)
+		share[i] = 0;
+	for (int v = 0; v < vi->nr_vnodes; v++) {
+		uint64_t prev = vi->vnodes[(v + vi->nr_vnodes - 1) % vi->nr_vnodes].hash;
+		share[vi->vnodes[v].node_idx] += (double)(vi->vnodes[v].hash - prev) / 18446744073709551616.0;
+	}
+}
+
+static void test_scale_balance(void)
+{
+	static struct sd_node nodes[SCALE_NODES];
+	static double share[SCALE_NODES];
+	weighted_nodes(nodes, SCALE_NODES, 128);
+	struct vnode_info *vi = ring_build(nodes, SCALE_NODES);
+	CU_ASSERT_FATAL(vi != NULL);
+	CU_ASSERT_EQUAL(vi->nr_zones, SCALE_NODES);
+	exact_shares(vi, share);
+	double lo = 1, hi = 0, sum = 0, optimum = 1.0 / SCALE_NODES;
+	for (int i = 0; i < SCALE_NODES; i++) {
+		lo = share[i] < lo ? share[i] : lo;
+		hi = share[i] > hi ? share[i] : hi;
+		sum += share[i];
+	}
+	printf("\n    1000 nodes x 128 vnodes: shares %.3fx to %.3fx of the optimum ", lo / optimum, hi / optimum);
+	CU_ASSERT(sum > 0.999999 && sum < 1.000001);
+	CU_ASSERT(hi <= 1.1 * optimum);
+	CU_ASSERT(lo >= 0.9 * optimum);
+	ring_free(vi);
+}
+
+/* a 1001st node joins, then node 500 leaves: what moves is within 1.1x of copies/(N+1) */
+static void test_scale_join_leave(void)
+{
+	static struct sd_node nodes[SCALE_NODES + 1], fewer[SCALE_NODES];
+	weighted_nodes(nodes, SCALE_NODES + 1, 128);
+	struct vnode_info *before = ring_build(nodes, SCALE_NODES), *after = ring_build(nodes, SCALE_NODES + 1);
+	memcpy(fewer, nodes, 500 * sizeof(nodes[0]));
+	memcpy(fewer + 500, nodes + 501, (SCALE_NODES - 500) * sizeof(nodes[0]));
+	struct vnode_info *left = ring_build(fewer, SCALE_NODES);
+	CU_ASSERT_FATAL(before && after && left);
+	for (int copies = 1; copies <= 3; copies += 2) {
+		double optimum = (double)copies * SCALE_OBJS / (SCALE_NODES + 1);
+		long joined = replicas_moved_of(before, after, copies, SCALE_OBJS);
+		long gone = replicas_moved_of(after, left, copies, SCALE_OBJS);
+		printf("\n    copies %d: join moves %.3fx, leave %.3fx of the optimum ", copies, joined / optimum,
+		       gone / optimum);
+		CU_ASSERT(joined > 0 && joined <= 1.1 * optimum);
+		CU_ASSERT(gone > 0 && gone <= 1.1 * optimum);
+	}
+	ring_free(before);
+	ring_free(after);
+	ring_free(left);
+}
+
 int ring_add_suites(void)
 {
 	CU_pSuite s = CU_add_suite("ring weights and zones", NULL, NULL);
@@ -142,6 +210,8 @@ int ring_add_suites(void)
 		{ "a node of twice the weight gets twice the share (10%)", test_share_follows_weight },
 		{ "a join moves at most 1.1x the optimum (1 and 3 copies)", test_join_moves_within_optimum },
 		{ "a reweight moves at most 1.1x the optimum, all to the node", test_reweight_moves_within_optimum },
+		{ "1000 nodes: every share within 10% of 1/N", test_scale_balance },
+		{ "1000 nodes: a join and a leave move at most 1.1x copies/(N+1)", test_scale_join_leave },
 	};
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
 		if (!CU_add_test(s, tests[i].name, tests[i].fn))
