@@ -2,17 +2,15 @@
  * SSL_CTX for the whole sheep, and per-connection sessions driven by the NBD event loop.
  * Main thread only (the key table is read-only after start-up). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "auth.h"
 #include "logger.h"
 #include "util.h"
 #include "nbd_tls.h"
@@ -129,45 +127,12 @@ static int parse_psk_text(const char *path, const char *text, size_t len, char *
 
 static int load_psk_file(const char *path, char *err, size_t errlen)
 {
-	char *text = NULL;
-	ssize_t n = 0;
-	int ret = -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open PSK file %s: %s", path, strerror(errno));
+	char *text;
+	size_t len;
+	if (auth_read_secret_file(path, "PSK file", PSK_FILE_MAX, &text, &len, err, errlen) < 0)
 		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "PSK file %s is not a regular file", path);
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		snprintf(err, errlen, "PSK file %s is accessible by group or others (mode %03o); chmod 600 it", path,
-			 (unsigned)(st.st_mode & 0777));
-		goto out;
-	}
-	text = malloc(PSK_FILE_MAX + 1);
-	if (!text) {
-		snprintf(err, errlen, "out of memory reading PSK file %s", path);
-		goto out;
-	}
-	n = xread(fd, text, PSK_FILE_MAX + 1);
-	if (n < 0) {
-		snprintf(err, errlen, "cannot read PSK file %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (n > PSK_FILE_MAX) {
-		snprintf(err, errlen, "PSK file %s: longer than %d bytes", path, PSK_FILE_MAX);
-		goto out;
-	}
-	ret = parse_psk_text(path, text, n, err, errlen);
-out:
-	if (text) {
-		OPENSSL_cleanse(text, PSK_FILE_MAX + 1);
-		free(text);
-	}
-	close(fd);
+	int ret = parse_psk_text(path, text, len, err, errlen);
+	auth_free_secret_text(text, len + 1);
 	return ret;
 }
 
