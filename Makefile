@@ -47,7 +47,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
            -D_FILE_OFFSET_BITS=64 -Iinclude $(PKG_CFLAGS) $(SANFLAGS) $(FAULT_FLAGS) -pthread -MMD -MP
 LDFLAGS += $(SANFLAGS) -pthread
-LDLIBS  := $(PKG_LIBS) $(ZK_LIBS) -lm
+LDLIBS  := $(PKG_LIBS) $(ZK_LIBS) -lssl -lm
 
 ifneq ($(V),1)
 Q := @

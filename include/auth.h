@@ -26,6 +26,12 @@ struct sd_auth_key {
 /* Hex text, whitespace ignored, at least SD_AUTH_KEY_MIN bytes. 0, or -1 with a one-line reason
  * in err. */
 int auth_parse_key_text(const char *text, size_t len, struct sd_auth_key *key, char *err, size_t errlen);
+/* Read a secret file (WHAT names it in errors: "key file") into a new NUL-terminated *text of
+ * *len bytes: a regular file of at most max bytes, not accessible by group or others. 0, or -1
+ * with a one-line reason in err. Free with auth_free_secret_text(text, len + 1), which wipes it. */
+int auth_read_secret_file(const char *path, const char *what, size_t max, char **text, size_t *len, char *err,
+			  size_t errlen);
+void auth_free_secret_text(char *text, size_t len);
 /* the file must be a regular file, not accessible by group or others */
 int auth_load_key_file(const char *path, struct sd_auth_key *key, char *err, size_t errlen);
 /* the key file to use: the flag's value if given, else $SHEEPFOLD_KEY_FILE, else NULL */

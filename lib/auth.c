@@ -65,51 +65,73 @@ int auth_parse_key_text(const char *text, size_t len, struct sd_auth_key *key, c
 	return 0;
 }
 
-int auth_load_key_file(const char *path, struct sd_auth_key *key, char *err, size_t errlen)
+int auth_read_secret_file(const char *path, const char *what, size_t max, char **text, size_t *len, char *err,
+			  size_t errlen)
 {
-	char *text = NULL;
+	char *buf = NULL;
 	int ret = -1;
+	*text = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
 		return -1;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "key file %s is not a regular file", path);
+		snprintf(err, errlen, "%s %s is not a regular file", what, path);
 		goto out;
 	}
 	if (st.st_mode & 077) {
-		snprintf(err, errlen, "key file %s is accessible by group or others (mode %03o); chmod 600 it", path,
+		snprintf(err, errlen, "%s %s is accessible by group or others (mode %03o); chmod 600 it", what, path,
 			 (unsigned)(st.st_mode & 0777));
 		goto out;
 	}
-	text = malloc(KEY_FILE_MAX + 1);
-	if (!text) {
-		snprintf(err, errlen, "out of memory reading key file %s", path);
+	buf = malloc(max + 1);
+	if (!buf) {
+		snprintf(err, errlen, "out of memory reading %s %s", what, path);
 		goto out;
 	}
-	ssize_t n = xread(fd, text, KEY_FILE_MAX + 1);
+	ssize_t n = xread(fd, buf, max + 1);
 	if (n < 0) {
-		snprintf(err, errlen, "cannot read key file %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
 		goto out;
 	}
-	if (n > KEY_FILE_MAX) {
-		snprintf(err, errlen, "key file %s: longer than %d bytes", path, KEY_FILE_MAX);
+	if ((size_t)n > max) {
+		snprintf(err, errlen, "%s %s: longer than %zu bytes", what, path, max);
 		goto out;
 	}
-	char why[128];
-	if (auth_parse_key_text(text, n, key, why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "key file %s: %s", path, why);
-		goto out;
-	}
+	buf[n] = 0;
+	*text = buf;
+	*len = n;
+	buf = NULL;
 	ret = 0;
 out:
-	if (text) {
-		OPENSSL_cleanse(text, KEY_FILE_MAX + 1);
-		free(text);
+	if (buf) {
+		OPENSSL_cleanse(buf, max + 1);
+		free(buf);
 	}
 	close(fd);
+	return ret;
+}
+
+void auth_free_secret_text(char *text, size_t len)
+{
+	if (!text)
+		return;
+	OPENSSL_cleanse(text, len);
+	free(text);
+}
+
+int auth_load_key_file(const char *path, struct sd_auth_key *key, char *err, size_t errlen)
+{
+	char *text, why[128];
+	size_t n;
+	if (auth_read_secret_file(path, "key file", KEY_FILE_MAX, &text, &n, err, errlen) < 0)
+		return -1;
+	int ret = auth_parse_key_text(text, n, key, why, sizeof(why));
+	if (ret < 0)
+		snprintf(err, errlen, "key file %s: %s", path, why);
+	auth_free_secret_text(text, n + 1);
 	return ret;
 }
 

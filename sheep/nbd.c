@@ -25,6 +25,7 @@
 #include "cluster_view.h"
 #include "gateway.h"
 #include "nbd.h"
+#include "nbd_tls.h"
 #include "node_stat.h"
 #include "ops.h"
 #include "request.h"
@@ -79,6 +80,8 @@ enum nbd_state {
 	NS_REQ_HDR,        /* transmission */
 	NS_REQ_DATA,       /* a WRITE payload */
 	NS_REQ_DRAIN,      /* the payload of a refused WRITE */
+	NS_TLS_START,      /* STARTTLS acknowledged: the ACK goes out in the clear, then TLS */
+	NS_TLS_HANDSHAKE,
 };
 
 struct nbd_io;
@@ -92,6 +95,8 @@ struct nbd_conn {
 	bool dead;
 	uint32_t events;
 	char peer[64];
+	struct nbd_tls *tls;           /* NULL: plain socket */
+	bool tls_want_write;           /* the handshake waits for the socket to take bytes */
 
 	uint8_t hdr[NBD_REQUEST_SIZE];
 	size_t rx_off;
@@ -318,6 +323,8 @@ static void conn_close(struct nbd_conn *c)
 		return;
 	c->dead = true;
 	unregister_event(c->fd);
+	nbd_tls_free(c->tls);
+	c->tls = NULL;
 	close(c->fd);
 	sd_debug("nbd: %s closed", c->peer);
 	if (c->rx_io) {
@@ -331,7 +338,7 @@ static void conn_close(struct nbd_conn *c)
 
 static bool conn_can_read(const struct nbd_conn *c)
 {
-	if (c->closing || c->state == NS_OPT_BUSY)
+	if (c->closing || c->state == NS_OPT_BUSY || c->state == NS_TLS_START || c->state == NS_TLS_HANDSHAKE)
 		return false;
 	return c->inflight < NBD_MAX_INFLIGHT && c->inflight_bytes < NBD_MAX_INFLIGHT_BYTES;
 }
@@ -345,6 +352,10 @@ static void conn_update_events(struct nbd_conn *c)
 		ev |= EPOLLIN;
 	if (!list_empty(&c->tx_queue))
 		ev |= EPOLLOUT;
+	if (c->state == NS_TLS_HANDSHAKE)
+		ev = c->tls_want_write ? EPOLLOUT : EPOLLIN;
+	else if (c->tls && (ev & EPOLLIN) && nbd_tls_pending(c->tls))
+		ev |= EPOLLOUT;     /* bytes already decrypted: come back at once (conn_handler reads them) */
 	if (ev != c->events) {
 		c->events = ev;
 		modify_event(c->fd, ev);
@@ -863,6 +874,33 @@ static void opt_to_worker(struct nbd_conn *c)
 	queue_work(nbd_wq, &ow->work);
 }
 
+/* Before TLS, with --nbd-tls-psk: STARTTLS starts it, ABORT ends, everything else is refused
+ * (FORCEDTLS in the protocol's terms). True if the option was handled here. */
+static bool tls_gate(struct nbd_conn *c)
+{
+	switch (c->opt) {
+	case NBD_OPT_ABORT:
+		return false;
+	case NBD_OPT_STARTTLS:
+		if (c->opt_len) {
+			opt_error(c, NBD_REP_ERR_INVALID, "STARTTLS takes no data");
+			return true;
+		}
+		opt_reply(c, NBD_REP_ACK, NULL, 0);
+		c->state = NS_TLS_START;      /* conn_tx starts TLS once the ACK is out */
+		return true;
+	case NBD_OPT_EXPORT_NAME:
+		/* it has no error reply: the protocol says disconnect */
+		sd_info_rl("nbd: %s: EXPORT_NAME without TLS, closing", c->peer);
+		c->closing = true;
+		return true;
+	default:
+		sd_info_rl("nbd: %s: option %" PRIu32 " without TLS refused", c->peer, c->opt);
+		opt_error(c, NBD_REP_ERR_TLS_REQD, "this server requires TLS (STARTTLS with a pre-shared key)");
+		return true;
+	}
+}
+
 /* a whole option is in c->opt_data */
 static void handle_option(struct nbd_conn *c)
 {
@@ -872,6 +910,8 @@ static void handle_option(struct nbd_conn *c)
 
 	sd_debug("nbd: %s: option %" PRIu32 " length %" PRIu32, c->peer, c->opt, c->opt_len);
 	c->state = NS_OPT_HDR;
+	if (nbd_tls_required() && !c->tls && tls_gate(c))
+		goto out;
 	switch (c->opt) {
 	case NBD_OPT_EXPORT_NAME: {
 		/* the name, unterminated on the wire */
@@ -948,11 +988,19 @@ static void handle_option(struct nbd_conn *c)
 		free(meta);
 		opt_reply(c, NBD_REP_ACK, NULL, 0);
 		break;
+	case NBD_OPT_STARTTLS:
+		if (c->tls) {
+			opt_error(c, NBD_REP_ERR_INVALID, "TLS is already on");
+			break;
+		}
+		opt_error(c, NBD_REP_ERR_UNSUP, NULL);     /* no --nbd-tls-psk */
+		break;
 	default:
-		/* STARTTLS, EXTENDED_HEADERS and anything unknown */
+		/* EXTENDED_HEADERS and anything unknown */
 		opt_error(c, NBD_REP_ERR_UNSUP, NULL);
 		break;
 	}
+out:
 	free(c->opt_data);
 	c->opt_data = NULL;
 }
@@ -1068,7 +1116,7 @@ static void conn_rx(struct nbd_conn *c)
 		rx_target(c, &buf, &len);
 		if (!len)
 			return;
-		ssize_t n = read(c->fd, buf, len);
+		ssize_t n = c->tls ? nbd_tls_read(c->tls, buf, len) : read(c->fd, buf, len);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
@@ -1091,6 +1139,41 @@ static void conn_rx(struct nbd_conn *c)
 	}
 }
 
+/* one more step of the handshake; when done, negotiation starts over inside TLS */
+static void tls_step(struct nbd_conn *c)
+{
+	switch (nbd_tls_handshake(c->tls, c->peer)) {
+	case NBD_TLS_DONE:
+		c->state = NS_OPT_HDR;
+		c->rx_off = 0;
+		c->structured = c->meta_alloc = false;     /* nothing negotiated in the clear survives */
+		break;
+	case NBD_TLS_WANT_READ:
+		c->tls_want_write = false;
+		break;
+	case NBD_TLS_WANT_WRITE:
+		c->tls_want_write = true;
+		break;
+	case NBD_TLS_FAILED:
+		conn_close(c);
+		return;
+	}
+	conn_update_events(c);
+}
+
+/* the STARTTLS ACK is out in the clear: from here every byte is TLS */
+static void tls_start(struct nbd_conn *c)
+{
+	c->tls = nbd_tls_new(c->fd);
+	if (!c->tls) {
+		sd_warn_rl("nbd: %s: cannot start TLS (out of memory), closing", c->peer);
+		conn_close(c);
+		return;
+	}
+	c->state = NS_TLS_HANDSHAKE;
+	tls_step(c);
+}
+
 static void conn_tx(struct nbd_conn *c)
 {
 	while (!c->dead && !list_empty(&c->tx_queue)) {
@@ -1108,8 +1191,13 @@ static void conn_tx(struct nbd_conn *c)
 			iov[cnt++].iov_len = t->iov[i].iov_len - skip;
 			skip = 0;
 		}
-		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = cnt };
-		ssize_t n = cnt ? sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
+		ssize_t n;
+		if (c->tls) {
+			n = cnt ? nbd_tls_write(c->tls, iov[0].iov_base, iov[0].iov_len) : 0;
+		} else {
+			struct msghdr msg = { .msg_iov = iov, .msg_iovlen = cnt };
+			n = cnt ? sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
+		}
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
@@ -1125,6 +1213,10 @@ static void conn_tx(struct nbd_conn *c)
 	}
 	if (c->dead)
 		return;
+	if (c->state == NS_TLS_START && list_empty(&c->tx_queue)) {
+		tls_start(c);
+		return;
+	}
 	if (c->closing && list_empty(&c->tx_queue) && !c->inflight && c->state != NS_OPT_BUSY) {
 		conn_close(c);
 		return;
@@ -1138,8 +1230,10 @@ static void conn_handler(int fd, uint32_t events, void *data)
 	c->refcnt++;
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		conn_close(c);
+	} else if (c->state == NS_TLS_HANDSHAKE) {
+		tls_step(c);
 	} else {
-		if (events & EPOLLIN)
+		if ((events & EPOLLIN) || (c->tls && nbd_tls_pending(c->tls)))
 			conn_rx(c);
 		if (!c->dead && (events & EPOLLRDHUP) && !(events & EPOLLIN))
 			c->peer_shut = true;   /* not reading now: the requests before the end still count */
@@ -1184,7 +1278,9 @@ int nbd_init(const char *addr, int port)
 	if (fd < 0)
 		return fd;
 	sd_info("nbd: exporting VDIs on %s:%d", addr, port);
-	if (strncmp(addr, "127.", 4) && strcmp(addr, "::1") && strcmp(addr, "localhost"))
+	if (nbd_tls_required())
+		sd_info("nbd: clients must use TLS with a pre-shared key (STARTTLS)");
+	else if (strncmp(addr, "127.", 4) && strcmp(addr, "::1") && strcmp(addr, "localhost"))
 		sd_warn("nbd: the export on %s:%d has no TLS or authentication: anyone who reaches it can "
 			"read and write every VDI", addr, port);
 	return 0;

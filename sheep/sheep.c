@@ -29,6 +29,7 @@
 #include "config.h"
 #include "group.h"
 #include "nbd.h"
+#include "nbd_tls.h"
 #include "node_disks.h"
 #include "node_weight.h"
 #include "ops.h"
@@ -101,6 +102,8 @@ static void usage(FILE *fp)
 		"  -R, --recovery N[:MS]  recovery throttle: N objects fetched at once (default 4),\n"
 		"                         and a pause of MS milliseconds after each (default 0)\n"
 		"      --nbd [ADDR:]PORT  export VDIs over NBD on PORT (ADDR default 127.0.0.1; off by default)\n"
+		"      --nbd-tls-psk FILE  NBD clients must use TLS with a key of FILE (identity:hexkey\n"
+		"                         lines, as qemu's tls-creds-psk keys.psk)\n"
 		"      --key-file FILE    the cluster key (default $" SD_KEY_FILE_ENV "); without one the node\n"
 		"                         is open to anyone who can reach its port\n"
 		"      --guest-allow CIDR[,CIDR]  networks whose clients may run guest opcodes without the\n"
@@ -136,6 +139,7 @@ static const struct option long_opts[] = {
 	{ "pidfile", required_argument, NULL, 'P' },
 	{ "recovery", required_argument, NULL, 'R' },
 	{ "nbd", required_argument, NULL, 256 },
+	{ "nbd-tls-psk", required_argument, NULL, 263 },
 	{ "key-file", required_argument, NULL, 257 },
 	{ "guest-allow", required_argument, NULL, 258 },
 	{ "capacity", required_argument, NULL, 259 },
@@ -251,7 +255,7 @@ static int wait_for_child(pid_t pid, int rfd)
 /* what the command line asks for */
 struct sheep_options {
 	const char *bindaddr, *myaddr, *driver, *logfile, *pidfile;
-	const char *key_file, *guest_allow, *fault_file;
+	const char *key_file, *guest_allow, *fault_file, *nbd_tls_psk;
 	uint64_t port, zone, vnodes, nbd_port;
 	bool foreground, zone_set, vnodes_set;
 	uint64_t capacity, space_warn, scrub_interval, scrub_rate;
@@ -320,6 +324,7 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 				return 1;
 			break;
 		case 257: o->key_file = optarg; break;
+		case 263: o->nbd_tls_psk = optarg; break;
 		case 400: o->fault_file = optarg; break;
 		case 258: o->guest_allow = optarg; break;
 		case 300:
@@ -496,6 +501,17 @@ static int probe_ports(const struct sheep_options *o)
 			return 1;
 		}
 		close(nbd_probe);
+	}
+	if (o->nbd_tls_psk) {
+		char err[512];
+		if (!o->nbd_port) {
+			fprintf(stderr, "sheep: --nbd-tls-psk needs --nbd\n");
+			return 1;
+		}
+		if (nbd_tls_setup(o->nbd_tls_psk, err, sizeof(err)) < 0) {
+			fprintf(stderr, "sheep: %s\n", err);
+			return 1;
+		}
 	}
 	return GO_ON;
 }
