@@ -159,7 +159,7 @@ static const struct subcommand node_subs[] = {
 	{ "reweight", "[ID [CAPACITY]]", "vnodes follow each node's capacity again; with CAPACITY "
 	  "(K/M/G/T, 0 = its filesystem), node ID weighs that much", NULL, CMD_CLUSTER, 0, 2, node_reweight },
 	{ "stat", "[ID]", "requests each node served since it started: counts, errors, bytes, latencies",
-	  NULL, CMD_CLUSTER, 0, 1, node_stat },
+	  NULL, CMD_CLUSTER | CMD_JSON, 0, 1, node_stat },
 	{ "md", "info | plug PATH | unplug PATH", "the disks of the node collie talks to: list them, add "
 	  "one, take one out (its objects are recovered from the other nodes)", NULL, CMD_CLUSTER | CMD_JSON,
 	  1, 2, node_md },

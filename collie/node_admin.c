@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <json-c/json.h>
 
 #include "collie.h"
+#include "json_out.h"
 #include "logger.h"
 #include "net.h"
 #include "util.h"
@@ -133,6 +135,21 @@ out:
 }
 
 /* collie node stat [ID]: what each node served since it started */
+/* one kind of request of one node as JSON */
+static struct json_object *stat_json(const struct sd_node_stat *st)
+{
+	struct json_object *o = json_object_new_object();
+	json_add_str(o, "request", st->name);
+	json_add_u64(o, "count", st->count);
+	json_add_u64(o, "errors", st->errors);
+	json_add_u64(o, "bytes", st->bytes);
+	json_add_u64(o, "avg-us", st->avg_us);
+	json_add_u64(o, "p50-us", st->p50_us);
+	json_add_u64(o, "p99-us", st->p99_us);
+	json_add_u64(o, "max-us", st->max_us);
+	return o;
+}
+
 int node_stat(int argc, char **argv)
 {
 	struct sd_node *nodes;
@@ -144,6 +161,7 @@ int node_stat(int argc, char **argv)
 		free(nodes);
 		return EXIT_MISSING;
 	}
+	struct json_object *list = json_output ? json_object_new_array() : NULL;
 	for (int i = 0; i < nr; i++) {
 		struct sd_node_stat st[16];
 		if (id >= 0 && i != id)
@@ -158,12 +176,20 @@ int node_stat(int argc, char **argv)
 			break;
 		}
 		int kinds = rsp.data_length / sizeof(st[0]);
-		if (!raw_output)
+		struct json_object *node = list ? node_json(i, &nodes[i]) : NULL, *reqs = NULL;
+		if (node) {
+			reqs = json_object_new_array();
+			json_object_object_add(node, "requests", reqs);
+			json_object_array_add(list, node);
+		} else if (!raw_output) {
 			printf("node %d (%s)\n  %-11s %10s %7s %10s %9s %9s %9s %9s\n", i, nb, "Request", "Count",
 			       "Errors", "Bytes", "Avg(us)", "p50(us)", "p99(us)", "Max(us)");
+		}
 		for (int k = 0; k < kinds; k++) {
 			st[k].name[SD_STAT_NAME_LEN - 1] = 0;
-			if (raw_output)
+			if (reqs)
+				json_object_array_add(reqs, stat_json(&st[k]));
+			else if (raw_output)
 				printf("%d %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
 				       " %" PRIu64 "\n", i, st[k].name, st[k].count, st[k].errors, st[k].bytes,
 				       st[k].avg_us, st[k].p50_us, st[k].p99_us, st[k].max_us);
@@ -173,6 +199,13 @@ int node_stat(int argc, char **argv)
 				       fmt_size(st[k].bytes, sz, sizeof(sz)), st[k].avg_us, st[k].p50_us,
 				       st[k].p99_us, st[k].max_us);
 		}
+	}
+	if (list && !ret) {
+		struct json_object *doc = json_object_new_object();
+		json_object_object_add(doc, "nodes", list);
+		json_print(doc);
+	} else if (list) {
+		json_object_put(list);
 	}
 	free(nodes);
 	return ret;
