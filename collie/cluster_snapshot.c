@@ -137,8 +137,8 @@ static int check_tag(const char *tag)
 	return 0;
 }
 
-/* VDIs a guest holds open: their saved contents could be torn */
-static int count_locked(void)
+/* VDIs a guest holds open (their saved contents could be torn) in *nr; a request failure */
+static int count_locked(int *nr)
 {
 	size_t cap = SD_NR_VDIS / 8;
 	struct vdi_lock_info *locks = calloc(1, cap);
@@ -148,7 +148,9 @@ static int count_locked(void)
 		return -ENOMEM;
 	int ret = sheep_exec(&req, locks, cap, &rsp);
 	free(locks);
-	return ret ? -abs(ret) : (int)(rsp.data_length / sizeof(*locks));
+	if (!ret)
+		*nr = (int)(rsp.data_length / sizeof(*locks));
+	return ret;
 }
 
 static int save_vdi(struct csnap *s, int fd, const struct vdi_entry *v, char *buf, struct progress *bar,
@@ -201,7 +203,9 @@ static int snapshot_save(const char *tag, const char *dir)
 		die_msg("cluster snapshot save: %s has a snapshot '%s' already", dir, tag);
 		return EXIT_EXISTS;
 	}
-	int locked = count_locked();
+	int locked = 0;
+	if ((ret = count_locked(&locked)))
+		return report_failure("cluster snapshot save", ret);
 	if (locked > 0 && !opt_set(OPT_FORCE)) {
 		die_msg("cluster snapshot save: %d VDI%s open by guests (collie vdi lock list); stop them, or "
 			"--force for a copy that is only consistent object by object", locked, locked == 1 ? " is" : "s are");

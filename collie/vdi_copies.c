@@ -94,13 +94,19 @@ static int settle_object(struct settle *s, uint64_t oid, int old_copies, int cop
 	return SD_RES_AGAIN;
 }
 
+/* objects of a VDI by its size (those it owns are among them) */
+static uint64_t owned_objects(const struct vdi_entry *v)
+{
+	uint32_t obj_size = 1u << (v->hdr.block_size_shift ? v->hdr.block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
+	return DIV_ROUND_UP(v->hdr.vdi_size, obj_size);
+}
+
 /* one inode: the new count recorded, then its own objects settled */
 static int alter_one(struct settle *s, const struct vdi_entry *v, int copies, const char *what)
 {
 	struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_ALTER_VDI_COPY };
 	struct sd_rsp rsp;
-	uint32_t obj_size = 1u << (v->hdr.block_size_shift ? v->hdr.block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
-	uint64_t nr_objs = DIV_ROUND_UP(v->hdr.vdi_size, obj_size);
+	uint64_t nr_objs = owned_objects(v);
 	uint32_t *index = NULL;
 	int ret, old;
 
@@ -129,13 +135,6 @@ out:
 		die_msg("%s: VDI %" PRIx32 " (%s): its copies are recorded (%d), but not every replica is "
 			"in place; run it again", what, v->vid, v->hdr.name, copies);
 	return ret;
-}
-
-/* objects a VDI owns, for the progress bar */
-static uint64_t owned_objects(const struct vdi_entry *v)
-{
-	uint32_t obj_size = 1u << (v->hdr.block_size_shift ? v->hdr.block_size_shift : SD_DEFAULT_BLOCK_SIZE_SHIFT);
-	return DIV_ROUND_UP(v->hdr.vdi_size, obj_size);
 }
 
 static int parse_copies_opt(const char *what, int *copies)

@@ -48,8 +48,7 @@ out_free:
 	return ret;
 }
 
-/* zones of the current ring (each holds at most one copy of an object) */
-static int cluster_zones(void)
+int cluster_zones(void)
 {
 	struct vnode_info *vi = get_vnode_info();
 	int zones = vi ? vi->nr_zones : 0;

@@ -11,6 +11,8 @@
 int vdi_create_work(struct request *req);
 int vdi_delete_work(struct request *req);
 int vdi_rollback_work(struct request *req);
+/* zones of the current ring (each holds at most one copy of an object) */
+int cluster_zones(void);
 int vdi_read_inode(uint32_t vid, struct sd_inode **out, uint32_t *nr);
 /* recovery may skip it: an object of a deleted VDI that nothing can reference again */
 bool vdi_obj_is_garbage(uint64_t oid);

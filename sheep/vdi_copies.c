@@ -13,6 +13,7 @@
 #include "gateway.h"
 #include "recovery.h"
 #include "store/store.h"
+#include "vdi.h"
 #include "vdi_copies.h"
 #include "vdi_state.h"
 
@@ -20,11 +21,7 @@ static int copies_valid(uint32_t copies)
 {
 	if (copies < 1 || copies > SD_MAX_COPIES)
 		return SD_RES_INVALID_PARMS;
-	struct vnode_info *vi = get_vnode_info();
-	int zones = vi ? vi->nr_zones : 0;
-	if (vi)
-		put_vnode_info(vi);
-	return (int)copies > zones ? SD_RES_TOO_FEW_ZONES : SD_RES_SUCCESS;
+	return (int)copies > cluster_zones() ? SD_RES_TOO_FEW_ZONES : SD_RES_SUCCESS;
 }
 
 int vdi_alter_copy_work(struct request *req)

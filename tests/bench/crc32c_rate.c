@@ -7,24 +7,12 @@
 #include <time.h>
 
 #include "crc32c.h"
+#include "bench_time.h"
 
 #define BLOCK  4096
 #define BLOCKS 1024           /* a 4 MiB buffer */
 #define ROUNDS 5
 #define REPEAT 64             /* passes over the buffer per round */
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 int main(void)
 {

@@ -5,22 +5,10 @@
 #include <time.h>
 
 #include "ec.h"
+#include "bench_time.h"
 
 #define STRIP (1u << 20)
 #define ROUNDS 40
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 int main(void)
 {
