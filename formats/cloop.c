@@ -10,8 +10,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "inflate.h"
 #include "formats.h"
 
 #define CLOOP_PREAMBLE_SIZE 128
@@ -143,7 +143,7 @@ static int cloop_load(struct fmt_image *img, uint32_t idx)
 {
 	struct cloop_state *s = img->priv;
 	uint64_t clen = s->offsets[idx + 1] - s->offsets[idx];
-	z_stream z;
+	size_t out;
 	int ret;
 
 	if (s->cached == idx)
@@ -152,20 +152,13 @@ static int cloop_load(struct fmt_image *img, uint32_t idx)
 	ret = fmt_store_pread(img->store, s->cbuf, clen, s->offsets[idx]);
 	if (ret < 0)
 		return ret;
-	memset(&z, 0, sizeof(z));
-	if (inflateInit(&z) != Z_OK)
-		return -ENOMEM;
-	z.next_in = s->cbuf;
-	z.avail_in = clen;
-	z.next_out = s->block;
-	z.avail_out = s->block_size;
-	ret = inflate(&z, Z_FINISH);
-	if (ret != Z_STREAM_END || z.total_out != s->block_size) {
-		inflateEnd(&z);
+	ret = fmt_inflate(FMT_INFLATE_ZLIB, s->cbuf, clen, s->block, s->block_size, &out);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret != 0 || out != s->block_size) {
 		fmt_error("%s: corrupt compressed block %u", img->spec, idx);
 		return -EIO;
 	}
-	inflateEnd(&z);
 	s->cached = idx;
 	return 0;
 }

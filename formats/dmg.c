@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <zlib.h>
 
+#include "inflate.h"
 #include "formats.h"
 
 #define DMG_KOLY_SIZE       512
@@ -314,7 +314,7 @@ static int dmg_inflate(struct fmt_image *img, size_t i)
 {
 	struct dmg_state *s = img->priv;
 	struct dmg_chunk *c = &s->chunks[i];
-	z_stream z;
+	size_t out;
 	int ret;
 
 	if (s->cached == i)
@@ -323,16 +323,10 @@ static int dmg_inflate(struct fmt_image *img, size_t i)
 	ret = fmt_store_pread(img->store, s->cbuf, c->length, c->offset);
 	if (ret < 0)
 		return ret;
-	memset(&z, 0, sizeof(z));
-	if (inflateInit(&z) != Z_OK)
-		return -ENOMEM;
-	z.next_in = s->cbuf;
-	z.avail_in = c->length;
-	z.next_out = s->dbuf;
-	z.avail_out = c->count * 512;
-	ret = inflate(&z, Z_FINISH);
-	inflateEnd(&z);
-	if (ret != Z_STREAM_END || z.total_out != c->count * 512) {
+	ret = fmt_inflate(FMT_INFLATE_ZLIB, s->cbuf, c->length, s->dbuf, c->count * 512, &out);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret != 0 || out != c->count * 512) {
 		fmt_error("%s: corrupt zlib chunk at sector %" PRIu64, img->spec, c->sector);
 		return -EIO;
 	}

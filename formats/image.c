@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "formats.h"
+#include "util.h"
 
 #define IMAGE_MAX_CHAIN 64
 #define IMAGE_PROBE_LEN 4096
@@ -331,6 +332,36 @@ int fmt_map_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsi
 		done += n;
 	}
 	*run = done;
+	return 0;
+}
+
+int fmt_block_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off, uint64_t block_size,
+		    uint64_t nr_blocks, fmt_block_fn locate)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		uint64_t idx = off / block_size, in_block = off % block_size, host;
+		size_t n = block_size - in_block < len ? block_size - in_block : len;
+		int ret;
+		if (idx >= nr_blocks) {
+			fmt_error("%s: write at %llu is past the block table", img->spec, (unsigned long long)off);
+			return -EINVAL;
+		}
+		ret = locate(img, idx, false, &host);
+		if (ret == 0 && !is_all_zero(p, n))
+			ret = locate(img, idx, true, &host);
+		if (ret < 0)
+			return ret;
+		if (ret > 0) {
+			ret = fmt_store_pwrite(img->store, p, n, host + in_block);
+			if (ret < 0)
+				return ret;
+		}
+		p += n;
+		off += n;
+		len -= n;
+	}
 	return 0;
 }
 

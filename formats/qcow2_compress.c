@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inflate.h"
 #include "formats.h"
 #include "qcow2_compress.h"
 
@@ -33,23 +34,12 @@ int qcow2_decompress(int type, void *dst, size_t dlen, const void *src, size_t s
 		return ret;
 	}
 
-	z_stream zs = { 0 };
-	int ret;
-
-	zs.next_in = (Bytef *)src;
-	zs.avail_in = slen;
-	zs.next_out = dst;
-	zs.avail_out = dlen;
-	if (inflateInit2(&zs, -12) != Z_OK)
-		return -ENOMEM;
-	ret = inflate(&zs, Z_FINISH);
-	/* Z_BUF_ERROR: the cluster is full but trailing garbage remained; fine if full */
-	if ((ret == Z_STREAM_END || ret == Z_BUF_ERROR) && zs.avail_out == 0)
-		ret = 0;
-	else
-		ret = -EIO;
-	inflateEnd(&zs);
-	return ret;
+	size_t out;
+	/* the cluster must be full; trailing bytes after it are fine */
+	int ret = fmt_inflate(FMT_INFLATE_RAW12, src, slen, dst, dlen, &out);
+	if (ret == -ENOMEM)
+		return ret;
+	return ret >= 0 && out == dlen ? 0 : -EIO;
 }
 
 size_t qcow2_compress(int type, void *dst, size_t dlen, const void *src, size_t slen)

@@ -280,38 +280,24 @@ static int vdi_alloc_block(struct fmt_image *img, uint32_t idx)
 	return fmt_store_pwrite(img->store, &le, 4, VDI_OFF_BLOCKS_ALLOCATED);
 }
 
+static int vdi_locate(struct fmt_image *img, uint64_t idx, bool alloc, uint64_t *host)
+{
+	struct vdi_state *s = img->priv;
+	if (s->bmap[idx] == VDI_UNALLOCATED || s->bmap[idx] == VDI_DISCARDED) {
+		if (!alloc)
+			return 0;
+		int ret = vdi_alloc_block(img, idx);
+		if (ret < 0)
+			return ret;
+	}
+	*host = s->offset_data + (uint64_t)s->bmap[idx] * VDI_BLOCK_SIZE;
+	return 1;
+}
+
 static int vdi_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
 {
 	struct vdi_state *s = img->priv;
-	const uint8_t *p = buf;
-	while (len) {
-		uint64_t idx = off / VDI_BLOCK_SIZE, in_block = off % VDI_BLOCK_SIZE;
-		size_t n = VDI_BLOCK_SIZE - in_block;
-		int ret;
-		if (n > len)
-			n = len;
-		if (idx >= s->blocks) {
-			fmt_error("%s: write at %llu is past the block map", img->spec,
-				  (unsigned long long)off);
-			return -EINVAL;
-		}
-		if (s->bmap[idx] == VDI_UNALLOCATED || s->bmap[idx] == VDI_DISCARDED) {
-			if (is_all_zero(p, n))
-				goto next;
-			ret = vdi_alloc_block(img, idx);
-			if (ret < 0)
-				return ret;
-		}
-		ret = fmt_store_pwrite(img->store, p, n,
-				       s->offset_data + (uint64_t)s->bmap[idx] * VDI_BLOCK_SIZE + in_block);
-		if (ret < 0)
-			return ret;
-next:
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return fmt_block_write(img, buf, len, off, VDI_BLOCK_SIZE, s->blocks, vdi_locate);
 }
 
 static int vdi_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,

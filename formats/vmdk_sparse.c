@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "inflate.h"
 #include "util.h"
 #include "vmdk_state.h"
 
@@ -429,7 +430,7 @@ static int vmdk_read_compressed(struct fmt_image *img, struct vmdk_extent *e, ui
 	struct vmdk_state *s = img->priv;
 	uint64_t off = (uint64_t)gte * VMDK_SECTOR, fsize = e->store->size, avail;
 	size_t hdr = e->markers ? 12 : 0, clen;
-	uLongf outlen = e->grain;
+	size_t outlen = e->grain;
 	int ret;
 
 	if (off >= fsize) {
@@ -453,22 +454,14 @@ static int vmdk_read_compressed(struct fmt_image *img, struct vmdk_extent *e, ui
 	/* inflate one zlib stream; without markers the length is unknown and trailing bytes
 	 * belong to the next grain */
 	{
-		z_stream z;
 		uint64_t need = e->grain;
-		memset(&z, 0, sizeof(z));
-		if (inflateInit(&z) != Z_OK)
-			return -ENOMEM;
-		z.next_in = zbuf + hdr;
-		z.avail_in = clen;
-		z.next_out = out;
-		z.avail_out = e->grain;
-		ret = inflate(&z, Z_FINISH);
-		outlen = e->grain - z.avail_out;
-		inflateEnd(&z);
+		ret = fmt_inflate(FMT_INFLATE_ZLIB, zbuf + hdr, clen, out, e->grain, &outlen);
+		if (ret == -ENOMEM)
+			return ret;
 		/* a grain that sticks out past the extent may be stored short */
 		if ((g + 1) * e->grain > e->length)
 			need = e->length - g * e->grain;
-		if ((ret != Z_STREAM_END && !(ret == Z_BUF_ERROR && z.avail_out == 0)) || outlen < need) {
+		if (ret < 0 || outlen < need) {
 			fmt_error("%s: corrupt compressed grain %" PRIu64 " at sector %u", e->store->spec, g, gte);
 			return -EIO;
 		}

@@ -537,41 +537,26 @@ static int vpc_alloc_block(struct fmt_image *img, uint32_t idx)
 	return fmt_store_pwrite(img->store, &be, 4, s->bat_off + (uint64_t)idx * 4);
 }
 
+static int vpc_locate(struct fmt_image *img, uint64_t idx, bool alloc, uint64_t *host)
+{
+	struct vpc_state *s = img->priv;
+	if (s->bat[idx] == VPC_BAT_UNUSED) {
+		if (!alloc)
+			return 0;
+		int ret = vpc_alloc_block(img, idx);
+		if (ret < 0)
+			return ret;
+	}
+	*host = (uint64_t)s->bat[idx] * VPC_SECTOR + s->bitmap_size;
+	return 1;
+}
+
 static int vpc_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
 {
 	struct vpc_state *s = img->priv;
-	const uint8_t *p = buf;
-	int ret;
-
 	if (s->type == VPC_TYPE_FIXED)
 		return fmt_store_pwrite(img->store, buf, len, off);
-	while (len) {
-		uint64_t idx = off / s->block_size, in_block = off % s->block_size;
-		size_t n = s->block_size - in_block;
-		if (n > len)
-			n = len;
-		if (idx >= s->bat_entries) {
-			fmt_error("%s: write at %llu beyond the block table", img->spec,
-				  (unsigned long long)off);
-			return -EINVAL;
-		}
-		if (s->bat[idx] == VPC_BAT_UNUSED) {
-			if (is_all_zero(p, n))
-				goto next;
-			ret = vpc_alloc_block(img, idx);
-			if (ret < 0)
-				return ret;
-		}
-		ret = fmt_store_pwrite(img->store, p, n,
-				       (uint64_t)s->bat[idx] * VPC_SECTOR + s->bitmap_size + in_block);
-		if (ret < 0)
-			return ret;
-next:
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return fmt_block_write(img, buf, len, off, s->block_size, s->bat_entries, vpc_locate);
 }
 
 static int vpc_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,

@@ -207,6 +207,14 @@ int fmt_map_read(struct fmt_image *img, void *buf, size_t len, uint64_t off, fmt
 int fmt_map_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
 			 uint64_t *run, fmt_map_fn map);
 
+/* Where block idx (of block_size bytes) of a table-mapped image starts in img->store: 1 and *host
+ * when it is allocated (allocating it first when alloc), 0 when it is not and alloc is false */
+typedef int (*fmt_block_fn)(struct fmt_image *img, uint64_t idx, bool alloc, uint64_t *host);
+/* a driver's write for an image of nr_blocks fixed-size blocks: a piece that falls in an
+ * unallocated block and is all zeros is skipped, every other piece written in place */
+int fmt_block_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off, uint64_t block_size,
+		    uint64_t nr_blocks, fmt_block_fn locate);
+
 /* a driver's open: the header (the first len bytes of img->store) into buf; a shorter file is
  * refused with "File too small for a <what> header" as qemu words it */
 int fmt_image_read_header(struct fmt_image *img, void *buf, size_t len, const char *what);
