@@ -286,30 +286,53 @@ static int run_window(struct io_slot *slots, int n)
 	return ret;
 }
 
+/* vdi read | write: the VDI (or its snapshot -s) open and the byte range of the arguments;
+ * 0, or an exit status */
+static int io_open(const char *what, int argc, char **argv, bool write, struct sd_vdi **vdi, uint64_t *off,
+		   uint64_t *len, bool *len_given)
+{
+	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
+		return EXIT_USAGE;
+	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), write, vdi);
+	if (ret == SD_RES_READONLY) {
+		die_msg("%s %s: snapshot '%s' is read-only (clone it to write)", what, argv[0], opt('s'));
+		return EXIT_FAILED;
+	}
+	if (ret)
+		return report_failure(what, ret);
+	ret = parse_range(argc, argv, sd_vdi_size(*vdi), off, len, len_given);
+	if (ret)
+		sd_vdi_close(*vdi);
+	return ret;
+}
+
+/* the window's slots, each with an object-sized buffer; -ENOMEM when one could not be had */
+static int io_slots_init(struct io_slot *slots, struct sd_vdi *vdi, bool write)
+{
+	uint32_t objsize = sd_vdi_object_size(vdi);
+	int ret = 0;
+	memset(slots, 0, sizeof(*slots) * IO_WINDOW);
+	for (int i = 0; i < IO_WINDOW; i++) {
+		slots[i].buf = malloc(objsize);
+		slots[i].vdi = vdi;
+		slots[i].write = write;
+		if (!slots[i].buf)
+			ret = -ENOMEM;
+	}
+	return ret;
+}
+
 static int vdi_read(int argc, char **argv)
 {
 	struct sd_vdi *vdi;
 	uint64_t off, len;
 	bool len_given;
-	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
-		return EXIT_USAGE;
-	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), false, &vdi);
+	int ret = io_open("vdi read", argc, argv, false, &vdi, &off, &len, &len_given);
 	if (ret)
-		return report_failure("vdi read", ret);
-	ret = parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given);
-	if (ret) {
-		sd_vdi_close(vdi);
 		return ret;
-	}
 	uint32_t objsize = sd_vdi_object_size(vdi);
 	struct io_slot slots[IO_WINDOW];
-	memset(slots, 0, sizeof(slots));
-	for (int i = 0; i < IO_WINDOW; i++) {
-		slots[i].buf = malloc(objsize);
-		slots[i].vdi = vdi;
-		if (!slots[i].buf)
-			ret = -ENOMEM;
-	}
+	ret = io_slots_init(slots, vdi, false);
 	while (len && !ret) {
 		int n = 0;
 		for (; n < IO_WINDOW && len; n++) {
@@ -339,20 +362,9 @@ static int vdi_write(int argc, char **argv)
 	struct sd_vdi *vdi;
 	uint64_t off, len;
 	bool len_given;
-	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(opt('s')) < 0)
-		return EXIT_USAGE;
-	int ret = sd_vdi_open(sd_addr, sd_port, argv[0], opt('s'), true, &vdi);
-	if (ret == SD_RES_READONLY) {
-		die_msg("vdi write %s: snapshot '%s' is read-only (clone it to write)", argv[0], opt('s'));
-		return EXIT_FAILED;
-	}
+	int ret = io_open("vdi write", argc, argv, true, &vdi, &off, &len, &len_given);
 	if (ret)
-		return report_failure("vdi write", ret);
-	ret = parse_range(argc, argv, sd_vdi_size(vdi), &off, &len, &len_given);
-	if (ret) {
-		sd_vdi_close(vdi);
 		return ret;
-	}
 	/* a regular file on stdin: refuse before writing anything if it cannot fit */
 	struct stat st;
 	if (!len_given && fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -367,14 +379,7 @@ static int vdi_write(int argc, char **argv)
 	}
 	uint32_t objsize = sd_vdi_object_size(vdi);
 	struct io_slot slots[IO_WINDOW];
-	memset(slots, 0, sizeof(slots));
-	for (int i = 0; i < IO_WINDOW; i++) {
-		slots[i].buf = malloc(objsize);
-		slots[i].vdi = vdi;
-		slots[i].write = true;
-		if (!slots[i].buf)
-			ret = -ENOMEM;
-	}
+	ret = io_slots_init(slots, vdi, true);
 	bool eof = false;
 	uint64_t written = 0;
 	while (!ret && !eof && len) {

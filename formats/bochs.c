@@ -223,22 +223,10 @@ static int bochs_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned
 	return 0;
 }
 
-static int bochs_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
-{
-	return fmt_map_read(img, buf, len, off, bochs_map);
-}
-
-static int bochs_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-			      uint64_t *run)
-{
-	return fmt_map_block_status(img, off, len, bits, run, bochs_map);
-}
-
 const struct fmt_driver fmt_bochs_driver = {
 	.name = "bochs",
 	.probe = bochs_probe,
 	.open = bochs_open,
-	.read = bochs_read,
-	.block_status = bochs_block_status,
+	.map = bochs_map,
 	.close = bochs_close,
 };

@@ -159,22 +159,10 @@ static int cow_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *
 	return 0;
 }
 
-static int cow_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
-{
-	return fmt_map_read(img, buf, len, off, cow_map);
-}
-
-static int cow_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-			    uint64_t *run)
-{
-	return fmt_map_block_status(img, off, len, bits, run, cow_map);
-}
-
 const struct fmt_driver fmt_cow_driver = {
 	.name = "cow",
 	.probe = cow_probe,
 	.open = cow_open,
-	.read = cow_read,
-	.block_status = cow_block_status,
+	.map = cow_map,
 	.close = cow_close,
 };

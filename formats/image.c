@@ -252,6 +252,8 @@ int fmt_image_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
 	int ret = image_check_range(img, len, off, "read");
 	if (ret || !len)
 		return ret;
+	if (img->drv->map)
+		return fmt_map_read(img, buf, len, off, img->drv->map);
 	return img->drv->read(img, buf, len, off);
 }
 
@@ -397,14 +399,15 @@ int fmt_image_block_status(struct fmt_image *img, uint64_t off, uint64_t len, un
 	}
 	if (len > img->virtual_size - off)
 		len = img->virtual_size - off;
-	if (!img->drv->block_status) {
+	if (!img->drv->block_status && !img->drv->map) {
 		*bits = FMT_BS_DATA | FMT_BS_ALLOCATED;
 		*run = len;
 		return 0;
 	}
 	*run = 0;
 	*bits = 0;
-	ret = img->drv->block_status(img, off, len, bits, run);
+	ret = img->drv->map ? fmt_map_block_status(img, off, len, bits, run, img->drv->map)
+			    : img->drv->block_status(img, off, len, bits, run);
 	if (ret)
 		return ret > 0 ? -EIO : ret;
 	if (*run == 0) {

@@ -166,17 +166,6 @@ static int parallels_map(struct fmt_image *img, uint64_t off, uint64_t len, unsi
 	return 0;
 }
 
-static int parallels_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
-{
-	return fmt_map_read(img, buf, len, off, parallels_map);
-}
-
-static int parallels_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-				  uint64_t *run)
-{
-	return fmt_map_block_status(img, off, len, bits, run, parallels_map);
-}
-
 /* like qemu's parallels check: clusters past the end of the file are corruptions, file space
  * after the last cluster is a leak; fragmentation is counted in BAT order */
 static int parallels_check(struct fmt_image *img, struct fmt_check_result *res)
@@ -212,8 +201,7 @@ const struct fmt_driver fmt_parallels_driver = {
 	.name = "parallels",
 	.probe = parallels_probe,
 	.open = parallels_open,
-	.read = parallels_read,
-	.block_status = parallels_block_status,
+	.map = parallels_map,
 	.check = parallels_check,
 	.close = parallels_close,
 };

@@ -252,17 +252,6 @@ static int qed_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *
 	return 0;
 }
 
-static int qed_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
-{
-	return fmt_map_read(img, buf, len, off, qed_map);
-}
-
-static int qed_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-			    uint64_t *run)
-{
-	return fmt_map_block_status(img, off, len, bits, run, qed_map);
-}
-
 /* mark clusters [first, first+n) used; a cluster used twice is a corruption */
 static void qed_mark(uint8_t *used, uint64_t nclusters, uint64_t first, uint64_t n,
 		     struct fmt_check_result *res)
@@ -334,8 +323,7 @@ const struct fmt_driver fmt_qed_driver = {
 	.name = "qed",
 	.probe = qed_probe,
 	.open = qed_open,
-	.read = qed_read,
-	.block_status = qed_block_status,
+	.map = qed_map,
 	.check = qed_check,
 	.close = qed_close,
 };

@@ -246,11 +246,6 @@ static int vdi_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *
 	return 0;
 }
 
-static int vdi_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
-{
-	return fmt_map_read(img, buf, len, off, vdi_map);
-}
-
 /* give block idx the next free data block; the file grows to cover it (a hole reads as zeros) */
 static int vdi_alloc_block(struct fmt_image *img, uint32_t idx)
 {
@@ -298,12 +293,6 @@ static int vdi_write(struct fmt_image *img, const void *buf, size_t len, uint64_
 {
 	struct vdi_state *s = img->priv;
 	return fmt_block_write(img, buf, len, off, VDI_BLOCK_SIZE, s->blocks, vdi_locate);
-}
-
-static int vdi_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-			    uint64_t *run)
-{
-	return fmt_map_block_status(img, off, len, bits, run, vdi_map);
 }
 
 /* qemu's vdi check: every entry in range and unique, blocks_allocated matching */
@@ -422,9 +411,8 @@ const struct fmt_driver fmt_vdi_driver = {
 	.flags = FMT_DRV_WRITE | FMT_DRV_CREATE,
 	.probe = vdi_probe,
 	.open = vdi_open,
-	.read = vdi_read,
+	.map = vdi_map,
 	.write = vdi_write,
-	.block_status = vdi_block_status,
 	.create = vdi_create,
 	.check = vdi_check,
 	.close = vdi_close,

@@ -502,11 +502,6 @@ static int vpc_map(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *
 	return 0;
 }
 
-static int vpc_read(struct fmt_image *img, void *buf, size_t len, uint64_t off)
-{
-	return fmt_map_read(img, buf, len, off, vpc_map);
-}
-
 /* append block idx at free_off: bitmap all ones, footer moved behind it, then the BAT entry */
 static int vpc_alloc_block(struct fmt_image *img, uint32_t idx)
 {
@@ -557,12 +552,6 @@ static int vpc_write(struct fmt_image *img, const void *buf, size_t len, uint64_
 	if (s->type == VPC_TYPE_FIXED)
 		return fmt_store_pwrite(img->store, buf, len, off);
 	return fmt_block_write(img, buf, len, off, s->block_size, s->bat_entries, vpc_locate);
-}
-
-static int vpc_block_status(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-			    uint64_t *run)
-{
-	return fmt_map_block_status(img, off, len, bits, run, vpc_map);
 }
 
 static void vpc_uuid(uint8_t *u)
@@ -687,9 +676,8 @@ const struct fmt_driver fmt_vpc_driver = {
 	.flags = FMT_DRV_WRITE | FMT_DRV_CREATE,
 	.probe = vpc_probe,
 	.open = vpc_open,
-	.read = vpc_read,
+	.map = vpc_map,
 	.write = vpc_write,
-	.block_status = vpc_block_status,
 	.create = vpc_create,
 	.close = vpc_close,
 };

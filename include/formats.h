@@ -130,7 +130,13 @@ struct fmt_check_result {
 #define FMT_DRV_COMPRESS  0x4   /* write_compressed works (convert -c) */
 #define FMT_DRV_THREADS   0x8   /* read/write may be called from several threads at once */
 
-/* One image format. Only name, probe, open, read and close are required. */
+/* How the disk run at off maps onto img->store: *bits (FMT_BS_*) and *n > 0 bytes mapped alike
+ * (stopping at a block end is fine; going past len is allowed and ignored); with FMT_BS_DATA,
+ * *host is where off lives in the file, the run's bytes following it contiguously. */
+typedef int (*fmt_map_fn)(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
+			  uint64_t *host, uint64_t *n);
+
+/* One image format. Only name, probe, open, read (or map) and close are required. */
 struct fmt_driver {
 	const char *name;        /* as qemu-img: "qcow2", "vmdk", "vpc", "raw" ... */
 	unsigned flags;
@@ -143,6 +149,9 @@ struct fmt_driver {
 	 * (fmt_image_read_backing; fmt_map_read does it for map-based drivers), so a read costs one
 	 * mapping lookup per run */
 	int (*read)(struct fmt_image *img, void *buf, size_t len, uint64_t off);
+	/* instead of read and block_status, a driver whose layer is a run map gives the map:
+	 * reads and block status then go through fmt_map_read and fmt_map_block_status */
+	fmt_map_fn map;
 	int (*write)(struct fmt_image *img, const void *buf, size_t len, uint64_t off);
 	/* one whole cluster (or the image tail) at a cluster-aligned offset, stored compressed */
 	int (*write_compressed)(struct fmt_image *img, const void *buf, size_t len, uint64_t off);
@@ -195,11 +204,6 @@ void fmt_image_close(struct fmt_image *img);
 
 /* ---- for drivers: reads and block status through a run map ------------------------------ */
 
-/* How the disk run at off maps onto img->store: *bits (FMT_BS_*) and *n > 0 bytes mapped alike
- * (stopping at a block end is fine; going past len is allowed and ignored); with FMT_BS_DATA,
- * *host is where off lives in the file, the run's bytes following it contiguously. */
-typedef int (*fmt_map_fn)(struct fmt_image *img, uint64_t off, uint64_t len, unsigned *bits,
-			  uint64_t *host, uint64_t *n);
 /* a driver's read: DATA runs come from img->store (runs contiguous in the file in one pread),
  * ZERO runs read as zeros, runs with neither come from the backing chain (zeros without one) */
 int fmt_map_read(struct fmt_image *img, void *buf, size_t len, uint64_t off, fmt_map_fn map);

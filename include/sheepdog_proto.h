@@ -151,42 +151,32 @@ struct sd_rsp {
 	};
 };
 
+/* the inode's fields before its data index, in wire order; the layout is protocol.md's */
+#define SD_INODE_HEADER_FIELDS                                                                   \
+	char     name[SD_MAX_VDI_LEN];                                                          \
+	char     tag[SD_MAX_VDI_TAG_LEN];                                                       \
+	uint64_t create_time;                                                                   \
+	uint64_t snap_ctime;                                                                    \
+	uint64_t vm_clock_nsec;                                                                 \
+	uint64_t vdi_size;                                                                      \
+	uint64_t vm_state_size;                                                                 \
+	uint8_t  copy_policy;                                                                   \
+	uint8_t  store_policy;                                                                  \
+	uint8_t  nr_copies;                                                                     \
+	uint8_t  block_size_shift;                                                              \
+	uint32_t snap_id;                                                                       \
+	uint32_t vdi_id;                                                                        \
+	uint32_t parent_vdi_id;                                                                 \
+	uint32_t reserved_area[1024]    /* old child list; ours to reuse */
+
 struct sd_inode {
-	char     name[SD_MAX_VDI_LEN];
-	char     tag[SD_MAX_VDI_TAG_LEN];
-	uint64_t create_time;
-	uint64_t snap_ctime;
-	uint64_t vm_clock_nsec;
-	uint64_t vdi_size;
-	uint64_t vm_state_size;
-	uint8_t  copy_policy;
-	uint8_t  store_policy;
-	uint8_t  nr_copies;
-	uint8_t  block_size_shift;
-	uint32_t snap_id;
-	uint32_t vdi_id;
-	uint32_t parent_vdi_id;
-	uint32_t reserved_area[1024];   /* old child list; ours to reuse */
+	SD_INODE_HEADER_FIELDS;
 	uint32_t data_vdi_id[SD_INODE_DATA_INDEX];
 };
 
 /* the inode without its index: what listing and lookup read */
 struct sd_inode_header {
-	char     name[SD_MAX_VDI_LEN];
-	char     tag[SD_MAX_VDI_TAG_LEN];
-	uint64_t create_time;
-	uint64_t snap_ctime;
-	uint64_t vm_clock_nsec;
-	uint64_t vdi_size;
-	uint64_t vm_state_size;
-	uint8_t  copy_policy;
-	uint8_t  store_policy;
-	uint8_t  nr_copies;
-	uint8_t  block_size_shift;
-	uint32_t snap_id;
-	uint32_t vdi_id;
-	uint32_t parent_vdi_id;
-	uint32_t reserved_area[1024];
+	SD_INODE_HEADER_FIELDS;
 };
 
 struct sheepdog_vdi_attr {
@@ -204,6 +194,7 @@ struct sheepdog_vdi_attr {
 #define SD_ATTR_OBJ_SIZE     sizeof(struct sheepdog_vdi_attr)
 
 #define SD_CHECK(expr) _Static_assert(expr, #expr)
+SD_CHECK(sizeof(struct sd_inode_header) == SD_INODE_HEADER_SIZE);
 SD_CHECK(sizeof(struct sd_req) == 48);
 SD_CHECK(sizeof(struct sd_rsp) == 48);
 SD_CHECK(offsetof(struct sd_req, opcode) == 1);
