@@ -151,30 +151,27 @@ static struct vmdk_extent *vmdk_extent_run(struct vmdk_state *s, uint64_t off, s
 	return e;
 }
 
-static int vmdk_read_locked(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+typedef int (*vmdk_piece_fn)(struct fmt_image *img, int ei, uint8_t *p, size_t n, uint64_t in_extent);
+
+/* fn on each extent's piece of [off, off+len); past the last extent a read gives zeros and a
+ * write fails */
+static int vmdk_each_piece(struct fmt_image *img, uint8_t *p, size_t len, uint64_t off, bool write,
+			   vmdk_piece_fn fn)
 {
 	struct vmdk_state *s = img->priv;
-	uint8_t *p = buf;
 	while (len) {
 		int ei, ret;
 		size_t n;
 		struct vmdk_extent *e = vmdk_extent_run(s, off, len, &ei, &n);
+		if (!e && write) {
+			fmt_error("%s: write at %" PRIu64 " is past the end of the disk", img->spec, off);
+			return -EINVAL;
+		}
 		if (!e) {
 			memset(p, 0, len);
 			return 0;
 		}
-		switch (e->type) {
-		case VMDK_FLAT:
-			ret = fmt_store_pread(e->store, p, n, e->flat_offset + off - e->start);
-			break;
-		case VMDK_ZERO:
-			memset(p, 0, n);
-			ret = 0;
-			break;
-		default:
-			ret = vmdk_read_sparse(img, ei, p, n, off - e->start);
-			break;
-		}
+		ret = fn(img, ei, p, n, off - e->start);
 		if (ret < 0)
 			return ret;
 		p += n;
@@ -184,45 +181,52 @@ static int vmdk_read_locked(struct fmt_image *img, void *buf, size_t len, uint64
 	return 0;
 }
 
+static int vmdk_read_piece(struct fmt_image *img, int ei, uint8_t *p, size_t n, uint64_t in_extent)
+{
+	struct vmdk_extent *e = &((struct vmdk_state *)img->priv)->ext[ei];
+	switch (e->type) {
+	case VMDK_FLAT:
+		return fmt_store_pread(e->store, p, n, e->flat_offset + in_extent);
+	case VMDK_ZERO:
+		memset(p, 0, n);
+		return 0;
+	default:
+		return vmdk_read_sparse(img, ei, p, n, in_extent);
+	}
+}
+
+static int vmdk_read_locked(struct fmt_image *img, void *buf, size_t len, uint64_t off)
+{
+	return vmdk_each_piece(img, buf, len, off, false, vmdk_read_piece);
+}
+
 /* ---- write ----------------------------------------------------------------------------------- */
 
-static int vmdk_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
+static int vmdk_write_piece(struct fmt_image *img, int ei, uint8_t *p, size_t n, uint64_t in_extent)
 {
 	struct vmdk_state *s = img->priv;
-	const uint8_t *p = buf;
-	while (len) {
-		int ei, ret;
-		size_t n;
-		struct vmdk_extent *e = vmdk_extent_run(s, off, len, &ei, &n);
-		if (!e) {
-			fmt_error("%s: write at %" PRIu64 " is past the end of the disk", img->spec, off);
-			return -EINVAL;
-		}
-		switch (e->type) {
-		case VMDK_FLAT:
-			ret = fmt_store_pwrite(e->store, p, n, e->flat_offset + off - e->start);
-			break;
-		case VMDK_ZERO:
-			fmt_error("%s: cannot write to a ZERO extent", img->spec);
-			ret = -EINVAL;
-			break;
-		default:
-			if (e->compressed) {
-				ret = vmdk_write_stream(img, ei, p, n, off - e->start);
-			} else {
-				pthread_mutex_lock(&s->lock);
-				ret = vmdk_write_sparse(img, ei, p, n, off - e->start);
-				pthread_mutex_unlock(&s->lock);
-			}
-			break;
-		}
-		if (ret < 0)
-			return ret;
-		p += n;
-		off += n;
-		len -= n;
+	struct vmdk_extent *e = &s->ext[ei];
+	int ret;
+	switch (e->type) {
+	case VMDK_FLAT:
+		return fmt_store_pwrite(e->store, p, n, e->flat_offset + in_extent);
+	case VMDK_ZERO:
+		fmt_error("%s: cannot write to a ZERO extent", img->spec);
+		return -EINVAL;
+	default:
+		if (e->compressed)
+			return vmdk_write_stream(img, ei, p, n, in_extent);
+		pthread_mutex_lock(&s->lock);
+		ret = vmdk_write_sparse(img, ei, p, n, in_extent);
+		pthread_mutex_unlock(&s->lock);
+		return ret;
 	}
-	return 0;
+}
+
+/* the pieces are only read from: the cast lets one walk serve reads and writes */
+static int vmdk_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
+{
+	return vmdk_each_piece(img, (uint8_t *)buf, len, off, true, vmdk_write_piece);
 }
 
 /* convert -c: whole grains (or the disk tail); only stream extents store them compressed,

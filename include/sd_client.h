@@ -64,6 +64,9 @@ int sd_request(const char *host, int port, struct sd_req *hdr, void *data, uint3
 /* the name[256] + tag[256] payload of the VDI ops; snap is a tag or a decimal snapshot id
  * (*snapid, else 0). INVALID_PARMS for an empty or over-long name or tag. */
 int sd_fill_name_snap(char *buf, const char *name, const char *snap, uint32_t *snapid);
+/* a write request (proto_ver, opcode) whose payload is name and snap as sd_fill_name_snap lays them out */
+int sd_name_snap_request(const char *host, int port, uint8_t proto_ver, uint8_t opcode, const char *name,
+			 const char *snap);
 /* look a VDI up: vid of NAME (snap as in sd_vdi_open) */
 int sd_vdi_lookup(const char *host, int port, const char *name, const char *snap, uint32_t *vid);
 /* read the inode header (4664 bytes) of a VDI id */

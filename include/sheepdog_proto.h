@@ -82,13 +82,17 @@
 #define SD_MAX_COPIES    31
 #define SD_MAX_VDI_SIZE  (SD_DATA_OBJ_SIZE * SD_INODE_DATA_INDEX)
 
+/* the first 16 bytes of every request and response */
+#define SD_MSG_HEADER_FIELDS \
+	uint8_t  proto_ver;  \
+	uint8_t  opcode;     \
+	uint16_t flags;      \
+	uint32_t epoch;      \
+	uint32_t id;         \
+	uint32_t data_length
+
 struct sd_req {
-	uint8_t  proto_ver;
-	uint8_t  opcode;
-	uint16_t flags;
-	uint32_t epoch;
-	uint32_t id;
-	uint32_t data_length;
+	SD_MSG_HEADER_FIELDS;
 	union {
 		struct {
 			uint64_t oid;
@@ -117,12 +121,7 @@ struct sd_req {
 };
 
 struct sd_rsp {
-	uint8_t  proto_ver;
-	uint8_t  opcode;
-	uint16_t flags;
-	uint32_t epoch;
-	uint32_t id;
-	uint32_t data_length;
+	SD_MSG_HEADER_FIELDS;
 	union {
 		uint32_t result;
 		struct {

@@ -95,18 +95,30 @@ static bool copy_string(const uint8_t *p, uint32_t len, char *out)
 	return true;
 }
 
+/* an option that starts with a 32-bit name length and the name, followed by at least count_len
+ * bytes: the name into name, *p at what follows it and *rest the bytes after count_len */
+static bool parse_opt_name(const uint8_t *data, uint32_t len, uint32_t count_len, char *name,
+			   const uint8_t **p, uint32_t *rest)
+{
+	if (len < 4)
+		return false;
+	uint32_t nlen = nbd_get32(data);
+	if (nlen > len - 4 || len - 4 - nlen < count_len)
+		return false;
+	if (!copy_string(data + 4, nlen, name))
+		return false;
+	*p = data + 4 + nlen;
+	*rest = len - 4 - nlen - count_len;
+	return true;
+}
+
 uint32_t nbd_parse_info_opt(const uint8_t *data, uint32_t len, struct nbd_info_opt *out)
 {
+	const uint8_t *p;
+	uint32_t rest;
 	memset(out, 0, sizeof(*out));
-	if (len < 4)
+	if (!parse_opt_name(data, len, 2, out->name, &p, &rest))
 		return NBD_REP_ERR_INVALID;
-	uint32_t nlen = nbd_get32(data);
-	if (nlen > len - 4 || len - 4 - nlen < 2)
-		return NBD_REP_ERR_INVALID;
-	if (!copy_string(data + 4, nlen, out->name))
-		return NBD_REP_ERR_INVALID;
-	const uint8_t *p = data + 4 + nlen;
-	uint32_t rest = len - 4 - nlen - 2;
 	out->nr_info = nbd_get16(p);
 	p += 2;
 	if (rest != (uint32_t)out->nr_info * 2)
@@ -124,16 +136,11 @@ uint32_t nbd_parse_info_opt(const uint8_t *data, uint32_t len, struct nbd_info_o
 
 uint32_t nbd_parse_meta_opt(const uint8_t *data, uint32_t len, bool list, struct nbd_meta_opt *out)
 {
+	const uint8_t *p;
+	uint32_t rest;
 	memset(out, 0, sizeof(*out));
-	if (len < 4)
+	if (!parse_opt_name(data, len, 4, out->name, &p, &rest))
 		return NBD_REP_ERR_INVALID;
-	uint32_t nlen = nbd_get32(data);
-	if (nlen > len - 4 || len - 4 - nlen < 4)
-		return NBD_REP_ERR_INVALID;
-	if (!copy_string(data + 4, nlen, out->name))
-		return NBD_REP_ERR_INVALID;
-	const uint8_t *p = data + 4 + nlen;
-	uint32_t rest = len - 4 - nlen - 4;
 	out->nr_queries = nbd_get32(p);
 	p += 4;
 	if (!out->nr_queries && list)

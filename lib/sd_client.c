@@ -270,14 +270,20 @@ int sd_vdi_create(const char *host, int port, const char *name, uint64_t size, i
 	return ret;
 }
 
-int sd_vdi_delete(const char *host, int port, const char *name, const char *snap)
+int sd_name_snap_request(const char *host, int port, uint8_t proto_ver, uint8_t opcode, const char *name,
+			 const char *snap)
 {
 	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
-	struct sd_req hdr = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_DEL_VDI,
-			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
+	struct sd_req hdr = { .proto_ver = proto_ver, .opcode = opcode, .flags = SD_FLAG_CMD_WRITE,
+			      .data_length = sizeof(buf) };
 	struct sd_rsp rsp;
 	int ret = sd_fill_name_snap(buf, name, snap, &hdr.vdi.snapid);
 	return ret ? ret : sd_request(host, port, &hdr, buf, 0, &rsp);
+}
+
+int sd_vdi_delete(const char *host, int port, const char *name, const char *snap)
+{
+	return sd_name_snap_request(host, port, SD_PROTO_VER, SD_OP_DEL_VDI, name, snap);
 }
 
 

@@ -52,16 +52,9 @@ int sd_vdi_clone(const char *host, int port, const char *src, const char *snap, 
 
 int sd_vdi_rollback(const char *host, int port, const char *name, const char *snap)
 {
-	char buf[SD_MAX_VDI_LEN + SD_MAX_VDI_TAG_LEN];
-	struct sd_req hdr = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_ROLLBACK_VDI,
-			      .flags = SD_FLAG_CMD_WRITE, .data_length = sizeof(buf) };
-	struct sd_rsp rsp;
 	if (!snap || !*snap)
 		return SD_RES_INVALID_PARMS;
-	int ret = sd_fill_name_snap(buf, name, snap, &hdr.vdi.snapid);
-	if (ret)
-		return ret;
-	return sd_request(host, port, &hdr, buf, 0, &rsp);
+	return sd_name_snap_request(host, port, SD_SHEEP_PROTO_VER, SD_OP_ROLLBACK_VDI, name, snap);
 }
 
 int sd_vdi_attr(const char *host, int port, const char *name, const char *snap, const char *key,
