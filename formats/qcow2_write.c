@@ -170,137 +170,153 @@ static int qcow2_in_place(struct qcow2_state *s, uint64_t entry, bool *yes)
 	return 0;
 }
 
+/* one step of a write: the L2 table and entry of the cluster at off, and the buffers the steps
+ * reuse */
+struct qcow2_wstep {
+	uint64_t *table;
+	uint64_t idx;          /* the cluster's entry in table */
+	uint64_t entry;        /* its value, host order */
+	uint64_t in;           /* off's place in the cluster */
+	uint8_t *merge;        /* one cluster, for read-modify-write */
+	uint8_t *bounce;       /* for encryption */
+	size_t bounce_len;
+};
+
+/* a run of clusters written in place at contiguous host offsets; bytes written or -errno */
+static int64_t qcow2_write_in_place(struct qcow2_state *s, struct qcow2_wstep *w, const uint8_t *buf, size_t len,
+				    uint64_t off)
+{
+	uint64_t host = (w->entry & QCOW2_OFFSET_MASK) + w->in;
+	uint64_t n = s->cluster_size - w->in < len ? s->cluster_size - w->in : len;
+	uint64_t idx = w->idx, entry = w->entry;
+	int ret;
+
+	while (n < len && idx + 1 < s->l2_entries && len - n >= s->cluster_size) {
+		uint64_t e2 = be64toh(w->table[idx + 1]);
+		bool ip2;
+		if ((e2 & QCOW2_OFFSET_MASK) != (entry & QCOW2_OFFSET_MASK) + s->cluster_size)
+			break;
+		ret = qcow2_in_place(s, e2, &ip2);
+		if (ret < 0)
+			return ret;
+		if (!ip2)
+			break;
+		entry = e2;
+		idx++;
+		n += s->cluster_size;
+	}
+	ret = qcow2_pwrite_data(s, buf, n, host, off, &w->bounce, &w->bounce_len);
+	return ret < 0 ? ret : (int64_t)n;
+}
+
+/* read-modify-write of part of one cluster (in place, or into a new cluster); bytes written */
+static int64_t qcow2_write_partial(struct qcow2_state *s, struct qcow2_wstep *w, bool inplace, const uint8_t *buf,
+				   size_t len, uint64_t off)
+{
+	uint64_t n = s->cluster_size - w->in < len ? s->cluster_size - w->in : len;
+	uint64_t guest = off - w->in;
+	int64_t host;
+	int ret;
+
+	if (!w->merge && !(w->merge = malloc(s->cluster_size))) {
+		fmt_error("%s: out of memory", s->img->spec);
+		return -ENOMEM;
+	}
+	ret = qcow2_cluster_contents(s, w->entry, guest, w->merge);
+	if (ret < 0)
+		return ret;
+	memcpy(w->merge + w->in, buf, n);
+	host = inplace ? (int64_t)(w->entry & QCOW2_OFFSET_MASK) : qcow2_alloc_clusters(s, 1);
+	if (host < 0)
+		return host;
+	ret = qcow2_pwrite_data(s, w->merge, s->cluster_size, host, guest, &w->bounce, &w->bounce_len);
+	if (ret < 0)
+		return ret;
+	if (!inplace) {
+		w->table[w->idx] = htobe64((uint64_t)host | QCOW2_OFLAG_COPIED);
+		qcow2_l2_slot_of(s, w->table)->dirty = true;
+		ret = qcow2_release_entry(s, w->entry);
+		if (ret < 0)
+			return ret;
+	}
+	return (int64_t)n;
+}
+
+/* a run of whole clusters that need new space: one allocation, one write; bytes written */
+static int64_t qcow2_write_new_run(struct qcow2_state *s, struct qcow2_wstep *w, const uint8_t *buf, size_t len,
+				   uint64_t off)
+{
+	uint64_t k = 1;
+	int ret;
+
+	while (w->idx + k < s->l2_entries && (k + 1) * s->cluster_size <= len) {
+		bool ip2;
+		ret = qcow2_in_place(s, be64toh(w->table[w->idx + k]), &ip2);
+		if (ret < 0)
+			return ret;
+		if (ip2)
+			break;
+		k++;
+	}
+	int64_t host = qcow2_alloc_clusters(s, k);
+	if (host < 0)
+		return host;
+	ret = qcow2_pwrite_data(s, buf, k * s->cluster_size, host, off, &w->bounce, &w->bounce_len);
+	if (ret < 0)
+		return ret;
+	for (uint64_t i = 0; i < k; i++) {
+		uint64_t old = be64toh(w->table[w->idx + i]);
+		w->table[w->idx + i] = htobe64(((uint64_t)host + i * s->cluster_size) | QCOW2_OFLAG_COPIED);
+		ret = qcow2_release_entry(s, old);
+		if (ret < 0)
+			return ret;
+	}
+	qcow2_l2_slot_of(s, w->table)->dirty = true;
+	return (int64_t)(k * s->cluster_size);
+}
+
 static int qcow2_write_locked(struct qcow2_state *s, const uint8_t *buf, size_t len, uint64_t off)
 {
-	uint8_t *merge = NULL, *bounce = NULL;
-	size_t bounce_len = 0;
-	int ret = 0;
+	struct qcow2_wstep w = { 0 };
+	int64_t done = 0;
 
 	while (len) {
 		uint64_t cluster = off >> s->cluster_bits;
 		uint64_t l1_index = cluster >> s->l2_bits;
-		uint64_t idx = cluster & (s->l2_entries - 1);
-		uint64_t in = off & (s->cluster_size - 1);
-		uint64_t *table;
 		bool inplace;
 
 		if (l1_index >= s->l1_size) {
 			fmt_error("%s: write at %" PRIu64 " beyond the L1 table", s->img->spec, off);
-			ret = -EINVAL;
-			goto out;
+			done = -EINVAL;
+			break;
 		}
-		/* the L2 table first (as qemu lays files out), then the data; table stays valid
+		/* the L2 table first (as qemu lays files out), then the data; the table stays valid
 		 * meanwhile: allocating and writing data load no other L2 table */
-		ret = qcow2_l2_for_write(s, l1_index, &table);
-		if (ret < 0)
-			goto out;
-		uint64_t entry = be64toh(table[idx]);
-		ret = qcow2_in_place(s, entry, &inplace);
-		if (ret < 0)
-			goto out;
-		bool partial = in || len < s->cluster_size;
-
-		if (inplace && !(partial && s->cipher)) {
-			/* run of in-place clusters with contiguous host offsets */
-			uint64_t host = (entry & QCOW2_OFFSET_MASK) + in;
-			uint64_t n = s->cluster_size - in < len ? s->cluster_size - in : len;
-			while (n < len && idx + 1 < s->l2_entries && len - n >= s->cluster_size) {
-				uint64_t e2 = be64toh(table[idx + 1]);
-				bool ip2;
-				if ((e2 & QCOW2_OFFSET_MASK) != (entry & QCOW2_OFFSET_MASK) + s->cluster_size)
-					break;
-				ret = qcow2_in_place(s, e2, &ip2);
-				if (ret < 0)
-					goto out;
-				if (!ip2)
-					break;
-				entry = e2;
-				idx++;
-				n += s->cluster_size;
-			}
-			ret = qcow2_pwrite_data(s, buf, n, host, off, &bounce, &bounce_len);
-			if (ret < 0)
-				goto out;
-			buf += n;
-			off += n;
-			len -= n;
-			continue;
-		}
-
-		if (partial) {
-			/* read-modify-write of one cluster */
-			uint64_t n = s->cluster_size - in < len ? s->cluster_size - in : len;
-			uint64_t guest = off - in;
-			int64_t host;
-			if (!merge && !(merge = malloc(s->cluster_size))) {
-				ret = -ENOMEM;
-				fmt_error("%s: out of memory", s->img->spec);
-				goto out;
-			}
-			ret = qcow2_cluster_contents(s, entry, guest, merge);
-			if (ret < 0)
-				goto out;
-			memcpy(merge + in, buf, n);
-			if (inplace) {
-				host = entry & QCOW2_OFFSET_MASK;
-			} else {
-				host = qcow2_alloc_clusters(s, 1);
-				if (host < 0) {
-					ret = (int)host;
-					goto out;
-				}
-			}
-			ret = qcow2_pwrite_data(s, merge, s->cluster_size, host, guest, &bounce, &bounce_len);
-			if (ret < 0)
-				goto out;
-			if (!inplace) {
-				table[idx] = htobe64((uint64_t)host | QCOW2_OFLAG_COPIED);
-				qcow2_l2_slot_of(s, table)->dirty = true;
-				ret = qcow2_release_entry(s, entry);
-				if (ret < 0)
-					goto out;
-			}
-			buf += n;
-			off += n;
-			len -= n;
-			continue;
-		}
-
-		/* run of whole clusters that need new space: one allocation, one write */
-		uint64_t k = 1;
-		while (idx + k < s->l2_entries && (k + 1) * s->cluster_size <= len) {
-			bool ip2;
-			ret = qcow2_in_place(s, be64toh(table[idx + k]), &ip2);
-			if (ret < 0)
-				goto out;
-			if (ip2)
-				break;
-			k++;
-		}
-		int64_t host = qcow2_alloc_clusters(s, k);
-		if (host < 0) {
-			ret = (int)host;
-			goto out;
-		}
-		ret = qcow2_pwrite_data(s, buf, k * s->cluster_size, host, off, &bounce, &bounce_len);
-		if (ret < 0)
-			goto out;
-		for (uint64_t i = 0; i < k; i++) {
-			uint64_t old = be64toh(table[idx + i]);
-			table[idx + i] = htobe64(((uint64_t)host + i * s->cluster_size) | QCOW2_OFLAG_COPIED);
-			ret = qcow2_release_entry(s, old);
-			if (ret < 0)
-				goto out;
-		}
-		qcow2_l2_slot_of(s, table)->dirty = true;
-		buf += k * s->cluster_size;
-		off += k * s->cluster_size;
-		len -= k * s->cluster_size;
+		done = qcow2_l2_for_write(s, l1_index, &w.table);
+		if (done < 0)
+			break;
+		w.idx = cluster & (s->l2_entries - 1);
+		w.in = off & (s->cluster_size - 1);
+		w.entry = be64toh(w.table[w.idx]);
+		done = qcow2_in_place(s, w.entry, &inplace);
+		if (done < 0)
+			break;
+		bool partial = w.in || len < s->cluster_size;
+		if (inplace && !(partial && s->cipher))
+			done = qcow2_write_in_place(s, &w, buf, len, off);
+		else if (partial)
+			done = qcow2_write_partial(s, &w, inplace, buf, len, off);
+		else
+			done = qcow2_write_new_run(s, &w, buf, len, off);
+		if (done < 0)
+			break;
+		buf += done;
+		off += done;
+		len -= done;
 	}
-out:
-	free(merge);
-	free(bounce);
-	return ret;
+	free(w.merge);
+	free(w.bounce);
+	return done < 0 ? (int)done : 0;
 }
 
 int qcow2_write(struct fmt_image *img, const void *buf, size_t len, uint64_t off)
