@@ -31,6 +31,70 @@ static int qcow2_l2_offset(struct qcow2_state *s, const uint64_t *l1, uint64_t l
 	return 0;
 }
 
+/* what unit u (a cluster, or a subcluster with extended L2) of guest offset guest is: *type
+ * (QCOW2_MAP_*) and, for data and compressed units, *host (guest's byte in the file, or the
+ * compressed entry); bad entries are errors */
+static int qcow2_map_unit(struct qcow2_state *s, const uint64_t *table, uint64_t idx, uint64_t u,
+			  uint32_t unit_bits, uint64_t guest, int *type, uint64_t *host)
+{
+	uint64_t entry = be64toh(table[s->ext_l2 ? 2 * idx : idx]);
+	uint64_t hoff = entry & QCOW2_OFFSET_MASK;
+
+	*host = 0;
+	if (entry & QCOW2_OFLAG_COMPRESSED) {
+		if (s->data_store) {
+			fmt_error("%s: compressed cluster in an image with an external data file", s->img->spec);
+			return -EIO;
+		}
+		if ((entry & s->coffset_mask) >= s->file_size) {
+			fmt_error("%s: compressed cluster offset %#" PRIx64 " past end of file", s->img->spec,
+				  entry & s->coffset_mask);
+			return -EIO;
+		}
+		*type = QCOW2_MAP_COMPRESSED;
+		*host = entry;
+		return 0;
+	}
+	if (s->ext_l2) {
+		uint64_t bm = be64toh(table[2 * idx + 1]);
+		uint32_t sc = u & 31;
+		if (bm & (1ull << (32 + sc)))
+			*type = QCOW2_MAP_ZERO;
+		else if (bm & (1ull << sc))
+			*type = QCOW2_MAP_DATA;
+		else
+			*type = QCOW2_MAP_UNALLOC;
+		if (*type == QCOW2_MAP_DATA)
+			*host = hoff + ((uint64_t)sc << unit_bits);
+	} else if (entry & QCOW2_OFLAG_ZERO) {
+		if (s->version < 3) {
+			fmt_error("%s: Zero cluster entry found in pre-v3 image (guest offset %" PRIu64 ")",
+				  s->img->spec, guest);
+			return -EIO;
+		}
+		*type = hoff ? QCOW2_MAP_ZERO_ALLOC : QCOW2_MAP_ZERO;
+	} else if (hoff || (s->data_store && (entry & QCOW2_OFLAG_COPIED))) {
+		*type = QCOW2_MAP_DATA;
+		*host = hoff;
+	} else {
+		*type = QCOW2_MAP_UNALLOC;
+	}
+	if (*type != QCOW2_MAP_DATA)
+		return 0;
+	if (hoff & (s->cluster_size - 1)) {
+		fmt_error("%s: data cluster offset %#" PRIx64 " unaligned (guest offset %" PRIu64 ")", s->img->spec,
+			  hoff, guest);
+		return -EIO;
+	}
+	if (!s->data_store && hoff >= s->file_size) {
+		fmt_error("%s: data cluster offset %#" PRIx64 " past end of file (guest offset %" PRIu64 ")",
+			  s->img->spec, hoff, guest);
+		return -EIO;
+	}
+	*host += guest & ((1ull << unit_bits) - 1);
+	return 0;
+}
+
 /* Map the run starting at guest offset off (at most len bytes, not crossing an L2 table):
  * *type, *host (DATA: host offset of off; COMPRESSED: the L2 entry) and *run. Lock held. */
 static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, uint64_t len,
@@ -81,65 +145,15 @@ static int qcow2_map(struct qcow2_state *s, const uint64_t *l1, uint64_t off, ui
 		uint64_t u = (off + done) >> unit_bits;
 		uint64_t c = u >> (s->ext_l2 ? 5 : 0);
 		uint64_t idx = c & (s->l2_entries - 1);
-		uint64_t entry = be64toh(table[s->ext_l2 ? 2 * idx : idx]);
-		uint64_t hoff = entry & QCOW2_OFFSET_MASK;
 		uint64_t in_unit = ((u + 1) << unit_bits) - (off + done);
 		int t;
-		uint64_t h = 0;
+		uint64_t h;
 
 		if (in_unit > len - done)
 			in_unit = len - done;
-		if (entry & QCOW2_OFLAG_COMPRESSED) {
-			if (s->data_store) {
-				fmt_error("%s: compressed cluster in an image with an external data file", s->img->spec);
-				return -EIO;
-			}
-			t = QCOW2_MAP_COMPRESSED;
-			h = entry;
-			if ((entry & s->coffset_mask) >= s->file_size) {
-				fmt_error("%s: compressed cluster offset %#" PRIx64 " past end of file", s->img->spec,
-					  entry & s->coffset_mask);
-				return -EIO;
-			}
-		} else {
-			if (s->ext_l2) {
-				uint64_t bm = be64toh(table[2 * idx + 1]);
-				uint32_t sc = u & 31;
-				if (bm & (1ull << (32 + sc)))
-					t = QCOW2_MAP_ZERO;
-				else if (bm & (1ull << sc))
-					t = QCOW2_MAP_DATA;
-				else
-					t = QCOW2_MAP_UNALLOC;
-				if (t == QCOW2_MAP_DATA)
-					h = hoff + ((uint64_t)sc << unit_bits);
-			} else if (entry & QCOW2_OFLAG_ZERO) {
-				if (s->version < 3) {
-					fmt_error("%s: Zero cluster entry found in pre-v3 image (guest offset %" PRIu64 ")",
-						  s->img->spec, off + done);
-					return -EIO;
-				}
-				t = hoff ? QCOW2_MAP_ZERO_ALLOC : QCOW2_MAP_ZERO;
-			} else if (hoff || (s->data_store && (entry & QCOW2_OFLAG_COPIED))) {
-				t = QCOW2_MAP_DATA;
-				h = hoff;
-			} else {
-				t = QCOW2_MAP_UNALLOC;
-			}
-			if (t == QCOW2_MAP_DATA) {
-				if (hoff & (s->cluster_size - 1)) {
-					fmt_error("%s: data cluster offset %#" PRIx64 " unaligned (guest offset %" PRIu64 ")",
-						  s->img->spec, hoff, off + done);
-					return -EIO;
-				}
-				if (!s->data_store && hoff >= s->file_size) {
-					fmt_error("%s: data cluster offset %#" PRIx64 " past end of file (guest offset %" PRIu64 ")",
-						  s->img->spec, hoff, off + done);
-					return -EIO;
-				}
-				h += (off + done) & ((1ull << unit_bits) - 1);
-			}
-		}
+		ret = qcow2_map_unit(s, table, idx, u, unit_bits, off + done, &t, &h);
+		if (ret < 0)
+			return ret;
 		if (first_type < 0) {
 			first_type = t;
 			first_host = h;
