@@ -467,12 +467,104 @@ out:
 	return ret;
 }
 
+/* does snapshot ph of name hold the source state from_id: it is that snapshot, or a restore
+ * made it and recorded so in its attribute */
+static bool snapshot_holds_state(const char *name, const struct sd_inode_header *ph, uint64_t from_id)
+{
+	char snapid[16];
+	uint32_t avid, aid;
+	bool yes = false;
+
+	if (snapshot_identity(ph) == from_id)
+		return true;
+	snprintf(snapid, sizeof(snapid), "%" PRIu32, ph->snap_id);
+	if (sd_vdi_attr(sd_addr, sd_port, name, snapid, BACKUP_ATTR_KEY, NULL, 0, 0, &avid, &aid) != SD_RES_SUCCESS)
+		return false;
+	struct sheepdog_vdi_attr *a = calloc(1, sizeof(*a));
+	struct sd_req r2 = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_OBJ, .data_length = sizeof(*a) };
+	struct sd_rsp rsp;
+	r2.obj.oid = vid_to_attr_oid(avid, aid);
+	if (a && sheep_exec(&r2, a, sizeof(*a), &rsp) == 0 && a->value_len == 16) {
+		char hex[17];
+		memcpy(hex, a->value, 16);
+		hex[16] = '\0';
+		yes = strtoull(hex, NULL, 16) == from_id;
+	}
+	free(a);
+	return yes;
+}
+
+/* an incremental stream's base: the working VDI (header wh, index widx) is unchanged since its
+ * parent snapshot (read into ph), and that snapshot holds the state from_id */
+static bool restore_base_ok(const char *name, const struct sd_inode_header *wh, struct sd_inode_header *ph,
+			    const uint32_t *widx, uint32_t nr_w, uint64_t from_id)
+{
+	bool ok = false;
+	if (!wh->parent_vdi_id || sd_read_inode_header(sd_addr, sd_port, wh->parent_vdi_id, ph) ||
+	    !ph->snap_ctime || strcmp(ph->name, wh->name) || ph->vdi_size != wh->vdi_size ||
+	    !snapshot_holds_state(name, ph, from_id))
+		return false;
+	uint32_t *pidx = calloc(nr_w ? nr_w : 1, sizeof(uint32_t));
+	if (pidx && sd_read_inode_index(sd_addr, sd_port, wh->parent_vdi_id, pidx, nr_w) == 0)
+		ok = !memcmp(pidx, widx, nr_w * sizeof(uint32_t));
+	free(pidx);
+	return ok;
+}
+
+/* after restoring a smaller VDI: the rest of its last object zeroed (so that growing later
+ * shows zeros), then its size set */
+static int restore_shrink(const char *name, uint32_t wvid, uint64_t new_size, uint64_t old_size, uint8_t shift)
+{
+	uint64_t objsize = UINT64_C(1) << shift, end = MIN(DIV_ROUND_UP(new_size, objsize) * objsize, old_size);
+	struct sd_vdi *vdi;
+	int ret = 0;
+	if (end > new_size && !(ret = sd_vdi_open(sd_addr, sd_port, name, NULL, true, &vdi))) {
+		char *z = calloc(1, end - new_size);
+		ret = z ? sd_vdi_pwrite(vdi, z, end - new_size, new_size) : -ENOMEM;
+		if (!ret)
+			ret = sd_vdi_flush(vdi);
+		free(z);
+		sd_vdi_close(vdi);
+	}
+	return ret ? ret : write_vdi_size(wvid, new_size);
+}
+
+/* restore's target: NAME exists (*wvid) and has no snapshot tagged tag yet; 0, or an exit
+ * status with the reason said */
+static int restore_target(const char *what, const char *name, const char *tag, uint32_t *wvid)
+{
+	uint32_t unused;
+	if (check_vdi_name(name) < 0 || check_snap_arg(tag) < 0)
+		return EXIT_USAGE;
+	if (!tag) {
+		die_msg("%s: name the snapshot that will hold the restored state with -s TAG", what);
+		return EXIT_USAGE;
+	}
+	if (sd_snap_is_id(tag)) {
+		die_msg("%s: the tag '%s' is a number and could not be told from a snapshot id", what, tag);
+		return EXIT_USAGE;
+	}
+	int ret = sd_vdi_lookup(sd_addr, sd_port, name, NULL, wvid);
+	if (ret == SD_RES_NO_VDI) {
+		die_msg("%s: no such VDI (create it first)", what);
+		return EXIT_MISSING;
+	}
+	if (ret)
+		return report_failure(what, ret);
+	ret = sd_vdi_lookup(sd_addr, sd_port, name, tag, &unused);
+	if (ret == SD_RES_SUCCESS) {
+		die_msg("%s: a snapshot tagged '%s' exists already", what, tag);
+		return EXIT_EXISTS;
+	}
+	return ret == SD_RES_NO_TAG ? 0 : report_failure(what, ret);
+}
+
 int vdi_restore(int argc, char **argv)
 {
 	const char *tag = opt('s');
 	struct backup_info *info = calloc(1, sizeof(*info));
 	struct sd_inode_header *wh = calloc(1, sizeof(*wh)), *ph = calloc(1, sizeof(*ph));
-	uint32_t *widx = NULL, *pidx = NULL, wvid, nr_w, nr_p;
+	uint32_t *widx = NULL, wvid, nr_w;
 	FILE *spool = NULL;
 	char what[300], err[256];
 	bool base_ok = false;
@@ -481,38 +573,10 @@ int vdi_restore(int argc, char **argv)
 	snprintf(what, sizeof(what), "vdi restore %s", argv[0]);
 	if (!info || !wh || !ph)
 		goto fail;
-	if (check_vdi_name(argv[0]) < 0 || check_snap_arg(tag) < 0) {
-		ret = EXIT_USAGE;
-		goto out;
-	}
-	if (!tag) {
-		die_msg("%s: name the snapshot that will hold the restored state with -s TAG", what);
-		ret = EXIT_USAGE;
-		goto out;
-	}
-	if (sd_snap_is_id(tag)) {
-		die_msg("%s: the tag '%s' is a number and could not be told from a snapshot id", what, tag);
-		ret = EXIT_USAGE;
-		goto out;
-	}
 	/* the target and the tag, before reading anything */
-	ret = sd_vdi_lookup(sd_addr, sd_port, argv[0], NULL, &wvid);
-	if (ret == SD_RES_NO_VDI) {
-		die_msg("%s: no such VDI (create it first)", what);
-		ret = EXIT_MISSING;
-		goto out;
-	}
+	ret = restore_target(what, argv[0], tag, &wvid);
 	if (ret)
-		goto fail;
-	uint32_t unused;
-	ret = sd_vdi_lookup(sd_addr, sd_port, argv[0], tag, &unused);
-	if (ret == SD_RES_SUCCESS) {
-		die_msg("%s: a snapshot tagged '%s' exists already", what, tag);
-		ret = EXIT_EXISTS;
 		goto out;
-	}
-	if (ret != SD_RES_NO_TAG)
-		goto fail;
 	spool = tmpfile();
 	if (!spool) {
 		die_msg("%s: cannot create a temporary file: %s", what, strerror(errno));
@@ -549,36 +613,7 @@ int vdi_restore(int argc, char **argv)
 	if (ret)
 		goto fail;
 	if (info->from_id) {
-		if (wh->parent_vdi_id && sd_read_inode_header(sd_addr, sd_port, wh->parent_vdi_id, ph) == 0 &&
-		    ph->snap_ctime && !strcmp(ph->name, wh->name) && ph->vdi_size == wh->vdi_size) {
-			uint32_t avid, aid;
-			bool at_state = snapshot_identity(ph) == info->from_id;
-			/* a snapshot a restore made records which source snapshot it holds */
-			if (!at_state) {
-				char snapid[16];
-				snprintf(snapid, sizeof(snapid), "%" PRIu32, ph->snap_id);
-				ret = sd_vdi_attr(sd_addr, sd_port, argv[0], snapid, BACKUP_ATTR_KEY, NULL, 0, 0, &avid, &aid);
-				if (ret == SD_RES_SUCCESS) {
-					struct sheepdog_vdi_attr *a = calloc(1, sizeof(*a));
-					struct sd_req r2 = { .proto_ver = SD_PROTO_VER, .opcode = SD_OP_READ_OBJ,
-							     .data_length = sizeof(*a) };
-					struct sd_rsp rsp;
-					r2.obj.oid = vid_to_attr_oid(avid, aid);
-					if (a && sheep_exec(&r2, a, sizeof(*a), &rsp) == 0 && a->value_len == 16) {
-						char hex[17];
-						memcpy(hex, a->value, 16);
-						hex[16] = '\0';
-						at_state = strtoull(hex, NULL, 16) == info->from_id;
-					}
-					free(a);
-				}
-			}
-			/* and the working VDI must not have changed since that snapshot */
-			nr_p = nr_w;
-			pidx = calloc(nr_p ? nr_p : 1, sizeof(uint32_t));
-			if (at_state && pidx && sd_read_inode_index(sd_addr, sd_port, wh->parent_vdi_id, pidx, nr_p) == 0)
-				base_ok = !memcmp(pidx, widx, nr_p * sizeof(uint32_t));
-		}
+		base_ok = restore_base_ok(argv[0], wh, ph, widx, nr_w, info->from_id);
 		if (!base_ok) {
 			die_msg("%s: the stream starts from snapshot %u%s%s%s of %s, and %s is not at that state; nothing was changed",
 				what, info->from_snap_id, info->from_tag[0] ? " '" : "", info->from_tag,
@@ -606,21 +641,8 @@ int vdi_restore(int argc, char **argv)
 			goto fail;
 	}
 	ret = apply_records(argv[0], wvid, spool, info);
-	if (!ret && info->vdi_size < wh->vdi_size) {
-		/* zero the rest of the last object, so that growing later shows zeros */
-		uint64_t objsize = UINT64_C(1) << wshift, end = MIN(DIV_ROUND_UP(info->vdi_size, objsize) * objsize, wh->vdi_size);
-		struct sd_vdi *vdi;
-		if (end > info->vdi_size && !(ret = sd_vdi_open(sd_addr, sd_port, argv[0], NULL, true, &vdi))) {
-			char *z = calloc(1, end - info->vdi_size);
-			ret = z ? sd_vdi_pwrite(vdi, z, end - info->vdi_size, info->vdi_size) : -ENOMEM;
-			if (!ret)
-				ret = sd_vdi_flush(vdi);
-			free(z);
-			sd_vdi_close(vdi);
-		}
-		if (!ret)
-			ret = write_vdi_size(wvid, info->vdi_size);
-	}
+	if (!ret && info->vdi_size < wh->vdi_size)
+		ret = restore_shrink(argv[0], wvid, info->vdi_size, wh->vdi_size, wshift);
 	if (ret) {
 		if (base_ok) {
 			char snapid[16];
@@ -656,6 +678,5 @@ out:
 	free(wh);
 	free(ph);
 	free(widx);
-	free(pidx);
 	return ret;
 }
