@@ -102,7 +102,6 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 		goto out;
 	}
 	size = img->virtual_size;
-	fmt_image_close(img);
 	if (!size || size > SD_MAX_VDI_SIZE) {
 		char m[700];
 		snprintf(m, sizeof(m), "%s: a virtual size of %" PRIu64 " bytes does not fit a VDI (1 byte to 4 TiB)",
@@ -125,6 +124,7 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 	memset(&o, 0, sizeof(o));
 	o.src_fmt = t->fmt;
 	o.src_opts = sopts;
+	o.src_image = img;   /* opened once: a URL source is not fetched and probed twice */
 	o.dst_fmt = "raw";
 	o.target_exists = true;
 	o.target_is_zero = true;   /* a new VDI reads as zeros */
@@ -143,6 +143,8 @@ static void transfer_import_one(struct transfer *t, struct transfer_job *j)
 		}
 	}
 out:
+	if (img)
+		fmt_image_close(img);
 	fmt_options_free(sopts);
 }
 

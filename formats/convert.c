@@ -491,8 +491,9 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = fmt_image_open(src_spec, o->src_fmt, 0, o->src_opts, &j.src);
-	if (ret)
+	if (o->src_image)
+		j.src = o->src_image;
+	else if ((ret = fmt_image_open(src_spec, o->src_fmt, 0, o->src_opts, &j.src)))
 		goto out;
 	if (o->snapshot && *o->snapshot) {
 		ret = convert_load_snapshot(j.src, src_spec, o->snapshot);
@@ -536,7 +537,7 @@ int fmt_convert(const char *src_spec, const char *dst_spec, const struct fmt_con
 out:
 	if (j.dst)
 		fmt_image_close(j.dst);
-	if (j.src)
+	if (j.src && j.src != o->src_image)
 		fmt_image_close(j.src);
 	pthread_mutex_destroy(&j.lock);
 	pthread_mutex_destroy(&j.src_lock);

@@ -227,6 +227,7 @@ int fmt_image_read_header(struct fmt_image *img, void *buf, size_t len, const ch
 
 struct fmt_convert_opts {
 	const char *src_fmt, *dst_fmt;    /* NULL: probe / raw */
+	struct fmt_image *src_image;      /* the source, already open (src still names it); not closed */
 	struct fmt_options *src_opts, *dst_opts;
 	const char *snapshot;             /* -l */
 	bool compress;                    /* -c */
