@@ -115,24 +115,101 @@ static int attr_write_list(const struct sd_inode_header *h)
  * VDI_EXIST if the key exists; DEL = remove. Answers vdi_id and attr_id; NO_OBJ when the key is
  * absent (and not created).
  */
+/* a well-formed attribute request: name, tag and key terminated, the value within the payload */
+static bool attr_request_ok(const struct sheepdog_vdi_attr *a, uint32_t len)
+{
+	if (len < ATTR_HDR_SIZE || !a)
+		return false;
+	if (!a->name[0] || strnlen(a->name, sizeof(a->name)) == sizeof(a->name) ||
+	    strnlen(a->tag, sizeof(a->tag)) == sizeof(a->tag) || !a->key[0] ||
+	    strnlen(a->key, sizeof(a->key)) == sizeof(a->key))
+		return false;
+	return a->value_len <= SD_MAX_VDI_ATTR_VALUE_LEN && ATTR_HDR_SIZE + a->value_len <= len;
+}
+
+/* the attribute of VDI vid (inode header h) named key: *found and its id */
+static int attr_lookup(uint32_t vid, const struct sd_inode_header *h, const char *key, bool *found,
+		       uint32_t *found_id)
+{
+	struct sheepdog_vdi_attr *cur = xzalloc(ATTR_HDR_SIZE);
+	int ret = SD_RES_SUCCESS;
+
+	*found = false;
+	for (uint32_t i = 0; i < attr_count(h) && !*found; i++) {
+		uint32_t id = h->reserved_area[1 + i];
+		ret = gateway_read_obj(vid_to_attr_oid(vid, id), cur, ATTR_HDR_SIZE, 0);
+		if (ret == SD_RES_NO_OBJ) {
+			ret = SD_RES_SUCCESS;
+			continue;
+		}
+		if (ret)
+			break;
+		if (!strncmp(cur->key, key, sizeof(cur->key))) {
+			*found = true;
+			*found_id = id;
+		}
+	}
+	free(cur);
+	return ret;
+}
+
+/* the attribute id removed, with its object, from VDI vid's list */
+static int attr_delete(uint32_t vid, struct sd_inode_header *h, uint32_t id)
+{
+	int ret = gateway_remove_obj(vid_to_attr_oid(vid, id));
+	if (ret && ret != SD_RES_NO_OBJ)
+		return ret;
+	uint32_t n = attr_count(h);
+	for (uint32_t i = 0; i < n; i++)
+		if (h->reserved_area[1 + i] == id) {
+			h->reserved_area[1 + i] = h->reserved_area[n];
+			h->reserved_area[n] = 0;
+			h->reserved_area[0] = n - 1;
+			break;
+		}
+	return attr_write_list(h);
+}
+
+/* the attribute's object written under id (its value replaced when it exists, else it is
+ * added to the list) */
+static int attr_store(uint32_t vid, struct sd_inode_header *h, const struct sheepdog_vdi_attr *a,
+		      const char *name, const char *tag, const char *key, uint32_t id, bool exists)
+{
+	struct sheepdog_vdi_attr *obj = xzalloc(SD_ATTR_OBJ_SIZE);
+	memcpy(obj, a, ATTR_HDR_SIZE + a->value_len);
+	memset(obj->name, 0, sizeof(obj->name));
+	memset(obj->tag, 0, sizeof(obj->tag));
+	memset(obj->key, 0, sizeof(obj->key));
+	snprintf(obj->name, sizeof(obj->name), "%s", name);
+	snprintf(obj->tag, sizeof(obj->tag), "%s", tag);
+	snprintf(obj->key, sizeof(obj->key), "%s", key);
+	uint64_t now = wall_ns();
+	obj->ctime = (now / 1000000000ull) << 32 | (now % 1000000000ull);
+	int ret = gateway_write_obj(vid_to_attr_oid(vid, id), obj, ATTR_HDR_SIZE + a->value_len, 0, true, true);
+	free(obj);
+	if (ret || exists)
+		return ret;
+	uint32_t n = attr_count(h);
+	h->reserved_area[1 + n] = id;
+	h->reserved_area[0] = n + 1;
+	ret = attr_write_list(h);
+	if (ret)
+		gateway_remove_obj(vid_to_attr_oid(vid, id));
+	return ret;
+}
+
 int vdi_attr_work(struct request *req)
 {
 	const struct sd_req *rq = &req->rq;
 	uint32_t len = (rq->flags & SD_FLAG_CMD_WRITE) ? rq->data_length : 0;
-	struct sheepdog_vdi_attr *a = req->data, *cur = NULL, *obj = NULL;
+	struct sheepdog_vdi_attr *a = req->data;
 	struct sd_inode_header *h = NULL;
 	char name[SD_MAX_VDI_LEN], tag[SD_MAX_VDI_TAG_LEN], key[SD_MAX_VDI_ATTR_KEY_LEN];
 	uint32_t vid, found_id = 0;
 	bool found = false;
 	int ret;
 
-	if (len < ATTR_HDR_SIZE || !a)
-		return SD_RES_INVALID_PARMS;
-	if (!a->name[0] || strnlen(a->name, sizeof(a->name)) == sizeof(a->name) ||
-	    strnlen(a->tag, sizeof(a->tag)) == sizeof(a->tag) || !a->key[0] ||
-	    strnlen(a->key, sizeof(a->key)) == sizeof(a->key))
-		return SD_RES_INVALID_PARMS;
-	if (a->value_len > SD_MAX_VDI_ATTR_VALUE_LEN || ATTR_HDR_SIZE + a->value_len > len)
+	if (!attr_request_ok(a, len))
 		return SD_RES_INVALID_PARMS;
 	snprintf(name, sizeof(name), "%s", a->name);
 	snprintf(tag, sizeof(tag), "%s", a->tag);
@@ -142,38 +219,16 @@ int vdi_attr_work(struct request *req)
 	if (ret)
 		return ret;
 	h = xzalloc(sizeof(*h));
-	cur = xzalloc(ATTR_HDR_SIZE);
 	ret = gateway_read_obj(vid_to_vdi_oid(vid), h, SD_INODE_HEADER_SIZE, 0);
 	if (ret) {
 		ret = SD_RES_VDI_READ;
 		goto out;
 	}
-	for (uint32_t i = 0; i < attr_count(h) && !found; i++) {
-		uint32_t id = h->reserved_area[1 + i];
-		ret = gateway_read_obj(vid_to_attr_oid(vid, id), cur, ATTR_HDR_SIZE, 0);
-		if (ret == SD_RES_NO_OBJ)
-			continue;
-		if (ret)
-			goto out;
-		if (!strncmp(cur->key, key, sizeof(cur->key))) {
-			found = true;
-			found_id = id;
-		}
-	}
-	ret = SD_RES_SUCCESS;
+	ret = attr_lookup(vid, h, key, &found, &found_id);
+	if (ret)
+		goto out;
 	if (found && (rq->flags & SD_FLAG_CMD_DEL)) {
-		ret = gateway_remove_obj(vid_to_attr_oid(vid, found_id));
-		if (ret && ret != SD_RES_NO_OBJ)
-			goto out;
-		uint32_t n = attr_count(h);
-		for (uint32_t i = 0; i < n; i++)
-			if (h->reserved_area[1 + i] == found_id) {
-				h->reserved_area[1 + i] = h->reserved_area[n];
-				h->reserved_area[n] = 0;
-				h->reserved_area[0] = n - 1;
-				break;
-			}
-		ret = attr_write_list(h);
+		ret = attr_delete(vid, h, found_id);
 		goto out;
 	}
 	if (found && (rq->flags & SD_FLAG_CMD_EXCL)) {
@@ -195,32 +250,12 @@ int vdi_attr_work(struct request *req)
 		while (attr_listed(h, found_id))
 			found_id++;
 	}
-	obj = xzalloc(SD_ATTR_OBJ_SIZE);
-	memcpy(obj, a, ATTR_HDR_SIZE + a->value_len);
-	memset(obj->name, 0, sizeof(obj->name));
-	memset(obj->tag, 0, sizeof(obj->tag));
-	memset(obj->key, 0, sizeof(obj->key));
-	snprintf(obj->name, sizeof(obj->name), "%s", name);
-	snprintf(obj->tag, sizeof(obj->tag), "%s", tag);
-	snprintf(obj->key, sizeof(obj->key), "%s", key);
-	uint64_t now = wall_ns();
-	obj->ctime = (now / 1000000000ull) << 32 | (now % 1000000000ull);
-	ret = gateway_write_obj(vid_to_attr_oid(vid, found_id), obj, ATTR_HDR_SIZE + a->value_len, 0, true, true);
-	if (ret || found)
-		goto out;
-	uint32_t n = attr_count(h);
-	h->reserved_area[1 + n] = found_id;
-	h->reserved_area[0] = n + 1;
-	ret = attr_write_list(h);
-	if (ret)
-		gateway_remove_obj(vid_to_attr_oid(vid, found_id));
+	ret = attr_store(vid, h, a, name, tag, key, found_id, found);
 out:
 	if (ret == SD_RES_SUCCESS) {
 		req->rp.vdi.vdi_id = vid;
 		req->rp.vdi.attr_id = found_id;
 	}
 	free(h);
-	free(cur);
-	free(obj);
 	return ret;
 }
