@@ -265,8 +265,10 @@ void limits_waiting(struct conn_meter *m, bool waiting, bool progressed)
  * that never read their replies cannot pin the node's buffers and starve those that do. */
 static bool may_read(const struct conn_meter *m)
 {
-	return m->buffered < limits.conn_buffer && (node_buffered < limits.node_buffer || !m->buffered) &&
-	       m->cluster_ops < limits.conn_cluster_ops;
+	bool node_ok = node_buffered < limits.node_buffer || !m->buffered;
+	if (m->port == LIMITS_NBD)
+		return node_ok;     /* nbd.c bounds the requests one connection has in flight itself */
+	return m->buffered < limits.conn_buffer && node_ok && m->cluster_ops < limits.conn_cluster_ops;
 }
 
 static void wake_if_allowed(struct conn_meter *m)

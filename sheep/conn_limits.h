@@ -65,7 +65,8 @@ void limits_progress(struct conn_meter *m, bool mid_request);
 void limits_waiting(struct conn_meter *m, bool waiting, bool progressed);
 void limits_account(struct conn_meter *m, long long bytes);
 void limits_cluster_op(struct conn_meter *m, int delta);
-/* may the connection read its next request? (records that it is held when not) */
+/* may the connection read its next request? (records that it is held when not; an NBD connection
+ * is held by the node-wide bound only) */
 bool limits_may_read(struct conn_meter *m);
 
 #endif

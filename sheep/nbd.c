@@ -340,18 +340,23 @@ static void conn_close(struct nbd_conn *c)
 	c->refcnt--;     /* the socket's reference */
 }
 
-static bool conn_can_read(const struct nbd_conn *c)
+/* Past the node-wide --max-buffer a connection is held between requests only (conn_limits.c wakes
+ * it): held in the middle of a WRITE payload, whose buffer is already counted, it could wait for
+ * memory only it would free. */
+static bool conn_can_read(struct nbd_conn *c)
 {
 	if (c->closing || c->state == NS_OPT_BUSY || c->state == NS_TLS_START || c->state == NS_TLS_HANDSHAKE)
 		return false;
-	return c->inflight < NBD_MAX_INFLIGHT && c->inflight_bytes < NBD_MAX_INFLIGHT_BYTES;
+	if (c->inflight >= NBD_MAX_INFLIGHT || c->inflight_bytes >= NBD_MAX_INFLIGHT_BYTES)
+		return false;
+	return c->state != NS_REQ_HDR || c->rx_off || limits_may_read(&c->meter);
 }
 
 /* Is the connection waiting for its client's bytes, so that none coming for --request-timeout is a
  * stall? In the middle of a negotiation (TLS handshake included) or of a request, yes; idle
  * between requests, or waiting on its own replies (an option on a worker, too many requests in
  * flight), no. A closing connection waits for its client to take its last replies. */
-static bool conn_waits_on_client(const struct nbd_conn *c)
+static bool conn_waits_on_client(struct nbd_conn *c)
 {
 	if (c->closing)
 		return !list_empty(&c->tx_queue);
@@ -444,8 +449,10 @@ static void io_release(struct nbd_tx *t)
 	struct nbd_io *io = container_of(t, struct nbd_io, tx);
 	struct nbd_conn *c = io->conn;
 	c->inflight--;
-	if (io->rq.type == NBD_CMD_READ || io->rq.type == NBD_CMD_WRITE)
+	if (io->rq.type == NBD_CMD_READ || io->rq.type == NBD_CMD_WRITE) {
 		c->inflight_bytes -= io->rq.length;
+		limits_account(&c->meter, -(long long)io->rq.length);
+	}
 	free(io->extents);
 	io->extents = NULL;
 	if (io->cap == NBD_POOL_BUF && io_pool_len < NBD_POOL_MAX) {
@@ -487,8 +494,10 @@ static struct nbd_io *io_new(struct nbd_conn *c, const struct nbd_request *rq, u
 	io->tx.release = io_release;
 	c->refcnt++;
 	c->inflight++;
-	if (rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE)
+	if (rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE) {
 		c->inflight_bytes += rq->length;
+		limits_account(&c->meter, rq->length);     /* the node-wide --max-buffer */
+	}
 	return io;
 }
 

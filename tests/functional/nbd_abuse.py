@@ -2,6 +2,8 @@
 # connections that stall in the middle of a negotiation (STARTTLS included) or of a request, from
 # one attacker address, while another NBD client keeps reading and writing; prints the figures.
 #   nbd_abuse.py PORT PID LOG ATTACKER_ADDR VDI [PSK_DIR]
+#   nbd_abuse.py readflood PORT PID VDI    8 connections x 16 READs of 32 MiB whose replies are never
+#                                          read (the sheep runs with --max-buffer 64)
 # With PSK_DIR the export needs TLS: the other client is qemu-io with tls-creds-psk, and some
 # stalls come after STARTTLS; without, the other client is nbdproto's and some stalls come in
 # the middle of a transmission request, beside connections that are idle between requests or
@@ -207,6 +209,39 @@ def run(port, pid, log, attacker, vdi, psk_dir=None, total=1100, seconds=14):
         sys.exit('; '.join(bad))
 
 
+def readflood(port, pid, vdi, conns=8, each=16):
+    before = rss_mib(pid)
+    floods = []
+    for _ in range(conns):
+        c = Client(port)
+        assert c.handshake(vdi, structured=False, meta=False) == 0, 'GO refused'
+        for i in range(each):
+            c.request(CMD_READ, (i % 2) << 25, 32 << 20)
+        floods.append(c)
+    w = PlainWorker(port, vdi, 4)
+    w.start()
+    peak = rss_mib(pid)
+    while w.is_alive():
+        peak = max(peak, rss_mib(pid))
+        time.sleep(0.1)
+    for c in floods:
+        c.close()
+    if w.err:
+        sys.exit('the other client failed beside the READ flood: %s' % w.err)
+    lat = sorted(w.lat)
+    report('nbd-readflood', connections=conns, reads_each=each, requested_mib=conns * each * 32,
+           rss_before_mib='%.1f' % before, rss_peak_mib='%.1f' % peak, other_rounds=len(lat),
+           other_median_ms='%.1f' % (lat[len(lat) // 2] * 1000), other_max_ms='%.1f' % (lat[-1] * 1000))
+    # each connection may hold one request past the node-wide bound: 8 x 32 MiB, plus the bound
+    if peak - before > 8 * 32 + 64 + 100:
+        sys.exit('RSS grew %.0f MiB' % (peak - before))
+    if lat[-1] > 2.0:
+        sys.exit('the other client took %.2f s' % lat[-1])
+
+
 if __name__ == '__main__':
     a = sys.argv[1:]
+    if a[0] == 'readflood':
+        readflood(int(a[1]), int(a[2]), a[3])
+        sys.exit(0)
     run(int(a[0]), int(a[1]), a[2], a[3], a[4], a[5] if len(a) > 5 else None)
