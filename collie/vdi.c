@@ -18,7 +18,8 @@
 #include "util.h"
 #include "vdi_lifecycle.h"
 
-#define IO_WINDOW 8     /* objects in flight for read and write */
+#define IO_WINDOW 8     /* pieces in flight for read and write */
+#define IO_PIECE (4u << 20)   /* at most one object, or this much of a larger one, per piece */
 
 static int vdi_create(int argc, char **argv)
 {
@@ -313,7 +314,7 @@ static int io_slots_init(struct io_slot *slots, struct sd_vdi *vdi, bool write)
 	int ret = 0;
 	memset(slots, 0, sizeof(*slots) * IO_WINDOW);
 	for (int i = 0; i < IO_WINDOW; i++) {
-		slots[i].buf = malloc(objsize);
+		slots[i].buf = malloc(MIN(objsize, IO_PIECE));
 		slots[i].vdi = vdi;
 		slots[i].write = write;
 		if (!slots[i].buf)
@@ -336,7 +337,7 @@ static int vdi_read(int argc, char **argv)
 	while (len && !ret) {
 		int n = 0;
 		for (; n < IO_WINDOW && len; n++) {
-			size_t chunk = MIN(len, objsize - (off % objsize));
+			size_t chunk = MIN(MIN(len, objsize - (off % objsize)), IO_PIECE);
 			slots[n].len = chunk;
 			slots[n].offset = off;
 			off += chunk;
@@ -385,7 +386,7 @@ static int vdi_write(int argc, char **argv)
 	while (!ret && !eof && len) {
 		int n = 0;
 		for (; n < IO_WINDOW && len && !eof; n++) {
-			size_t chunk = MIN(len, objsize - (off % objsize));
+			size_t chunk = MIN(MIN(len, objsize - (off % objsize)), IO_PIECE);
 			ssize_t got = xread(STDIN_FILENO, slots[n].buf, chunk);
 			if (got < 0) {
 				die_msg("vdi write: reading standard input: %s", strerror(errno));

@@ -56,5 +56,6 @@ void log_ratelimit_flush(void);
 #define sd_err_rl(...)   sd_log_rl(LOG_ERR_, __VA_ARGS__)
 #define sd_warn_rl(...)  sd_log_rl(LOG_WARN_, __VA_ARGS__)
 #define sd_info_rl(...)  sd_log_rl(LOG_INFO_, __VA_ARGS__)
+#define sd_debug_rl(...) sd_log_rl(LOG_DEBUG_, __VA_ARGS__)
 
 #endif

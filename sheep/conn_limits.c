@@ -1,6 +1,6 @@
 /* conn_limits.c: connection caps, the stall timeout and the buffering bounds of client connections.
- * request.c meters each connection here; this file decides when one is refused, closed, evicted
- * to make room, or left unread until its replies drain. */
+ * request.c (the sheep port) and nbd.c (the NBD port) meter each connection here; this file decides
+ * when one is refused, closed, evicted to make room, or left unread until its replies drain. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -24,21 +24,38 @@
 struct sheep_limits limits = {
 	.max_clients = 1024,
 	.max_clients_per_addr = 256,
+	.nbd_max_clients = 1024,
+	.nbd_max_clients_per_addr = 256,
 	.stall_ms = 5000,
 	.conn_buffer = 64 * MiB,
 	.node_buffer = 1024 * MiB,
 	.conn_cluster_ops = 8,
 };
 
-static const struct limits_ops *owner;
-static struct list_head conns = LIST_HEAD_INIT(conns);
-static unsigned nr_conns;
+/* the connections of one port */
+struct port_conns {
+	const char *name, *per_addr_flag;
+	const unsigned *max, *per_addr;
+	const struct limits_ops *owner;
+	struct list_head conns;
+	unsigned nr;
+};
+
+static struct port_conns ports[LIMITS_NR_PORTS] = {
+	[LIMITS_SHEEP] = { .name = "client", .per_addr_flag = "--max-clients-per-addr",
+			   .max = &limits.max_clients, .per_addr = &limits.max_clients_per_addr,
+			   .conns = LIST_HEAD_INIT(ports[LIMITS_SHEEP].conns) },
+	[LIMITS_NBD] = { .name = "NBD", .per_addr_flag = "--nbd-max-clients-per-addr",
+			 .max = &limits.nbd_max_clients, .per_addr = &limits.nbd_max_clients_per_addr,
+			 .conns = LIST_HEAD_INIT(ports[LIMITS_NBD].conns) },
+};
+static bool timer_started;
 static size_t node_buffered;
 static bool node_full;
 
-#define for_each_conn(m) \
-	for (struct conn_meter *m = list_entry(conns.next, struct conn_meter, list); &m->list != &conns; \
-	     m = list_entry(m->list.next, struct conn_meter, list))
+#define for_each_conn(p, m) \
+	for (struct conn_meter *m = list_entry((p)->conns.next, struct conn_meter, list); \
+	     &m->list != &(p)->conns; m = list_entry(m->list.next, struct conn_meter, list))
 
 static uint64_t now_ms(void) { return now_ns() / 1000000; }
 
@@ -52,6 +69,8 @@ struct limit_option {
 
 static void set_max_clients(uint64_t v) { limits.max_clients = v; }
 static void set_per_addr(uint64_t v) { limits.max_clients_per_addr = v; }
+static void set_nbd_max_clients(uint64_t v) { limits.nbd_max_clients = v; }
+static void set_nbd_per_addr(uint64_t v) { limits.nbd_max_clients_per_addr = v; }
 static void set_stall(uint64_t v) { limits.stall_ms = v * 1000; }
 static void set_conn_buffer(uint64_t v) { limits.conn_buffer = v * MiB; }
 static void set_node_buffer(uint64_t v) { limits.node_buffer = v * MiB; }
@@ -60,6 +79,8 @@ static void set_cluster_ops(uint64_t v) { limits.conn_cluster_ops = v; }
 static const struct limit_option limit_options[] = {
 	{ .name = "max-clients", .min = 1, .max = 1000000, .set = set_max_clients },
 	{ .name = "max-clients-per-addr", .min = 1, .max = 1000000, .set = set_per_addr },
+	{ .name = "nbd-max-clients", .min = 1, .max = 1000000, .set = set_nbd_max_clients },
+	{ .name = "nbd-max-clients-per-addr", .min = 1, .max = 1000000, .set = set_nbd_per_addr },
 	{ .name = "request-timeout", .min = 1, .max = 3600, .set = set_stall },
 	/* a connection must hold one request of the largest size and its reply */
 	{ .name = "max-client-buffer", .min = 2 * SD_MAX_DATA_LENGTH / MiB, .max = 1 << 20, .set = set_conn_buffer },
@@ -108,7 +129,7 @@ int limits_option(const char *name, const char *value)
 	return 0;
 }
 
-void limits_setup(void)
+void limits_setup(bool with_nbd)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -119,10 +140,18 @@ void limits_setup(void)
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	rlim_t room = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
-	if (limits.max_clients > room) {
-		sd_warn("--max-clients %u lowered to %llu: the open-file limit is %llu", limits.max_clients,
-			(unsigned long long)room, (unsigned long long)rl.rlim_cur);
-		limits.max_clients = room;
+	rlim_t want = limits.max_clients + (with_nbd ? (rlim_t)limits.nbd_max_clients : 0);
+	if (want <= room)
+		return;
+	/* both ports keep their share of what there is */
+	unsigned sheep = room * limits.max_clients / want, nbd = room - sheep;
+	sd_warn("--max-clients %u lowered to %u: the open-file limit is %llu", limits.max_clients, sheep ? sheep : 1,
+		(unsigned long long)rl.rlim_cur);
+	limits.max_clients = sheep ? sheep : 1;
+	if (with_nbd) {
+		sd_warn("--nbd-max-clients %u lowered to %u: the open-file limit is %llu", limits.nbd_max_clients,
+			nbd ? nbd : 1, (unsigned long long)rl.rlim_cur);
+		limits.nbd_max_clients = nbd ? nbd : 1;
 	}
 }
 
@@ -131,20 +160,25 @@ void limits_setup(void)
 static void stall_scan(void *unused)
 {
 	uint64_t now = now_ms();
-	struct list_head *pos, *n;
-	list_for_each_safe(pos, n, &conns) {
-		struct conn_meter *m = list_entry(pos, struct conn_meter, list);
-		if (m->mid_request && now - m->last_progress_ms >= limits.stall_ms)
-			owner->close(m, "request stalled");
+	for (int i = 0; i < LIMITS_NR_PORTS; i++) {
+		struct list_head *pos, *n;
+		list_for_each_safe(pos, n, &ports[i].conns) {
+			struct conn_meter *m = list_entry(pos, struct conn_meter, list);
+			if (m->mid_request && now - m->last_progress_ms >= limits.stall_ms)
+				ports[i].owner->close(m, "request stalled");
+		}
 	}
 	log_ratelimit_flush();   /* a flood that stopped still gets its count in the log */
 	add_timer(STALL_SCAN_MS, stall_scan, NULL);
 }
 
-void limits_start(const struct limits_ops *ops)
+void limits_start(enum limits_port port, const struct limits_ops *ops)
 {
-	owner = ops;
-	add_timer(STALL_SCAN_MS, stall_scan, NULL);
+	ports[port].owner = ops;
+	if (!timer_started) {
+		timer_started = true;
+		add_timer(STALL_SCAN_MS, stall_scan, NULL);
+	}
 }
 
 static void peer_addr(int fd, uint8_t addr[16])
@@ -162,49 +196,55 @@ static void peer_addr(int fd, uint8_t addr[16])
 	}
 }
 
-int limits_admit(struct conn_meter *m, int fd)
+int limits_admit(enum limits_port port, struct conn_meter *m, int fd)
 {
+	struct port_conns *p = &ports[port];
 	unsigned same = 0;
 	memset(m, 0, sizeof(*m));
+	m->port = port;
 	peer_addr(fd, m->addr);
-	for_each_conn(o)
+	for_each_conn(p, o)
 		same += !memcmp(o->addr, m->addr, 16);
-	if (same >= limits.max_clients_per_addr) {
+	if (same >= *p->per_addr) {
 		char a[INET6_ADDRSTRLEN];
-		sd_warn_rl("connection from %s refused: it has %u already (--max-clients-per-addr)",
-			   addr_to_str(m->addr, a, sizeof(a)), same);
+		sd_warn_rl("%s connection from %s refused: it has %u already (%s)", p->name,
+			   addr_to_str(m->addr, a, sizeof(a)), same, p->per_addr_flag);
 		return -1;
 	}
 	m->last_progress_ms = now_ms();
-	list_add_tail(&m->list, &conns);
-	nr_conns++;
+	list_add_tail(&m->list, &p->conns);
+	p->nr++;
 	return 0;
 }
 
-bool limits_full(void)
+bool limits_full(enum limits_port port)
 {
-	return nr_conns >= limits.max_clients;
+	return ports[port].nr >= *ports[port].max;
 }
 
-bool limits_make_room(void)
+bool limits_make_room(enum limits_port port)
 {
+	struct port_conns *p = &ports[port];
 	struct conn_meter *victim = NULL;
-	for_each_conn(m)
+	for_each_conn(p, m)
 		if ((m->mid_request || !m->proven) && (!victim || m->last_progress_ms < victim->last_progress_ms))
 			victim = m;
 	if (!victim)
 		return false;
-	owner->close(victim, "evicted to make room (--max-clients): the longest stalled request");
+	p->owner->close(victim, port == LIMITS_NBD ?
+			"evicted to make room (--nbd-max-clients): the longest stalled negotiation or request" :
+			"evicted to make room (--max-clients): the longest stalled request");
 	return true;
 }
 
 void limits_forget(struct conn_meter *m)
 {
+	struct port_conns *p = &ports[m->port];
 	list_del(&m->list);
-	bool was_full = limits_full();
-	nr_conns--;
-	if (was_full && owner)
-		owner->resume_accept();
+	bool was_full = limits_full(m->port);
+	p->nr--;
+	if (was_full && p->owner)
+		p->owner->resume_accept();
 }
 
 void limits_progress(struct conn_meter *m, bool mid_request)
@@ -214,19 +254,28 @@ void limits_progress(struct conn_meter *m, bool mid_request)
 	m->proven |= !mid_request;
 }
 
+void limits_waiting(struct conn_meter *m, bool waiting, bool progressed)
+{
+	if (progressed || (waiting && !m->mid_request))
+		m->last_progress_ms = now_ms();
+	m->mid_request = waiting;
+}
+
 /* Over the node-wide bound, a connection that holds nothing may still send one request: clients
  * that never read their replies cannot pin the node's buffers and starve those that do. */
 static bool may_read(const struct conn_meter *m)
 {
-	return m->buffered < limits.conn_buffer && (node_buffered < limits.node_buffer || !m->buffered) &&
-	       m->cluster_ops < limits.conn_cluster_ops;
+	bool node_ok = node_buffered < limits.node_buffer || !m->buffered;
+	if (m->port == LIMITS_NBD)
+		return node_ok;     /* nbd.c bounds the requests one connection has in flight itself */
+	return m->buffered < limits.conn_buffer && node_ok && m->cluster_ops < limits.conn_cluster_ops;
 }
 
 static void wake_if_allowed(struct conn_meter *m)
 {
 	if (m->rx_held && may_read(m)) {
 		m->rx_held = false;
-		owner->wake(m);
+		ports[m->port].owner->wake(m);
 	}
 }
 
@@ -238,8 +287,9 @@ void limits_account(struct conn_meter *m, long long bytes)
 		return;
 	if (node_full && node_buffered < limits.node_buffer) {
 		node_full = false;
-		for_each_conn(o)
-			wake_if_allowed(o);
+		for (int i = 0; i < LIMITS_NR_PORTS; i++)
+			for_each_conn(&ports[i], o)
+				wake_if_allowed(o);
 		return;
 	}
 	wake_if_allowed(m);

@@ -1,6 +1,6 @@
-/* conn_limits.h: how much any client may take from a sheep: connection caps (total and per address),
- * the stall timeout of a half-read request, and the bytes and cluster operations a connection may
- * hold before the sheep stops reading from it. */
+/* conn_limits.h: how much any client may take from a sheep: connection caps (total and per address,
+ * for the sheep port and the NBD port each), the stall timeout of a half-read request, and the bytes
+ * and cluster operations a connection may hold before the sheep stops reading from it. */
 #ifndef SHEEP_CONN_LIMITS_H
 #define SHEEP_CONN_LIMITS_H
 
@@ -9,9 +9,14 @@
 #include <stdint.h>
 #include "util.h"
 
+/* the ports whose connections are metered; each has its own caps and its own connections */
+enum limits_port { LIMITS_SHEEP, LIMITS_NBD, LIMITS_NR_PORTS };
+
 struct sheep_limits {
 	unsigned max_clients;            /* connections in all (--max-clients) */
 	unsigned max_clients_per_addr;   /* from one address (--max-clients-per-addr) */
+	unsigned nbd_max_clients;        /* the same for the NBD port (--nbd-max-clients) */
+	unsigned nbd_max_clients_per_addr;
 	unsigned stall_ms;               /* a half-read request without progress (--request-timeout) */
 	size_t conn_buffer;              /* request and reply bytes one connection holds (--max-client-buffer) */
 	size_t node_buffer;              /* the same over all connections (--max-buffer) */
@@ -22,6 +27,7 @@ extern struct sheep_limits limits;
 /* one per client connection, inside it; main thread only */
 struct conn_meter {
 	struct list_head list;
+	enum limits_port port;
 	uint8_t addr[16];
 	uint64_t last_progress_ms;
 	bool mid_request;                /* some of a request is read, not all */
@@ -40,20 +46,27 @@ struct limits_ops {
 
 /* parse "--NAME VALUE" for a limits option; 1 taken, 0 not a limits option, -1 bad value (said) */
 int limits_option(const char *name, const char *value);
-/* after the options: fit the caps under the open-file limit (raised to its maximum) */
-void limits_setup(void);
-void limits_start(const struct limits_ops *ops);    /* the stall timer */
+/* after the options: fit the caps under the open-file limit (raised to its maximum); with_nbd:
+ * the NBD port's connections count too */
+void limits_setup(bool with_nbd);
+/* the port's owner; the first call starts the stall timer */
+void limits_start(enum limits_port port, const struct limits_ops *ops);
 /* a new connection from fd's peer: 0 to keep it, -1 to close it at once (its address is full) */
-int limits_admit(struct conn_meter *m, int fd);
-/* at the total cap: evict the connection stalled longest in a request (or that has yet to send a
- * whole one); false when there is none */
-bool limits_full(void);
-bool limits_make_room(void);
+int limits_admit(enum limits_port port, struct conn_meter *m, int fd);
+/* at the port's total cap: evict the connection stalled longest in a request (or that has yet to
+ * send a whole one); false when there is none */
+bool limits_full(enum limits_port port);
+bool limits_make_room(enum limits_port port);
 void limits_forget(struct conn_meter *m);            /* the connection is closed */
 void limits_progress(struct conn_meter *m, bool mid_request);
+/* for a port whose connections wait on their client at other times than in a request (NBD's
+ * negotiation): waiting says whether the connection now waits for its client's bytes, progressed
+ * whether some moved; the stall clock restarts on progress and when waiting starts */
+void limits_waiting(struct conn_meter *m, bool waiting, bool progressed);
 void limits_account(struct conn_meter *m, long long bytes);
 void limits_cluster_op(struct conn_meter *m, int delta);
-/* may the connection read its next request? (records that it is held when not) */
+/* may the connection read its next request? (records that it is held when not; an NBD connection
+ * is held by the node-wide bound only) */
 bool limits_may_read(struct conn_meter *m);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,6 +119,10 @@ static struct member members[SD_MAX_NODES];
 static int nr_members;
 static struct block_entry blocks[MAX_BLOCKS];
 static int nr_blocks;
+/* the queue's bound: MAX_BLOCKS, lowered for tests only by SHEEPFOLD_TEST_CLUSTER_QUEUE (which every
+ * node of the cluster must then have alike: each decides alone whether a block fits) */
+#define CLUSTER_QUEUE_ENV "SHEEPFOLD_TEST_CLUSTER_QUEUE"
+static int max_blocks = MAX_BLOCKS;
 static bool block_running;
 static uint64_t next_seq = 1;
 static LIST_HEAD(waiting_reqs);      /* my cluster requests, waiting for their message */
@@ -723,13 +728,13 @@ static void handle_notify(const struct cluster_id *from, const struct cluster_ms
 
 static void handle_block(const struct cluster_id *from, const struct cluster_msg *m)
 {
-	if (nr_blocks < MAX_BLOCKS) {
+	if (nr_blocks < max_blocks) {
 		blocks[nr_blocks].cid = *from;
 		blocks[nr_blocks].seq = m->seq;
 		nr_blocks++;
 	} else if (is_me(from)) {
 		/* every node drops it alike; its sender hears "try again", never silence */
-		sd_warn_rl("cluster operation queue full (%d): answering busy", MAX_BLOCKS);
+		sd_warn_rl("cluster operation queue full (%d): answering busy", max_blocks);
 		complete_waiting(m->seq, SD_RES_AGAIN);
 	}
 	maybe_start_block();
@@ -870,9 +875,24 @@ static const struct cluster_events group_events = {
 	.lost = group_lost,
 };
 
+static void set_queue_bound(void)
+{
+	const char *v = getenv(CLUSTER_QUEUE_ENV);
+	uint64_t n;
+	if (!v)
+		return;
+	if (parse_u64(v, &n) < 0 || !n || n > MAX_BLOCKS) {
+		sd_warn("%s=%s ignored (1 to %d)", CLUSTER_QUEUE_ENV, v, MAX_BLOCKS);
+		return;
+	}
+	max_blocks = (int)n;
+	sd_warn("%s: the cluster operation queue holds %d (a test setting)", CLUSTER_QUEUE_ENV, max_blocks);
+}
+
 int group_init(const char *spec, const struct group_hooks *h)
 {
 	hooks = h;
+	set_queue_bound();
 	char name[64];
 	const char *opts = strchr(spec, ':');
 	snprintf(name, sizeof(name), "%.*s", opts ? (int)(opts - spec) : (int)strlen(spec), spec);

@@ -23,6 +23,7 @@
 #include "work.h"
 #include "alloc.h"
 #include "cluster_view.h"
+#include "conn_limits.h"
 #include "gateway.h"
 #include "nbd.h"
 #include "nbd_tls.h"
@@ -120,6 +121,8 @@ struct nbd_conn {
 	struct list_head tx_queue;
 	size_t tx_off;
 	struct work close_work;
+	struct conn_meter meter;       /* the caps and the stall clock (conn_limits.c) */
+	bool progressed;               /* bytes moved since the meter last heard */
 };
 
 /* one transmission request */
@@ -241,7 +244,7 @@ static int export_get(const char *name, struct nbd_export **out)
 	e->refcnt = 1;
 	list_add_tail(&e->list, &exports);
 	pthread_mutex_unlock(&exports_lock);
-	sd_info("nbd: export %s opened (VDI %" PRIx32 "%s)", name, sd_vdi_id(e->vdi),
+	sd_info_rl("nbd: export %s opened (VDI %" PRIx32 "%s)", name, sd_vdi_id(e->vdi),
 		e->read_only ? ", read-only" : "");
 	*out = e;
 	return SD_RES_SUCCESS;
@@ -257,7 +260,7 @@ static void export_put(struct nbd_export *e)
 	pthread_mutex_unlock(&exports_lock);
 	if (!last)
 		return;
-	sd_info("nbd: export %s closed", e->name);
+	sd_info_rl("nbd: export %s closed", e->name);
 	sd_vdi_close(e->vdi);
 	free(e);
 }
@@ -326,7 +329,8 @@ static void conn_close(struct nbd_conn *c)
 	nbd_tls_free(c->tls);
 	c->tls = NULL;
 	close(c->fd);
-	sd_debug("nbd: %s closed", c->peer);
+	limits_forget(&c->meter);
+	sd_debug_rl("nbd: %s closed", c->peer);
 	if (c->rx_io) {
 		struct nbd_io *io = c->rx_io;
 		c->rx_io = NULL;
@@ -336,17 +340,47 @@ static void conn_close(struct nbd_conn *c)
 	c->refcnt--;     /* the socket's reference */
 }
 
-static bool conn_can_read(const struct nbd_conn *c)
+/* Past the node-wide --max-buffer a connection is held between requests only (conn_limits.c wakes
+ * it): held in the middle of a WRITE payload, whose buffer is already counted, it could wait for
+ * memory only it would free. */
+static bool conn_can_read(struct nbd_conn *c)
 {
 	if (c->closing || c->state == NS_OPT_BUSY || c->state == NS_TLS_START || c->state == NS_TLS_HANDSHAKE)
 		return false;
-	return c->inflight < NBD_MAX_INFLIGHT && c->inflight_bytes < NBD_MAX_INFLIGHT_BYTES;
+	if (c->inflight >= NBD_MAX_INFLIGHT || c->inflight_bytes >= NBD_MAX_INFLIGHT_BYTES)
+		return false;
+	return c->state != NS_REQ_HDR || c->rx_off || limits_may_read(&c->meter);
+}
+
+/* Is the connection waiting for its client's bytes, so that none coming for --request-timeout is a
+ * stall? In the middle of a negotiation (TLS handshake included) or of a request, yes; idle
+ * between requests, or waiting on its own replies (an option on a worker, too many requests in
+ * flight), no. A closing connection waits for its client to take its last replies. */
+static bool conn_waits_on_client(struct nbd_conn *c)
+{
+	if (c->closing)
+		return !list_empty(&c->tx_queue);
+	switch (c->state) {
+	case NS_OPT_BUSY:
+		return false;
+	case NS_REQ_HDR:
+		if (!c->rx_off)
+			return false;
+		/* fall through */
+	case NS_REQ_DATA:
+	case NS_REQ_DRAIN:
+		return conn_can_read(c);
+	default:
+		return true;
+	}
 }
 
 static void conn_update_events(struct nbd_conn *c)
 {
 	if (c->dead)
 		return;
+	limits_waiting(&c->meter, conn_waits_on_client(c), c->progressed);
+	c->progressed = false;
 	uint32_t ev = c->peer_shut || c->closing ? 0 : EPOLLRDHUP;   /* level-triggered: once */
 	if (conn_can_read(c))
 		ev |= EPOLLIN;
@@ -415,8 +449,10 @@ static void io_release(struct nbd_tx *t)
 	struct nbd_io *io = container_of(t, struct nbd_io, tx);
 	struct nbd_conn *c = io->conn;
 	c->inflight--;
-	if (io->rq.type == NBD_CMD_READ || io->rq.type == NBD_CMD_WRITE)
+	if (io->rq.type == NBD_CMD_READ || io->rq.type == NBD_CMD_WRITE) {
 		c->inflight_bytes -= io->rq.length;
+		limits_account(&c->meter, -(long long)io->rq.length);
+	}
 	free(io->extents);
 	io->extents = NULL;
 	if (io->cap == NBD_POOL_BUF && io_pool_len < NBD_POOL_MAX) {
@@ -458,8 +494,10 @@ static struct nbd_io *io_new(struct nbd_conn *c, const struct nbd_request *rq, u
 	io->tx.release = io_release;
 	c->refcnt++;
 	c->inflight++;
-	if (rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE)
+	if (rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE) {
 		c->inflight_bytes += rq->length;
+		limits_account(&c->meter, rq->length);     /* the node-wide --max-buffer */
+	}
 	return io;
 }
 
@@ -600,7 +638,7 @@ static void io_refuse(struct nbd_conn *c, const struct nbd_request *rq, uint32_t
 {
 	struct nbd_io *io = io_new(c, rq, 0);
 	io->err = err;
-	sd_debug("nbd: %s: %s %" PRIu64 "+%" PRIu32 " flags 0x%x refused: %s", c->peer, nbd_cmd_name(rq->type),
+	sd_debug_rl("nbd: %s: %s %" PRIu64 "+%" PRIu32 " flags 0x%x refused: %s", c->peer, nbd_cmd_name(rq->type),
 		 rq->offset, rq->length, rq->flags, nbd_err_name(err));
 	io_reply(io);
 }
@@ -622,7 +660,7 @@ static void req_header(struct nbd_conn *c)
 		return;
 	}
 	if (rq.type == NBD_CMD_DISC) {
-		sd_debug("nbd: %s: disconnect", c->peer);
+		sd_debug_rl("nbd: %s: disconnect", c->peer);
 		c->closing = true;
 		return;
 	}
@@ -676,7 +714,8 @@ static void enter_transmission(struct nbd_conn *c, struct nbd_export *e)
 	c->lim.structured = c->structured;
 	c->lim.meta_allocation = c->meta_alloc;
 	c->state = NS_REQ_HDR;
-	sd_info("nbd: %s: serving %s (%" PRIu64 " bytes%s%s)", c->peer, e->name, c->lim.size,
+	c->meter.proven = true;        /* negotiated: no longer the first to be evicted at the cap */
+	sd_info_rl("nbd: %s: serving %s (%" PRIu64 " bytes%s%s)", c->peer, e->name, c->lim.size,
 		e->read_only ? ", read-only" : "", c->structured ? ", structured replies" : "");
 }
 
@@ -810,7 +849,7 @@ static void opt_work_done(struct work *w)
 		break;
 	case NBD_OPT_EXPORT_NAME:
 		if (ow->result) {
-			sd_info("nbd: %s: no export %s: %s", c->peer, (char *)ow->data, sd_strerror(ow->result));
+			sd_info_rl("nbd: %s: no export %s: %s", c->peer, (char *)ow->data, sd_strerror(ow->result));
 			c->closing = true;      /* this option has no error reply */
 			break;
 		}
@@ -908,7 +947,7 @@ static void handle_option(struct nbd_conn *c)
 	struct nbd_info_opt *info;
 	struct nbd_meta_opt *meta;
 
-	sd_debug("nbd: %s: option %" PRIu32 " length %" PRIu32, c->peer, c->opt, c->opt_len);
+	sd_debug_rl("nbd: %s: option %" PRIu32 " length %" PRIu32, c->peer, c->opt, c->opt_len);
 	c->state = NS_OPT_HDR;
 	if (nbd_tls_required() && !c->tls && tls_gate(c))
 		goto out;
@@ -1033,7 +1072,7 @@ static void rx_advance(struct nbd_conn *c, size_t n)
 		c->rx_off = 0;
 		uint32_t cflags = nbd_get32(c->hdr);
 		if (cflags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
-			sd_info("nbd: %s: unknown client flags 0x%" PRIx32 ", closing", c->peer, cflags);
+			sd_info_rl("nbd: %s: unknown client flags 0x%" PRIx32 ", closing", c->peer, cflags);
 			c->closing = true;
 			return;
 		}
@@ -1045,7 +1084,7 @@ static void rx_advance(struct nbd_conn *c, size_t n)
 			return;
 		c->rx_off = 0;
 		if (nbd_get64(c->hdr) != NBD_IHAVEOPT) {
-			sd_info("nbd: %s: bad option magic, closing", c->peer);
+			sd_info_rl("nbd: %s: bad option magic, closing", c->peer);
 			c->closing = true;
 			return;
 		}
@@ -1126,7 +1165,7 @@ static void conn_rx(struct nbd_conn *c)
 		if (n == 0) {
 			/* the client is gone or done: a half-read request is dropped, the rest answered */
 			if (c->rx_off || c->state == NS_REQ_DATA || c->state == NS_REQ_DRAIN)
-				sd_info("nbd: %s: disconnected in the middle of a request", c->peer);
+				sd_info_rl("nbd: %s: disconnected in the middle of a request", c->peer);
 			if (c->rx_io) {
 				struct nbd_io *io = c->rx_io;
 				c->rx_io = NULL;
@@ -1135,6 +1174,7 @@ static void conn_rx(struct nbd_conn *c)
 			c->closing = true;
 			return;
 		}
+		c->progressed = true;
 		rx_advance(c, n);
 	}
 }
@@ -1205,6 +1245,7 @@ static void conn_tx(struct nbd_conn *c)
 			return;
 		}
 		c->tx_off += n;
+		c->progressed |= n > 0;
 		if (c->tx_off < total)
 			continue;
 		c->tx_off = 0;
@@ -1231,6 +1272,7 @@ static void conn_handler(int fd, uint32_t events, void *data)
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		conn_close(c);
 	} else if (c->state == NS_TLS_HANDSHAKE) {
+		c->progressed = true;      /* the handshake moved on: its bytes came or went */
 		tls_step(c);
 	} else {
 		if ((events & EPOLLIN) || (c->tls && nbd_tls_pending(c->tls)))
@@ -1243,17 +1285,72 @@ static void conn_handler(int fd, uint32_t events, void *data)
 	conn_put(c);
 }
 
-static void listen_handler(int fd, uint32_t events, void *data)
+/* ---- the caps (conn_limits.c decides, this file acts) ---- */
+
+static int nbd_listen_fd = -1;
+static bool accept_paused;
+
+static void pause_accept(void)
 {
+	if (!accept_paused) {
+		accept_paused = true;
+		modify_event(nbd_listen_fd, 0);
+	}
+}
+
+static void resume_accept(void)
+{
+	if (accept_paused) {
+		accept_paused = false;
+		modify_event(nbd_listen_fd, EPOLLIN);
+	}
+}
+
+static void meter_close(struct conn_meter *m, const char *why)
+{
+	struct nbd_conn *c = container_of(m, struct nbd_conn, meter);
+	/* two call sites, so that a flood of evictions does not hide the stalls in the log */
+	if (c->meter.mid_request && !strcmp(why, "request stalled"))
+		sd_warn_rl("nbd: closing %s: negotiation or request stalled (--request-timeout)", c->peer);
+	else
+		sd_warn_rl("nbd: closing %s: %s", c->peer, why);
+	c->refcnt++;
+	conn_close(c);
+	conn_put(c);
+}
+
+static void meter_wake(struct conn_meter *m)
+{
+	conn_update_events(container_of(m, struct nbd_conn, meter));
+}
+
+static const struct limits_ops nbd_limits_ops = {
+	.close = meter_close, .wake = meter_wake, .resume_accept = resume_accept,
+};
+
+/* 0: taken (or refused at once), -1: stop accepting for now */
+static int accept_one(int fd)
+{
+	/* at the cap: the longest stalled negotiation or request makes room, else wait for one to end */
+	if (limits_full(LIMITS_NBD) && !limits_make_room(LIMITS_NBD)) {
+		pause_accept();
+		return -1;
+	}
 	int cfd = accept_client(fd, "nbd");
 	if (cfd < 0)
-		return;
+		return -1;
 	struct nbd_conn *c = xzalloc(sizeof(*c));
+	if (limits_admit(LIMITS_NBD, &c->meter, cfd) < 0) {
+		close(cfd);
+		free(c);
+		return 0;
+	}
 	c->fd = cfd;
 	c->refcnt = 1;
 	c->state = NS_CLIENT_FLAGS;
 	INIT_LIST_HEAD(&c->tx_queue);
-	snprintf(c->peer, sizeof(c->peer), "client fd %d", cfd);
+	char a[INET6_ADDRSTRLEN];
+	snprintf(c->peer, sizeof(c->peer), "%s (fd %d)", addr_to_str(c->meter.addr, a, sizeof(a)), cfd);
 	/* the greeting: fixed newstyle, and we can do without the 124 zero bytes */
 	uint8_t greet[18], *p = nbd_put64(greet, NBD_MAGIC);
 	p = nbd_put64(p, NBD_IHAVEOPT);
@@ -1261,12 +1358,24 @@ static void listen_handler(int fd, uint32_t events, void *data)
 	conn_send(c, greet, sizeof(greet), NULL, 0);
 	c->events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
 	if (register_event(cfd, conn_handler, c, c->events) < 0) {
+		limits_forget(&c->meter);
 		tx_release_all(c);
 		close(cfd);
 		free(c);
-		return;
+		return 0;
 	}
-	sd_debug("nbd: %s connected", c->peer);
+	limits_waiting(&c->meter, true, true);     /* the negotiation starts: the client's turn */
+	sd_debug_rl("nbd: %s connected", c->peer);
+	return 0;
+}
+
+#define ACCEPTS_PER_EVENT 32   /* drain the backlog quickly: a live client may wait behind stalled ones */
+
+static void listen_handler(int fd, uint32_t events, void *data)
+{
+	for (int i = 0; i < ACCEPTS_PER_EVENT && !accept_paused; i++)
+		if (accept_one(fd) < 0)
+			break;
 }
 
 int nbd_init(const char *addr, int port)
@@ -1277,6 +1386,8 @@ int nbd_init(const char *addr, int port)
 	int fd = listen_port(addr, port, listen_handler);
 	if (fd < 0)
 		return fd;
+	nbd_listen_fd = fd;
+	limits_start(LIMITS_NBD, &nbd_limits_ops);
 	sd_info("nbd: exporting VDIs on %s:%d", addr, port);
 	if (nbd_tls_required())
 		sd_info("nbd: clients must use TLS with a pre-shared key (STARTTLS)");

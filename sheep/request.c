@@ -532,7 +532,7 @@ static void listen_handler(int fd, uint32_t events, void *data)
 static int accept_one(int fd)
 {
 	/* at the cap: the longest stalled request makes room, else nobody is accepted until one leaves */
-	if (limits_full() && !limits_make_room()) {
+	if (limits_full(LIMITS_SHEEP) && !limits_make_room(LIMITS_SHEEP)) {
 		pause_accept();
 		return -1;
 	}
@@ -540,7 +540,7 @@ static int accept_one(int fd)
 	if (cfd < 0)
 		return -1;
 	struct client_info *ci = xzalloc(sizeof(*ci));
-	if (limits_admit(&ci->meter, cfd) < 0) {
+	if (limits_admit(LIMITS_SHEEP, &ci->meter, cfd) < 0) {
 		close(cfd);
 		free(ci);
 		return 0;
@@ -564,6 +564,6 @@ int create_listen_port(const char *bindaddr, int port)
 	if (fd < 0)
 		return fd;
 	client_listen_fd = fd;
-	limits_start(&client_limits_ops);
+	limits_start(LIMITS_SHEEP, &client_limits_ops);
 	return 0;
 }

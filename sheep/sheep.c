@@ -110,7 +110,10 @@ static void usage(FILE *fp)
 		"                         key (default: loopback and this node's address)\n"
 		"      --max-clients N    client connections in all (default 1024)\n"
 		"      --max-clients-per-addr N  from one address (default 256)\n"
-		"      --request-timeout S  close a connection whose request stalls S seconds (default 5)\n"
+		"      --nbd-max-clients N  NBD connections in all (default 1024)\n"
+		"      --nbd-max-clients-per-addr N  NBD connections from one address (default 256)\n"
+		"      --request-timeout S  close a connection whose request (or NBD negotiation) stalls\n"
+		"                         S seconds (default 5)\n"
 		"      --max-client-buffer MIB  request and reply bytes one connection may hold (default 64)\n"
 		"      --max-buffer MIB   the same for all connections together (default 1024)\n"
 		"      --max-cluster-ops N  cluster operations one connection may have in flight (default 8)\n"
@@ -145,6 +148,8 @@ static const struct option long_opts[] = {
 	{ "capacity", required_argument, NULL, 259 },
 	{ "max-clients", required_argument, NULL, 300 },
 	{ "max-clients-per-addr", required_argument, NULL, 300 },
+	{ "nbd-max-clients", required_argument, NULL, 300 },
+	{ "nbd-max-clients-per-addr", required_argument, NULL, 300 },
 	{ "request-timeout", required_argument, NULL, 300 },
 	{ "max-client-buffer", required_argument, NULL, 300 },
 	{ "max-buffer", required_argument, NULL, 300 },
@@ -702,7 +707,7 @@ int main(int argc, char **argv)
 	sd_info("starting sheep %s on %s, store %s", node_to_str(&sys->this_node, nodestr, sizeof(nodestr)),
 		o.driver, sys->dir);
 	sheep_auth_announce((int)o.port);
-	limits_setup();
+	limits_setup(o.nbd_port != 0);
 	if (event_init() < 0 || init_work_queues() < 0 || vdi_init() < 0) {
 		fprintf(stderr, "sheep: cannot initialize the event loop\n");
 		return 1;

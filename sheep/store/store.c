@@ -246,41 +246,90 @@ int store_verify(uint64_t oid, uint32_t *nr_bad, uint32_t *first_bad)
 	return ret;
 }
 
+struct store_build {
+	uint64_t oid;
+	int fd;
+	char path[4300], tmp[4400];
+};
+
+static void build_free(struct store_build *b)
+{
+	close(b->fd);
+	unlink(b->tmp);
+	free(b);
+}
+
+int store_build_begin(uint64_t oid, uint64_t obj_size, struct store_build **out)
+{
+	struct store_build *b = xzalloc(sizeof(*b));
+	int ret;
+
+	*out = NULL;
+	b->oid = oid;
+	obj_path(oid, b->path, sizeof(b->path));
+	snprintf(b->tmp, sizeof(b->tmp), "%s.tmp.%lu", b->path, (unsigned long)atomic_fetch_add(&tmp_counter, 1));
+	b->fd = open(b->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (b->fd < 0) {
+		sd_err("create %s: %m", b->tmp);
+		ret = errno_to_res(errno);
+		free(b);
+		return ret;
+	}
+	if ((ret = write_fault(oid)) || (ret = objfile_format(b->fd, obj_size))) {
+		build_free(b);
+		return disk_result(ret, "create", oid);
+	}
+	*out = b;
+	return SD_RES_SUCCESS;
+}
+
+int store_build_write(struct store_build *b, const void *buf, uint32_t len, uint32_t offset)
+{
+	/* into a fresh file: a piece of zeros stays a hole */
+	return disk_result(objfile_write(b->fd, b->oid, buf, len, offset, true), "create", b->oid);
+}
+
+void store_build_abort(struct store_build *b)
+{
+	if (b)
+		build_free(b);
+}
+
+int store_build_publish(struct store_build *b, bool sync)
+{
+	uint64_t oid = b->oid;
+	int ret;
+
+	if ((sync && sync_fd(b->fd, oid, false) < 0) || rename(b->tmp, b->path) < 0) {
+		sd_err("create %016" PRIx64 ": %m", oid);
+		ret = errno_to_res(errno);
+		build_free(b);
+		return disk_result(ret, "create", oid);
+	}
+	close(b->fd);
+	if (!sync) {
+		mark_dirty(oid, true);
+	} else if (sync_dir_of(b->path) < 0) {
+		sd_err("create %016" PRIx64 ": directory sync: %m", oid);
+		free(b);
+		return disk_result(SD_RES_EIO, "directory sync", oid);
+	}
+	free(b);
+	return SD_RES_SUCCESS;
+}
+
 int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset,
 			   uint64_t obj_size, bool sync)
 {
-	char path[4300], tmp[4400];
-	int fd, ret = SD_RES_SUCCESS;
-
-	obj_path(oid, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%lu", path, (unsigned long)atomic_fetch_add(&tmp_counter, 1));
-	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		sd_err("create %s: %m", tmp);
-		return errno_to_res(errno);
+	struct store_build *b;
+	int ret = store_build_begin(oid, obj_size, &b);
+	if (ret)
+		return ret;
+	if ((ret = store_build_write(b, buf, len, offset))) {
+		store_build_abort(b);
+		return ret;
 	}
-	if ((ret = write_fault(oid)) || (ret = objfile_format(fd, obj_size)) ||
-	    (ret = objfile_write(fd, oid, buf, len, offset, true)))
-		goto out_res;
-	if (sync && sync_fd(fd, oid, false) < 0)
-		goto out_err;
-	if (rename(tmp, path) < 0)
-		goto out_err;
-	close(fd);
-	if (!sync) {
-		mark_dirty(oid, true);
-	} else if (sync_dir_of(path) < 0) {
-		sd_err("create %016" PRIx64 ": directory sync: %m", oid);
-		return disk_result(SD_RES_EIO, "directory sync", oid);
-	}
-	return SD_RES_SUCCESS;
-out_err:
-	sd_err("create %016" PRIx64 ": %m", oid);
-	ret = errno_to_res(errno);
-out_res:
-	close(fd);
-	unlink(tmp);
-	return disk_result(ret, "create", oid);
+	return store_build_publish(b, sync);
 }
 
 int store_remove(uint64_t oid)

@@ -29,6 +29,15 @@ int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bo
 /* a whole new object of obj_size bytes (sparse where unwritten), replacing any old one atomically */
 int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset,
 			   uint64_t obj_size, bool sync);
+/* An object built in pieces (recovery, repair), so that no buffer holds a whole object: a new file
+ * of obj_size bytes, invisible until store_build_publish puts it in place of any old one at once
+ * (a crash before leaves no object; the leftover is removed at the next start). A piece of zeros
+ * stays a hole. Publish and abort free the build, whatever their result. */
+struct store_build;
+int store_build_begin(uint64_t oid, uint64_t obj_size, struct store_build **out);
+int store_build_write(struct store_build *b, const void *buf, uint32_t len, uint32_t offset);
+int store_build_publish(struct store_build *b, bool sync);
+void store_build_abort(struct store_build *b);     /* NULL: nothing */
 int store_remove(uint64_t oid);
 /* every block of the object: SD_RES_CHECKSUM and *nr_bad blocks (the first in *first_bad) when
  * any fails */

@@ -5,6 +5,8 @@
 #   abuse.py gethash PORT PID OID                 GET_HASH of a 2 GiB object
 #   abuse.py lockflood PORT                       6000 LOCK_VDI from one client while another locks
 #   abuse.py futureepoch PORT EPOCH               64 WRITE_PEER of a future epoch beside a guest
+#   abuse.py clusterqueue PORT                    128 NEW_VDI at once past a small cluster queue
+#                                                 (SHEEPFOLD_TEST_CLUSTER_QUEUE): busy, then retried
 import os
 import socket
 import struct
@@ -223,6 +225,41 @@ def futureepoch(port, epoch, count=64):
         sys.exit('other client max %.2f s; results %s' % (max(w.lat), results))
 
 
+def clusterqueue(port, conns=16, each=8):
+    """each of conns connections pipelines `each` NEW_VDI: every one is answered, success or AGAIN
+    (busy), never dropped; a client that retries the busy ones gets them all created"""
+    AGAIN = 0x8F
+    create = lambda name, rid: (req(0x11, flags=1, data_length=256, req_id=rid, union=vdi_union(size=MiB)),
+                                names(name)[:256])
+    cs = [Conn(port) for _ in range(conns)]
+    for k, c in enumerate(cs):
+        c.send(b''.join(h + p for h, p in (create('q-%d-%d' % (k, i), i + 1) for i in range(each))))
+    results, busy = {}, []
+    for k, c in enumerate(cs):
+        for _ in range(each):
+            r = c.recv_rsp()
+            results[r['result']] = results.get(r['result'], 0) + 1
+            if r['result'] == AGAIN:
+                busy.append('q-%d-%d' % (k, r['id'] - 1))
+        c.close()
+    answered = sum(results.values())
+    retries, c = 0, Conn(port)
+    for name in busy:
+        for attempt in range(100):
+            r = c.exchange(*create(name, 1))
+            retries += 1
+            if r['result'] != AGAIN:
+                break
+            time.sleep(0.02 * (attempt + 1))
+        if r['result']:
+            sys.exit('%s: retried %d times, last result 0x%x' % (name, attempt + 1, r['result']))
+    c.close()
+    report('clusterqueue', requests=conns * each, answered=answered, results=results, busy_retried=len(busy),
+           retries=retries)
+    if answered != conns * each or not results.get(AGAIN) or set(results) - {0, AGAIN}:
+        sys.exit('answers %s of %d: want only success and at least one AGAIN' % (results, conns * each))
+
+
 if __name__ == '__main__':
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == 'stalled':
@@ -233,5 +270,7 @@ if __name__ == '__main__':
         gethash(port, int(sys.argv[3]), int(sys.argv[4], 16))
     elif cmd == 'lockflood':
         lockflood(port)
+    elif cmd == 'clusterqueue':
+        clusterqueue(port)
     elif cmd == 'futureepoch':
         futureepoch(port, int(sys.argv[3]))

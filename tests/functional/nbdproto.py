@@ -24,8 +24,9 @@ class Closed(Exception):
 
 
 class Client:
-    def __init__(self, port, host='127.0.0.1', timeout=30):
-        self.s = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host='127.0.0.1', timeout=30, source=None):
+        self.s = socket.create_connection((host, port), timeout=timeout,
+                                          source_address=(source, 0) if source else None)
         self.structured = False
         self.cookie = 0
         magic, opt, flags = struct.unpack('>QQH', self.recv(18))
