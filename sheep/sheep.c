@@ -117,6 +117,8 @@ static void usage(FILE *fp)
 		"      --scrub-interval S  verify every object of this node every S seconds, repairing bad\n"
 		"                         ones (default 86400; 0 = only on collie node scrub start)\n"
 		"      --scrub-rate SIZE  read at most SIZE bytes per second when scrubbing (K/M/G; default 16M)\n"
+		"      --fd-cache N       keep up to N object files open (default 1024, at most a quarter\n"
+		"                         of the open-file limit; 0 = open and close one per request)\n"
 		"      --space-warn PCT   warn when the store is PCT%% full (default 90; 0 = never)\n"
 		"      --log-ratelimit BURST[/S]  messages per call site per S seconds (default 10/5; 0 = all)\n"
 #ifdef SD_FAULT_INJECT
@@ -153,6 +155,7 @@ static const struct option long_opts[] = {
 	{ "space-warn", required_argument, NULL, 260 },
 	{ "scrub-interval", required_argument, NULL, 261 },
 	{ "scrub-rate", required_argument, NULL, 262 },
+	{ "fd-cache", required_argument, NULL, 264 },
 #ifdef SD_FAULT_INJECT
 	{ "fault-inject", required_argument, NULL, 400 },
 #endif
@@ -258,7 +261,7 @@ struct sheep_options {
 	const char *key_file, *guest_allow, *fault_file, *nbd_tls_psk;
 	uint64_t port, zone, vnodes, nbd_port;
 	bool foreground, zone_set, vnodes_set;
-	uint64_t capacity, space_warn, scrub_interval, scrub_rate;
+	uint64_t capacity, space_warn, scrub_interval, scrub_rate, fd_cache;
 	int loglevel;
 	char myaddr_buf[64], nbd_addr[256];
 };
@@ -344,6 +347,10 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 				fprintf(stderr, "sheep: invalid scrub rate '%s' (bytes per second, such as 16M)\n", optarg);
 				return 1;
 			}
+			break;
+		case 264:
+			if (parse_uint(optarg, "fd cache size", 1u << 20, &o->fd_cache) < 0)
+				return 1;
 			break;
 		case 259:
 			if (parse_size(optarg, &o->capacity) < 0 || !o->capacity) {
@@ -680,7 +687,7 @@ int main(int argc, char **argv)
 {
 	struct sheep_options o = {
 		.driver = "corosync", .port = SD_LISTEN_PORT, .space_warn = STORE_SPACE_WARN_DEFAULT,
-		.scrub_interval = SCRUB_INTERVAL_DEFAULT, .scrub_rate = SCRUB_RATE_DEFAULT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
+		.fd_cache = STORE_FD_CACHE_DEFAULT, .scrub_interval = SCRUB_INTERVAL_DEFAULT, .scrub_rate = SCRUB_RATE_DEFAULT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
 	};
 	int ret;
 
@@ -716,6 +723,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 #endif
+	store_set_fd_cache((unsigned)o.fd_cache);
 	if ((ret = load_store()) != GO_ON || (ret = start_services(&o)) != GO_ON)
 		return ret;
 	run_event_loop(o.foreground);
