@@ -27,12 +27,14 @@
 #include "work.h"
 #include "cluster_view.h"
 #include "config.h"
+#include "gateway.h"
 #include "group.h"
 #include "nbd.h"
 #include "nbd_tls.h"
 #include "node_disks.h"
 #include "node_weight.h"
 #include "ops.h"
+#include "peer.h"
 #include "recovery.h"
 #include "repair.h"
 #include "scrub.h"
@@ -630,6 +632,7 @@ static int start_services(const struct sheep_options *o)
 		return 1;
 	}
 	repair_init();
+	peer_set_parent_reader(gateway_read_parent);
 	node_disks_watch();
 	if ((ret = scrub_init((uint32_t)o->scrub_interval, o->scrub_rate)) < 0) {
 		fprintf(stderr, "sheep: cannot start the scrub: %s\n", strerror(-ret));
