@@ -382,7 +382,8 @@ static int sync_listed(uint64_t *list, size_t nr)
 		struct fdref ref;
 		if (i && list[i] == list[i - 1])
 			continue;
-		if (obj_open(list[i], true, false, &ref) < 0) {    /* the writes' own, if open */
+		/* read-only is enough for fdatasync, and opens on a disk remounted read-only */
+		if (obj_open(list[i], false, false, &ref) < 0) {
 			if (errno == ENOENT)
 				continue;    /* removed or moved since: nothing of it to keep */
 			sd_err("flush: open %016" PRIx64 ": %m", list[i]);
