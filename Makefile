@@ -94,8 +94,9 @@ WHOLE_FORMATS = -Wl,--whole-archive $(LIBFORMATS) -Wl,--no-whole-archive
 $(COLLIE): $(call obj,$(COLLIE_SRCS)) $(LIBFORMATS) $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(COLLIE_SRCS)) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS)
 
-# the store's object file layout is tested on its own, without the daemon around it
-UNIT_SHEEP_OBJS := $(call obj,sheep/store/checksum.c)
+# the store's object file layout and its descriptor cache are tested on their own, without the
+# daemon around them
+UNIT_SHEEP_OBJS := $(call obj,sheep/store/checksum.c sheep/store/fdcache.c)
 
 $(UNIT): $(call obj,$(UNIT_SRCS)) $(UNIT_SHEEP_OBJS) $(LIBFORMATS) $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(UNIT_SRCS)) $(UNIT_SHEEP_OBJS) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS) $(CUNIT_LIBS)

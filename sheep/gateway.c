@@ -1,7 +1,8 @@
 /* gateway.c: client object I/O. The gateway picks an object's replicas on the ring of the current
  * epoch, sends the peer op to all of them at once (doing its own share locally), and answers
  * after every replica has answered. A replica that fails a write the others took is replaced
- * from them before the answer. */
+ * from them before the answer. The first write to an object shared with a parent sends the
+ * replicas the parent's oid and the new bytes only; each copies the parent itself (peer.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -138,6 +139,9 @@ again:
 			hdr->obj.oid = t[k].oid;
 			hdr->obj.offset = t[k].offset;
 			hdr->obj.copies = n;
+			hdr->obj.cow_oid = t[k].cow_oid;
+			if (t[k].cow_oid)
+				hdr->flags |= SD_FLAG_CMD_COW;
 			if (t[k].len)
 				hdr->flags |= SD_FLAG_CMD_WRITE;
 			nodes[nr] = &vi->nodes[idx[i]];
@@ -364,6 +368,14 @@ int gateway_read_obj(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 	return read_any(oid, buf, len, offset, 0);
 }
 
+int gateway_read_parent(uint64_t oid, void *buf, uint32_t len)
+{
+	struct vnode_info *vi = get_vnode_info();
+	int ret = gateway_read_once(vi, oid, buf, len, 0, 0);
+	put_vnode_info(vi);
+	return ret;
+}
+
 int gateway_write_replicas(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync)
 {
 	return fanout_write(create ? SD_OP_CREATE_AND_WRITE_PEER : SD_OP_WRITE_PEER,
@@ -482,6 +494,40 @@ int gateway_write(struct request *req)
 				 !(rq->flags & SD_FLAG_CMD_CACHE));
 }
 
+/* copy-on-write the old way: the whole parent object read here, the new data laid over it, the
+ * whole object sent to every replica (or strip) */
+static int create_copy_whole(uint64_t oid, uint64_t cow, const void *buf, uint32_t len, uint32_t offset,
+			     bool sync)
+{
+	uint64_t size = obj_size_of(oid);
+	char *full = xmalloc(size);
+	int ret = gateway_read_obj(cow, full, size, 0);
+	if (ret == SD_RES_SUCCESS) {
+		memcpy(full + offset, buf, len);
+		ret = gateway_write_obj(oid, full, size, 0, true, sync);
+	}
+	free(full);
+	return ret;
+}
+
+/* the first write to oid, shared with its parent cow: replicated objects get the parent's oid and
+ * the new bytes, and each replica copies the parent itself. A replica that finds no copy of the
+ * parent anywhere (NO_OBJ) makes it the old way; so do erasure-coded objects (strips of a parent
+ * cannot be copied strip by strip: the new bytes change every parity strip). */
+static int create_copy(uint64_t oid, uint64_t cow, const void *buf, uint32_t len, uint32_t offset, bool sync)
+{
+	if (oid_copy_policy(oid) || oid_copy_policy(cow))
+		return create_copy_whole(oid, cow, buf, len, offset, sync);
+	struct gateway_target t = { .oid = oid, .buf = buf, .len = len, .offset = offset, .cow_oid = cow };
+	int ret = gateway_fanout(SD_OP_CREATE_AND_WRITE_PEER, peer_create_and_write, sync ? 0 : SD_FLAG_CMD_CACHE,
+				 &t, 1);
+	if (ret != SD_RES_NO_OBJ)
+		return ret;
+	sd_warn("%016" PRIx64 ": a replica could not copy its parent %016" PRIx64 ": the whole object is sent",
+		oid, cow);
+	return create_copy_whole(oid, cow, buf, len, offset, sync);
+}
+
 int gateway_create_and_write(struct request *req)
 {
 	const struct sd_req *rq = &req->rq;
@@ -492,22 +538,14 @@ int gateway_create_and_write(struct request *req)
 		return ret;
 	if (is_data_obj(oid) && snapshot_vid(oid_to_vid(oid)))
 		return SD_RES_READONLY;
-	if (rq->flags & SD_FLAG_CMD_COW) {
-		/* copy-on-write: the whole base object with the new data laid over it */
-		uint64_t size = obj_size_of(oid);
-		if (!rq->obj.cow_oid || !is_data_obj(rq->obj.cow_oid) || obj_size_of(rq->obj.cow_oid) != size)
+	uint32_t len = (rq->flags & SD_FLAG_CMD_WRITE) ? rq->data_length : 0;
+	if ((rq->flags & SD_FLAG_CMD_COW) && !(rq->obj.offset == 0 && len == obj_size_of(oid))) {
+		uint64_t cow = rq->obj.cow_oid;
+		if (!cow || cow == oid || !is_data_obj(cow) || obj_size_of(cow) != obj_size_of(oid))
 			return SD_RES_INVALID_PARMS;
-		char *full = xmalloc(size);
-		ret = gateway_read_obj(rq->obj.cow_oid, full, size, 0);
-		if (ret == SD_RES_SUCCESS) {
-			memcpy(full + rq->obj.offset, req->data, rq->data_length);
-			ret = gateway_write_obj(oid, full, size, 0, true, sync);
-		}
-		free(full);
-		return ret;
+		return create_copy(oid, cow, req->data, len, rq->obj.offset, sync);
 	}
-	return gateway_write_obj(oid, req->data, (rq->flags & SD_FLAG_CMD_WRITE) ? rq->data_length : 0,
-				 rq->obj.offset, true, sync);
+	return gateway_write_obj(oid, req->data, len, rq->obj.offset, true, sync);
 }
 
 int gateway_remove(struct request *req)

@@ -28,6 +28,7 @@ struct gateway_target {
 	const void *buf;
 	uint32_t len;
 	uint32_t offset;
+	uint64_t cow_oid;    /* a create of a copy of this parent with buf laid over it (SD_FLAG_CMD_COW) */
 };
 struct sd_req;
 struct sd_rsp;
@@ -44,6 +45,8 @@ int gateway_ec_read_strip(uint64_t strip, void *buf, uint32_t len, uint32_t offs
 /* decode strip from D others only (recovery of a lost strip, check) */
 int gateway_ec_rebuild_strip(uint64_t strip, void *buf, uint32_t len, uint32_t offset, uint16_t flags);
 int gateway_remove_obj(uint64_t oid);
+/* one attempt at a whole replicated object from its holders (a replica's copy-on-write parent) */
+int gateway_read_parent(uint64_t oid, void *buf, uint32_t len);
 int gateway_flush_all(void);
 /* called on each client object op (recovery's throttle registers it at start) */
 void gateway_set_client_io_hook(void (*hook)(void));

@@ -3,13 +3,16 @@
  * A write to an object this node should hold but does not yet (it moved here in a new epoch)
  * first fetches the object from a holder of an earlier epoch. A read that finds the replica failing
  * its checksum hands it to read repair. A replica whose write failed while the others' worked is
- * replaced from them (REPAIR_REPLICA, sent by the gateway before it answers the write). */
+ * replaced from them (REPAIR_REPLICA, sent by the gateway before it answers the write). A create
+ * with SD_FLAG_CMD_COW carries only the new bytes: the replica copies the parent object (cow_oid)
+ * from its own store, else from the parent's holders, lays them over it and creates the object. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "internal_proto.h"
 #include "logger.h"
 #include "sd_client.h"
@@ -31,6 +34,13 @@ static void (*repair_replica)(uint64_t oid);   /* read repair's, set at start */
 void peer_set_repairer(void (*repair)(uint64_t oid))
 {
 	repair_replica = repair;
+}
+
+static int (*read_parent)(uint64_t oid, void *buf, uint32_t len);   /* the gateway's, set at start */
+
+void peer_set_parent_reader(int (*read)(uint64_t oid, void *buf, uint32_t len))
+{
+	read_parent = read;
 }
 
 static int check_epoch(const struct sd_req *hdr)
@@ -75,12 +85,51 @@ static int may_change(const struct sd_req *hdr)
 	return check_epoch(hdr);
 }
 
+/* the whole parent object of a copy-on-write: this node's replica if it has a good one, else one
+ * attempt at its holders (NO_OBJ: the gateway sends the whole object instead) */
+static int read_parent_obj(uint64_t cow_oid, char *buf, uint32_t size)
+{
+	int ret = store_read(cow_oid, buf, size, 0);
+	if (ret == SD_RES_CHECKSUM && repair_replica)
+		repair_replica(cow_oid);
+	if (ret != SD_RES_SUCCESS && read_parent)
+		ret = read_parent(cow_oid, buf, size);
+	if (ret != SD_RES_SUCCESS)
+		sd_warn("%016" PRIx64 ", the parent of a copy on write: no copy here or at its holders (%s)",
+			cow_oid, sd_strerror(ret));
+	return ret == SD_RES_SUCCESS ? ret : SD_RES_NO_OBJ;
+}
+
+/* CREATE_AND_WRITE_PEER with SD_FLAG_CMD_COW: parent + the new bytes, created whole */
+static int create_from_parent(const struct sd_req *hdr, void *data)
+{
+	uint64_t oid = hdr->obj.oid, cow = hdr->obj.cow_oid, size = obj_size_of(oid);
+	uint32_t len = (hdr->flags & SD_FLAG_CMD_WRITE) ? hdr->data_length : 0;
+	if (!is_data_obj(cow) || cow == oid || obj_size_of(cow) != size || oid_copy_policy(cow) ||
+	    oid_copy_policy(oid))
+		return SD_RES_INVALID_PARMS;
+	char *full = xmalloc(size);
+	int ret = read_parent_obj(cow, full, size);
+	if (ret == SD_RES_SUCCESS)
+		ret = check_epoch(hdr);    /* the cluster may have moved on while it was fetched */
+	if (ret == SD_RES_SUCCESS) {
+		memcpy(full + hdr->obj.offset, data, len);
+		store_lock(oid);
+		ret = store_create_and_write(oid, full, size, 0, size, sync_write(hdr));
+		store_unlock(oid);
+	}
+	free(full);
+	return ret;
+}
+
 int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp)
 {
 	uint64_t oid = hdr->obj.oid;
 	int ret;
 	if ((ret = may_change(hdr)))
 		return ret;
+	if (hdr->flags & SD_FLAG_CMD_COW)
+		return create_from_parent(hdr, data);
 	store_lock(oid);
 	ret = store_create_and_write(oid, data, (hdr->flags & SD_FLAG_CMD_WRITE) ? hdr->data_length : 0,
 				     hdr->obj.offset, obj_size_of(oid), sync_write(hdr));

@@ -11,6 +11,9 @@
 void peer_set_object_fetcher(int (*fetch)(uint64_t oid));
 /* what a read that finds this node's replica failing its checksum calls (read repair's, at start) */
 void peer_set_repairer(void (*repair)(uint64_t oid));
+/* how a copy-on-write create finds a parent object this node lacks: one attempt at its holders
+ * (the gateway's, at start) */
+void peer_set_parent_reader(int (*read)(uint64_t oid, void *buf, uint32_t len));
 int peer_read(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_create_and_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);
 int peer_write(const struct sd_req *hdr, void *data, struct sd_rsp *rsp);

@@ -27,12 +27,14 @@
 #include "work.h"
 #include "cluster_view.h"
 #include "config.h"
+#include "gateway.h"
 #include "group.h"
 #include "nbd.h"
 #include "nbd_tls.h"
 #include "node_disks.h"
 #include "node_weight.h"
 #include "ops.h"
+#include "peer.h"
 #include "recovery.h"
 #include "repair.h"
 #include "scrub.h"
@@ -120,6 +122,8 @@ static void usage(FILE *fp)
 		"      --scrub-interval S  verify every object of this node every S seconds, repairing bad\n"
 		"                         ones (default 86400; 0 = only on collie node scrub start)\n"
 		"      --scrub-rate SIZE  read at most SIZE bytes per second when scrubbing (K/M/G; default 16M)\n"
+		"      --fd-cache N       keep up to N object files open (default 1024, at most a quarter\n"
+		"                         of the open-file limit; 0 = open and close one per request)\n"
 		"      --space-warn PCT   warn when the store is PCT%% full (default 90; 0 = never)\n"
 		"      --log-ratelimit BURST[/S]  messages per call site per S seconds (default 10/5; 0 = all)\n"
 #ifdef SD_FAULT_INJECT
@@ -158,6 +162,7 @@ static const struct option long_opts[] = {
 	{ "space-warn", required_argument, NULL, 260 },
 	{ "scrub-interval", required_argument, NULL, 261 },
 	{ "scrub-rate", required_argument, NULL, 262 },
+	{ "fd-cache", required_argument, NULL, 264 },
 #ifdef SD_FAULT_INJECT
 	{ "fault-inject", required_argument, NULL, 400 },
 #endif
@@ -263,7 +268,7 @@ struct sheep_options {
 	const char *key_file, *guest_allow, *fault_file, *nbd_tls_psk;
 	uint64_t port, zone, vnodes, nbd_port;
 	bool foreground, zone_set, vnodes_set;
-	uint64_t capacity, space_warn, scrub_interval, scrub_rate;
+	uint64_t capacity, space_warn, scrub_interval, scrub_rate, fd_cache;
 	int loglevel;
 	char myaddr_buf[64], nbd_addr[256];
 };
@@ -349,6 +354,10 @@ static int parse_options(int argc, char **argv, struct sheep_options *o)
 				fprintf(stderr, "sheep: invalid scrub rate '%s' (bytes per second, such as 16M)\n", optarg);
 				return 1;
 			}
+			break;
+		case 264:
+			if (parse_uint(optarg, "fd cache size", 1u << 20, &o->fd_cache) < 0)
+				return 1;
 			break;
 		case 259:
 			if (parse_size(optarg, &o->capacity) < 0 || !o->capacity) {
@@ -628,6 +637,7 @@ static int start_services(const struct sheep_options *o)
 		return 1;
 	}
 	repair_init();
+	peer_set_parent_reader(gateway_read_parent);
 	node_disks_watch();
 	if ((ret = scrub_init((uint32_t)o->scrub_interval, o->scrub_rate)) < 0) {
 		fprintf(stderr, "sheep: cannot start the scrub: %s\n", strerror(-ret));
@@ -685,7 +695,7 @@ int main(int argc, char **argv)
 {
 	struct sheep_options o = {
 		.driver = "corosync", .port = SD_LISTEN_PORT, .space_warn = STORE_SPACE_WARN_DEFAULT,
-		.scrub_interval = SCRUB_INTERVAL_DEFAULT, .scrub_rate = SCRUB_RATE_DEFAULT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
+		.fd_cache = STORE_FD_CACHE_DEFAULT, .scrub_interval = SCRUB_INTERVAL_DEFAULT, .scrub_rate = SCRUB_RATE_DEFAULT, .vnodes = SD_DEFAULT_VNODES, .loglevel = LOG_INFO_,
 	};
 	int ret;
 
@@ -721,6 +731,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 #endif
+	store_set_fd_cache((unsigned)o.fd_cache);
 	if ((ret = load_store()) != GO_ON || (ret = start_services(&o)) != GO_ON)
 		return ret;
 	run_event_loop(o.foreground);

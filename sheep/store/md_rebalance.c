@@ -15,6 +15,7 @@
 
 #include "logger.h"
 #include "util.h"
+#include "fdcache.h"
 #include "md.h"
 #include "store.h"
 
@@ -68,15 +69,10 @@ out_close:
 	return ret;
 }
 
-/* move oid to its home disk if it is elsewhere; the caller holds its store lock. 1 moved */
-static int move_home(uint64_t oid, char *buf)
+/* oid's file from the disk at to the disk home: 1 moved */
+static int move_file(uint64_t oid, const char *at, const char *home, char *buf)
 {
-	char at[SD_MD_PATH_LEN + 8], home[SD_MD_PATH_LEN + 8];
 	char from[SD_MD_PATH_LEN + 32], to[SD_MD_PATH_LEN + 32], tmp[SD_MD_PATH_LEN + 64];
-	md_object_dir(oid, at, sizeof(at));
-	md_home_dir(oid, home, sizeof(home));
-	if (!strcmp(at, home))
-		return 0;
 	snprintf(from, sizeof(from), "%s/%016" PRIx64, at, oid);
 	snprintf(to, sizeof(to), "%s/%016" PRIx64, home, oid);
 	if (rename(from, to) == 0)
@@ -97,6 +93,19 @@ synced:
 fail:
 	sd_warn("md: cannot move %016" PRIx64 " from %s to %s: %m", oid, at, home);
 	return 0;
+}
+
+/* move oid to its home disk if it is elsewhere; the caller holds its store lock. 1 moved */
+static int move_home(uint64_t oid, char *buf)
+{
+	char at[SD_MD_PATH_LEN + 8], home[SD_MD_PATH_LEN + 8];
+	md_object_dir(oid, at, sizeof(at));
+	md_home_dir(oid, home, sizeof(home));
+	if (!strcmp(at, home))
+		return 0;
+	int moved = move_file(oid, at, home, buf);
+	fdcache_forget(oid);    /* whether or not it moved whole, the open file may be the old one */
+	return moved;
 }
 
 static void rebalance_pass(void)

@@ -2,7 +2,9 @@
  * of the disks of a multi-disk node), named by the oid in 16 hex digits, laid out as checksum.c
  * says (header, per-block crc32c, data). Objects set aside go to .stale on their own disk.
  * Objects are created whole and atomically (temporary file, optional fsync, rename); sparse where
- * unwritten. Knows nothing of VDIs or membership (see store.h). */
+ * unwritten. Knows nothing of VDIs or membership (see store.h). Object files stay open between
+ * requests in fdcache.c: every rename, move or unlink of one here (or in md_rebalance.c) tells it
+ * afterwards, and a new file created here is handed to it open. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include "sheepdog_proto.h"
 #include "checksum.h"
 #include "fault.h"
+#include "fdcache.h"
 #include "md.h"
 #include "store.h"
 #include "util.h"
@@ -33,6 +36,13 @@ static pthread_mutex_t *obj_lock_of(uint64_t oid)
 {
 	uint64_t h = oid * 0x9E3779B97F4A7C15ull;
 	return &obj_locks[(h >> 32) % OBJ_LOCK_STRIPES];
+}
+
+static unsigned fd_cache_max = FDCACHE_DEFAULT;
+
+void store_set_fd_cache(unsigned max)
+{
+	fd_cache_max = max;
 }
 
 void store_lock(uint64_t oid) { pthread_mutex_lock(obj_lock_of(oid)); }
@@ -50,6 +60,18 @@ static void obj_path(uint64_t oid, char *buf, size_t len)
 }
 
 static int sync_fd(int fd, uint64_t oid, bool data_only);
+
+/* oid's file open for one use, read-write for write (cache: kept open after it); 0 or -1 with
+ * errno */
+static int obj_open(uint64_t oid, bool write, bool cache, struct fdref *ref)
+{
+	int ret = fdcache_get(oid, obj_path, write, cache, ref);
+	if (ret < 0) {
+		errno = -ret;
+		return -1;
+	}
+	return 0;
+}
 
 /* fsync a directory by path; 0 or -1 with errno */
 static int sync_dir(const char *dir)
@@ -80,6 +102,7 @@ int store_init(const char *dir, char *const *disks, int nr_disks)
 	int ret = md_init(dir, disks, nr_disks);
 	if (ret < 0)
 		return ret;
+	sd_info("store: up to %u object files kept open", fdcache_init(fd_cache_max));
 	int n = md_dirs(&dirs);
 	for (int k = 0; k < n && !ret; k++) {
 		char stale[SD_MD_PATH_LEN + 16];
@@ -188,18 +211,16 @@ static int write_fault(uint64_t oid)
 
 static int read_verified(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
-	char path[4300];
+	struct fdref ref;
 	int err = fault_check(FAULT_READ, oid);
 	if (err) {
 		sd_err("read %016" PRIx64 ": %s", oid, strerror(err));
 		return errno_to_res(err);
 	}
-	obj_path(oid, path, sizeof(path));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (obj_open(oid, false, true, &ref) < 0)
 		return errno_to_res(errno);
-	int ret = objfile_read(fd, oid, buf, len, offset);
-	close(fd);
+	int ret = objfile_read(ref.fd, oid, buf, len, offset);
+	fdcache_put(&ref);
 	return ret;
 }
 
@@ -215,19 +236,17 @@ int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 
 int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool sync)
 {
-	char path[4300];
-	obj_path(oid, path, sizeof(path));
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
+	struct fdref ref;
+	if (obj_open(oid, true, true, &ref) < 0)
 		return errno_to_res(errno);
 	int ret = write_fault(oid);
 	if (ret == SD_RES_SUCCESS)
-		ret = objfile_write(fd, oid, buf, len, offset, false);
-	if (ret == SD_RES_SUCCESS && sync && sync_fd(fd, oid, true) < 0) {
+		ret = objfile_write(ref.fd, oid, buf, len, offset, false);
+	if (ret == SD_RES_SUCCESS && sync && sync_fd(ref.fd, oid, true) < 0) {
 		sd_err("write %016" PRIx64 ": fdatasync: %m", oid);
 		ret = errno_to_res(errno);
 	}
-	close(fd);
+	fdcache_put(&ref);
 	if (!sync && ret == SD_RES_SUCCESS)
 		mark_dirty(oid, false);
 	return disk_result(ret, "write", oid);
@@ -235,20 +254,19 @@ int store_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bo
 
 int store_verify(uint64_t oid, uint32_t *nr_bad, uint32_t *first_bad)
 {
-	char path[4300];
-	obj_path(oid, path, sizeof(path));
+	struct fdref ref;
 	*nr_bad = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (obj_open(oid, false, false, &ref) < 0)
 		return errno_to_res(errno);
-	int ret = objfile_verify(fd, oid, nr_bad, first_bad);
-	close(fd);
+	int ret = objfile_verify(ref.fd, oid, nr_bad, first_bad);
+	fdcache_put(&ref);
 	return ret;
 }
 
 struct store_build {
 	uint64_t oid;
 	int fd;
+	unsigned md_gen;    /* of the path: a disk change meanwhile is not cached */
 	char path[4300], tmp[4400];
 };
 
@@ -266,6 +284,7 @@ int store_build_begin(uint64_t oid, uint64_t obj_size, struct store_build **out)
 
 	*out = NULL;
 	b->oid = oid;
+	b->md_gen = md_generation();
 	obj_path(oid, b->path, sizeof(b->path));
 	snprintf(b->tmp, sizeof(b->tmp), "%s.tmp.%lu", b->path, (unsigned long)atomic_fetch_add(&tmp_counter, 1));
 	b->fd = open(b->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -306,7 +325,7 @@ int store_build_publish(struct store_build *b, bool sync)
 		build_free(b);
 		return disk_result(ret, "create", oid);
 	}
-	close(b->fd);
+	fdcache_adopt(oid, b->fd, b->md_gen);    /* and no use of the old file's descriptor starts again */
 	if (!sync) {
 		mark_dirty(oid, true);
 	} else if (sync_dir_of(b->path) < 0) {
@@ -344,6 +363,7 @@ int store_remove(uint64_t oid)
 		if (unlink(path) < 0)
 			break;
 	}
+	fdcache_forget(oid);
 	mark_dir_dirty();    /* the next flush makes the removal durable */
 	return SD_RES_SUCCESS;
 }
@@ -409,23 +429,22 @@ static int sync_listed(uint64_t *list, size_t nr)
 	if (nr > 1)
 		qsort(list, nr, sizeof(*list), cmp_oid);
 	for (size_t i = 0; i < nr; i++) {
-		char path[4300];
+		struct fdref ref;
 		if (i && list[i] == list[i - 1])
 			continue;
-		obj_path(list[i], path, sizeof(path));
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
+		/* read-only is enough for fdatasync, and opens on a disk remounted read-only */
+		if (obj_open(list[i], false, false, &ref) < 0) {
 			if (errno == ENOENT)
 				continue;    /* removed or moved since: nothing of it to keep */
-			sd_err("flush: open %s: %m", path);
+			sd_err("flush: open %016" PRIx64 ": %m", list[i]);
 			ret = SD_RES_EIO;
 			continue;
 		}
-		if (sync_fd(fd, list[i], true) < 0) {
-			sd_err("fdatasync %s: %m", path);
+		if (sync_fd(ref.fd, list[i], true) < 0) {
+			sd_err("fdatasync %016" PRIx64 ": %m", list[i]);
 			ret = disk_result(SD_RES_EIO, "sync", list[i]);
 		}
-		close(fd);
+		fdcache_put(&ref);
 	}
 	return ret;
 }
@@ -563,6 +582,7 @@ static int set_aside_one(uint64_t oid, uint32_t epoch, char *dir, size_t len)
 	snprintf(to, sizeof(to), "%s/.stale/%016" PRIx64 ".%u", dir, oid, epoch);
 	if (rename(from, to) < 0)
 		return errno == ENOENT ? SD_RES_NO_OBJ : SD_RES_EIO;
+	fdcache_forget(oid);
 	return SD_RES_SUCCESS;
 }
 

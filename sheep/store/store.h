@@ -21,6 +21,10 @@ static inline int cmp_oid(const void *a, const void *b)
 /* nr_disks == 0: the objects live in dir/obj; else on the disks (absolute paths), dir keeping
  * only the node's metadata */
 int store_init(const char *dir, char *const *disks, int nr_disks);
+/* before store_init: keep up to max object files open between requests (0: open one per request;
+ * the default is 1024; never more than a quarter of the open-file limit) */
+#define STORE_FD_CACHE_DEFAULT 1024
+void store_set_fd_cache(unsigned max);
 /* verified against the per-block checksums: SD_RES_CHECKSUM when a block fails or the file is
  * short; bytes past the object's logical size read as zeros */
 int store_read(uint64_t oid, void *buf, uint32_t len, uint32_t offset);

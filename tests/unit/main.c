@@ -13,11 +13,12 @@ int auth_add_suites(void) __attribute__((weak));
 int logger_add_suites(void) __attribute__((weak));
 int checksum_add_suites(void) __attribute__((weak));
 int ec_add_suites(void) __attribute__((weak));
+int fdcache_add_suites(void) __attribute__((weak));
 
 static int (*const suites[])(void) = {
 	lib_add_suites, formats_add_suites, recovery_add_suites, lifecycle_add_suites,
 	nbd_add_suites, ring_add_suites, auth_add_suites, logger_add_suites, checksum_add_suites,
-	ec_add_suites,
+	ec_add_suites, fdcache_add_suites,
 };
 
 int main(void)
