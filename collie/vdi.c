@@ -17,6 +17,7 @@
 #include "sd_client.h"
 #include "util.h"
 #include "vdi_lifecycle.h"
+#include "vdi_strips.h"
 
 #define IO_WINDOW 8     /* objects in flight for read and write */
 
@@ -458,6 +459,37 @@ static struct json_object *object_json(int64_t idx, uint64_t oid, struct json_ob
 	return o;
 }
 
+struct obj_lists {
+	uint64_t **lists;
+	size_t *counts;
+};
+
+static bool node_lists(int node, uint64_t oid, void *ctx)
+{
+	const struct obj_lists *l = ctx;
+	return has_oid(l->lists[node], l->counts[node], oid);
+}
+
+/* a data object of an erasure-coded VDI: which node holds each strip */
+static void print_ec_object(int64_t idx, uint64_t oid, uint8_t policy, const struct sd_node *nodes, int nr_nodes,
+			    struct obj_lists *l, struct json_object *objs)
+{
+	char line[8192], red[16];
+	struct json_object *strips = objs ? json_object_new_array() : NULL;
+	int present = strips_held(oid, policy, nodes, nr_nodes, node_lists, l, line, sizeof(line), strips);
+	if (objs) {
+		struct json_object *o = object_json(idx, oid, NULL);
+		json_object_object_del(o, "copies");
+		json_add_u64(o, "copies", present);
+		json_add_str(o, "policy", redundancy_str(0, policy, red, sizeof(red)));
+		json_object_object_add(o, "strips", strips);
+		json_object_array_add(objs, o);
+	} else {
+		printf(raw_output ? "%" PRId64 " %016" PRIx64 " %d%s\n" : "%-8" PRId64 " %016" PRIx64 "  %6d %s\n", idx, oid,
+		       present, line);
+	}
+}
+
 static int vdi_object(int argc, char **argv)
 {
 	struct sd_node *nodes;
@@ -523,6 +555,12 @@ static int vdi_object(int argc, char **argv)
 				continue;
 			}
 			oid = vid_to_data_oid(index[idx], idx);
+			uint8_t policy = vdi_policy_of(index[idx]);
+			if (policy) {
+				struct obj_lists l = { lists, counts };
+				print_ec_object(idx, oid, policy, nodes, nr_nodes, &l, objs);
+				continue;
+			}
 		}
 		int copies = 0;
 		char line[8192] = "";
