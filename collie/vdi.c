@@ -643,7 +643,7 @@ static const struct collie_option vdi_check_opts[] = {
 };
 
 static const struct collie_option alter_copy_opts[] = {
-	{ 'c', "copies", 1, "COPIES", "copies of every object from now on" },
+	{ 'c', "copies", 1, "COPIES", "copies of every object from now on, or D:P erasure coding" },
 	PROGRESS_OPTION_ROW,
 	{ 0 },
 };
@@ -693,8 +693,9 @@ static const struct subcommand vdi_subs[] = {
 	  object_opts, CMD_CLUSTER, 1, 1, vdi_track },
 	{ "check", "NAME [-n] [-s TAG|ID]", "verify every replica of NAME's objects; repair from one that verifies",
 	  vdi_check_opts, CMD_CLUSTER | CMD_JSON, 1, 1, vdi_check },
-	{ "alter-copy", "-c COPIES NAME", "change how many copies NAME and its snapshots keep (online: replicas "
-	  "are added or set aside while guests run)", alter_copy_opts, CMD_CLUSTER, 1, 1, vdi_alter_copy },
+	{ "alter-copy", "-c COPIES|D:P NAME", "change how many copies NAME and its snapshots keep (online: replicas "
+	  "are added or set aside while guests run), or convert it between replicas and D:P strips (offline)",
+	  alter_copy_opts, CMD_CLUSTER, 1, 1, vdi_alter_copy },
 	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",
 	  "create VDIs from disk images (files or URLs), several at once", vdi_import_opts, 0, 0, -1, vdi_import },
 	{ "export", "[-O FMT] [-o OPTS] [-s SNAPSHOT] [-p] NAME DEST [NAME DEST...] | --list FILE",
