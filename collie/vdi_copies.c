@@ -201,7 +201,36 @@ static int clear_transit(struct settle *s, const struct vdi_entry *v, const uint
 		return ret;
 	if ((ret = convert_objects(s, v, index, nr, st->next_copies, st->next_policy, SD_CONVERT_REMOVE)))
 		return ret;
-	return alter_step(v->vid, SD_ALTER_END, 0, 0, st);
+	if ((ret = alter_step(v->vid, SD_ALTER_END, 0, 0, st)))
+		return ret;
+	st->next_copies = st->next_policy = 0;
+	return 0;
+}
+
+/* A re-run to the policy a VDI has already: the other kind's objects an interrupted run left and
+ * the cluster forgot (a whole-cluster restart forgets the layout in transit) are swept away:
+ * replicas on as many nodes as there are zones, or strips at every position up to them (the
+ * ring's picks for fewer are a prefix of those). Skipped for a VDI a guest holds. */
+static int sweep_other_kind(struct settle *s, const struct vdi_entry *v, const uint32_t *index, uint64_t nr,
+			    uint8_t cur_policy)
+{
+	int zones = MIN(s->vi->nr_zones, SD_MAX_COPIES);
+	uint8_t copies = (uint8_t)zones, policy = 0;
+	if (!cur_policy) {
+		if (zones < 3)
+			return 0;
+		int p = MIN(zones - 2, EC_MAX_PARITY);
+		policy = ec_policy_make(2, p);
+		copies = (uint8_t)(2 + p);
+	}
+	int ret = alter_step(v->vid, SD_ALTER_BEGIN, copies, policy, NULL);
+	if (ret == SD_RES_VDI_LOCKED)
+		return 0;
+	if (ret)
+		return ret;
+	if ((ret = convert_objects(s, v, index, nr, copies, policy, SD_CONVERT_REMOVE)))
+		return ret;
+	return alter_step(v->vid, SD_ALTER_END, 0, 0, NULL);
 }
 
 /* replicas to replicas: the new count recorded, then every replica settled in place */
@@ -244,10 +273,17 @@ static int alter_one(struct settle *s, const struct vdi_entry *v, uint8_t copies
 		goto out;
 	if ((ret = clear_transit(s, v, index, nr_objs, copies, policy, &st)))
 		goto out;
-	begun = st.next_copies != 0;
+	/* an inode replica a node kept past an interrupted run must not be taken for a copy later:
+	 * every node that is not a holder now sets its replica aside */
+	if ((ret = settle_object(s, vid_to_vdi_oid(v->vid), MIN(s->vi->nr_zones, SD_MAX_COPIES),
+				 inode_copies(st.copies, st.copy_policy))))
+		goto out;
+	bool again = st.copy_policy == policy && st.copies == copies;
+	if (again && (ret = sweep_other_kind(s, v, index, nr_objs, st.copy_policy)))
+		goto out;
 	if (!policy && !st.copy_policy) {
 		ret = settle_all(s, v, index, nr_objs, copies, &begun);
-	} else if (st.copy_policy == policy && st.copies == copies) {
+	} else if (again) {
 		ret = 0;    /* already so */
 	} else if (policy && st.copy_policy) {
 		uint8_t mid = (uint8_t)(ec_policy_parity(policy) + 1);
