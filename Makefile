@@ -102,7 +102,7 @@ $(UNIT): $(call obj,$(UNIT_SRCS)) $(UNIT_SHEEP_OBJS) $(LIBFORMATS) $(LIBSD)
 	$(call quiet,LINK,$@)$(CC) $(LDFLAGS) -o $@ $(call obj,$(UNIT_SRCS)) $(UNIT_SHEEP_OBJS) $(WHOLE_FORMATS) $(LIBSD) $(LDLIBS) $(CUNIT_LIBS)
 
 # scenarios that also run with the ASan+UBSan build of sheep and collie
-SAN_SCENARIOS := 001 002 004 005 006 007 019 028 040 042 043 044 045 046 047 070 073 075 080 082 083 085
+SAN_SCENARIOS := 001 002 004 005 006 007 019 028 040 042 043 044 045 046 047 070 073 075 080 082 083 085 194
 
 # check: unit tests plain and under sanitizers, every functional scenario, then the
 # sanitizer scenarios again with build-san binaries (any sanitizer report fails the run)

@@ -198,7 +198,8 @@ static const struct subcommand cluster_subs[] = {
 	  "throttle: N objects at once and MS ms pause on every node", NULL, CMD_CLUSTER, 1, 2, cluster_recover },
 	{ "check", "[-n]", "verify every replica of every object; repair from one that verifies (exit 2: repaired, 3: lost)",
 	  check_opts, CMD_CLUSTER | CMD_JSON, 0, 0, cluster_check },
-	{ "alter-copy", "-c COPIES", "change the default copies, and those of every VDI that kept the old default",
+	{ "alter-copy", "-c COPIES|D:P", "change the default copies (and those of every VDI that kept the old "
+	  "default), or make D:P erasure coding the default of new VDIs",
 	  alter_copy_opts, CMD_CLUSTER, 0, 0, cluster_alter_copy },
 	{ "snapshot", "save TAG DIR [--force] | load TAG DIR | list DIR",
 	  "save every VDI and snapshot into DIR (deduplicated), load a save into an empty cluster, or list saves",

@@ -17,6 +17,7 @@
 #include "sd_client.h"
 #include "util.h"
 #include "vdi_lifecycle.h"
+#include "vdi_strips.h"
 
 #define IO_WINDOW 8     /* pieces in flight for read and write */
 #define IO_PIECE (4u << 20)   /* at most one object, or this much of a larger one, per piece */
@@ -464,6 +465,37 @@ static struct json_object *object_json(int64_t idx, uint64_t oid, struct json_ob
 	return o;
 }
 
+struct obj_lists {
+	uint64_t **lists;
+	size_t *counts;
+};
+
+static bool node_lists(int node, uint64_t oid, void *ctx)
+{
+	const struct obj_lists *l = ctx;
+	return has_oid(l->lists[node], l->counts[node], oid);
+}
+
+/* a data object of an erasure-coded VDI: which node holds each strip */
+static void print_ec_object(int64_t idx, uint64_t oid, uint8_t policy, const struct sd_node *nodes, int nr_nodes,
+			    struct obj_lists *l, struct json_object *objs)
+{
+	char line[8192], red[16];
+	struct json_object *strips = objs ? json_object_new_array() : NULL;
+	int present = strips_held(oid, policy, nodes, nr_nodes, node_lists, l, line, sizeof(line), strips);
+	if (objs) {
+		struct json_object *o = object_json(idx, oid, NULL);
+		json_object_object_del(o, "copies");
+		json_add_u64(o, "copies", present);
+		json_add_str(o, "policy", redundancy_str(0, policy, red, sizeof(red)));
+		json_object_object_add(o, "strips", strips);
+		json_object_array_add(objs, o);
+	} else {
+		printf(raw_output ? "%" PRId64 " %016" PRIx64 " %d%s\n" : "%-8" PRId64 " %016" PRIx64 "  %6d %s\n", idx, oid,
+		       present, line);
+	}
+}
+
 static int vdi_object(int argc, char **argv)
 {
 	struct sd_node *nodes;
@@ -529,6 +561,12 @@ static int vdi_object(int argc, char **argv)
 				continue;
 			}
 			oid = vid_to_data_oid(index[idx], idx);
+			uint8_t policy = vdi_policy_of(index[idx]);
+			if (policy) {
+				struct obj_lists l = { lists, counts };
+				print_ec_object(idx, oid, policy, nodes, nr_nodes, &l, objs);
+				continue;
+			}
 		}
 		int copies = 0;
 		char line[8192] = "";
@@ -611,7 +649,7 @@ static const struct collie_option vdi_check_opts[] = {
 };
 
 static const struct collie_option alter_copy_opts[] = {
-	{ 'c', "copies", 1, "COPIES", "copies of every object from now on" },
+	{ 'c', "copies", 1, "COPIES", "copies of every object from now on, or D:P erasure coding" },
 	PROGRESS_OPTION_ROW,
 	{ 0 },
 };
@@ -661,8 +699,9 @@ static const struct subcommand vdi_subs[] = {
 	  object_opts, CMD_CLUSTER, 1, 1, vdi_track },
 	{ "check", "NAME [-n] [-s TAG|ID]", "verify every replica of NAME's objects; repair from one that verifies",
 	  vdi_check_opts, CMD_CLUSTER | CMD_JSON, 1, 1, vdi_check },
-	{ "alter-copy", "-c COPIES NAME", "change how many copies NAME and its snapshots keep (online: replicas "
-	  "are added or set aside while guests run)", alter_copy_opts, CMD_CLUSTER, 1, 1, vdi_alter_copy },
+	{ "alter-copy", "-c COPIES|D:P NAME", "change how many copies NAME and its snapshots keep (online: replicas "
+	  "are added or set aside while guests run), or convert it between replicas and D:P strips (offline)",
+	  alter_copy_opts, CMD_CLUSTER, 1, 1, vdi_alter_copy },
 	{ "import", "[-f FMT] [-c COPIES] [-p] NAME SOURCE [NAME SOURCE...] | --list FILE",
 	  "create VDIs from disk images (files or URLs), several at once", vdi_import_opts, 0, 0, -1, vdi_import },
 	{ "export", "[-O FMT] [-o OPTS] [-s SNAPSHOT] [-p] NAME DEST [NAME DEST...] | --list FILE",

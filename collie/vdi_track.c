@@ -12,6 +12,8 @@
 #include "ring.h"
 #include "sd_client.h"
 #include "util.h"
+#include "ec.h"
+#include "vdi_strips.h"
 
 #define TRACK_BUF (4u << 20)
 
@@ -63,13 +65,20 @@ static void placement(const struct vnode_info *vi, uint64_t oid, int copies, cha
 	}
 }
 
-static void track_object(const char *what, uint64_t oid, int copies, const struct epoch_ring *rings, int nr)
+/* policy: the D:P of an erasure-coded data object (its strips are shown), else 0 */
+static void track_object(const char *what, uint64_t oid, int copies, uint8_t policy, const struct epoch_ring *rings,
+			 int nr)
 {
 	char line[4096];
-	if (!raw_output)
+	if (!raw_output && policy)
+		printf("%s %016" PRIx64 ", %d:%d strips:\n", what, oid, ec_policy_data(policy), ec_policy_parity(policy));
+	else if (!raw_output)
 		printf("%s %016" PRIx64 ", %d copies:\n", what, oid, copies);
 	for (int e = 0; e < nr; e++) {
-		placement(rings[e].vi, oid, copies, line, sizeof(line));
+		if (policy)
+			strips_placement(rings[e].vi, oid, policy, line, sizeof(line));
+		else
+			placement(rings[e].vi, oid, copies, line, sizeof(line));
 		if (raw_output)
 			printf("%s %016" PRIx64 " %u%s\n", what, oid, rings[e].epoch, line);
 		else
@@ -106,9 +115,11 @@ int vdi_track(int argc, char **argv)
 		goto out;
 	}
 	int copies = sd_vdi_copies(vdi) ? sd_vdi_copies(vdi) : cluster_copies;
+	uint8_t own = vdi_policy_of(sd_vdi_id(vdi));
 	char what[32];
-	if (want == UINT64_MAX)
-		track_object("inode", vid_to_vdi_oid(sd_vdi_id(vdi)), copies, rings, nr);
+	if (want == UINT64_MAX)    /* an erasure-coded VDI's inode keeps P + 1 replicas */
+		track_object("inode", vid_to_vdi_oid(sd_vdi_id(vdi)), own ? ec_policy_parity(own) + 1 : copies, 0, rings,
+			     nr);
 	for (uint64_t idx = 0; idx < nr_objs; idx++) {
 		if (want != UINT64_MAX && idx != want)
 			continue;
@@ -118,7 +129,7 @@ int vdi_track(int argc, char **argv)
 			continue;
 		}
 		snprintf(what, sizeof(what), raw_output ? "%" PRIu64 : "object %" PRIu64, idx);
-		track_object(what, vid_to_data_oid(index[idx], idx), copies, rings, nr);
+		track_object(what, vid_to_data_oid(index[idx], idx), copies, vdi_policy_of(index[idx]), rings, nr);
 	}
 	ret = 0;
 out:

@@ -48,6 +48,7 @@
 #define SD_OP_MD_INFO              0xDB   /* local: the node's disks (struct sd_md_disk[]) */
 #define SD_OP_MD_PLUG              0xDC   /* local: payload a disk path to add */
 #define SD_OP_MD_UNPLUG            0xDD   /* local: payload a disk path to take out */
+#define SD_OP_CONVERT_OBJ          0xDE   /* local: write or remove obj.oid's layout in transit */
 /* connection authentication (ours; see struct sd_auth_req / sd_auth_rsp and sheep(8)) */
 #define SD_OP_AUTH_CHALLENGE       0xE0   /* the sheep's nonce for this connection */
 #define SD_OP_AUTH_RESPONSE        0xE1   /* the client's nonce and HMAC; the sheep's proof back */
@@ -284,7 +285,37 @@ struct vdi_state {
 	uint8_t  snapshot;
 	uint8_t  deleted;
 	uint8_t  copy_policy;    /* 0 replication, else the D:P byte of include/ec.h */
+	/* alter-copy between replicas and strips: the other layout its data objects have for now
+	 * (being written, or left to remove), 0 when none; its objects are placed by it */
+	uint8_t  next_copies;
+	uint8_t  next_policy;
 };
+SD_CHECK(sizeof(struct vdi_state) == 12);
+
+/* ALTER_VDI_COPY request vdi.type: the step of an alter-copy (sheep/vdi_copies.c) */
+enum sd_alter_step {
+	SD_ALTER_SET = 0,        /* the inode and every node take copies/copy_policy */
+	SD_ALTER_BEGIN,          /* the layout copies/copy_policy (the other kind) is in transit */
+	SD_ALTER_END,            /* no layout is in transit any more */
+	SD_ALTER_QUERY,          /* only the answer */
+};
+
+/* ALTER_VDI_COPY and ALTER_CLUSTER_COPY response: the VDI's (or cluster's) redundancy before
+ * the request, and the layout in transit after it */
+struct sd_alter_rsp {
+	uint8_t  proto_ver, opcode;
+	uint16_t flags;
+	uint32_t epoch, id, data_length;
+	uint32_t result;
+	uint8_t  copies, copy_policy, next_copies, next_policy;
+	uint8_t  __pad[24];
+};
+SD_CHECK(sizeof(struct sd_alter_rsp) == 48);
+
+/* CONVERT_OBJ request obj.ec_index */
+#define SD_CONVERT_WRITE  0      /* write the layout in transit from the current one */
+#define SD_CONVERT_REMOVE 1      /* remove the layout in transit */
+#define SD_CONVERT_READY  2      /* only whether this node knows of the layout in transit */
 
 /* STAT_RECOVERY response payload: one node's recovery */
 enum recovery_phase {

@@ -390,6 +390,11 @@ int gateway_write_obj(uint64_t oid, const void *buf, uint32_t len, uint32_t offs
 	return gateway_write_replicas(oid, buf, len, offset, create, sync);
 }
 
+int gateway_remove_replicas(uint64_t oid)
+{
+	return fanout_write(SD_OP_REMOVE_PEER, peer_remove, oid, 0, NULL, 0, 0);
+}
+
 int gateway_remove_obj(uint64_t oid)
 {
 	if (is_data_obj(oid) && oid_copy_policy(oid))

@@ -44,9 +44,15 @@ int gateway_ec_remove(uint64_t oid);
 int gateway_ec_read_strip(uint64_t strip, void *buf, uint32_t len, uint32_t offset, uint16_t flags);
 /* decode strip from D others only (recovery of a lost strip, check) */
 int gateway_ec_rebuild_strip(uint64_t strip, void *buf, uint32_t len, uint32_t offset, uint16_t flags);
+/* alter-copy: a whole data object's strips under policy (buf: the whole object), or their
+ * removal, whatever the VDI's policy is now */
+int gateway_ec_create_as(uint64_t oid, uint8_t policy, const void *buf, bool sync);
+int gateway_ec_remove_as(uint64_t oid, uint8_t policy);
 int gateway_remove_obj(uint64_t oid);
 /* one attempt at a whole replicated object from its holders (a replica's copy-on-write parent) */
 int gateway_read_parent(uint64_t oid, void *buf, uint32_t len);
+/* the replicas of oid, whatever its VDI's policy (alter-copy) */
+int gateway_remove_replicas(uint64_t oid);
 int gateway_flush_all(void);
 /* called on each client object op (recovery's throttle registers it at start) */
 void gateway_set_client_io_hook(void (*hook)(void));

@@ -303,3 +303,46 @@ int gateway_ec_remove(uint64_t oid)
 	pthread_mutex_unlock(object_lock(oid));
 	return ret;
 }
+
+/* alter-copy: the strips of a whole data object under a given policy, whatever its VDI's policy
+ * says now (the layout in transit places them: vdi_state.c). buf is the whole object. */
+int gateway_ec_create_as(uint64_t oid, uint8_t policy, const void *buf, bool sync)
+{
+	const struct ec_codec *codec = ec_codec_get(policy);
+	struct gateway_target t[EC_MAX_STRIPS];
+	uint8_t *data[EC_MAX_DATA], *parity[EC_MAX_PARITY];
+	if (!codec || is_ec_strip(oid))
+		return SD_RES_INVALID_PARMS;
+	int d = ec_policy_data(policy), p = ec_policy_parity(policy);
+	uint32_t strip_size = (uint32_t)(obj_size_of(oid) / d);
+	uint8_t *par = xmalloc((size_t)p * strip_size);
+	for (int i = 0; i < d; i++)
+		data[i] = (uint8_t *)buf + (size_t)i * strip_size;
+	for (int j = 0; j < p; j++)
+		parity[j] = par + (size_t)j * strip_size;
+	ec_encode(codec, strip_size, data, parity);
+	for (int i = 0; i < d + p; i++)
+		t[i] = (struct gateway_target){ .oid = ec_strip_oid(oid, i), .buf = i < d ? data[i] : parity[i - d],
+						.len = strip_size };
+	pthread_mutex_lock(object_lock(oid));
+	int ret = gateway_fanout(SD_OP_CREATE_AND_WRITE_PEER, peer_create_and_write, sync ? 0 : SD_FLAG_CMD_CACHE, t,
+				 d + p);
+	pthread_mutex_unlock(object_lock(oid));
+	free(par);
+	return ret;
+}
+
+/* alter-copy: remove the strips a data object has under a given policy */
+int gateway_ec_remove_as(uint64_t oid, uint8_t policy)
+{
+	struct gateway_target t[EC_MAX_STRIPS];
+	if (!ec_policy_valid(policy) || is_ec_strip(oid))
+		return SD_RES_INVALID_PARMS;
+	int n = ec_policy_data(policy) + ec_policy_parity(policy);
+	for (int i = 0; i < n; i++)
+		t[i] = (struct gateway_target){ .oid = ec_strip_oid(oid, i) };
+	pthread_mutex_lock(object_lock(oid));
+	int ret = gateway_fanout(SD_OP_REMOVE_PEER, peer_remove, 0, t, n);
+	pthread_mutex_unlock(object_lock(oid));
+	return ret;
+}

@@ -641,6 +641,10 @@ static const struct sd_op_template sd_ops[256] = {
 		.name = "SETTLE_REPLICA", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
 		.flags = OP_NEEDS_FORMAT, .process_work = local_settle_replica,
 	},
+	[SD_OP_CONVERT_OBJ] = {
+		.name = "CONVERT_OBJ", .type = SD_OP_TYPE_LOCAL, .class = OP_CLASS_ADMIN,
+		.flags = OP_NEEDS_FORMAT, .process_work = local_convert_obj,
+	},
 	[SD_OP_ALTER_VDI_COPY] = {
 		.name = "ALTER_VDI_COPY", .type = SD_OP_TYPE_CLUSTER, .class = OP_CLASS_ADMIN,
 		.flags = OP_NEEDS_FORMAT, .process_work = vdi_alter_copy_work, .process_main = main_alter_vdi_copy,

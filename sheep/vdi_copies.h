@@ -4,7 +4,8 @@
 
 #include "request_types.h"
 
-/* ALTER_VDI_COPY: the inode of rq.vdi.base_vdi_id records rq.vdi.copies (work, on the sender) */
+/* ALTER_VDI_COPY: one step (enum sd_alter_step) of an alter-copy of rq.vdi.base_vdi_id; SET
+ * records rq.vdi.copies and copy_policy in its inode (work, on the sender) */
 int vdi_alter_copy_work(struct request *req);
 /* ... and every node's state table follows (main, every node, in cluster order) */
 int main_alter_vdi_copy(const struct sd_req *rq, struct sd_rsp *rp, void *data);
@@ -16,5 +17,8 @@ int main_alter_cluster_copy(const struct sd_req *rq, struct sd_rsp *rp, void *da
  * object's copies (rq.obj.copies, which must be this node's view too): fetched from the other
  * replicas when it should hold a copy and has none, set aside when it holds one it should not */
 int local_settle_replica(struct request *req);
+/* CONVERT_OBJ: a data object of a VDI being converted gets (SD_CONVERT_WRITE) or loses
+ * (SD_CONVERT_REMOVE) the layout in transit */
+int local_convert_obj(struct request *req);
 
 #endif

@@ -155,6 +155,18 @@ bool vdi_is_deleted(uint32_t vid)
 	return vdi_state_lookup(vid, &st) == 0 && st.deleted;
 }
 
+/* the D:P policy of a VDI's strips: its own, or that of the layout in transit (alter-copy) */
+static uint8_t strip_policy(const struct vdi_state *st)
+{
+	return st->copy_policy ? st->copy_policy : st->next_policy;
+}
+
+/* the replica count of a VDI's unstriped data objects: its own, or the layout's in transit */
+static int replica_copies(const struct vdi_state *st)
+{
+	return st->copy_policy && st->next_copies && !st->next_policy ? st->next_copies : st->nr_copies;
+}
+
 /* a data object is as large as its VDI's block size, every other object as the protocol says;
  * a strip of an erasure-coded one is 1/D of it */
 uint64_t obj_size_of(uint64_t oid)
@@ -165,7 +177,7 @@ uint64_t obj_size_of(uint64_t oid)
 	if (is_ec_strip(oid)) {
 		if (known && st.block_size_shift)
 			shift = st.block_size_shift;
-		int d = known && st.copy_policy ? ec_policy_data(st.copy_policy) : 1;
+		int d = known && strip_policy(&st) ? ec_policy_data(strip_policy(&st)) : 1;
 		return sd_obj_max_size(ec_strip_base(oid), shift) / d;
 	}
 	if (is_data_obj(oid) && known && st.block_size_shift)
@@ -176,19 +188,26 @@ uint64_t obj_size_of(uint64_t oid)
 uint8_t oid_copy_policy(uint64_t oid)
 {
 	struct vdi_state st;
-	if ((is_data_obj(oid) || is_ec_strip(oid)) && vdi_state_lookup(oid_to_vid(oid), &st) == 0)
+	if (is_ec_strip(oid) && vdi_state_lookup(oid_to_vid(oid), &st) == 0)
+		return strip_policy(&st);
+	if (is_data_obj(oid) && vdi_state_lookup(oid_to_vid(oid), &st) == 0)
 		return st.copy_policy;
 	return 0;
 }
 
 /* copies of an object: its VDI's, else the cluster default. An erasure-coded VDI's data objects
  * have D + P strips; its inode and other objects P + 1 replicas, so they survive what the data
- * survives. */
+ * survives. While alter-copy converts a VDI, the layout in transit places the other kind of
+ * data object (strips of a replicated VDI, replicas of an erasure-coded one). */
 int oid_copies(uint64_t oid)
 {
 	struct vdi_state st;
 	if (vdi_state_lookup(oid_to_vid(oid), &st) == 0 && st.nr_copies) {
-		if (st.copy_policy && !is_data_obj(oid) && !is_ec_strip(oid))
+		if (is_ec_strip(oid))
+			return !st.copy_policy && st.next_policy ? st.next_copies : st.nr_copies;
+		if (is_data_obj(oid))
+			return replica_copies(&st);
+		if (st.copy_policy)
 			return ec_policy_parity(st.copy_policy) + 1;
 		return st.nr_copies;
 	}
