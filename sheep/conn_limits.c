@@ -35,17 +35,24 @@ struct sheep_limits limits = {
 /* the connections of one port */
 struct port_conns {
 	const char *name, *per_addr_flag;
+	const char *evict_reason;        /* how a connection evicted to make room is closed */
+	bool own_conn_bound;             /* the port bounds what one connection has in flight itself */
 	const unsigned *max, *per_addr;
 	const struct limits_ops *owner;
+	int listen_fd;
+	bool paused;                     /* accepting stopped at the cap */
 	struct list_head conns;
 	unsigned nr;
 };
 
 static struct port_conns ports[LIMITS_NR_PORTS] = {
 	[LIMITS_SHEEP] = { .name = "client", .per_addr_flag = "--max-clients-per-addr",
+			   .evict_reason = "evicted to make room (--max-clients): the longest stalled request",
 			   .max = &limits.max_clients, .per_addr = &limits.max_clients_per_addr,
 			   .conns = LIST_HEAD_INIT(ports[LIMITS_SHEEP].conns) },
 	[LIMITS_NBD] = { .name = "NBD", .per_addr_flag = "--nbd-max-clients-per-addr",
+			 .evict_reason = "evicted to make room (--nbd-max-clients): the longest stalled negotiation or request",
+			 .own_conn_bound = true,    /* nbd.c bounds the requests in flight per connection */
 			 .max = &limits.nbd_max_clients, .per_addr = &limits.nbd_max_clients_per_addr,
 			 .conns = LIST_HEAD_INIT(ports[LIMITS_NBD].conns) },
 };
@@ -172,9 +179,10 @@ static void stall_scan(void *unused)
 	add_timer(STALL_SCAN_MS, stall_scan, NULL);
 }
 
-void limits_start(enum limits_port port, const struct limits_ops *ops)
+void limits_start(enum limits_port port, const struct limits_ops *ops, int listen_fd)
 {
 	ports[port].owner = ops;
+	ports[port].listen_fd = listen_fd;
 	if (!timer_started) {
 		timer_started = true;
 		add_timer(STALL_SCAN_MS, stall_scan, NULL);
@@ -217,6 +225,27 @@ int limits_admit(enum limits_port port, struct conn_meter *m, int fd)
 	return 0;
 }
 
+static void set_paused(struct port_conns *p, bool paused)
+{
+	if (p->paused == paused)
+		return;
+	p->paused = paused;
+	modify_event(p->listen_fd, paused ? 0 : EPOLLIN);
+}
+
+void limits_accept(enum limits_port port)
+{
+	struct port_conns *p = &ports[port];
+	for (int i = 0; i < LIMITS_ACCEPTS_PER_EVENT && !p->paused; i++) {
+		if (limits_full(port) && !limits_make_room(port)) {
+			set_paused(p, true);
+			break;
+		}
+		if (p->owner->accept_one(p->listen_fd) < 0)
+			break;
+	}
+}
+
 bool limits_full(enum limits_port port)
 {
 	return ports[port].nr >= *ports[port].max;
@@ -231,9 +260,7 @@ bool limits_make_room(enum limits_port port)
 			victim = m;
 	if (!victim)
 		return false;
-	p->owner->close(victim, port == LIMITS_NBD ?
-			"evicted to make room (--nbd-max-clients): the longest stalled negotiation or request" :
-			"evicted to make room (--max-clients): the longest stalled request");
+	p->owner->close(victim, p->evict_reason);
 	return true;
 }
 
@@ -244,7 +271,7 @@ void limits_forget(struct conn_meter *m)
 	bool was_full = limits_full(m->port);
 	p->nr--;
 	if (was_full && p->owner)
-		p->owner->resume_accept();
+		set_paused(p, false);
 }
 
 void limits_progress(struct conn_meter *m, bool mid_request)
@@ -266,8 +293,8 @@ void limits_waiting(struct conn_meter *m, bool waiting, bool progressed)
 static bool may_read(const struct conn_meter *m)
 {
 	bool node_ok = node_buffered < limits.node_buffer || !m->buffered;
-	if (m->port == LIMITS_NBD)
-		return node_ok;     /* nbd.c bounds the requests one connection has in flight itself */
+	if (ports[m->port].own_conn_bound)
+		return node_ok;
 	return m->buffered < limits.conn_buffer && node_ok && m->cluster_ops < limits.conn_cluster_ops;
 }
 

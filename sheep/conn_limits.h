@@ -37,11 +37,12 @@ struct conn_meter {
 	unsigned cluster_ops;
 };
 
-/* the connection's owner: close it (stalled or evicted), or look at reading again */
+/* the connection's owner: close it (stalled or evicted), look at reading again, or accept one
+ * connection on its listening socket (0 taken or refused at once, -1 stop for now) */
 struct limits_ops {
 	void (*close)(struct conn_meter *m, const char *why);
 	void (*wake)(struct conn_meter *m);
-	void (*resume_accept)(void);
+	int (*accept_one)(int listen_fd);
 };
 
 /* parse "--NAME VALUE" for a limits option; 1 taken, 0 not a limits option, -1 bad value (said) */
@@ -49,8 +50,14 @@ int limits_option(const char *name, const char *value);
 /* after the options: fit the caps under the open-file limit (raised to its maximum); with_nbd:
  * the NBD port's connections count too */
 void limits_setup(bool with_nbd);
-/* the port's owner; the first call starts the stall timer */
-void limits_start(enum limits_port port, const struct limits_ops *ops);
+/* the port's owner and its listening socket; the first call starts the stall timer */
+void limits_start(enum limits_port port, const struct limits_ops *ops, int listen_fd);
+/* the listening socket is readable: up to LIMITS_ACCEPTS_PER_EVENT connections through
+ * ops->accept_one (the backlog drains quickly: a live client may wait behind stalled ones). At
+ * the total cap the longest stalled connection makes room; with none stalled, accepting pauses
+ * until a connection of the port leaves, so the socket is never spun on. */
+#define LIMITS_ACCEPTS_PER_EVENT 32
+void limits_accept(enum limits_port port);
 /* a new connection from fd's peer: 0 to keep it, -1 to close it at once (its address is full) */
 int limits_admit(enum limits_port port, struct conn_meter *m, int fd);
 /* at the port's total cap: evict the connection stalled longest in a request (or that has yet to

@@ -46,9 +46,9 @@ struct ec_layout {
 	uint32_t strip_size;
 };
 
-static int layout_of(uint64_t oid, struct ec_layout *l)
+/* the strips of data object oid (or of its strip) under policy */
+static int layout_for(uint64_t oid, uint8_t policy, struct ec_layout *l)
 {
-	uint8_t policy = oid_copy_policy(oid);
 	l->codec = ec_codec_get(policy);
 	if (!l->codec)
 		return SD_RES_INVALID_PARMS;
@@ -57,6 +57,12 @@ static int layout_of(uint64_t oid, struct ec_layout *l)
 	l->n = l->d + l->p;
 	l->strip_size = (uint32_t)(obj_size_of(ec_strip_base(oid)) / l->d);
 	return SD_RES_SUCCESS;
+}
+
+/* ... under its VDI's policy */
+static int layout_of(uint64_t oid, struct ec_layout *l)
+{
+	return layout_for(oid, oid_copy_policy(oid), l);
 }
 
 static bool retryable(int res)
@@ -219,14 +225,13 @@ struct ec_piece {
 	const uint8_t *src;
 };
 
-int gateway_ec_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync)
+static int write_layout(uint64_t oid, const struct ec_layout *lp, const void *buf, uint32_t len, uint32_t offset,
+			bool create, bool sync)
 {
-	struct ec_layout l;
+	const struct ec_layout l = *lp;
 	struct ec_piece pieces[EC_MAX_DATA];
 	struct gateway_target t[EC_MAX_STRIPS];
-	int ret = layout_of(oid, &l), nr_pieces = 0, nr_t = 0;
-	if (ret)
-		return ret;
+	int ret = SD_RES_SUCCESS, nr_pieces = 0, nr_t = 0;
 	if ((uint64_t)offset + len > (uint64_t)l.strip_size * l.d)
 		return SD_RES_INVALID_PARMS;
 	uint32_t lo = l.strip_size, hi = 0;
@@ -289,60 +294,46 @@ out:
 	return ret;
 }
 
+int gateway_ec_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset, bool create, bool sync)
+{
+	struct ec_layout l;
+	int ret = layout_of(oid, &l);
+	return ret ? ret : write_layout(oid, &l, buf, len, offset, create, sync);
+}
+
+static int remove_layout(uint64_t oid, const struct ec_layout *l)
+{
+	struct gateway_target t[EC_MAX_STRIPS];
+	for (int i = 0; i < l->n; i++)
+		t[i] = (struct gateway_target){ .oid = ec_strip_oid(oid, i) };
+	pthread_mutex_lock(object_lock(oid));
+	int ret = gateway_fanout(SD_OP_REMOVE_PEER, peer_remove, 0, t, l->n);
+	pthread_mutex_unlock(object_lock(oid));
+	return ret;
+}
+
 int gateway_ec_remove(uint64_t oid)
 {
 	struct ec_layout l;
-	struct gateway_target t[EC_MAX_STRIPS];
 	int ret = layout_of(oid, &l);
-	if (ret)
-		return ret;
-	for (int i = 0; i < l.n; i++)
-		t[i] = (struct gateway_target){ .oid = ec_strip_oid(oid, i) };
-	pthread_mutex_lock(object_lock(oid));
-	ret = gateway_fanout(SD_OP_REMOVE_PEER, peer_remove, 0, t, l.n);
-	pthread_mutex_unlock(object_lock(oid));
-	return ret;
+	return ret ? ret : remove_layout(oid, &l);
 }
 
 /* alter-copy: the strips of a whole data object under a given policy, whatever its VDI's policy
  * says now (the layout in transit places them: vdi_state.c). buf is the whole object. */
 int gateway_ec_create_as(uint64_t oid, uint8_t policy, const void *buf, bool sync)
 {
-	const struct ec_codec *codec = ec_codec_get(policy);
-	struct gateway_target t[EC_MAX_STRIPS];
-	uint8_t *data[EC_MAX_DATA], *parity[EC_MAX_PARITY];
-	if (!codec || is_ec_strip(oid))
+	struct ec_layout l;
+	if (is_ec_strip(oid) || layout_for(oid, policy, &l))
 		return SD_RES_INVALID_PARMS;
-	int d = ec_policy_data(policy), p = ec_policy_parity(policy);
-	uint32_t strip_size = (uint32_t)(obj_size_of(oid) / d);
-	uint8_t *par = xmalloc((size_t)p * strip_size);
-	for (int i = 0; i < d; i++)
-		data[i] = (uint8_t *)buf + (size_t)i * strip_size;
-	for (int j = 0; j < p; j++)
-		parity[j] = par + (size_t)j * strip_size;
-	ec_encode(codec, strip_size, data, parity);
-	for (int i = 0; i < d + p; i++)
-		t[i] = (struct gateway_target){ .oid = ec_strip_oid(oid, i), .buf = i < d ? data[i] : parity[i - d],
-						.len = strip_size };
-	pthread_mutex_lock(object_lock(oid));
-	int ret = gateway_fanout(SD_OP_CREATE_AND_WRITE_PEER, peer_create_and_write, sync ? 0 : SD_FLAG_CMD_CACHE, t,
-				 d + p);
-	pthread_mutex_unlock(object_lock(oid));
-	free(par);
-	return ret;
+	return write_layout(oid, &l, buf, l.strip_size * (uint32_t)l.d, 0, true, sync);
 }
 
 /* alter-copy: remove the strips a data object has under a given policy */
 int gateway_ec_remove_as(uint64_t oid, uint8_t policy)
 {
-	struct gateway_target t[EC_MAX_STRIPS];
-	if (!ec_policy_valid(policy) || is_ec_strip(oid))
+	struct ec_layout l;
+	if (is_ec_strip(oid) || layout_for(oid, policy, &l))
 		return SD_RES_INVALID_PARMS;
-	int n = ec_policy_data(policy) + ec_policy_parity(policy);
-	for (int i = 0; i < n; i++)
-		t[i] = (struct gateway_target){ .oid = ec_strip_oid(oid, i) };
-	pthread_mutex_lock(object_lock(oid));
-	int ret = gateway_fanout(SD_OP_REMOVE_PEER, peer_remove, 0, t, n);
-	pthread_mutex_unlock(object_lock(oid));
-	return ret;
+	return remove_layout(oid, &l);
 }

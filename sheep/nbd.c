@@ -1287,25 +1287,6 @@ static void conn_handler(int fd, uint32_t events, void *data)
 
 /* ---- the caps (conn_limits.c decides, this file acts) ---- */
 
-static int nbd_listen_fd = -1;
-static bool accept_paused;
-
-static void pause_accept(void)
-{
-	if (!accept_paused) {
-		accept_paused = true;
-		modify_event(nbd_listen_fd, 0);
-	}
-}
-
-static void resume_accept(void)
-{
-	if (accept_paused) {
-		accept_paused = false;
-		modify_event(nbd_listen_fd, EPOLLIN);
-	}
-}
-
 static void meter_close(struct conn_meter *m, const char *why)
 {
 	struct nbd_conn *c = container_of(m, struct nbd_conn, meter);
@@ -1324,18 +1305,9 @@ static void meter_wake(struct conn_meter *m)
 	conn_update_events(container_of(m, struct nbd_conn, meter));
 }
 
-static const struct limits_ops nbd_limits_ops = {
-	.close = meter_close, .wake = meter_wake, .resume_accept = resume_accept,
-};
-
 /* 0: taken (or refused at once), -1: stop accepting for now */
 static int accept_one(int fd)
 {
-	/* at the cap: the longest stalled negotiation or request makes room, else wait for one to end */
-	if (limits_full(LIMITS_NBD) && !limits_make_room(LIMITS_NBD)) {
-		pause_accept();
-		return -1;
-	}
 	int cfd = accept_client(fd, "nbd");
 	if (cfd < 0)
 		return -1;
@@ -1369,13 +1341,13 @@ static int accept_one(int fd)
 	return 0;
 }
 
-#define ACCEPTS_PER_EVENT 32   /* drain the backlog quickly: a live client may wait behind stalled ones */
+static const struct limits_ops nbd_limits_ops = {
+	.close = meter_close, .wake = meter_wake, .accept_one = accept_one,
+};
 
 static void listen_handler(int fd, uint32_t events, void *data)
 {
-	for (int i = 0; i < ACCEPTS_PER_EVENT && !accept_paused; i++)
-		if (accept_one(fd) < 0)
-			break;
+	limits_accept(LIMITS_NBD);
 }
 
 int nbd_init(const char *addr, int port)
@@ -1386,8 +1358,7 @@ int nbd_init(const char *addr, int port)
 	int fd = listen_port(addr, port, listen_handler);
 	if (fd < 0)
 		return fd;
-	nbd_listen_fd = fd;
-	limits_start(LIMITS_NBD, &nbd_limits_ops);
+	limits_start(LIMITS_NBD, &nbd_limits_ops, fd);
 	sd_info("nbd: exporting VDIs on %s:%d", addr, port);
 	if (nbd_tls_required())
 		sd_info("nbd: clients must use TLS with a pre-shared key (STARTTLS)");

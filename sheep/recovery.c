@@ -58,8 +58,6 @@ uint32_t recovery_pause_ms;
  * waits longer than that per object, so it always progresses. */
 #define CLIENT_IO_WINDOW_NS (200ull * 1000000)
 #define CLIENT_IO_PAUSE_US  (10 * 1000)
-#define RECOVERY_CHUNK (4u << 20)    /* bytes of an object fetched at once (a default-size object) */
-
 static _Atomic uint64_t last_client_io_ns;
 
 void recovery_note_client_io(void)
@@ -133,8 +131,9 @@ static bool holds(const struct vnode_info *vi, uint64_t oid, const struct sd_nod
 
 /* one piece of the object from wherever a copy is: a holder of this epoch, of an earlier one, or
  * rebuilt from the other strips */
-static int fetch_piece(const struct vnode_info *cur, uint64_t oid, void *buf, uint32_t len, uint32_t offset)
+static int fetch_piece(void *ctx, uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
+	const struct vnode_info *cur = ctx;
 	int ret = gateway_read_holders(cur, cur, oid, buf, len, offset, SD_FLAG_CMD_RECOVERY);
 	if (ret != SD_RES_SUCCESS)
 		ret = gateway_read_old_epochs(cur, oid, buf, len, offset, SD_FLAG_CMD_RECOVERY);
@@ -143,35 +142,18 @@ static int fetch_piece(const struct vnode_info *cur, uint64_t oid, void *buf, ui
 	return ret;
 }
 
-/* The object is fetched RECOVERY_CHUNK at a time into a new file that appears whole, synced, or
- * not at all (store_build_*): no buffer scales with the object size, and objects larger than
- * one request (SD_MAX_DATA_LENGTH) recover too. */
+/* The object is fetched a piece at a time into a new file that appears whole, synced (not left
+ * to a client's flush, which would then wait for recovery), or not at all (store_build_from): no
+ * buffer scales with the object size, and objects larger than one request recover too. */
 int recover_object_now(uint64_t oid)
 {
 	if (store_exists(oid))
 		return SD_RES_SUCCESS;
-	uint64_t size = obj_size_of(oid);
-	uint32_t chunk = (uint32_t)MIN(size, (uint64_t)RECOVERY_CHUNK);
 	struct vnode_info *cur = get_vnode_info();
-	struct store_build *b;
-	char *buf = xmalloc(chunk);
-	int ret = store_build_begin(oid, size, &b);
-	for (uint64_t off = 0; ret == SD_RES_SUCCESS && off < size; off += chunk) {
-		uint32_t len = (uint32_t)MIN((uint64_t)chunk, size - off);
-		ret = fetch_piece(cur, oid, buf, len, (uint32_t)off);
-		if (ret == SD_RES_SUCCESS)
-			ret = store_build_write(b, buf, len, (uint32_t)off);
-	}
-	if (ret == SD_RES_SUCCESS) {
-		/* synced here, not left to a client's flush (which would then wait for recovery) */
-		ret = store_build_publish(b, true);
-		if (ret == SD_RES_SUCCESS)
-			sd_debug("recovered %016" PRIx64 " at epoch %u", oid, sys_epoch());
-	} else {
-		store_build_abort(b);
-	}
+	int ret = store_build_from(oid, obj_size_of(oid), fetch_piece, cur);
+	if (ret == SD_RES_SUCCESS)
+		sd_debug("recovered %016" PRIx64 " at epoch %u", oid, sys_epoch());
 	put_vnode_info(cur);
-	free(buf);
 	return ret;
 }
 

@@ -49,27 +49,10 @@ static void release(uint64_t oid)
 	pthread_mutex_unlock(&inflight_lock);
 }
 
-#define REPAIR_CHUNK (4u << 20)
-
-/* a good copy, a piece at a time, into a new file that replaces the bad one at once */
-static int refetch(uint64_t oid, uint64_t size)
+/* a piece of a good copy, from wherever the gateway finds one */
+static int fetch_good(void *unused, uint64_t oid, void *buf, uint32_t len, uint32_t offset)
 {
-	uint32_t chunk = (uint32_t)MIN(size, (uint64_t)REPAIR_CHUNK);
-	struct store_build *b;
-	char *buf = xmalloc(chunk);
-	int ret = store_build_begin(oid, size, &b);
-	for (uint64_t off = 0; ret == SD_RES_SUCCESS && off < size; off += chunk) {
-		uint32_t len = (uint32_t)MIN((uint64_t)chunk, size - off);
-		ret = gateway_read_obj(oid, buf, len, (uint32_t)off);
-		if (ret == SD_RES_SUCCESS)
-			ret = store_build_write(b, buf, len, (uint32_t)off);
-	}
-	if (ret == SD_RES_SUCCESS)
-		ret = store_build_publish(b, true);
-	else
-		store_build_abort(b);
-	free(buf);
-	return ret;
+	return gateway_read_obj(oid, buf, len, offset);
 }
 
 int repair_object_now(uint64_t oid)
@@ -82,7 +65,7 @@ int repair_object_now(uint64_t oid)
 	int ret = store_verify(oid, &nr_bad, &first_bad);
 	if (ret != SD_RES_CHECKSUM)
 		goto out;    /* whole again, gone or unreadable: nothing to rewrite */
-	ret = refetch(oid, size);
+	ret = store_build_from(oid, size, fetch_good, NULL);
 	if (ret == SD_RES_SUCCESS)
 		sd_warn("read repair: %016" PRIx64 " on %s: %u bad blocks (first: block %u) rewritten from a good copy",
 			oid, node, nr_bad, first_bad);

@@ -32,7 +32,6 @@
 #include "conn_limits.h"
 #include "epoch_wait.h"
 
-static int client_listen_fd = -1;   /* the sheepdog-protocol port, paused at the caps */
 
 enum rx_state { RX_HDR, RX_DATA, RX_DRAIN };
 
@@ -480,24 +479,6 @@ int listen_port(const char *addr, int port, void (*handler)(int fd, uint32_t eve
 
 /* ---- the limits' side of connections (conn_limits.c decides, this file acts) ---- */
 
-static bool accept_paused;
-
-static void pause_accept(void)
-{
-	if (!accept_paused) {
-		accept_paused = true;
-		modify_event(client_listen_fd, 0);
-	}
-}
-
-static void resume_accept(void)
-{
-	if (accept_paused) {
-		accept_paused = false;
-		modify_event(client_listen_fd, EPOLLIN);
-	}
-}
-
 static void meter_close(struct conn_meter *m, const char *why)
 {
 	struct client_info *ci = container_of(m, struct client_info, meter);
@@ -514,28 +495,8 @@ static void meter_wake(struct conn_meter *m)
 		update_events(ci);
 }
 
-static const struct limits_ops client_limits_ops = {
-	.close = meter_close, .wake = meter_wake, .resume_accept = resume_accept,
-};
-
-static int accept_one(int fd);
-
-#define ACCEPTS_PER_EVENT 32   /* drain the backlog quickly: a live client may wait behind stalled ones */
-
-static void listen_handler(int fd, uint32_t events, void *data)
-{
-	for (int i = 0; i < ACCEPTS_PER_EVENT && !accept_paused; i++)
-		if (accept_one(fd) < 0)
-			break;
-}
-
 static int accept_one(int fd)
 {
-	/* at the cap: the longest stalled request makes room, else nobody is accepted until one leaves */
-	if (limits_full(LIMITS_SHEEP) && !limits_make_room(LIMITS_SHEEP)) {
-		pause_accept();
-		return -1;
-	}
 	int cfd = accept_client(fd, "sheep");
 	if (cfd < 0)
 		return -1;
@@ -558,12 +519,20 @@ static int accept_one(int fd)
 	return 0;
 }
 
+static const struct limits_ops client_limits_ops = {
+	.close = meter_close, .wake = meter_wake, .accept_one = accept_one,
+};
+
+static void listen_handler(int fd, uint32_t events, void *data)
+{
+	limits_accept(LIMITS_SHEEP);
+}
+
 int create_listen_port(const char *bindaddr, int port)
 {
 	int fd = listen_port(bindaddr, port, listen_handler);
 	if (fd < 0)
 		return fd;
-	client_listen_fd = fd;
-	limits_start(LIMITS_SHEEP, &client_limits_ops);
+	limits_start(LIMITS_SHEEP, &client_limits_ops, fd);
 	return 0;
 }

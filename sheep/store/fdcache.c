@@ -281,29 +281,34 @@ void fdcache_put(struct fdref *ref)
 	ref->e = NULL;
 }
 
+/* under the lock: oid's entry leaves the shard, and misses already under way are not cached */
+static void shard_forget(struct fd_shard *s, uint64_t oid)
+{
+	struct fd_entry *e = find(s, oid);
+	if (e)
+		unlist(s, e);
+	s->seq++;
+}
+
 void fdcache_forget(uint64_t oid)
 {
 	for (int w = 0; w < 2; w++) {
 		struct fd_shard *s = shard_of(oid, w);
 		pthread_mutex_lock(&s->lock);
-		struct fd_entry *e = find(s, oid);
-		if (e)
-			unlist(s, e);
-		s->seq++;
+		shard_forget(s, oid);
 		pthread_mutex_unlock(&s->lock);
 	}
 }
 
 void fdcache_adopt(uint64_t oid, int fd, unsigned md_gen)
 {
-	fdcache_forget(oid);    /* the read descriptor too */
-	struct fd_shard *s = shard_of(oid, true);
+	struct fd_shard *r = shard_of(oid, false), *s = shard_of(oid, true);
+	pthread_mutex_lock(&r->lock);
+	shard_forget(r, oid);    /* the read descriptor of the old file */
+	pthread_mutex_unlock(&r->lock);
 	pthread_mutex_lock(&s->lock);
 	check_generation(s);
-	struct fd_entry *e = find(s, oid);
-	if (e)
-		unlist(s, e);
-	s->seq++;
+	shard_forget(s, oid);
 	if (s->cap && md_gen == s->md_gen)
 		shard_add(s, new_entry(oid, fd, true, 1));
 	else

@@ -11,10 +11,9 @@
 
 #include "store.h"
 
-/* FDCACHE_DEFAULT files unless asked otherwise (a quarter of them open for writing), never more
- * than an FDCACHE_FRACTION-th of the open-file limit (clients and peers need descriptors too);
- * 0 caches nothing */
-#define FDCACHE_DEFAULT  STORE_FD_CACHE_DEFAULT
+/* STORE_FD_CACHE_DEFAULT files unless asked otherwise (a quarter of them open for writing), never
+ * more than an FDCACHE_FRACTION-th of the open-file limit (clients and peers need descriptors
+ * too); 0 caches nothing */
 #define FDCACHE_FRACTION 4u
 
 /* one use of a descriptor: held from fdcache_get to fdcache_put */

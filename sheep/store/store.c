@@ -38,7 +38,7 @@ static pthread_mutex_t *obj_lock_of(uint64_t oid)
 	return &obj_locks[(h >> 32) % OBJ_LOCK_STRIPES];
 }
 
-static unsigned fd_cache_max = FDCACHE_DEFAULT;
+static unsigned fd_cache_max = STORE_FD_CACHE_DEFAULT;
 
 void store_set_fd_cache(unsigned max)
 {
@@ -335,6 +335,26 @@ int store_build_publish(struct store_build *b, bool sync)
 	}
 	free(b);
 	return SD_RES_SUCCESS;
+}
+
+int store_build_from(uint64_t oid, uint64_t obj_size, store_fetch_fn fetch, void *ctx)
+{
+	uint32_t piece = (uint32_t)MIN(obj_size, (uint64_t)STORE_BUILD_PIECE);
+	struct store_build *b;
+	char *buf = xmalloc(piece ? piece : 1);
+	int ret = store_build_begin(oid, obj_size, &b);
+	for (uint64_t off = 0; ret == SD_RES_SUCCESS && off < obj_size; off += piece) {
+		uint32_t len = (uint32_t)MIN((uint64_t)piece, obj_size - off);
+		ret = fetch(ctx, oid, buf, len, (uint32_t)off);
+		if (ret == SD_RES_SUCCESS)
+			ret = store_build_write(b, buf, len, (uint32_t)off);
+	}
+	if (ret == SD_RES_SUCCESS)
+		ret = store_build_publish(b, true);
+	else
+		store_build_abort(b);
+	free(buf);
+	return ret;
 }
 
 int store_create_and_write(uint64_t oid, const void *buf, uint32_t len, uint32_t offset,

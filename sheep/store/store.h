@@ -42,6 +42,11 @@ int store_build_begin(uint64_t oid, uint64_t obj_size, struct store_build **out)
 int store_build_write(struct store_build *b, const void *buf, uint32_t len, uint32_t offset);
 int store_build_publish(struct store_build *b, bool sync);
 void store_build_abort(struct store_build *b);     /* NULL: nothing */
+/* a whole object of obj_size bytes built from the pieces fetch gives (STORE_BUILD_PIECE bytes at
+ * a time, the last shorter), then published synced; a failed fetch leaves no object */
+#define STORE_BUILD_PIECE (4u << 20)
+typedef int (*store_fetch_fn)(void *ctx, uint64_t oid, void *buf, uint32_t len, uint32_t offset);
+int store_build_from(uint64_t oid, uint64_t obj_size, store_fetch_fn fetch, void *ctx);
 int store_remove(uint64_t oid);
 /* every block of the object: SD_RES_CHECKSUM and *nr_bad blocks (the first in *first_bad) when
  * any fails */
