@@ -123,6 +123,25 @@ static int inode_copies(uint8_t copies, uint8_t policy)
 	return policy ? ec_policy_parity(policy) + 1 : copies;
 }
 
+/* one CONVERT_OBJ (action) for oid, the layout in transit being copies/policy, at node n (NULL:
+ * the sheep collie talks to), tried again while that node has not applied the step yet */
+static int convert_req(const struct sd_node *n, uint64_t oid, uint8_t copies, uint8_t policy, int action)
+{
+	int ret = SD_RES_AGAIN;
+	for (int tries = 0; tries < SETTLE_RETRIES && ret == SD_RES_AGAIN; tries++) {
+		struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_CONVERT_OBJ };
+		struct sd_rsp rsp;
+		if (tries)
+			usleep(SETTLE_RETRY_US);
+		req.obj.oid = oid;
+		req.obj.copies = copies;
+		req.obj.copy_policy = policy;
+		req.obj.ec_index = action;
+		ret = n ? node_exec(n, &req, NULL, 0, &rsp) : sheep_exec(&req, NULL, 0, &rsp);
+	}
+	return ret;
+}
+
 /* CONVERT_OBJ (action) for every object v owns, the layout in transit being copies/policy */
 static int convert_objects(struct settle *s, const struct vdi_entry *v, const uint32_t *index, uint64_t nr,
 			   uint8_t copies, uint8_t policy, int action)
@@ -131,18 +150,7 @@ static int convert_objects(struct settle *s, const struct vdi_entry *v, const ui
 	for (uint64_t i = 0; i < nr && !ret; i++) {
 		if (index[i] != v->vid)
 			continue;
-		for (int tries = 0; tries < SETTLE_RETRIES; tries++) {
-			struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_CONVERT_OBJ };
-			struct sd_rsp rsp;
-			req.obj.oid = vid_to_data_oid(v->vid, i);
-			req.obj.copies = copies;
-			req.obj.copy_policy = policy;
-			req.obj.ec_index = action;
-			ret = sheep_exec(&req, NULL, 0, &rsp);
-			if (ret != SD_RES_AGAIN)
-				break;
-			usleep(SETTLE_RETRY_US);
-		}
+		ret = convert_req(NULL, vid_to_data_oid(v->vid, i), copies, policy, action);
 		if (action == SD_CONVERT_WRITE)
 			progress_update(&s->bar, ++s->done, s->total);
 	}
@@ -154,18 +162,7 @@ static int wait_transit_known(struct settle *s, uint32_t vid, uint8_t copies, ui
 {
 	int ret = 0;
 	for (int i = 0; i < s->vi->nr_nodes && !ret; i++)
-		for (int tries = 0; tries < SETTLE_RETRIES; tries++) {
-			struct sd_req req = { .proto_ver = SD_SHEEP_PROTO_VER, .opcode = SD_OP_CONVERT_OBJ };
-			struct sd_rsp rsp;
-			req.obj.oid = vid_to_data_oid(vid, 0);
-			req.obj.copies = copies;
-			req.obj.copy_policy = policy;
-			req.obj.ec_index = SD_CONVERT_READY;
-			ret = node_exec(&s->vi->nodes[i], &req, NULL, 0, &rsp);
-			if (ret != SD_RES_AGAIN)
-				break;
-			usleep(SETTLE_RETRY_US);
-		}
+		ret = convert_req(&s->vi->nodes[i], vid_to_data_oid(vid, 0), copies, policy, SD_CONVERT_READY);
 	return ret;
 }
 
